@@ -1,0 +1,44 @@
+//! Streaming writer for Redis RDB files.
+//!
+//! The crate is split into small layers:
+//!
+//! * [`crc`]: the CRC-64 variant Redis uses for the file trailer;
+//! * [`consts`]: object type bytes ([`ValueType`]) and opcodes;
+//! * [`compress`]: a bounded-output LZF compressor;
+//! * [`encode`]: free functions appending RDB primitives (lengths, strings,
+//!   doubles, times) to a `Vec<u8>`;
+//! * [`RecordBuilder`]: one key's serialized record, assembled in a scratch
+//!   buffer so a key that fails half-way never reaches the file;
+//! * [`RdbWriter`]: the buffered, checksumming file writer.
+//!
+//! ```
+//! use rdb::{RdbWriter, RecordBuilder, ValueType};
+//!
+//! let mut w = RdbWriter::new(Vec::new(), 10)?;
+//! w.aux(b"redis-ver", b"7.0.15")?;
+//! w.select_db(0)?;
+//! w.resize_db(1, 0)?;
+//! let mut rec = RecordBuilder::new(true);
+//! rec.value_type(ValueType::String);
+//! rec.key(b"greeting");
+//! rec.string(b"hello");
+//! w.record(&rec)?;
+//! let bytes = w.finish()?;
+//! assert!(bytes.starts_with(b"REDIS0010"));
+//! # Ok::<(), rdb::RdbError>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod compress;
+pub mod consts;
+pub mod crc;
+pub mod encode;
+mod error;
+mod record;
+mod writer;
+
+pub use consts::ValueType;
+pub use crc::{crc64, Crc64};
+pub use error::RdbError;
+pub use record::RecordBuilder;
+pub use writer::RdbWriter;

@@ -1,0 +1,964 @@
+//! Listpack decoder and encoder (Redis 5.0+ streams, 7.0+ hash/zset/list, 7.2+ set).
+//!
+//! Layout: `u32 total_bytes LE`, `u16 num_elements LE` (65535 = unknown), the entries,
+//! then the end byte 0xFF. Each entry is `encoding+data` followed by `backlen`, the
+//! length of `encoding+data` written so that it can be read backwards.
+
+use super::{parse_canonical_int, read_le, DecodeError, Element};
+
+/// Size of the listpack header (`total_bytes` + `num_elements`).
+pub const HEADER_SIZE: usize = 6;
+/// The end-of-listpack byte.
+pub const END: u8 = 0xFF;
+/// `num_elements` value meaning "count unknown, walk the entries".
+pub const COUNT_UNKNOWN: u16 = u16::MAX;
+
+const WHAT: &str = "listpack";
+
+/// A validated listpack borrowed from memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listpack<'a> {
+    data: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Listpack<'a> {
+    /// Validates the listpack at the start of `bytes` (which may extend past its end).
+    ///
+    /// Checks the header (`7 <= total_bytes <= bytes.len()`), every entry's encoding,
+    /// that it fits, that its backlen is the canonical encoding of its length, that the
+    /// end byte sits exactly at `total_bytes - 1`, and that `num_elements` (unless
+    /// 65535) equals the number of entries.
+    pub fn parse(bytes: &'a [u8]) -> Result<Listpack<'a>, DecodeError> {
+        let total = read_le::<4>(bytes, 0).ok_or(DecodeError::Truncated {
+            what: "listpack header",
+            offset: 0,
+        })?;
+        let num = read_le::<2>(bytes, 4).ok_or(DecodeError::Truncated {
+            what: "listpack header",
+            offset: 0,
+        })?;
+        let total = u32::from_le_bytes(total);
+        let num = u16::from_le_bytes(num);
+        let total = usize::try_from(total).map_err(|_| DecodeError::TooLarge {
+            what: "listpack total_bytes",
+            size: u64::from(total),
+        })?;
+        if total < HEADER_SIZE + 1 {
+            return Err(DecodeError::BadHeader {
+                what: WHAT,
+                detail: format!("total_bytes {total} is smaller than the minimum of 7"),
+            });
+        }
+        let data = bytes.get(..total).ok_or(DecodeError::Truncated {
+            what: "listpack (total_bytes exceeds the readable bytes)",
+            offset: bytes.len(),
+        })?;
+        let end = total - 1;
+        match data.get(end) {
+            Some(&END) => {}
+            found => {
+                return Err(DecodeError::MissingTerminator {
+                    what: WHAT,
+                    offset: end,
+                    found: found.copied(),
+                })
+            }
+        }
+        let mut pos = HEADER_SIZE;
+        let mut count: usize = 0;
+        while pos < end {
+            if data.get(pos) == Some(&END) {
+                return Err(DecodeError::EarlyTerminator {
+                    what: WHAT,
+                    offset: pos,
+                    expected: end,
+                });
+            }
+            let (_, len) = entry_at(data, pos, end)?;
+            let back_at = pos + len; // entry_at guarantees pos + len <= end
+            let mut buf = [0u8; 5];
+            let want = encode_backlen(len, &mut buf);
+            let avail = end - back_at;
+            let present = data.get(back_at..back_at + want.len().min(avail));
+            if present != want.get(..want.len().min(avail)) {
+                return Err(DecodeError::BacklenMismatch {
+                    offset: back_at,
+                    entry_len: len,
+                });
+            }
+            if want.len() > avail {
+                return Err(DecodeError::Overrun {
+                    what: "listpack backlen",
+                    offset: back_at,
+                    needed: want.len() as u64,
+                    available: avail,
+                });
+            }
+            pos = back_at + want.len();
+            count += 1;
+        }
+        if num != COUNT_UNKNOWN && usize::from(num) != count {
+            return Err(DecodeError::CountMismatch {
+                what: WHAT,
+                header: u64::from(num),
+                actual: count as u64,
+            });
+        }
+        Ok(Listpack { data, count })
+    }
+
+    /// Number of entries (counted while validating, not taken from the header).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the listpack has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The listpack's size in bytes (`total_bytes`).
+    pub fn total_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The listpack's bytes, exactly `total_bytes` long.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Iterates over the entries in order.
+    pub fn iter(&self) -> ListpackIter<'a> {
+        ListpackIter {
+            data: self.data,
+            pos: HEADER_SIZE,
+            remaining: self.count,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &Listpack<'a> {
+    type Item = Element<'a>;
+    type IntoIter = ListpackIter<'a>;
+    fn into_iter(self) -> ListpackIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the entries of a validated [`Listpack`].
+#[derive(Debug, Clone)]
+pub struct ListpackIter<'a> {
+    data: &'a [u8],
+    pos: usize,
+    remaining: usize,
+}
+
+impl<'a> Iterator for ListpackIter<'a> {
+    type Item = Element<'a>;
+
+    fn next(&mut self) -> Option<Element<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let end = self.data.len().checked_sub(1)?;
+        match entry_at(self.data, self.pos, end) {
+            Ok((elem, len)) => {
+                self.pos = self
+                    .pos
+                    .checked_add(len)?
+                    .checked_add(backlen_size(len))?;
+                self.remaining -= 1;
+                Some(elem)
+            }
+            Err(_) => {
+                // Unreachable after validation; stop rather than loop or panic.
+                self.remaining = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining))
+    }
+}
+
+/// Returns `len` bytes at `start`, which must end at or before `end`. `entry` is the
+/// offset of the entry being decoded (for the error).
+fn field<'a>(
+    data: &'a [u8],
+    start: usize,
+    len: usize,
+    end: usize,
+    what: &'static str,
+    entry: usize,
+) -> Result<&'a [u8], DecodeError> {
+    start
+        .checked_add(len)
+        .filter(|&stop| stop <= end)
+        .and_then(|stop| data.get(start..stop))
+        .ok_or(DecodeError::Overrun {
+            what,
+            offset: entry,
+            needed: (start.saturating_sub(entry) as u64).saturating_add(len as u64),
+            available: end.saturating_sub(entry),
+        })
+}
+
+/// Returns the `N` bytes following the encoding byte at `entry`, ending at or before `end`.
+fn int_field<const N: usize>(
+    data: &[u8],
+    entry: usize,
+    end: usize,
+    what: &'static str,
+) -> Result<[u8; N], DecodeError> {
+    let bytes = field(data, entry.saturating_add(1), N, end, what, entry)?;
+    bytes.try_into().map_err(|_| DecodeError::Overrun {
+        what,
+        offset: entry,
+        needed: N as u64 + 1,
+        available: end.saturating_sub(entry),
+    })
+}
+
+/// Decodes the entry at `pos` (which must be before `end`, the offset of the end byte).
+/// Returns the element and the entry's length without its backlen; the entry is
+/// guaranteed to end at or before `end`. The backlen is not checked.
+fn entry_at(data: &[u8], pos: usize, end: usize) -> Result<(Element<'_>, usize), DecodeError> {
+    let b = *data
+        .get(pos)
+        .filter(|_| pos < end)
+        .ok_or(DecodeError::Truncated {
+            what: "listpack entry",
+            offset: pos,
+        })?;
+    let body = |hdr: usize, len: usize, what| field(data, pos + hdr, len, end, what, pos);
+    match b {
+        0x00..=0x7F => Ok((Element::Int(i64::from(b)), 1)),
+        0x80..=0xBF => {
+            let len = usize::from(b & 0x3F);
+            let s = body(1, len, "listpack 6-bit string")?;
+            Ok((Element::Bytes(s), 1 + len))
+        }
+        0xC0..=0xDF => {
+            let [lo] = int_field::<1>(data, pos, end, "listpack 13-bit integer")?;
+            let raw = (i64::from(b & 0x1F) << 8) | i64::from(lo);
+            let v = if raw >= 1 << 12 { raw - (1 << 13) } else { raw };
+            Ok((Element::Int(v), 2))
+        }
+        0xE0..=0xEF => {
+            let [lo] = int_field::<1>(data, pos, end, "listpack 12-bit string length")?;
+            let len = (usize::from(b & 0x0F) << 8) | usize::from(lo);
+            let s = body(2, len, "listpack 12-bit string")?;
+            Ok((Element::Bytes(s), 2 + len))
+        }
+        0xF0 => {
+            let l = int_field::<4>(data, pos, end, "listpack 32-bit string length")?;
+            let len = u32::from_le_bytes(l);
+            let len = usize::try_from(len).map_err(|_| DecodeError::TooLarge {
+                what: "listpack string",
+                size: u64::from(len),
+            })?;
+            let s = body(5, len, "listpack 32-bit string")?;
+            Ok((Element::Bytes(s), 5 + len))
+        }
+        0xF1 => {
+            let v = i16::from_le_bytes(int_field(data, pos, end, "listpack int16")?);
+            Ok((Element::Int(i64::from(v)), 3))
+        }
+        0xF2 => {
+            let [a, b, c] = int_field(data, pos, end, "listpack int24")?;
+            // Put the value in the top 3 bytes; the arithmetic shift sign-extends it.
+            let v = i32::from_le_bytes([0, a, b, c]) >> 8;
+            Ok((Element::Int(i64::from(v)), 4))
+        }
+        0xF3 => {
+            let v = i32::from_le_bytes(int_field(data, pos, end, "listpack int32")?);
+            Ok((Element::Int(i64::from(v)), 5))
+        }
+        0xF4 => {
+            let v = i64::from_le_bytes(int_field(data, pos, end, "listpack int64")?);
+            Ok((Element::Int(v), 9))
+        }
+        _ => Err(DecodeError::BadEncoding {
+            what: "listpack entry",
+            offset: pos,
+            byte: b,
+        }),
+    }
+}
+
+/// Number of backlen bytes Redis writes for an entry of `len` bytes.
+fn backlen_size(len: usize) -> usize {
+    if len <= 127 {
+        1
+    } else if len < 16383 {
+        2
+    } else if len < 2_097_151 {
+        3
+    } else if len < 268_435_455 {
+        4
+    } else {
+        5
+    }
+}
+
+/// Writes the canonical backlen of `len` into `buf` and returns the used part.
+///
+/// The first byte holds the most significant 7-bit group with bit 7 clear; every later
+/// byte has bit 7 set; the last byte holds the lowest 7 bits.
+fn encode_backlen(len: usize, buf: &mut [u8; 5]) -> &[u8] {
+    let size = backlen_size(len);
+    for (i, slot) in buf.iter_mut().take(size).enumerate() {
+        let shift = 7 * (size - 1 - i);
+        let group = (len >> shift) as u8 & 0x7F;
+        *slot = if i == 0 { group } else { group | 0x80 };
+    }
+    buf.get(..size).unwrap_or_default()
+}
+
+/// Encodes [`Element`]s into a new listpack, choosing the smallest encoding for each
+/// (strings that are canonical decimal integers are stored as integers, as Redis does).
+#[derive(Debug, Clone)]
+pub struct ListpackBuilder {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Default for ListpackBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ListpackBuilder {
+    /// Starts an empty listpack.
+    pub fn new() -> Self {
+        ListpackBuilder {
+            buf: vec![0; HEADER_SIZE],
+            count: 0,
+        }
+    }
+
+    /// Number of entries pushed so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no entry has been pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Appends an element. Fails (leaving the builder unchanged) if the listpack would
+    /// exceed the format's 4 GiB limit.
+    pub fn push(&mut self, elem: Element<'_>) -> Result<(), DecodeError> {
+        let start = self.buf.len();
+        match elem {
+            Element::Int(v) => self.push_int(v),
+            Element::Bytes(s) => match parse_canonical_int(s) {
+                Some(v) => self.push_int(v),
+                None => self.push_str(s)?,
+            },
+        }
+        let mut back = [0u8; 5];
+        let back = encode_backlen(self.buf.len() - start, &mut back);
+        self.buf.extend_from_slice(back);
+        self.count += 1;
+        Ok(())
+    }
+
+    fn push_str(&mut self, s: &[u8]) -> Result<(), DecodeError> {
+        let len = s.len();
+        // Final size if this is the last entry: header (<= 5) + data + backlen (<= 5) + end.
+        let total = (self.buf.len() as u64)
+            .saturating_add(len as u64)
+            .saturating_add(11);
+        let len32 = u32::try_from(len).ok().filter(|_| total <= u64::from(u32::MAX));
+        let Some(len32) = len32 else {
+            return Err(DecodeError::TooLarge {
+                what: "listpack",
+                size: total,
+            });
+        };
+        if len < 64 {
+            self.buf.push(0x80 | len as u8);
+        } else if len < 4096 {
+            self.buf.push(0xE0 | (len >> 8) as u8);
+            self.buf.push(len as u8);
+        } else {
+            self.buf.push(0xF0);
+            self.buf.extend_from_slice(&len32.to_le_bytes());
+        }
+        self.buf.extend_from_slice(s);
+        Ok(())
+    }
+
+    fn push_int(&mut self, v: i64) {
+        if let Ok(v @ 0..=127) = u8::try_from(v) {
+            self.buf.push(v);
+        } else if (-4096..=4095).contains(&v) {
+            let raw = (v as u16) & 0x1FFF;
+            self.buf.push(0xC0 | (raw >> 8) as u8);
+            self.buf.push(raw as u8);
+        } else if let Ok(v) = i16::try_from(v) {
+            self.buf.push(0xF1);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+            let [a, b, c, _] = (v as i32).to_le_bytes();
+            self.buf.extend_from_slice(&[0xF2, a, b, c]);
+        } else if let Ok(v) = i32::try_from(v) {
+            self.buf.push(0xF3);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        } else {
+            self.buf.push(0xF4);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Appends every element of `elems` (see [`ListpackBuilder::push`]).
+    pub fn extend<'e>(
+        &mut self,
+        elems: impl IntoIterator<Item = Element<'e>>,
+    ) -> Result<(), DecodeError> {
+        elems.into_iter().try_for_each(|e| self.push(e))
+    }
+
+    /// Writes the header and end byte and returns the listpack's bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.push(END);
+        let total = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
+        let num = u16::try_from(self.count)
+            .ok()
+            .filter(|&n| n != COUNT_UNKNOWN)
+            .unwrap_or(COUNT_UNKNOWN);
+        let [t0, t1, t2, t3] = total.to_le_bytes();
+        let [n0, n1] = num.to_le_bytes();
+        for (slot, b) in self.buf.iter_mut().zip([t0, t1, t2, t3, n0, n1]) {
+            *slot = b;
+        }
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::testutil::{for_each_mutation, Rng};
+    use Element::{Bytes, Int};
+
+    /// Wraps raw entries (encoding + data + backlen) in a header and end byte.
+    fn wrap(entries: &[Vec<u8>], num: u16) -> Vec<u8> {
+        let body: Vec<u8> = entries.concat();
+        let total = (HEADER_SIZE + body.len() + 1) as u32;
+        let mut out = total.to_le_bytes().to_vec();
+        out.extend_from_slice(&num.to_le_bytes());
+        out.extend_from_slice(&body);
+        out.push(END);
+        out
+    }
+
+    /// Decodes a backlen reading backwards from its last byte, as Redis does.
+    fn decode_backlen_backwards(bytes: &[u8]) -> (u64, usize) {
+        let mut val = 0u64;
+        let mut shift = 0;
+        for (n, &b) in bytes.iter().rev().enumerate() {
+            val |= u64::from(b & 0x7F) << shift;
+            if b & 0x80 == 0 {
+                return (val, n + 1);
+            }
+            shift += 7;
+        }
+        panic!("unterminated backlen");
+    }
+
+    fn build(elems: &[Element]) -> Vec<u8> {
+        let mut b = ListpackBuilder::new();
+        b.extend(elems.iter().copied()).unwrap();
+        b.finish()
+    }
+
+    fn elems(lp: &Listpack) -> Vec<Vec<u8>> {
+        lp.iter().map(|e| e.to_vec()).collect()
+    }
+
+    /// (entry bytes with backlen, element) for every encoding and its boundaries.
+    fn encoding_cases() -> Vec<(Vec<u8>, Element<'static>)> {
+        vec![
+            (vec![0x00, 0x01], Int(0)),
+            (vec![0x01, 0x01], Int(1)),
+            (vec![0x7F, 0x01], Int(127)),
+            (vec![0xC0, 0x80, 0x02], Int(128)),
+            (vec![0xCF, 0xFF, 0x02], Int(4095)),
+            (vec![0xDF, 0xFF, 0x02], Int(-1)),
+            (vec![0xD0, 0x00, 0x02], Int(-4096)),
+            (vec![0xF1, 0x00, 0x10, 0x03], Int(4096)),
+            (vec![0xF1, 0xFF, 0xEF, 0x03], Int(-4097)),
+            (vec![0xF1, 0xFF, 0x7F, 0x03], Int(32767)),
+            (vec![0xF1, 0x00, 0x80, 0x03], Int(-32768)),
+            (vec![0xF2, 0x00, 0x80, 0x00, 0x04], Int(32768)),
+            (vec![0xF2, 0xFF, 0x7F, 0xFF, 0x04], Int(-32769)),
+            (vec![0xF2, 0xFF, 0xFF, 0x7F, 0x04], Int(8_388_607)),
+            (vec![0xF2, 0x00, 0x00, 0x80, 0x04], Int(-8_388_608)),
+            (vec![0xF3, 0x00, 0x00, 0x80, 0x00, 0x05], Int(8_388_608)),
+            (vec![0xF3, 0xFF, 0xFF, 0x7F, 0xFF, 0x05], Int(-8_388_609)),
+            (vec![0xF3, 0xFF, 0xFF, 0xFF, 0x7F, 0x05], Int(i32::MAX.into())),
+            (vec![0xF3, 0x00, 0x00, 0x00, 0x80, 0x05], Int(i32::MIN.into())),
+            (
+                [&[0xF4][..], &(1i64 << 31).to_le_bytes(), &[0x09]].concat(),
+                Int(1 << 31),
+            ),
+            (
+                [&[0xF4][..], &(-(1i64 << 31) - 1).to_le_bytes(), &[0x09]].concat(),
+                Int(-(1 << 31) - 1),
+            ),
+            (
+                [&[0xF4][..], &i64::MAX.to_le_bytes(), &[0x09]].concat(),
+                Int(i64::MAX),
+            ),
+            (
+                [&[0xF4][..], &i64::MIN.to_le_bytes(), &[0x09]].concat(),
+                Int(i64::MIN),
+            ),
+            (vec![0x80, 0x01], Bytes(b"")),
+            (vec![0x83, b'a', b'b', b'c', 0x04], Bytes(b"abc")),
+            (vec![0x81, 0xFF, 0x02], Bytes(b"\xff")),
+        ]
+    }
+
+    fn string_entry(len: usize) -> (Vec<u8>, Vec<u8>) {
+        let s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut e = if len < 64 {
+            vec![0x80 | len as u8]
+        } else if len < 4096 {
+            vec![0xE0 | (len >> 8) as u8, len as u8]
+        } else {
+            [&[0xF0][..], &(len as u32).to_le_bytes()].concat()
+        };
+        e.extend_from_slice(&s);
+        let mut b = [0u8; 5];
+        let back = encode_backlen(e.len(), &mut b).to_vec();
+        e.extend_from_slice(&back);
+        (e, s)
+    }
+
+    #[test]
+    fn empty() {
+        let blob = [7, 0, 0, 0, 0, 0, 0xFF];
+        let lp = Listpack::parse(&blob).unwrap();
+        assert_eq!(lp.len(), 0);
+        assert!(lp.is_empty());
+        assert_eq!(lp.total_bytes(), 7);
+        assert_eq!(lp.iter().count(), 0);
+        assert_eq!(ListpackBuilder::new().finish(), blob);
+        // unknown count is fine too
+        assert!(Listpack::parse(&[7, 0, 0, 0, 0xFF, 0xFF, 0xFF]).is_ok());
+    }
+
+    #[test]
+    fn every_integer_and_short_string_encoding() {
+        let cases = encoding_cases();
+        for (entry, elem) in &cases {
+            let blob = wrap(std::slice::from_ref(entry), 1);
+            let lp = Listpack::parse(&blob).unwrap_or_else(|e| panic!("{elem:?}: {e}"));
+            assert_eq!(lp.iter().collect::<Vec<_>>(), vec![*elem]);
+            assert_eq!(build(&[*elem]), blob, "builder encoding of {elem:?}");
+        }
+        // all of them in one listpack
+        let entries: Vec<Vec<u8>> = cases.iter().map(|c| c.0.clone()).collect();
+        let blob = wrap(&entries, entries.len() as u16);
+        let lp = Listpack::parse(&blob).unwrap();
+        assert_eq!(lp.len(), cases.len());
+        let got: Vec<Element> = lp.iter().collect();
+        let want: Vec<Element> = cases.iter().map(|c| c.1).collect();
+        assert_eq!(got, want);
+        assert_eq!(lp.as_bytes(), &blob[..]);
+    }
+
+    #[test]
+    fn string_length_classes() {
+        // 6-bit, 12-bit, 32-bit strings, incl. 63/64, 4095/4096 and a 5000-byte string
+        for len in [0, 1, 63, 64, 125, 126, 4095, 4096, 5000] {
+            let (entry, s) = string_entry(len);
+            let blob = wrap(&[entry], 1);
+            let lp = Listpack::parse(&blob).unwrap();
+            assert_eq!(lp.iter().collect::<Vec<_>>(), vec![Bytes(&s)]);
+            assert_eq!(build(&[Bytes(&s)]), blob);
+        }
+        // exact bytes of a 64-byte and a 5000-byte string entry
+        let (e64, _) = string_entry(64);
+        assert_eq!(&e64[..2], &[0xE0, 0x40]);
+        assert_eq!(&e64[66..], &[66]);
+        let (e5000, _) = string_entry(5000);
+        assert_eq!(&e5000[..5], &[0xF0, 0x88, 0x13, 0x00, 0x00]);
+        assert_eq!(&e5000[5005..], &[39, 0x80 | 13]);
+    }
+
+    #[test]
+    fn backlen_encoding_boundaries() {
+        for (len, size) in [
+            (1usize, 1usize),
+            (127, 1),
+            (128, 2),
+            (16382, 2),
+            (16383, 3),
+            (2_097_150, 3),
+            (2_097_151, 4),
+            (268_435_454, 4),
+            (268_435_455, 5),
+            (u32::MAX as usize, 5),
+        ] {
+            let mut b = [0u8; 5];
+            let enc = encode_backlen(len, &mut b);
+            assert_eq!(enc.len(), size, "size for {len}");
+            assert_eq!(backlen_size(len), size);
+            assert_eq!(decode_backlen_backwards(enc), (len as u64, size));
+        }
+        let mut b = [0u8; 5];
+        assert_eq!(encode_backlen(127, &mut b), &[0x7F]);
+        assert_eq!(encode_backlen(128, &mut b), &[0x01, 0x80]);
+        assert_eq!(encode_backlen(16382, &mut b), &[0x7F, 0xFE]);
+        assert_eq!(encode_backlen(16383, &mut b), &[0x00, 0xFF, 0xFF]);
+    }
+
+    #[test]
+    fn backlen_boundaries_in_listpacks() {
+        // entry lengths 127/128 (12-bit strings), 16382/16383 and 2097150/2097151
+        // (32-bit strings) straddle the backlen size classes
+        for entry_len in [127usize, 128, 16382, 16383, 2_097_150, 2_097_151] {
+            let slen = if entry_len < 200 {
+                entry_len - 2
+            } else {
+                entry_len - 5
+            };
+            let s = vec![b'x'; slen];
+            let blob = build(&[Bytes(&s), Int(1)]);
+            let lp = Listpack::parse(&blob).unwrap();
+            assert_eq!(lp.iter().collect::<Vec<_>>(), vec![Bytes(&s), Int(1)]);
+            let back_at = HEADER_SIZE + entry_len;
+            let size = backlen_size(entry_len);
+            assert_eq!(
+                decode_backlen_backwards(&blob[back_at..back_at + size]),
+                (entry_len as u64, size)
+            );
+        }
+        // a 2-byte backlen for 16383 decodes to the right value but is not what Redis
+        // writes: rejected
+        let s = vec![b'x'; 16378];
+        let mut e = [&[0xF0][..], &16378u32.to_le_bytes(), &s].concat();
+        e.extend_from_slice(&[0x7F, 0xFF]);
+        assert_eq!(decode_backlen_backwards(&[0x7F, 0xFF]), (16383, 2));
+        assert!(matches!(
+            Listpack::parse(&wrap(&[e], 1)),
+            Err(DecodeError::BacklenMismatch { offset: 16389, entry_len: 16383 })
+        ));
+    }
+
+    #[test]
+    fn builder_chooses_int_for_canonical_strings() {
+        let blob = build(&[
+            Bytes(b"123"),
+            Bytes(b"-1"),
+            Bytes(b"0"),
+            Bytes(b"9223372036854775807"),
+            Bytes(b"-9223372036854775808"),
+            Bytes(b"0123"),
+            Bytes(b"-0"),
+            Bytes(b"+5"),
+            Bytes(b"9223372036854775808"),
+            Bytes(b"1 "),
+        ]);
+        let lp = Listpack::parse(&blob).unwrap();
+        let got: Vec<Element> = lp.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                Int(123),
+                Int(-1),
+                Int(0),
+                Int(i64::MAX),
+                Int(i64::MIN),
+                Bytes(b"0123"),
+                Bytes(b"-0"),
+                Bytes(b"+5"),
+                Bytes(b"9223372036854775808"),
+                Bytes(b"1 "),
+            ]
+        );
+        assert_eq!(&blob[HEADER_SIZE..HEADER_SIZE + 3], &[0x7B, 0x01, 0xDF]);
+    }
+
+    #[test]
+    fn non_minimal_entry_encodings_are_accepted() {
+        // 5 as int64 and "ab" as a 12-bit string: valid, merely not what Redis writes
+        let e1 = [&[0xF4][..], &5i64.to_le_bytes(), &[9]].concat();
+        let e2 = vec![0xE0, 0x02, b'a', b'b', 0x04];
+        let blob = wrap(&[e1, e2], 2);
+        let lp = Listpack::parse(&blob).unwrap();
+        assert_eq!(lp.iter().collect::<Vec<_>>(), vec![Int(5), Bytes(b"ab")]);
+    }
+
+    #[test]
+    fn random_round_trip() {
+        let mut rng = Rng::new(1);
+        for _ in 0..200 {
+            let n = rng.below(40);
+            let mut texts: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..n {
+                let t = match rng.below(6) {
+                    0 => (rng.next_u64() as i64).to_string().into_bytes(),
+                    1 => ((rng.next_u64() as i64) >> rng.below(64)).to_string().into_bytes(),
+                    2 => (rng.below(300) as i64 - 150).to_string().into_bytes(),
+                    3 => rng.blob(70),
+                    4 => rng.blob(5000),
+                    _ => format!("0{}", rng.below(100)).into_bytes(),
+                };
+                texts.push(t);
+            }
+            let blob = build(&texts.iter().map(|t| Bytes(t)).collect::<Vec<_>>());
+            let lp = Listpack::parse(&blob).unwrap();
+            assert_eq!(lp.len(), n);
+            assert_eq!(elems(&lp), texts);
+            // re-encoding the decoded elements gives the same bytes
+            assert_eq!(build(&lp.iter().collect::<Vec<_>>()), blob);
+        }
+    }
+
+    #[test]
+    fn count_above_u16_is_unknown() {
+        let mut b = ListpackBuilder::new();
+        for i in 0..70_000i64 {
+            b.push(Int(i % 100)).unwrap();
+        }
+        assert_eq!(b.len(), 70_000);
+        let blob = b.finish();
+        assert_eq!(&blob[4..6], &[0xFF, 0xFF]);
+        let lp = Listpack::parse(&blob).unwrap();
+        assert_eq!(lp.len(), 70_000);
+        assert_eq!(lp.iter().count(), 70_000);
+        // exactly 65535 entries must also be stored as "unknown"
+        let blob = build(&vec![Int(1); 65_535]);
+        assert_eq!(&blob[4..6], &[0xFF, 0xFF]);
+        assert_eq!(Listpack::parse(&blob).unwrap().len(), 65_535);
+        let blob = build(&vec![Int(1); 65_534]);
+        assert_eq!(&blob[4..6], &[0xFE, 0xFF]);
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut entries: Vec<Vec<u8>> = encoding_cases().into_iter().map(|c| c.0).collect();
+        entries.push(string_entry(64).0);
+        entries.push(string_entry(200).0);
+        let n = entries.len() as u16;
+        wrap(&entries, n)
+    }
+
+    #[test]
+    fn longer_input_is_fine() {
+        let mut blob = sample();
+        let total = blob.len();
+        blob.extend_from_slice(&[0xAB; 100]);
+        let lp = Listpack::parse(&blob).unwrap();
+        assert_eq!(lp.total_bytes(), total);
+        assert_eq!(lp.as_bytes().len(), total);
+    }
+
+    #[test]
+    fn truncated_at_every_position() {
+        for blob in [sample(), wrap(&[string_entry(5000).0], 1)] {
+            assert!(Listpack::parse(&blob).is_ok());
+            for k in 0..blob.len() {
+                assert!(Listpack::parse(&blob[..k]).is_err(), "prefix {k}");
+            }
+        }
+        assert_eq!(
+            Listpack::parse(&[7, 0, 0, 0, 0]),
+            Err(DecodeError::Truncated {
+                what: "listpack header",
+                offset: 0
+            })
+        );
+    }
+
+    #[test]
+    fn total_bytes_too_small_or_huge() {
+        for total in 0..7u32 {
+            let mut blob = total.to_le_bytes().to_vec();
+            blob.extend_from_slice(&[0, 0, 0xFF, 0xFF]);
+            assert!(matches!(
+                Listpack::parse(&blob),
+                Err(DecodeError::BadHeader { .. })
+            ));
+        }
+        let mut blob = sample();
+        blob[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            Listpack::parse(&blob),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // total_bytes cutting an entry short: the byte at total-1 is not the end byte
+        let mut blob = sample();
+        let short = (blob.len() - 3) as u32;
+        blob[..4].copy_from_slice(&short.to_le_bytes());
+        assert!(matches!(
+            Listpack::parse(&blob),
+            Err(DecodeError::MissingTerminator { .. })
+        ));
+    }
+
+    #[test]
+    fn wrong_terminator() {
+        let mut blob = sample();
+        let last = blob.len() - 1;
+        blob[last] = 0xFE;
+        assert_eq!(
+            Listpack::parse(&blob),
+            Err(DecodeError::MissingTerminator {
+                what: "listpack",
+                offset: last,
+                found: Some(0xFE)
+            })
+        );
+    }
+
+    #[test]
+    fn early_terminator() {
+        // a listpack whose declared size is one byte past an end byte
+        let blob = [8, 0, 0, 0, 0, 0, 0xFF, 0xFF];
+        assert_eq!(
+            Listpack::parse(&blob),
+            Err(DecodeError::EarlyTerminator {
+                what: "listpack",
+                offset: 6,
+                expected: 7
+            })
+        );
+    }
+
+    #[test]
+    fn entry_overlapping_the_end_byte() {
+        // "abc" claims 5 bytes of data but only 3 + backlen are there
+        let blob = wrap(&[vec![0x85, b'a', b'b', b'c', 0x04]], 1);
+        assert!(matches!(
+            Listpack::parse(&blob),
+            Err(DecodeError::Overrun { offset: 6, .. })
+        ));
+        // backlen missing entirely
+        let blob = wrap(&[vec![0x83, b'a', b'b', b'c']], 1);
+        assert!(matches!(
+            Listpack::parse(&blob),
+            Err(DecodeError::Overrun {
+                what: "listpack backlen",
+                offset: 10,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn wrong_count() {
+        let blob = wrap(&[vec![0x01, 0x01], vec![0x02, 0x01]], 3);
+        assert_eq!(
+            Listpack::parse(&blob),
+            Err(DecodeError::CountMismatch {
+                what: "listpack",
+                header: 3,
+                actual: 2
+            })
+        );
+        let blob = wrap(&[vec![0x01, 0x01], vec![0x02, 0x01]], 0);
+        assert!(matches!(
+            Listpack::parse(&blob),
+            Err(DecodeError::CountMismatch { .. })
+        ));
+        let blob = wrap(&[vec![0x01, 0x01], vec![0x02, 0x01]], COUNT_UNKNOWN);
+        assert_eq!(Listpack::parse(&blob).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn wrong_backlen() {
+        for bad in [0x00u8, 0x02, 0x81, 0xFF] {
+            let blob = wrap(&[vec![0x01, 0x01], vec![0x02, bad]], 2);
+            assert_eq!(
+                Listpack::parse(&blob),
+                Err(DecodeError::BacklenMismatch {
+                    offset: 9,
+                    entry_len: 1
+                })
+            );
+        }
+        // over-long backlen for a 1-byte entry (0x00 0x81 also decodes to 1)
+        let blob = wrap(&[vec![0x01, 0x00, 0x81]], 1);
+        assert_eq!(
+            Listpack::parse(&blob),
+            Err(DecodeError::BacklenMismatch {
+                offset: 7,
+                entry_len: 1
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_encoding_bytes() {
+        for b in 0xF5..=0xFEu8 {
+            let blob = wrap(&[vec![0x01, 0x01], vec![b, 0x01]], 2);
+            assert_eq!(
+                Listpack::parse(&blob),
+                Err(DecodeError::BadEncoding {
+                    what: "listpack entry",
+                    offset: 8,
+                    byte: b
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn huge_string_lengths() {
+        for len in [u32::MAX, u32::MAX - 5, 1 << 31, 100] {
+            let e = [&[0xF0][..], &len.to_le_bytes(), b"abc", &[0x08]].concat();
+            let blob = wrap(&[e], 1);
+            assert!(matches!(
+                Listpack::parse(&blob),
+                Err(DecodeError::Overrun {
+                    what: "listpack 32-bit string",
+                    offset: 6,
+                    ..
+                })
+            ));
+        }
+        // 12-bit length larger than the rest
+        let blob = wrap(&[vec![0xEF, 0xFF, b'a', 0x03]], 1);
+        assert!(matches!(
+            Listpack::parse(&blob),
+            Err(DecodeError::Overrun { .. })
+        ));
+    }
+
+    #[test]
+    fn mutations_never_panic() {
+        let blobs = [
+            sample(),
+            build(&[Bytes(b"hello"), Int(-5), Int(70000), Bytes(&[b'z'; 130])]),
+            ListpackBuilder::new().finish(),
+        ];
+        let mut ok = 0;
+        for blob in &blobs {
+            for_each_mutation(blob, |_, m| {
+                if let Ok(lp) = Listpack::parse(m) {
+                    ok += 1;
+                    assert!(lp.total_bytes() <= m.len());
+                    assert_eq!(lp.as_bytes().len(), lp.total_bytes());
+                    let items: Vec<Element> = lp.iter().collect();
+                    assert_eq!(items.len(), lp.len());
+                    // re-encoding what was decoded yields an equivalent valid listpack
+                    let again = build(&items);
+                    let lp2 = Listpack::parse(&again).unwrap();
+                    assert_eq!(elems(&lp2), elems(&lp));
+                }
+            });
+        }
+        // some mutations (e.g. changed integer payloads) stay valid
+        assert!(ok > 0);
+    }
+}

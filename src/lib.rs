@@ -1,0 +1,17 @@
+//! redis-rescue: recover a Redis keyspace from the memory of a redis-server process.
+//!
+//! The pipeline: [`core`] maps an ELF core and indexes its memory; [`binary`] matches the
+//! executable and resolves symbols; [`profile`] loads the layout of the Redis build;
+//! [`walker`] walks `server.db[]` down to every key; [`sink`] writes an RDB or counts;
+//! [`report`] says what was recovered and what was lost; [`recover`] runs it all.
+#![deny(missing_docs)]
+
+pub mod binary;
+pub mod core;
+pub mod decode;
+pub mod profile;
+pub mod recover;
+pub mod report;
+pub mod sink;
+pub mod value;
+pub mod walker;

@@ -1,0 +1,592 @@
+//! A profile resolved into typed offsets: checked once, then used by the walker without
+//! any lookup by name.
+
+use super::schema::{FieldSpec, Identity, ProfileFile, StructSpec, SymbolSpec, SCHEMA_VERSION};
+use super::ProfileError;
+
+/// A plain field: byte offset and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Field {
+    /// Byte offset in the struct.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u8,
+}
+
+impl Field {
+    /// Read the field as an unsigned little-endian integer from the struct's bytes.
+    pub fn get(&self, bytes: &[u8]) -> Option<u64> {
+        let start = usize::try_from(self.offset).ok()?;
+        let b = bytes.get(start..start.checked_add(usize::from(self.size))?)?;
+        let mut v = [0u8; 8];
+        v.get_mut(..b.len())?.copy_from_slice(b);
+        Some(u64::from_le_bytes(v))
+    }
+
+    /// Element `i` of an array field whose elements are `elem` bytes.
+    pub fn element(&self, i: u64, elem: u8) -> Field {
+        Field {
+            offset: self.offset + i * u64::from(elem),
+            size: elem,
+        }
+    }
+}
+
+/// A bit-field: bit position from the struct's first byte (LSB first) and width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bits {
+    /// Bit offset from the struct's start.
+    pub bit_offset: u64,
+    /// Width in bits (1..=57).
+    pub width: u32,
+}
+
+impl Bits {
+    /// Extract the bit-field from the struct's bytes.
+    pub fn get(&self, bytes: &[u8]) -> Option<u64> {
+        let byte = usize::try_from(self.bit_offset / 8).ok()?;
+        let shift = (self.bit_offset % 8) as u32;
+        let nbytes = (shift + self.width).div_ceil(8) as usize;
+        let b = bytes.get(byte..byte.checked_add(nbytes)?)?;
+        let mut v = [0u8; 8];
+        v.get_mut(..b.len())?.copy_from_slice(b);
+        let word = u64::from_le_bytes(v) >> shift;
+        Some(word & ((1u64 << self.width) - 1))
+    }
+}
+
+/// How the keyspace hangs off `server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyspaceFlavor {
+    /// `server.db` points at a contiguous array of `dbnum` db structs, each holding a
+    /// `dict *` for keys and one for expires (Redis 2.8 to 7.2).
+    DbArrayOfDicts,
+}
+
+/// Shape of `dict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DictFlavor {
+    /// `ht_table[2]`, `ht_used[2]`, `ht_size_exp[2]` (Redis 7.0+).
+    HtTable,
+}
+
+/// How dict bucket pointers are tagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryFlavor {
+    /// Plain `dictEntry` chains, no tag bits (up to 7.0).
+    Plain,
+}
+
+/// sds header family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdsFlavor {
+    /// Typed headers sdshdr5/8/16/32/64 selected by the flags byte (3.2+).
+    Typed,
+}
+
+/// What a packed quicklist node holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuicklistFlavor {
+    /// Listpack nodes, PLAIN nodes, 8-byte `quicklistLZF` header (7.0+).
+    Listpack,
+}
+
+/// The walker features a profile selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// Keyspace family.
+    pub keyspace: KeyspaceFlavor,
+    /// dict family.
+    pub dict: DictFlavor,
+    /// dict entry tagging.
+    pub dict_entry: EntryFlavor,
+    /// sds headers.
+    pub sds: SdsFlavor,
+    /// quicklist nodes.
+    pub quicklist: QuicklistFlavor,
+}
+
+/// `redisServer` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerLayout {
+    /// Struct size.
+    pub size: u64,
+    /// `redisDb *db`.
+    pub db: Field,
+    /// `int dbnum`.
+    pub dbnum: Field,
+}
+
+/// `redisDb` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbLayout {
+    /// Struct size (array stride).
+    pub size: u64,
+    /// `dict *dict` (keys).
+    pub dict: Field,
+    /// `dict *expires`.
+    pub expires: Field,
+    /// `int id`.
+    pub id: Field,
+}
+
+/// `dict` fields (7.0 shape).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DictLayout {
+    /// Struct size.
+    pub size: u64,
+    /// `dictEntry **ht_table[2]`.
+    pub ht_table: Field,
+    /// `unsigned long ht_used[2]`.
+    pub ht_used: Field,
+    /// `long rehashidx`.
+    pub rehashidx: Field,
+    /// `signed char ht_size_exp[2]`.
+    pub ht_size_exp: Field,
+}
+
+/// `dictEntry` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EntryLayout {
+    /// Bytes to read per entry.
+    pub size: u64,
+    /// `void *key`.
+    pub key: Field,
+    /// The value union.
+    pub v: Field,
+    /// `dictEntry *next`.
+    pub next: Field,
+}
+
+/// `robj` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RobjLayout {
+    /// Struct size.
+    pub size: u64,
+    /// `type:4`.
+    pub type_: Bits,
+    /// `encoding:4`.
+    pub encoding: Bits,
+    /// `lru:24`.
+    pub lru: Bits,
+    /// `int refcount`.
+    pub refcount: Field,
+    /// `void *ptr`.
+    pub ptr: Field,
+}
+
+/// `quicklist` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuicklistLayout {
+    /// Struct size.
+    pub size: u64,
+    /// `head`.
+    pub head: Field,
+    /// Total element count.
+    pub count: Field,
+    /// Node count.
+    pub len: Field,
+}
+
+/// `quicklistNode` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuicklistNodeLayout {
+    /// Struct size.
+    pub size: u64,
+    /// `next`.
+    pub next: Field,
+    /// `entry` / `zl`: the node's data.
+    pub entry: Field,
+    /// Uncompressed size of the data.
+    pub sz: Field,
+    /// `count:16`.
+    pub count: Bits,
+    /// `encoding:2` (RAW / LZF).
+    pub encoding: Bits,
+    /// `container:2` (PLAIN / PACKED).
+    pub container: Bits,
+}
+
+/// `quicklistLZF` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuicklistLzfLayout {
+    /// Compressed size.
+    pub sz: Field,
+    /// Offset of the compressed bytes.
+    pub compressed: u64,
+}
+
+/// `zset`, `zskiplist`, `zskiplistNode` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZsetLayout {
+    /// `zset` size.
+    pub size: u64,
+    /// `zset.dict`.
+    pub dict: Field,
+    /// `zset.zsl`.
+    pub zsl: Field,
+    /// `zskiplist` size.
+    pub list_size: u64,
+    /// `zskiplist.header`.
+    pub header: Field,
+    /// `zskiplist.length`.
+    pub length: Field,
+    /// Bytes of a node up to and including `level[0]`.
+    pub node_size: u64,
+    /// `zskiplistNode.ele`.
+    pub ele: Field,
+    /// `zskiplistNode.score` (a double).
+    pub score: Field,
+    /// `level[0].forward`, offset from the node.
+    pub forward0: Field,
+}
+
+/// Object type numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TypeConsts {
+    /// OBJ_STRING.
+    pub string: u64,
+    /// OBJ_LIST.
+    pub list: u64,
+    /// OBJ_SET.
+    pub set: u64,
+    /// OBJ_ZSET.
+    pub zset: u64,
+    /// OBJ_HASH.
+    pub hash: u64,
+    /// OBJ_MODULE.
+    pub module: u64,
+    /// OBJ_STREAM.
+    pub stream: u64,
+}
+
+/// Object encoding numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncodingConsts {
+    /// OBJ_ENCODING_RAW.
+    pub raw: u64,
+    /// OBJ_ENCODING_INT.
+    pub int: u64,
+    /// OBJ_ENCODING_HT.
+    pub hashtable: u64,
+    /// OBJ_ENCODING_INTSET.
+    pub intset: u64,
+    /// OBJ_ENCODING_SKIPLIST.
+    pub skiplist: u64,
+    /// OBJ_ENCODING_EMBSTR.
+    pub embstr: u64,
+    /// OBJ_ENCODING_QUICKLIST.
+    pub quicklist: u64,
+    /// OBJ_ENCODING_LISTPACK.
+    pub listpack: u64,
+    /// OBJ_ENCODING_STREAM.
+    pub stream: u64,
+}
+
+/// quicklistNode encoding/container values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuicklistConsts {
+    /// QUICKLIST_NODE_ENCODING_RAW.
+    pub encoding_raw: u64,
+    /// QUICKLIST_NODE_ENCODING_LZF.
+    pub encoding_lzf: u64,
+    /// QUICKLIST_NODE_CONTAINER_PLAIN.
+    pub container_plain: u64,
+    /// QUICKLIST_NODE_CONTAINER_PACKED.
+    pub container_packed: u64,
+}
+
+/// A profile resolved into everything the walker needs.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Profile name.
+    pub name: String,
+    /// Build identity.
+    pub identity: Identity,
+    /// The global `server`.
+    pub server_symbol: SymbolSpec,
+    /// Feature selection.
+    pub features: Features,
+    /// `redisServer`.
+    pub server: ServerLayout,
+    /// `redisDb`.
+    pub db: DbLayout,
+    /// `dict`.
+    pub dict: DictLayout,
+    /// `dictEntry`.
+    pub entry: EntryLayout,
+    /// `robj`.
+    pub robj: RobjLayout,
+    /// `quicklist`.
+    pub quicklist: QuicklistLayout,
+    /// `quicklistNode`.
+    pub ql_node: QuicklistNodeLayout,
+    /// `quicklistLZF`.
+    pub ql_lzf: QuicklistLzfLayout,
+    /// zset structs.
+    pub zset: ZsetLayout,
+    /// Object types.
+    pub types: TypeConsts,
+    /// Object encodings.
+    pub enc: EncodingConsts,
+    /// quicklist node values.
+    pub ql: QuicklistConsts,
+}
+
+/// Collects every missing item so one error lists them all.
+struct Resolver<'p> {
+    file: &'p ProfileFile,
+    missing: Vec<String>,
+}
+
+impl<'p> Resolver<'p> {
+    fn strukt(&mut self, name: &str) -> Option<&'p StructSpec> {
+        let s = self.file.structs.get(name);
+        if s.is_none() {
+            self.missing.push(format!("struct {name}"));
+        }
+        s
+    }
+
+    fn size(&mut self, name: &str) -> u64 {
+        self.strukt(name).map(|s| s.size).unwrap_or_default()
+    }
+
+    fn field(&mut self, st: &str, name: &str) -> Field {
+        match self.strukt(st).map(|s| s.fields.get(name)) {
+            Some(Some(FieldSpec::Bytes { offset, size })) if *size <= 16 => Field {
+                offset: *offset,
+                size: *size as u8,
+            },
+            Some(Some(_)) => {
+                self.missing.push(format!("{st}.{name} (must be a plain field of at most 16 bytes)"));
+                Field::default()
+            }
+            Some(None) => {
+                self.missing.push(format!("{st}.{name}"));
+                Field::default()
+            }
+            None => Field::default(),
+        }
+    }
+
+    fn bits(&mut self, st: &str, name: &str) -> Bits {
+        match self.strukt(st).map(|s| s.fields.get(name)) {
+            Some(Some(FieldSpec::Bits { bit_offset, bit_size })) if (1..=57).contains(bit_size) => {
+                Bits {
+                    bit_offset: *bit_offset,
+                    width: *bit_size,
+                }
+            }
+            Some(_) => {
+                self.missing.push(format!("{st}.{name} (bit-field)"));
+                Bits::default()
+            }
+            None => Bits::default(),
+        }
+    }
+
+    fn constant(&mut self, group: &str, name: &str) -> u64 {
+        match self.file.constants.get(group).and_then(|g| g.get(name)) {
+            Some(v) if *v >= 0 => *v as u64,
+            _ => {
+                self.missing.push(format!("constant {group}.{name}"));
+                0
+            }
+        }
+    }
+
+    fn feature<T>(&mut self, name: &str, choices: &[(&str, T)]) -> Option<T>
+    where
+        T: Copy,
+    {
+        let value = self.file.features.get(name);
+        let found = value.and_then(|v| choices.iter().find(|(n, _)| n == v).map(|(_, t)| *t));
+        if found.is_none() {
+            let supported: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            self.missing.push(match value {
+                Some(v) => format!(
+                    "feature {name}={v} (this redis-rescue walks: {})",
+                    supported.join(", ")
+                ),
+                None => format!("feature {name}"),
+            });
+        }
+        found
+    }
+}
+
+impl Layout {
+    /// Check `file` and resolve every field the walker uses.
+    pub fn resolve(file: &ProfileFile) -> Result<Layout, ProfileError> {
+        if file.schema_version != SCHEMA_VERSION {
+            return Err(ProfileError::Schema {
+                name: file.name.clone(),
+                found: file.schema_version,
+            });
+        }
+        if file.identity.pointer_size != 8 {
+            return Err(ProfileError::Incomplete {
+                name: file.name.clone(),
+                missing: vec!["64-bit layout (pointer_size 8)".into()],
+            });
+        }
+        let mut r = Resolver {
+            file,
+            missing: Vec::new(),
+        };
+        let keyspace = r.feature("keyspace", &[("db_array", KeyspaceFlavor::DbArrayOfDicts)]);
+        let dict = r.feature("dict", &[("ht_table", DictFlavor::HtTable)]);
+        let dict_entry = r.feature("dict_entry", &[("plain", EntryFlavor::Plain)]);
+        let sds = r.feature("sds", &[("typed", SdsFlavor::Typed)]);
+        let quicklist = r.feature("quicklist", &[("listpack", QuicklistFlavor::Listpack)]);
+        let server_symbol = match file.symbols.get("server") {
+            Some(s) => *s,
+            None => {
+                r.missing.push("symbol server".into());
+                SymbolSpec { offset: 0, size: 0 }
+            }
+        };
+        let lzf_compressed = match r.strukt("quicklistLZF").map(|s| s.fields.get("compressed")) {
+            Some(Some(FieldSpec::Bytes { offset, .. })) => *offset,
+            _ => {
+                r.missing.push("quicklistLZF.compressed".into());
+                0
+            }
+        };
+        let zsl_level = r.field("zskiplistNode", "level");
+        let level_forward = r.field("zskiplistLevel", "forward");
+        let level_size = r.size("zskiplistLevel");
+        let layout = Layout {
+            name: file.name.clone(),
+            identity: file.identity.clone(),
+            server_symbol,
+            features: Features {
+                keyspace: keyspace.unwrap_or(KeyspaceFlavor::DbArrayOfDicts),
+                dict: dict.unwrap_or(DictFlavor::HtTable),
+                dict_entry: dict_entry.unwrap_or(EntryFlavor::Plain),
+                sds: sds.unwrap_or(SdsFlavor::Typed),
+                quicklist: quicklist.unwrap_or(QuicklistFlavor::Listpack),
+            },
+            server: ServerLayout {
+                size: r.size("redisServer"),
+                db: r.field("redisServer", "db"),
+                dbnum: r.field("redisServer", "dbnum"),
+            },
+            db: DbLayout {
+                size: r.size("redisDb"),
+                dict: r.field("redisDb", "dict"),
+                expires: r.field("redisDb", "expires"),
+                id: r.field("redisDb", "id"),
+            },
+            dict: DictLayout {
+                size: r.size("dict"),
+                ht_table: r.field("dict", "ht_table"),
+                ht_used: r.field("dict", "ht_used"),
+                rehashidx: r.field("dict", "rehashidx"),
+                ht_size_exp: r.field("dict", "ht_size_exp"),
+            },
+            entry: EntryLayout {
+                size: r.size("dictEntry"),
+                key: r.field("dictEntry", "key"),
+                v: r.field("dictEntry", "v"),
+                next: r.field("dictEntry", "next"),
+            },
+            robj: RobjLayout {
+                size: r.size("robj"),
+                type_: r.bits("robj", "type"),
+                encoding: r.bits("robj", "encoding"),
+                lru: r.bits("robj", "lru"),
+                refcount: r.field("robj", "refcount"),
+                ptr: r.field("robj", "ptr"),
+            },
+            quicklist: QuicklistLayout {
+                size: r.size("quicklist"),
+                head: r.field("quicklist", "head"),
+                count: r.field("quicklist", "count"),
+                len: r.field("quicklist", "len"),
+            },
+            ql_node: QuicklistNodeLayout {
+                size: r.size("quicklistNode"),
+                next: r.field("quicklistNode", "next"),
+                entry: r.field("quicklistNode", "entry"),
+                sz: r.field("quicklistNode", "sz"),
+                count: r.bits("quicklistNode", "count"),
+                encoding: r.bits("quicklistNode", "encoding"),
+                container: r.bits("quicklistNode", "container"),
+            },
+            ql_lzf: QuicklistLzfLayout {
+                sz: r.field("quicklistLZF", "sz"),
+                compressed: lzf_compressed,
+            },
+            zset: ZsetLayout {
+                size: r.size("zset"),
+                dict: r.field("zset", "dict"),
+                zsl: r.field("zset", "zsl"),
+                list_size: r.size("zskiplist"),
+                header: r.field("zskiplist", "header"),
+                length: r.field("zskiplist", "length"),
+                node_size: zsl_level.offset + level_size,
+                ele: r.field("zskiplistNode", "ele"),
+                score: r.field("zskiplistNode", "score"),
+                forward0: Field {
+                    offset: zsl_level.offset + level_forward.offset,
+                    size: level_forward.size,
+                },
+            },
+            types: TypeConsts {
+                string: r.constant("types", "string"),
+                list: r.constant("types", "list"),
+                set: r.constant("types", "set"),
+                zset: r.constant("types", "zset"),
+                hash: r.constant("types", "hash"),
+                module: r.constant("types", "module"),
+                stream: r.constant("types", "stream"),
+            },
+            enc: EncodingConsts {
+                raw: r.constant("encodings", "raw"),
+                int: r.constant("encodings", "int"),
+                hashtable: r.constant("encodings", "hashtable"),
+                intset: r.constant("encodings", "intset"),
+                skiplist: r.constant("encodings", "skiplist"),
+                embstr: r.constant("encodings", "embstr"),
+                quicklist: r.constant("encodings", "quicklist"),
+                listpack: r.constant("encodings", "listpack"),
+                stream: r.constant("encodings", "stream"),
+            },
+            ql: QuicklistConsts {
+                encoding_raw: r.constant("quicklist_node", "encoding_raw"),
+                encoding_lzf: r.constant("quicklist_node", "encoding_lzf"),
+                container_plain: r.constant("quicklist_node", "container_plain"),
+                container_packed: r.constant("quicklist_node", "container_packed"),
+            },
+        };
+        if r.missing.is_empty() {
+            Ok(layout)
+        } else {
+            Err(ProfileError::Incomplete {
+                name: file.name.clone(),
+                missing: r.missing,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_extract_lsb_first() {
+        // robj word: type 3, encoding 11, lru 0xabcdef.
+        let word: u32 = 3 | (11 << 4) | (0xabcdef << 8);
+        let bytes = word.to_le_bytes();
+        assert_eq!(Bits { bit_offset: 0, width: 4 }.get(&bytes), Some(3));
+        assert_eq!(Bits { bit_offset: 4, width: 4 }.get(&bytes), Some(11));
+        assert_eq!(Bits { bit_offset: 8, width: 24 }.get(&bytes), Some(0xabcdef));
+        assert_eq!(Bits { bit_offset: 30, width: 4 }.get(&bytes), None);
+        let f = Field { offset: 2, size: 2 };
+        assert_eq!(f.get(&bytes), Some(0xabcd));
+        assert_eq!(Field { offset: 3, size: 2 }.get(&bytes), None);
+    }
+}

@@ -1,0 +1,368 @@
+//! One recovery, end to end: open the core, match the binary, choose the profile, find
+//! `server`, walk, and write the RDB atomically with its report.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::binary::{BinaryError, Executable};
+use crate::core::input::{open_core, InputError};
+use crate::core::{CoreError, CoreFile, ExecutableInCore};
+use crate::profile::{self, Layout, ProfileError, ProfileFile};
+use crate::report::{Report, ReportBuilder, Source};
+use crate::sink::{CountingSink, RdbSink, SinkError};
+use crate::walker::{KeyspaceWalker, WalkError};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The core file (plain or `.zst`).
+    pub core: PathBuf,
+    /// RDB to write; `None` with `dry_run`.
+    pub output: Option<PathBuf>,
+    /// Binary given with `--binary`.
+    pub binary: Option<PathBuf>,
+    /// Use no binary: symbols from the profile.
+    pub no_binary: bool,
+    /// `--profile NAME|PATH`.
+    pub profile: Option<String>,
+    /// Walk and count only.
+    pub dry_run: bool,
+    /// Overwrite the output, accept a build-id mismatch.
+    pub force: bool,
+    /// Show progress bars (they hide themselves when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// A recovery that produced nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// Bad combination of options.
+    #[error("{0}")]
+    Usage(String),
+    /// The output exists.
+    #[error("{0} exists; pass --force to overwrite it")]
+    OutputExists(PathBuf),
+    /// The core could not be opened.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The core is not a usable core.
+    #[error("{path}: {source}")]
+    Core {
+        /// The core.
+        path: PathBuf,
+        /// What is wrong.
+        source: CoreError,
+    },
+    /// The binary could not be used.
+    #[error(transparent)]
+    Binary(#[from] BinaryError),
+    /// The binary is not the one that was dumped.
+    #[error("build-id mismatch: the core's executable has build-id {core}, {binary} has {found}; pass the binary that produced the core (--force to use it anyway)")]
+    BuildIdMismatch {
+        /// Build-id in the core.
+        core: String,
+        /// The binary.
+        binary: String,
+        /// Its build-id.
+        found: String,
+    },
+    /// No profile could be chosen or it is unusable.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// Nothing selected a profile.
+    #[error("no layout profile for this core: {0}")]
+    NoProfile(String),
+    /// `server` could not be located.
+    #[error("cannot locate the global `server`: {0}")]
+    Symbol(String),
+    /// The walk failed as a whole.
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+    /// No key could be recovered although the dicts hold keys.
+    #[error("no key could be recovered ({expected} expected); nothing was written. See the report for the reasons")]
+    NothingRecovered {
+        /// Keys the dicts count.
+        expected: u64,
+        /// The report of the failed walk.
+        report: Box<Report>,
+    },
+    /// Writing the output failed.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl From<SinkError> for RecoverError {
+    fn from(e: SinkError) -> Self {
+        RecoverError::Walk(WalkError::Sink(e))
+    }
+}
+
+/// Progress messages for the user (stderr in the CLI).
+pub type Log<'l> = &'l mut dyn FnMut(&str);
+
+fn choose_binary(
+    opts: &Options,
+    exe: Option<&ExecutableInCore>,
+    log: Log<'_>,
+) -> Result<Option<Executable>, RecoverError> {
+    if opts.no_binary {
+        return Ok(None);
+    }
+    let (path, explicit) = match (&opts.binary, exe) {
+        (Some(p), _) => (p.clone(), true),
+        (None, Some(e)) => (PathBuf::from(&e.path), false),
+        (None, None) => return Ok(None),
+    };
+    let bin = match Executable::open(&path) {
+        Ok(b) => b,
+        Err(e) if !explicit => {
+            log(&format!("note: not using {} ({e})", path.display()));
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let core_id = exe.and_then(|e| e.build_id.as_deref());
+    match (core_id, bin.build_id.as_deref()) {
+        (Some(c), Some(b)) if c != b => {
+            let err = RecoverError::BuildIdMismatch {
+                core: c.to_owned(),
+                binary: path.display().to_string(),
+                found: b.to_owned(),
+            };
+            if opts.force {
+                log(&format!("warning: {err}; continuing because of --force"));
+            } else if explicit {
+                return Err(err);
+            } else {
+                log(&format!("note: not using {}: {err}", path.display()));
+                return Ok(None);
+            }
+        }
+        (None, _) | (_, None) => log(&format!(
+            "warning: cannot compare build-ids of the core and {}; assuming they match",
+            path.display()
+        )),
+        _ => {}
+    }
+    Ok(Some(bin))
+}
+
+fn choose_profile(
+    opts: &Options,
+    build_id: Option<&str>,
+) -> Result<(ProfileFile, String), RecoverError> {
+    if let Some(p) = &opts.profile {
+        return Ok((profile::load(p)?, format!("--profile {p}")));
+    }
+    let Some(id) = build_id else {
+        return Err(RecoverError::NoProfile(
+            "the core's build-id is unknown (its ELF header page was not dumped and no binary was given); pass --profile".into(),
+        ));
+    };
+    match profile::shipped_for_build_id(id)? {
+        Some(p) => {
+            let why = format!("shipped profile for build-id {id}");
+            Ok((p, why))
+        }
+        None => Err(RecoverError::NoProfile(format!(
+            "tried the shipped profiles ({}) for build-id {id}: none matches; pass --profile NAME|PATH",
+            profile::shipped_names().join(", ")
+        ))),
+    }
+}
+
+fn server_address(
+    layout: &Layout,
+    exe: Option<&ExecutableInCore>,
+    binary: Option<&Executable>,
+    build_id: Option<&str>,
+    force: bool,
+) -> Result<u64, RecoverError> {
+    let base = exe.map(|e| e.base).ok_or_else(|| {
+        RecoverError::Symbol(
+            "the core has no NT_FILE note naming the executable's mapping, so its load address is unknown".into(),
+        )
+    })?;
+    let offset = match binary.and_then(|b| b.symbol("server")) {
+        Some(s) => s.offset,
+        None => {
+            let pid = layout.identity.build_id.as_deref();
+            if let (Some(p), Some(c)) = (pid, build_id) {
+                if p != c && !force {
+                    return Err(RecoverError::Symbol(format!(
+                        "profile {} records symbols for build-id {p}, but the core is build-id {c}; give the matching --binary (or --force)",
+                        layout.name
+                    )));
+                }
+            }
+            layout.server_symbol.offset
+        }
+    };
+    base.checked_add(offset)
+        .ok_or_else(|| RecoverError::Symbol("address overflow".into()))
+}
+
+fn temp_output(output: &Path) -> Result<tempfile::NamedTempFile, RecoverError> {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|source| RecoverError::Output {
+            path: output.to_owned(),
+            source,
+        })
+}
+
+/// Run one recovery. On success the RDB (unless dry run) is in place and the report
+/// describes it; the caller writes the report and picks the exit status.
+pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
+    let output = match (&opts.output, opts.dry_run) {
+        (Some(o), false) => Some(o.clone()),
+        (None, false) => {
+            return Err(RecoverError::Usage(
+                "give -o/--output PATH for the RDB, or --dry-run".into(),
+            ))
+        }
+        (_, true) => None,
+    };
+    if let Some(o) = &output {
+        if o.exists() && !opts.force {
+            return Err(RecoverError::OutputExists(o.clone()));
+        }
+    }
+    let mapped = open_core(&opts.core, opts.progress)?;
+    let core = CoreFile::parse(mapped.bytes()).map_err(|source| RecoverError::Core {
+        path: opts.core.clone(),
+        source,
+    })?;
+    let missing = core.space.missing_bytes();
+    let exe = core.executable();
+    let binary = choose_binary(opts, exe.as_ref(), log)?;
+    let build_id = exe
+        .as_ref()
+        .and_then(|e| e.build_id.clone())
+        .or_else(|| binary.as_ref().and_then(|b| b.build_id.clone()));
+    let (profile_file, choice) = choose_profile(opts, build_id.as_deref())?;
+    let layout = Layout::resolve(&profile_file)?;
+    log(&format!("profile {} ({choice})", layout.name));
+    let server = server_address(
+        &layout,
+        exe.as_ref(),
+        binary.as_ref(),
+        build_id.as_deref(),
+        opts.force,
+    )?;
+    let source = Source {
+        core: opts.core.display().to_string(),
+        binary: binary.as_ref().map(|b| b.path.display().to_string()),
+        executable_in_core: exe.as_ref().map(|e| e.path.clone()),
+        build_id: build_id.clone(),
+        profile: layout.name.clone(),
+        profile_choice: choice,
+        redis_version: layout.identity.redis_version.clone(),
+        pid: core.process.as_ref().map(|p| p.pid),
+        server_address: format!("{server:#x}"),
+    };
+    let rdb_version = layout.identity.rdb_version;
+    let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);
+    if missing > 0 {
+        report.warning(format!(
+            "the core is truncated: {missing} bytes of its segments are missing"
+        ));
+    }
+    let walker = KeyspaceWalker::new(&core.space, &layout);
+    let dbs = walker.databases(server)?;
+    let expected: u64 = dbs.iter().map(|d| d.expected()).sum();
+    let bar = if opts.progress {
+        ProgressBar::with_draw_target(Some(expected), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("walking keys {wide_bar} {human_pos}/{human_len} {per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let tick = |n: u64| bar.inc(n);
+
+    let Some(output) = output else {
+        walker.walk(&dbs, &mut CountingSink, &mut report, tick)?;
+        bar.finish_and_clear();
+        return Ok(report.finish());
+    };
+    let out_err = |source| RecoverError::Output {
+        path: output.clone(),
+        source,
+    };
+    let temp = temp_output(&output)?;
+    let file = temp.reopen().map_err(out_err)?;
+    let ctime = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let used_mem: u64 = core
+        .space
+        .segments()
+        .iter()
+        .filter(|s| s.flags & 2 != 0)
+        .map(|s| s.memsz)
+        .sum();
+    let aux = [
+        ("redis-ver", layout.identity.redis_version.clone()),
+        ("redis-bits", "64".to_owned()),
+        ("ctime", ctime.to_string()),
+        ("used-mem", used_mem.to_string()),
+    ];
+    let mut sink = RdbSink::new(BufWriter::with_capacity(1 << 20, file), rdb_version, &aux)?;
+    walker.walk(&dbs, &mut sink, &mut report, tick)?;
+    bar.finish_and_clear();
+    report.set_output(Some(output.display().to_string()));
+    let report = report.finish();
+    if report.totals.keys == 0 && report.totals.expected > 0 {
+        return Err(RecoverError::NothingRecovered {
+            expected: report.totals.expected,
+            report: Box::new(report),
+        });
+    }
+    let (writer, _) = sink.finish()?;
+    let file: File = writer.into_inner().map_err(|e| out_err(e.into_error()))?;
+    file.sync_all().map_err(out_err)?;
+    let persisted = if opts.force {
+        temp.persist(&output).map(|_| ())
+    } else {
+        temp.persist_noclobber(&output).map(|_| ())
+    };
+    persisted.map_err(|e| out_err(e.error))?;
+    Ok(report)
+}
+
+/// Write `report` as pretty JSON to `path` (atomically).
+pub fn write_report(report: &Report, path: &Path) -> Result<(), RecoverError> {
+    let err = |source| RecoverError::Output {
+        path: path.to_owned(),
+        source,
+    };
+    let temp = temp_output(path)?;
+    let mut w = BufWriter::new(temp.reopen().map_err(err)?);
+    serde_json::to_writer_pretty(&mut w, report).map_err(|e| err(e.into()))?;
+    w.write_all(b"\n").map_err(err)?;
+    w.flush().map_err(err)?;
+    temp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The recovery report: per-db counts next to the dicts' own counters, and every lost key
+//! with the reason. Written as JSON and summarised as a table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::value::Kind;
+use crate::walker::dict::WalkFaults;
+use crate::walker::{DbInfo, Fault};
+
+/// Lost keys listed by name at most; the rest are counted.
+const MAX_LISTED_LOST: usize = 100_000;
+
+/// Where the data came from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Source {
+    /// Core file path.
+    pub core: String,
+    /// Binary used for symbols, if any.
+    pub binary: Option<String>,
+    /// Executable path named in the core.
+    pub executable_in_core: Option<String>,
+    /// Build-id of the dumped executable (from the core, else the binary).
+    pub build_id: Option<String>,
+    /// Profile name.
+    pub profile: String,
+    /// How the profile was chosen.
+    pub profile_choice: String,
+    /// Redis version of the profile.
+    pub redis_version: String,
+    /// Process id in the core.
+    pub pid: Option<i32>,
+    /// Address of `server`.
+    pub server_address: String,
+}
+
+/// Per-database figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DbReport {
+    /// Keys recovered (written, or counted in a dry run).
+    pub keys: u64,
+    /// Recovered keys that carry a TTL.
+    pub expires: u64,
+    /// The keys dict's own `used` counters.
+    pub expected: u64,
+    /// The expires dict's `used` counters.
+    pub expected_expires: u64,
+    /// `expected - keys`: every key not recovered.
+    pub lost: u64,
+    /// Lost entries whose key could not even be read.
+    pub lost_unnamed: u64,
+    /// The keys dict was mid-rehash (both tables walked).
+    pub rehashing: bool,
+    /// Recovered keys by type and encoding.
+    pub by_type: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// A key that was not recovered.
+#[derive(Debug, Clone, Serialize)]
+pub struct LostKey {
+    /// Database.
+    pub db: u32,
+    /// The key, printable (non-UTF-8 and control bytes as `\xNN`), when readable.
+    pub key: Option<String>,
+    /// Type and encoding, when the object header was readable.
+    pub kind: Option<String>,
+    /// Why it was lost.
+    pub reason: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Tool name and version.
+    pub tool: String,
+    /// Source of the data.
+    pub source: Source,
+    /// The RDB written, if any.
+    pub output: Option<String>,
+    /// RDB version written.
+    pub rdb_version: u32,
+    /// True when this was a dry run.
+    pub dry_run: bool,
+    /// Per database (only those with keys or counters).
+    pub dbs: BTreeMap<String, DbReport>,
+    /// Sums over the dbs.
+    pub totals: DbReport,
+    /// Lost keys with reasons (at most 100000 listed).
+    pub lost_keys: Vec<LostKey>,
+    /// Lost keys beyond the listed ones.
+    pub lost_keys_not_listed: u64,
+    /// Things worth knowing that cost no key by themselves.
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// True when every key the dicts counted was recovered.
+    pub fn complete(&self) -> bool {
+        self.totals.lost == 0 && self.totals.keys >= self.totals.expected
+    }
+
+    /// A table of keys per db × type × encoding next to the dicts' counters.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>8}  by type/encoding",
+            "db", "keys", "expected", "expires", "lost", "rehash"
+        );
+        for (db, r) in &self.dbs {
+            let kinds: Vec<String> = r
+                .by_type
+                .iter()
+                .flat_map(|(t, encs)| encs.iter().map(move |(e, n)| format!("{t}/{e}={n}")))
+                .collect();
+            let _ = writeln!(
+                s,
+                "{:>4} {:>10} {:>10} {:>10} {:>10} {:>8}  {}",
+                db,
+                r.keys,
+                r.expected,
+                r.expires,
+                r.lost,
+                if r.rehashing { "yes" } else { "no" },
+                kinds.join(" ")
+            );
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            s,
+            "{:>4} {:>10} {:>10} {:>10} {:>10}",
+            "all", t.keys, t.expected, t.expires, t.lost
+        );
+        for k in self.lost_keys.iter().take(20) {
+            let _ = writeln!(
+                s,
+                "lost: db {} key {} ({}): {}",
+                k.db,
+                k.key.as_deref().unwrap_or("<unreadable>"),
+                k.kind.as_deref().unwrap_or("?"),
+                k.reason
+            );
+        }
+        if self.lost_keys.len() > 20 {
+            let _ = writeln!(s, "... {} more lost keys in the report", self.lost_keys.len() - 20);
+        }
+        s
+    }
+}
+
+/// Printable form of key bytes: UTF-8 text kept, other bytes as `\xNN`.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                for b in c.to_string().bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Accumulates the report during the walk.
+#[derive(Debug, Default)]
+pub struct ReportBuilder {
+    report: Report,
+}
+
+impl ReportBuilder {
+    /// A builder for a report about `source`.
+    pub fn new(source: Source, rdb_version: u32, dry_run: bool) -> Self {
+        ReportBuilder {
+            report: Report {
+                tool: format!("redis-rescue {}", env!("CARGO_PKG_VERSION")),
+                source,
+                rdb_version,
+                dry_run,
+                ..Report::default()
+            },
+        }
+    }
+
+    fn db(&mut self, db: u32) -> &mut DbReport {
+        self.report.dbs.entry(db.to_string()).or_default()
+    }
+
+    /// Record a database's counters (only dbs that hold anything appear).
+    pub fn db_seen(&mut self, info: &DbInfo) {
+        if info.expected() == 0 && info.expected_expires() == 0 && info.keys.is_ok() {
+            return;
+        }
+        let r = self.db(info.index);
+        r.expected = info.expected();
+        r.expected_expires = info.expected_expires();
+        r.rehashing = info.keys.as_ref().is_ok_and(|h| h.rehashing());
+    }
+
+    /// The keys dict of `db` could not be read at all.
+    pub fn db_unreadable(&mut self, db: u32, f: &Fault) {
+        self.db(db);
+        self.report
+            .warnings
+            .push(format!("db {db}: keys dict unreadable, its keys are lost: {f}"));
+    }
+
+    /// A key recovered whole.
+    pub fn recovered(&mut self, db: u32, kind: Kind, has_expire: bool) {
+        let r = self.db(db);
+        r.keys += 1;
+        if has_expire {
+            r.expires += 1;
+        }
+        *r.by_type
+            .entry(kind.type_name.to_owned())
+            .or_default()
+            .entry(kind.encoding.to_owned())
+            .or_default() += 1;
+    }
+
+    /// A key lost, with its name when readable.
+    pub fn lost(&mut self, db: u32, key: Option<&[u8]>, kind: Option<Kind>, f: &Fault) {
+        if key.is_none() {
+            self.db(db).lost_unnamed += 1;
+        }
+        if self.report.lost_keys.len() >= MAX_LISTED_LOST {
+            self.report.lost_keys_not_listed += 1;
+            return;
+        }
+        self.report.lost_keys.push(LostKey {
+            db,
+            key: key.map(printable),
+            kind: kind.map(|k| format!("{}/{}", k.type_name, k.encoding)),
+            reason: f.to_string(),
+        });
+    }
+
+    /// Chains of the keys dict that broke: the entries behind the break are unreadable.
+    pub fn chain_faults(&mut self, db: u32, faults: &WalkFaults) {
+        for (bucket, f) in &faults.faults {
+            self.report
+                .warnings
+                .push(format!("db {db}: keys dict bucket {bucket}: {f}"));
+        }
+    }
+
+    /// A warning.
+    pub fn warning(&mut self, w: String) {
+        self.report.warnings.push(w);
+    }
+
+    /// Set the output path.
+    pub fn set_output(&mut self, path: Option<String>) {
+        self.report.output = path;
+    }
+
+    /// Close the tallies.
+    pub fn finish(mut self) -> Report {
+        let mut totals = DbReport::default();
+        for r in self.report.dbs.values_mut() {
+            r.lost = r.expected.saturating_sub(r.keys);
+            totals.keys += r.keys;
+            totals.expires += r.expires;
+            totals.expected += r.expected;
+            totals.expected_expires += r.expected_expires;
+            totals.lost += r.lost;
+            totals.lost_unnamed += r.lost_unnamed;
+            totals.rehashing |= r.rehashing;
+            for (t, encs) in &r.by_type {
+                for (e, n) in encs {
+                    *totals
+                        .by_type
+                        .entry(t.clone())
+                        .or_default()
+                        .entry(e.clone())
+                        .or_default() += n;
+                }
+            }
+        }
+        self.report.totals = totals;
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_binary() {
+        assert_eq!(printable(b"abc"), "abc");
+        assert_eq!(printable(b"a\x00\xff\r\n\\"), "a\\x00\\xff\\x0d\\x0a\\x5c");
+        assert_eq!(printable("é".as_bytes()), "é");
+    }
+}

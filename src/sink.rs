@@ -1,0 +1,161 @@
+//! Where recovered keys go: an RDB file, or nowhere (counting for `--dry-run`).
+
+use std::io::Write;
+
+use rdb::{RdbError, RdbWriter, RecordBuilder, ValueType};
+
+use crate::value::{QuicklistNode, RecoveredKey, StrValue, Value};
+
+/// A sink failure.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing the output failed; the walk stops.
+    #[error("writing the RDB failed: {0}")]
+    Rdb(#[from] RdbError),
+    /// This key cannot be written for the target RDB version; only the key is lost.
+    #[error("{reason}")]
+    Unwritable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Receives recovered keys in walk order.
+pub trait Sink {
+    /// A database starts; `keys` and `expires` are the dict's counters (a size hint).
+    fn begin_db(&mut self, db: u32, keys: u64, expires: u64) -> Result<(), SinkError>;
+    /// One key, complete and validated.
+    fn key(&mut self, key: &RecoveredKey<'_>) -> Result<(), SinkError>;
+}
+
+/// Counts nothing itself (the report keeps the tallies): the `--dry-run` sink.
+#[derive(Debug, Default)]
+pub struct CountingSink;
+
+impl Sink for CountingSink {
+    fn begin_db(&mut self, _db: u32, _keys: u64, _expires: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn key(&mut self, _key: &RecoveredKey<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Writes keys as RDB records, one whole record per key.
+pub struct RdbSink<W: Write> {
+    writer: RdbWriter<W>,
+    record: RecordBuilder,
+}
+
+impl<W: Write> RdbSink<W> {
+    /// Start an RDB of `rdb_version` on `inner` with the given AUX fields.
+    pub fn new(inner: W, rdb_version: u32, aux: &[(&str, String)]) -> Result<Self, SinkError> {
+        let mut writer = RdbWriter::new(inner, rdb_version)?;
+        for (k, v) in aux {
+            writer.aux(k.as_bytes(), v.as_bytes())?;
+        }
+        Ok(RdbSink {
+            writer,
+            record: RecordBuilder::new(true),
+        })
+    }
+
+    /// Write EOF and the checksum; returns the inner writer and the bytes written.
+    pub fn finish(self) -> Result<(W, u64), SinkError> {
+        let written = self.writer.bytes_written() + 9;
+        Ok((self.writer.finish()?, written))
+    }
+
+    fn encode(&mut self, k: &RecoveredKey<'_>) -> Result<(), SinkError> {
+        let r = &mut self.record;
+        r.clear();
+        if let Some(ms) = k.expire_ms {
+            r.expire_ms(ms);
+        }
+        let ty = match &k.value {
+            Value::String(_) => ValueType::String,
+            Value::ListQuicklist(_) => ValueType::ListQuicklist2,
+            Value::SetIntset(_) => ValueType::SetIntset,
+            Value::SetMembers(_) => ValueType::Set,
+            Value::ZsetListpack(_) => ValueType::ZsetListpack,
+            Value::ZsetPairs(_) => ValueType::Zset2,
+            Value::HashListpack(_) => ValueType::HashListpack,
+            Value::HashPairs(_) => ValueType::Hash,
+        };
+        if ty.min_rdb_version() > self.writer.version() {
+            return Err(SinkError::Unwritable {
+                reason: format!(
+                    "RDB version {} cannot hold a {} encoded as {}",
+                    self.writer.version(),
+                    k.kind.type_name,
+                    k.kind.encoding
+                ),
+            });
+        }
+        r.value_type(ty);
+        r.key(&k.key);
+        match &k.value {
+            Value::String(StrValue::Bytes(b)) => r.string(b),
+            Value::String(StrValue::Int(i)) => r.int_string(*i),
+            Value::ListQuicklist(nodes) => {
+                r.len(nodes.len() as u64);
+                for n in nodes {
+                    match n {
+                        QuicklistNode::Packed(b) => {
+                            r.len(2);
+                            r.string(b);
+                        }
+                        QuicklistNode::PackedLzf { compressed, raw_len } => {
+                            r.len(2);
+                            r.lzf_blob(compressed, *raw_len);
+                        }
+                        QuicklistNode::Plain(b) => {
+                            r.len(1);
+                            r.string(b);
+                        }
+                        QuicklistNode::PlainLzf { compressed, raw_len } => {
+                            r.len(1);
+                            r.lzf_blob(compressed, *raw_len);
+                        }
+                    }
+                }
+            }
+            Value::SetIntset(b) | Value::ZsetListpack(b) | Value::HashListpack(b) => r.string(b),
+            Value::SetMembers(m) => {
+                r.len(m.len() as u64);
+                for e in m {
+                    r.string(e);
+                }
+            }
+            Value::ZsetPairs(p) => {
+                r.len(p.len() as u64);
+                for (m, s) in p {
+                    r.string(m);
+                    r.binary_double(*s);
+                }
+            }
+            Value::HashPairs(p) => {
+                r.len(p.len() as u64);
+                for (f, v) in p {
+                    r.string(f);
+                    r.string(v);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for RdbSink<W> {
+    fn begin_db(&mut self, db: u32, keys: u64, expires: u64) -> Result<(), SinkError> {
+        self.writer.select_db(u64::from(db))?;
+        self.writer.resize_db(keys, expires)?;
+        Ok(())
+    }
+
+    fn key(&mut self, key: &RecoveredKey<'_>) -> Result<(), SinkError> {
+        self.encode(key)?;
+        self.writer.record(&self.record)?;
+        Ok(())
+    }
+}

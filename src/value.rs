@@ -1,0 +1,83 @@
+//! What the walker recovers: one key and its value, borrowed from the core where possible.
+
+use std::borrow::Cow;
+
+/// Bytes borrowed from the mapped core, or owned when they had to be assembled.
+pub type Bytes<'a> = Cow<'a, [u8]>;
+
+/// A string value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrValue<'a> {
+    /// Raw or embstr bytes.
+    Bytes(Bytes<'a>),
+    /// An INT-encoded string.
+    Int(i64),
+}
+
+/// One quicklist node, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuicklistNode<'a> {
+    /// A listpack (validated entry by entry).
+    Packed(Bytes<'a>),
+    /// An LZF-compressed listpack, kept compressed; it was decompressed and validated.
+    PackedLzf {
+        /// The compressed bytes.
+        compressed: Bytes<'a>,
+        /// Uncompressed size.
+        raw_len: u64,
+    },
+    /// A PLAIN node: one large element.
+    Plain(Bytes<'a>),
+    /// An LZF-compressed PLAIN node, kept compressed; it was decompressed to check its size.
+    PlainLzf {
+        /// The compressed bytes.
+        compressed: Bytes<'a>,
+        /// Uncompressed size.
+        raw_len: u64,
+    },
+}
+
+/// A value, in the shape the in-memory encoding gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    /// A string.
+    String(StrValue<'a>),
+    /// A quicklist (7.0: listpack or PLAIN nodes).
+    ListQuicklist(Vec<QuicklistNode<'a>>),
+    /// An intset blob (validated).
+    SetIntset(Bytes<'a>),
+    /// Members of a hashtable set.
+    SetMembers(Vec<Bytes<'a>>),
+    /// A listpack of member, score pairs (validated).
+    ZsetListpack(Bytes<'a>),
+    /// Members and scores of a skiplist zset.
+    ZsetPairs(Vec<(Bytes<'a>, f64)>),
+    /// A listpack of field, value pairs (validated).
+    HashListpack(Bytes<'a>),
+    /// Fields and values of a hashtable hash.
+    HashPairs(Vec<(Bytes<'a>, Bytes<'a>)>),
+}
+
+/// The type and encoding of a key, as Redis names them (`OBJECT ENCODING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Kind {
+    /// `string`, `list`, `set`, `zset`, `hash`, `stream`, `module`, or `unknown`.
+    pub type_name: &'static str,
+    /// `raw`, `int`, `embstr`, `quicklist`, `listpack`, `intset`, `hashtable`, `skiplist`...
+    pub encoding: &'static str,
+}
+
+/// A key recovered whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveredKey<'a> {
+    /// Database number.
+    pub db: u32,
+    /// Key bytes.
+    pub key: Bytes<'a>,
+    /// Absolute expire time in Unix milliseconds, if the key has a TTL.
+    pub expire_ms: Option<i64>,
+    /// Type and encoding.
+    pub kind: Kind,
+    /// The value.
+    pub value: Value<'a>,
+}

@@ -1,0 +1,397 @@
+//! `ObjectDecoder`: a `robj` and everything it points to, decoded into a [`Value`].
+
+use super::dict::DictWalker;
+use super::fault::Fault;
+use super::guard::ChainGuard;
+use super::sds::read_sds;
+use crate::core::AddressSpace;
+use crate::decode::{intset::Intset, listpack::Listpack, lzf};
+use crate::profile::Layout;
+use crate::value::{Bytes, Kind, QuicklistNode, StrValue, Value};
+
+/// Largest uncompressed quicklist node accepted (listpack sizes are 32-bit).
+const MAX_NODE_BYTES: u64 = u32::MAX as u64;
+/// LZF cannot expand by more than this factor (a 3-byte back-reference yields 264 bytes).
+const MAX_LZF_RATIO: u64 = 100;
+/// Initial capacity cap for collections whose size comes from the core.
+const MAX_PREALLOC: u64 = 1 << 16;
+
+/// The robj header fields.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjHeader {
+    /// Type and encoding names.
+    pub kind: Kind,
+    /// Raw type number.
+    pub type_id: u64,
+    /// Raw encoding number.
+    pub encoding_id: u64,
+    /// `ptr`.
+    pub ptr: u64,
+}
+
+/// Decodes values with one build's layout.
+pub struct ObjectDecoder<'s, 'a> {
+    space: &'s AddressSpace<'a>,
+    layout: &'s Layout,
+    dicts: DictWalker<'s, 'a>,
+    scratch: Vec<u8>,
+}
+
+impl<'s, 'a> ObjectDecoder<'s, 'a> {
+    /// A decoder over `space` with `layout`.
+    pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
+        ObjectDecoder {
+            space,
+            layout,
+            dicts: DictWalker::new(space, layout),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Read the robj header at `addr`.
+    pub fn header(&self, addr: u64) -> Result<ObjHeader, Fault> {
+        let r = &self.layout.robj;
+        let bytes = self.space.slice(addr, r.size as usize)?;
+        let missing = || Fault::bad("robj field outside the robj struct");
+        let type_id = r.type_.get(bytes).ok_or_else(missing)?;
+        let encoding_id = r.encoding.get(bytes).ok_or_else(missing)?;
+        let ptr = r.ptr.get(bytes).ok_or_else(missing)?;
+        Ok(ObjHeader {
+            kind: self.kind(type_id, encoding_id),
+            type_id,
+            encoding_id,
+            ptr,
+        })
+    }
+
+    fn kind(&self, t: u64, e: u64) -> Kind {
+        let ty = &self.layout.types;
+        let en = &self.layout.enc;
+        let type_name = [
+            (ty.string, "string"),
+            (ty.list, "list"),
+            (ty.set, "set"),
+            (ty.zset, "zset"),
+            (ty.hash, "hash"),
+            (ty.module, "module"),
+            (ty.stream, "stream"),
+        ]
+        .iter()
+        .find(|(v, _)| *v == t)
+        .map_or("unknown", |(_, n)| n);
+        let encoding = [
+            (en.raw, "raw"),
+            (en.int, "int"),
+            (en.embstr, "embstr"),
+            (en.hashtable, "hashtable"),
+            (en.intset, "intset"),
+            (en.skiplist, "skiplist"),
+            (en.quicklist, "quicklist"),
+            (en.listpack, "listpack"),
+            (en.stream, "stream"),
+        ]
+        .iter()
+        .find(|(v, _)| *v == e)
+        .map_or("unknown", |(_, n)| n);
+        Kind {
+            type_name,
+            encoding,
+        }
+    }
+
+    /// Decode the value of the object `h`.
+    pub fn value(&mut self, h: &ObjHeader) -> Result<Value<'a>, Fault> {
+        let ty = self.layout.types;
+        let en = self.layout.enc;
+        let (t, e) = (h.type_id, h.encoding_id);
+        if t == ty.string {
+            if e == en.int {
+                return Ok(Value::String(StrValue::Int(h.ptr as i64)));
+            }
+            if e == en.raw || e == en.embstr {
+                return Ok(Value::String(StrValue::Bytes(read_sds(self.space, h.ptr)?)));
+            }
+        } else if t == ty.list {
+            if e == en.quicklist {
+                return self.quicklist(h.ptr).map(Value::ListQuicklist);
+            }
+        } else if t == ty.set {
+            if e == en.intset {
+                return self.intset(h.ptr).map(Value::SetIntset);
+            }
+            if e == en.hashtable {
+                return self.set_members(h.ptr).map(Value::SetMembers);
+            }
+        } else if t == ty.zset {
+            if e == en.listpack {
+                return self.listpack(h.ptr, true, "zset listpack").map(Value::ZsetListpack);
+            }
+            if e == en.skiplist {
+                return self.skiplist(h.ptr).map(Value::ZsetPairs);
+            }
+        } else if t == ty.hash {
+            if e == en.listpack {
+                return self.listpack(h.ptr, true, "hash listpack").map(Value::HashListpack);
+            }
+            if e == en.hashtable {
+                return self.hash_pairs(h.ptr).map(Value::HashPairs);
+            }
+        } else if t == ty.stream {
+            return Err(Fault::Unsupported(
+                "stream values are not recovered by this version of redis-rescue".into(),
+            ));
+        } else if t == ty.module {
+            return Err(Fault::Unsupported(
+                "module-type values are not recovered by this version of redis-rescue".into(),
+            ));
+        }
+        Err(Fault::bad(format!(
+            "object type {t} ({}) with encoding {e} ({}) is not valid for this Redis build",
+            h.kind.type_name, h.kind.encoding
+        )))
+    }
+
+    /// Read `len` bytes at `ptr` after checking they are all in the core.
+    fn blob(&self, ptr: u64, len: u64, what: &str) -> Result<Bytes<'a>, Fault> {
+        if ptr == 0 {
+            return Err(Fault::bad(format!("{what}: NULL pointer")));
+        }
+        if self.space.readable_len(ptr) < len {
+            return Err(Fault::bad(format!(
+                "{what} at {ptr:#x} of {len} bytes runs past the dumped memory"
+            )));
+        }
+        Ok(self.space.read(ptr, len as usize)?)
+    }
+
+    fn listpack(&self, ptr: u64, pairs: bool, what: &'static str) -> Result<Bytes<'a>, Fault> {
+        let total = u64::from(self.space.u32(ptr)?);
+        let bytes = self.blob(ptr, total, what)?;
+        let lp = Listpack::parse(&bytes).map_err(Fault::decode(what))?;
+        if pairs && lp.len() % 2 != 0 {
+            return Err(Fault::bad(format!("{what} holds an odd number of entries ({})", lp.len())));
+        }
+        if lp.is_empty() {
+            return Err(Fault::bad(format!("{what} is empty; Redis never keeps an empty key")));
+        }
+        Ok(bytes)
+    }
+
+    fn intset(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
+        let enc = u64::from(self.space.u32(ptr)?);
+        let len = u64::from(self.space.u32(ptr + 4)?);
+        let total = len
+            .checked_mul(enc)
+            .and_then(|n| n.checked_add(8))
+            .ok_or_else(|| Fault::bad("intset size overflows"))?;
+        let bytes = self.blob(ptr, total, "intset")?;
+        let set = Intset::parse(&bytes).map_err(Fault::decode("intset"))?;
+        if set.is_empty() {
+            return Err(Fault::bad("intset is empty; Redis never keeps an empty key"));
+        }
+        Ok(bytes)
+    }
+
+    fn quicklist(&mut self, ptr: u64) -> Result<Vec<QuicklistNode<'a>>, Fault> {
+        let ql = &self.layout.quicklist;
+        let qn = &self.layout.ql_node;
+        let consts = self.layout.ql;
+        let head = self.space.read(ptr, ql.size as usize)?;
+        let missing = || Fault::bad("quicklist field outside its struct");
+        let count = ql.count.get(&head).ok_or_else(missing)?;
+        let len = ql.len.get(&head).ok_or_else(missing)?;
+        let mut node = ql.head.get(&head).ok_or_else(missing)?;
+        let mut nodes = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
+        let mut guard = ChainGuard::new("quicklist node chain", len);
+        let mut elements = 0u64;
+        while node != 0 {
+            guard.step(node)?;
+            let nb = self.space.read(node, qn.size as usize)?;
+            let (Some(next), Some(entry), Some(sz), Some(ncount), Some(enc), Some(container)) = (
+                qn.next.get(&nb),
+                qn.entry.get(&nb),
+                qn.sz.get(&nb),
+                qn.count.get(&nb),
+                qn.encoding.get(&nb),
+                qn.container.get(&nb),
+            ) else {
+                return Err(missing());
+            };
+            if sz > MAX_NODE_BYTES || ncount == 0 {
+                return Err(Fault::bad(format!(
+                    "quicklist node {node:#x} has size {sz} and count {ncount}"
+                )));
+            }
+            if container == consts.container_plain {
+                if ncount != 1 {
+                    return Err(Fault::bad(format!("PLAIN quicklist node with count {ncount}")));
+                }
+                if enc == consts.encoding_lzf {
+                    let compressed = self.lzf_decompress(entry, sz)?;
+                    nodes.push(QuicklistNode::PlainLzf {
+                        compressed,
+                        raw_len: sz,
+                    });
+                } else {
+                    nodes.push(QuicklistNode::Plain(self.blob(entry, sz, "PLAIN quicklist node")?));
+                }
+            } else if container == consts.container_packed {
+                if enc == consts.encoding_lzf {
+                    let (compressed, lp_len) = self.lzf_node(entry, sz)?;
+                    if lp_len != ncount {
+                        return Err(Fault::bad(format!(
+                            "quicklist node holds {lp_len} entries, its header says {ncount}"
+                        )));
+                    }
+                    nodes.push(QuicklistNode::PackedLzf {
+                        compressed,
+                        raw_len: sz,
+                    });
+                } else if enc == consts.encoding_raw {
+                    let bytes = self.blob(entry, sz, "quicklist listpack")?;
+                    let lp = Listpack::parse(&bytes).map_err(Fault::decode("quicklist listpack"))?;
+                    if lp.len() as u64 != ncount || lp.total_bytes() as u64 != sz {
+                        return Err(Fault::bad(format!(
+                            "quicklist node listpack has {} entries / {} bytes, node says {ncount} / {sz}",
+                            lp.len(),
+                            lp.total_bytes()
+                        )));
+                    }
+                    nodes.push(QuicklistNode::Packed(bytes));
+                } else {
+                    return Err(Fault::bad(format!("quicklist node encoding {enc}")));
+                }
+            } else {
+                return Err(Fault::bad(format!("quicklist node container {container}")));
+            }
+            elements += ncount;
+            node = next;
+        }
+        if guard.steps() != len || elements != count {
+            return Err(Fault::bad(format!(
+                "quicklist has {} nodes / {elements} elements, its header says {len} / {count}",
+                guard.steps()
+            )));
+        }
+        if count == 0 {
+            return Err(Fault::bad("quicklist is empty; Redis never keeps an empty key"));
+        }
+        Ok(nodes)
+    }
+
+    /// Read a compressed node's bytes and decompress them into `scratch` (checking the size).
+    fn lzf_decompress(&mut self, lzf_ptr: u64, raw_len: u64) -> Result<Bytes<'a>, Fault> {
+        let l = &self.layout.ql_lzf;
+        let csz = self.space.uint(lzf_ptr + l.sz.offset, l.sz.size)?;
+        if csz == 0 || raw_len > csz.saturating_mul(MAX_LZF_RATIO) {
+            return Err(Fault::bad(format!(
+                "LZF node of {csz} compressed bytes claims {raw_len} bytes uncompressed"
+            )));
+        }
+        let compressed = self.blob(lzf_ptr + l.compressed, csz, "LZF quicklist node")?;
+        lzf::decompress(&compressed, raw_len as usize, &mut self.scratch)
+            .map_err(Fault::decode("LZF quicklist node"))?;
+        Ok(compressed)
+    }
+
+    /// A compressed listpack node: decompressed and validated, kept compressed.
+    /// Returns the compressed bytes and the listpack's entry count.
+    fn lzf_node(&mut self, lzf_ptr: u64, raw_len: u64) -> Result<(Bytes<'a>, u64), Fault> {
+        let compressed = self.lzf_decompress(lzf_ptr, raw_len)?;
+        let lp = Listpack::parse(&self.scratch)
+            .map_err(Fault::decode("decompressed quicklist listpack"))?;
+        if lp.total_bytes() as u64 != raw_len {
+            return Err(Fault::bad("decompressed listpack size differs from the node's size"));
+        }
+        Ok((compressed, lp.len() as u64))
+    }
+
+    fn set_members(&self, dict: u64) -> Result<Vec<Bytes<'a>>, Fault> {
+        let h = self.dicts.header(dict)?;
+        let mut out = Vec::with_capacity(h.used().min(MAX_PREALLOC) as usize);
+        let mut first = None;
+        self.dicts
+            .for_each(&h, |k, _| match read_sds(self.space, k) {
+                Ok(m) => out.push(m),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            })
+            .into_result()?;
+        check_complete(first, out.len() as u64, h.used(), "set")?;
+        Ok(out)
+    }
+
+    fn hash_pairs(&self, dict: u64) -> Result<Vec<(Bytes<'a>, Bytes<'a>)>, Fault> {
+        let h = self.dicts.header(dict)?;
+        let mut out = Vec::with_capacity(h.used().min(MAX_PREALLOC) as usize);
+        let mut first = None;
+        self.dicts
+            .for_each(&h, |k, v| {
+                match read_sds(self.space, k).and_then(|f| Ok((f, read_sds(self.space, v)?))) {
+                    Ok(p) => out.push(p),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            })
+            .into_result()?;
+        check_complete(first, out.len() as u64, h.used(), "hash")?;
+        Ok(out)
+    }
+
+    fn skiplist(&self, zs: u64) -> Result<Vec<(Bytes<'a>, f64)>, Fault> {
+        let z = &self.layout.zset;
+        let zb = self.space.read(zs, z.size as usize)?;
+        let missing = || Fault::bad("zset field outside its struct");
+        let zsl = z.zsl.get(&zb).ok_or_else(missing)?;
+        let dict = z.dict.get(&zb).ok_or_else(missing)?;
+        let lb = self.space.read(zsl, z.list_size as usize)?;
+        let header = z.header.get(&lb).ok_or_else(missing)?;
+        let length = z.length.get(&lb).ok_or_else(missing)?;
+        let dict_used = self.dicts.header(dict)?.used();
+        if dict_used != length {
+            return Err(Fault::bad(format!(
+                "zset skiplist length {length} differs from its dict's {dict_used}"
+            )));
+        }
+        let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
+        let mut guard = ChainGuard::new("skiplist level-0 chain", length);
+        let forward = |node: u64| -> Result<u64, Fault> {
+            Ok(self.space.uint(node + z.forward0.offset, z.forward0.size)?)
+        };
+        let mut node = forward(header)?;
+        while node != 0 {
+            guard.step(node)?;
+            let nb = self.space.read(node, z.node_size as usize)?;
+            let (Some(ele), Some(score)) = (z.ele.get(&nb), z.score.get(&nb)) else {
+                return Err(missing());
+            };
+            let score = f64::from_bits(score);
+            if score.is_nan() {
+                return Err(Fault::bad("zset score is NaN"));
+            }
+            out.push((read_sds(self.space, ele)?, score));
+            node = z.forward0.get(&nb).ok_or_else(missing)?;
+        }
+        if out.len() as u64 != length || length == 0 {
+            return Err(Fault::bad(format!(
+                "skiplist holds {} nodes, its header says {length}",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+}
+
+fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Result<(), Fault> {
+    if let Some(e) = first {
+        return Err(e);
+    }
+    if found != used || found == 0 {
+        return Err(Fault::bad(format!(
+            "{what} hashtable yielded {found} elements, its dict says {used}"
+        )));
+    }
+    Ok(())
+}
