@@ -342,6 +342,13 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     }
     let (writer, _) = sink.finish()?;
     let file: File = writer.into_inner().map_err(|e| out_err(e.into_error()))?;
+    // tempfile creates 0600; an RDB must be readable by the redis user that will load it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(out_err)?;
+    }
     file.sync_all().map_err(out_err)?;
     let persisted = if opts.force {
         temp.persist(&output).map(|_| ())

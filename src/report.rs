@@ -84,7 +84,7 @@ pub struct Report {
     /// True when this was a dry run.
     pub dry_run: bool,
     /// Per database (only those with keys or counters).
-    pub dbs: BTreeMap<String, DbReport>,
+    pub dbs: BTreeMap<u32, DbReport>,
     /// Sums over the dbs.
     pub totals: DbReport,
     /// Lost keys with reasons (at most 100000 listed).
@@ -191,7 +191,7 @@ impl ReportBuilder {
     }
 
     fn db(&mut self, db: u32) -> &mut DbReport {
-        self.report.dbs.entry(db.to_string()).or_default()
+        self.report.dbs.entry(db).or_default()
     }
 
     /// Record a database's counters (only dbs that hold anything appear).

@@ -134,3 +134,151 @@ impl Iterator for IntsetIter<'_> {
 }
 
 impl ExactSizeIterator for IntsetIter<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::testutil::for_each_mutation;
+
+    fn make(width: u32, values: &[i64]) -> Vec<u8> {
+        let mut out = width.to_le_bytes().to_vec();
+        out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+        for &v in values {
+            out.extend_from_slice(&v.to_le_bytes()[..width as usize]);
+        }
+        out
+    }
+
+    #[test]
+    fn empty() {
+        for w in [2, 4, 8] {
+            let blob = make(w, &[]);
+            let set = Intset::parse(&blob).unwrap();
+            assert!(set.is_empty());
+            assert_eq!(set.iter().count(), 0);
+            assert_eq!(set.as_bytes().len(), 8);
+        }
+    }
+
+    #[test]
+    fn every_width_with_boundaries() {
+        let cases: [(u32, Vec<i64>); 3] = [
+            (2, vec![i16::MIN.into(), -1, 0, 1, i16::MAX.into()]),
+            (
+                4,
+                vec![i32::MIN.into(), -32769, -1, 0, 32768, i32::MAX.into()],
+            ),
+            (
+                8,
+                vec![i64::MIN, -(1 << 31) - 1, -1, 0, 1 << 31, i64::MAX],
+            ),
+        ];
+        for (w, values) in &cases {
+            let blob = make(*w, values);
+            let set = Intset::parse(&blob).unwrap();
+            assert_eq!(set.len(), values.len());
+            assert_eq!(set.encoding(), *w as usize);
+            assert_eq!(set.iter().collect::<Vec<_>>(), *values);
+            assert_eq!(set.iter().len(), values.len());
+            assert_eq!(set.as_bytes(), &blob[..]);
+        }
+        // hand-made bytes: int16 {-2, 5}
+        let blob = [2, 0, 0, 0, 2, 0, 0, 0, 0xFE, 0xFF, 5, 0];
+        assert_eq!(
+            Intset::parse(&blob).unwrap().iter().collect::<Vec<_>>(),
+            vec![-2, 5]
+        );
+        // an int64 set holding only small values (never downgraded) is valid
+        let blob = make(8, &[1, 2, 3]);
+        assert_eq!(Intset::parse(&blob).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn longer_input_is_fine() {
+        let mut blob = make(4, &[1, 2, 3]);
+        blob.extend_from_slice(&[0x55; 9]);
+        let set = Intset::parse(&blob).unwrap();
+        assert_eq!(set.as_bytes().len(), 8 + 12);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn bad_encoding() {
+        for enc in [0u32, 1, 3, 5, 6, 7, 9, 16, u32::MAX] {
+            let mut blob = enc.to_le_bytes().to_vec();
+            blob.extend_from_slice(&[0; 12]);
+            assert!(matches!(
+                Intset::parse(&blob),
+                Err(DecodeError::BadHeader { what: "intset", .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn unsorted_and_duplicates() {
+        assert_eq!(
+            Intset::parse(&make(2, &[1, 3, 2])),
+            Err(DecodeError::Unsorted {
+                index: 2,
+                offset: 12,
+                prev: 3,
+                value: 2
+            })
+        );
+        assert_eq!(
+            Intset::parse(&make(8, &[-5, -5])),
+            Err(DecodeError::Unsorted {
+                index: 1,
+                offset: 16,
+                prev: -5,
+                value: -5
+            })
+        );
+        // sorted as unsigned but not as signed
+        assert!(Intset::parse(&make(4, &[1, -1])).is_err());
+    }
+
+    #[test]
+    fn huge_lengths() {
+        for w in [2u32, 4, 8] {
+            for len in [u32::MAX, u32::MAX / 2, 1 << 30, 4] {
+                let mut blob = w.to_le_bytes().to_vec();
+                blob.extend_from_slice(&len.to_le_bytes());
+                blob.extend_from_slice(&[0; 8]);
+                assert!(Intset::parse(&blob).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_at_every_position() {
+        for blob in [make(2, &[-3, 0, 7]), make(8, &[i64::MIN, 0, i64::MAX])] {
+            assert!(Intset::parse(&blob).is_ok());
+            for k in 0..blob.len() {
+                assert!(Intset::parse(&blob[..k]).is_err(), "prefix {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn mutations_never_panic() {
+        let mut ok = 0;
+        for blob in [
+            make(2, &[-300, -2, 0, 9, 4000]),
+            make(4, &[-70000, 1, 70000]),
+            make(8, &[i64::MIN, 5, i64::MAX]),
+            make(2, &[]),
+        ] {
+            for_each_mutation(&blob, |_, m| {
+                if let Ok(set) = Intset::parse(m) {
+                    ok += 1;
+                    assert!(set.as_bytes().len() <= m.len());
+                    let v: Vec<i64> = set.iter().collect();
+                    assert_eq!(v.len(), set.len());
+                    assert!(v.windows(2).all(|w| w[0] < w[1]));
+                }
+            });
+        }
+        assert!(ok > 0);
+    }
+}

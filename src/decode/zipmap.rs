@@ -188,3 +188,198 @@ fn pair_at(data: &[u8], pos: usize) -> Result<Pair<'_>, DecodeError> {
     take(data, at, usize::from(free), "zipmap value padding")?;
     Ok(Some((key, value, at + usize::from(free))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::testutil::{for_each_mutation, Rng};
+
+    fn enc_len(len: usize, out: &mut Vec<u8>) {
+        if len < 254 {
+            out.push(len as u8);
+        } else {
+            out.push(BIGLEN);
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+        }
+    }
+
+    /// Encodes pairs with the given `free` padding per value.
+    fn make(pairs: &[(&[u8], &[u8], u8)], zmlen: Option<u8>) -> Vec<u8> {
+        let mut out = vec![zmlen.unwrap_or(pairs.len().min(254) as u8)];
+        for (k, v, free) in pairs {
+            enc_len(k.len(), &mut out);
+            out.extend_from_slice(k);
+            enc_len(v.len(), &mut out);
+            out.push(*free);
+            out.extend_from_slice(v);
+            out.extend(std::iter::repeat_n(0, usize::from(*free)));
+        }
+        out.push(END);
+        out
+    }
+
+    fn pairs(zm: &Zipmap) -> Vec<(Vec<u8>, Vec<u8>)> {
+        zm.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+    }
+
+    #[test]
+    fn empty() {
+        let zm = Zipmap::parse(&[0, 0xFF]).unwrap();
+        assert!(zm.is_empty());
+        assert_eq!(zm.iter().count(), 0);
+        assert_eq!(zm.as_bytes(), &[0, 0xFF]);
+    }
+
+    #[test]
+    fn hand_made() {
+        // {"a": "1"}, {"kk": "v" with 3 bytes free}
+        let blob = [
+            2, 1, b'a', 1, 0, b'1', 2, b'k', b'k', 1, 3, b'v', 0, 0, 0, 0xFF,
+        ];
+        let zm = Zipmap::parse(&blob).unwrap();
+        assert_eq!(zm.len(), 2);
+        assert_eq!(
+            zm.iter().collect::<Vec<_>>(),
+            vec![(&b"a"[..], &b"1"[..]), (&b"kk"[..], &b"v"[..])]
+        );
+        assert_eq!(make(&[(b"a", b"1", 0), (b"kk", b"v", 3)], None), blob);
+    }
+
+    #[test]
+    fn length_classes() {
+        // 1-byte lengths up to 253, 5-byte from 254; empty key and value; 5000 bytes
+        for len in [0usize, 1, 64, 253, 254, 255, 5000] {
+            let k = vec![b'k'; len];
+            let v = vec![b'v'; len];
+            let blob = make(&[(&k, &v, 1), (b"", b"", 0)], None);
+            let zm = Zipmap::parse(&blob).unwrap();
+            assert_eq!(pairs(&zm), vec![(k.clone(), v.clone()), (vec![], vec![])]);
+            assert_eq!(zm.as_bytes(), &blob[..]);
+        }
+        let k = vec![b'k'; 300];
+        assert_eq!(&make(&[(&k, b"", 0)], None)[..6], &[1, 254, 0x2C, 0x01, 0, 0]);
+        // a non-minimal 5-byte length is unambiguous and accepted
+        let blob = [1, 254, 1, 0, 0, 0, b'x', 254, 1, 0, 0, 0, 0, b'y', 0xFF];
+        let zm = Zipmap::parse(&blob).unwrap();
+        assert_eq!(pairs(&zm), vec![(b"x".to_vec(), b"y".to_vec())]);
+    }
+
+    #[test]
+    fn unknown_count() {
+        let mut rng = Rng::new(3);
+        let data: Vec<(Vec<u8>, Vec<u8>)> = (0..300).map(|_| (rng.blob(10), rng.blob(300))).collect();
+        let refs: Vec<(&[u8], &[u8], u8)> = data
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| (&k[..], &v[..], (i % 5) as u8))
+            .collect();
+        let blob = make(&refs, None);
+        assert_eq!(blob[0], 254);
+        let zm = Zipmap::parse(&blob).unwrap();
+        assert_eq!(zm.len(), 300);
+        assert_eq!(pairs(&zm), data);
+        // zmlen 254 or 255 with a small count: unknown, fine
+        for z in [254, 255] {
+            let blob = make(&[(b"a", b"b", 0)], Some(z));
+            assert_eq!(Zipmap::parse(&blob).unwrap().len(), 1);
+        }
+    }
+
+    #[test]
+    fn wrong_count() {
+        let blob = make(&[(b"a", b"b", 0)], Some(2));
+        assert_eq!(
+            Zipmap::parse(&blob),
+            Err(DecodeError::CountMismatch {
+                what: "zipmap",
+                header: 2,
+                actual: 1
+            })
+        );
+        assert!(Zipmap::parse(&make(&[], Some(1))).is_err());
+    }
+
+    #[test]
+    fn malformed() {
+        // value length 0xFF
+        assert_eq!(
+            Zipmap::parse(&[1, 1, b'a', 0xFF, 0, 0xFF]),
+            Err(DecodeError::BadEncoding {
+                what: "zipmap value length",
+                offset: 3,
+                byte: 0xFF
+            })
+        );
+        // no terminator
+        assert_eq!(
+            Zipmap::parse(&[1, 1, b'a', 1, 0, b'b']),
+            Err(DecodeError::MissingTerminator {
+                what: "zipmap",
+                offset: 6,
+                found: None
+            })
+        );
+        // free padding runs past the end
+        assert_eq!(
+            Zipmap::parse(&[1, 1, b'a', 1, 9, b'b', 0xFF]),
+            Err(DecodeError::Truncated {
+                what: "zipmap value padding",
+                offset: 6
+            })
+        );
+        assert!(Zipmap::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn huge_lengths() {
+        for len in [u32::MAX, u32::MAX - 1, 1 << 31, 1000] {
+            let mut blob = vec![1, 254];
+            blob.extend_from_slice(&len.to_le_bytes());
+            blob.extend_from_slice(b"abc\x01\x00x\xff");
+            assert_eq!(
+                Zipmap::parse(&blob),
+                Err(DecodeError::Truncated {
+                    what: "zipmap key",
+                    offset: 6
+                })
+            );
+            let mut blob = vec![1, 1, b'k', 254];
+            blob.extend_from_slice(&len.to_le_bytes());
+            blob.extend_from_slice(b"\x00abc\xff");
+            assert!(Zipmap::parse(&blob).is_err());
+        }
+    }
+
+    #[test]
+    fn truncated_at_every_position() {
+        let k = vec![b'K'; 300];
+        let blob = make(&[(b"a", b"1", 0), (&k, b"vv", 4), (b"x", &k, 0)], None);
+        assert!(Zipmap::parse(&blob).is_ok());
+        for n in 0..blob.len() {
+            assert!(Zipmap::parse(&blob[..n]).is_err(), "prefix {n}");
+        }
+    }
+
+    #[test]
+    fn mutations_never_panic() {
+        let k = vec![b'K'; 260];
+        let mut ok = 0;
+        for blob in [
+            make(&[(b"a", b"1", 0), (&k, b"vv", 4), (b"x", b"", 2)], None),
+            make(&[], None),
+        ] {
+            for_each_mutation(&blob, |_, m| {
+                if let Ok(zm) = Zipmap::parse(m) {
+                    ok += 1;
+                    assert!(zm.as_bytes().len() <= m.len());
+                    assert_eq!(zm.as_bytes().last(), Some(&END));
+                    assert_eq!(zm.iter().count(), zm.len());
+                    for (k, v) in zm.iter() {
+                        assert!(k.len() + v.len() <= m.len());
+                    }
+                }
+            });
+        }
+        assert!(ok > 0);
+    }
+}
