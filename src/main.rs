@@ -78,7 +78,11 @@ fn main() -> ExitCode {
     };
     let report_path = cli.report.clone().or_else(|| {
         (!cli.dry_run)
-            .then(|| cli.output.as_ref().map(|o| PathBuf::from(format!("{}.report.json", o.display()))))
+            .then(|| {
+                cli.output
+                    .as_ref()
+                    .map(|o| PathBuf::from(format!("{}.report.json", o.display())))
+            })
             .flatten()
     });
     match recover(&opts, &mut log) {
@@ -104,7 +108,9 @@ fn main() -> ExitCode {
                     "{} of {} keys lost; see {}",
                     report.totals.lost,
                     report.totals.expected,
-                    report_path.as_ref().map_or("the table above".into(), |p| p.display().to_string())
+                    report_path
+                        .as_ref()
+                        .map_or("the table above".into(), |p| p.display().to_string())
                 ));
                 ExitCode::from(1)
             }

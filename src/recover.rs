@@ -296,8 +296,10 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("walking keys {wide_bar} {human_pos}/{human_len} {per_sec} {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "walking keys {wide_bar} {human_pos}/{human_len} {per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let tick = |n: u64| bar.inc(n);
 

@@ -144,7 +144,11 @@ impl Report {
             );
         }
         if self.lost_keys.len() > 20 {
-            let _ = writeln!(s, "... {} more lost keys in the report", self.lost_keys.len() - 20);
+            let _ = writeln!(
+                s,
+                "... {} more lost keys in the report",
+                self.lost_keys.len() - 20
+            );
         }
         s
     }
@@ -174,6 +178,8 @@ pub fn printable(bytes: &[u8]) -> String {
 #[derive(Debug, Default)]
 pub struct ReportBuilder {
     report: Report,
+    // Tallies by (db, kind), kept apart from the report so the hot path allocates nothing.
+    kinds: std::collections::HashMap<(u32, Kind), u64>,
 }
 
 impl ReportBuilder {
@@ -187,6 +193,7 @@ impl ReportBuilder {
                 dry_run,
                 ..Report::default()
             },
+            kinds: std::collections::HashMap::new(),
         }
     }
 
@@ -208,23 +215,17 @@ impl ReportBuilder {
     /// The keys dict of `db` could not be read at all.
     pub fn db_unreadable(&mut self, db: u32, f: &Fault) {
         self.db(db);
-        self.report
-            .warnings
-            .push(format!("db {db}: keys dict unreadable, its keys are lost: {f}"));
+        self.report.warnings.push(format!(
+            "db {db}: keys dict unreadable, its keys are lost: {f}"
+        ));
     }
 
     /// A key recovered whole.
     pub fn recovered(&mut self, db: u32, kind: Kind, has_expire: bool) {
-        let r = self.db(db);
-        r.keys += 1;
+        *self.kinds.entry((db, kind)).or_default() += 1;
         if has_expire {
-            r.expires += 1;
+            self.db(db).expires += 1;
         }
-        *r.by_type
-            .entry(kind.type_name.to_owned())
-            .or_default()
-            .entry(kind.encoding.to_owned())
-            .or_default() += 1;
     }
 
     /// A key lost, with its name when readable.
@@ -265,6 +266,15 @@ impl ReportBuilder {
 
     /// Close the tallies.
     pub fn finish(mut self) -> Report {
+        for ((db, kind), n) in std::mem::take(&mut self.kinds) {
+            let r = self.db(db);
+            r.keys += n;
+            *r.by_type
+                .entry(kind.type_name.to_owned())
+                .or_default()
+                .entry(kind.encoding.to_owned())
+                .or_default() += n;
+        }
         let mut totals = DbReport::default();
         for r in self.report.dbs.values_mut() {
             r.lost = r.expected.saturating_sub(r.keys);

@@ -105,7 +105,10 @@ impl<W: Write> RdbSink<W> {
                             r.len(2);
                             r.string(b);
                         }
-                        QuicklistNode::PackedLzf { compressed, raw_len } => {
+                        QuicklistNode::PackedLzf {
+                            compressed,
+                            raw_len,
+                        } => {
                             r.len(2);
                             r.lzf_blob(compressed, *raw_len);
                         }
@@ -113,7 +116,10 @@ impl<W: Write> RdbSink<W> {
                             r.len(1);
                             r.string(b);
                         }
-                        QuicklistNode::PlainLzf { compressed, raw_len } => {
+                        QuicklistNode::PlainLzf {
+                            compressed,
+                            raw_len,
+                        } => {
                             r.len(1);
                             r.lzf_blob(compressed, *raw_len);
                         }

@@ -22,7 +22,8 @@ fn fixture() -> &'static CoreFixture {
     FIXTURE.get_or_init(|| {
         let f = make_core_fixture(Path::new(DEFAULT_SERVER), "redis70");
         assert_eq!(
-            f.truth.redis_version, VERSION,
+            f.truth.redis_version,
+            VERSION,
             "these tests expect Debian's redis-server {VERSION} on PATH (found {})",
             f.binary.display()
         );
@@ -43,7 +44,10 @@ fn os<S: AsRef<OsStr> + ?Sized>(s: &S) -> &OsStr {
 }
 
 fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("redis-rescue-test-").tempdir().expect("create a temp dir")
+    tempfile::Builder::new()
+        .prefix("redis-rescue-test-")
+        .tempdir()
+        .expect("create a temp dir")
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -66,12 +70,28 @@ fn canonical(p: &Path) -> PathBuf {
 
 /// Which binary the report's `source.binary` must name: `Some(path)`, or `None` for no binary.
 fn assert_source(report: &serde_json::Value, f: &CoreFixture, binary: Option<&Path>) {
-    let source = report
-        .get("source")
-        .unwrap_or_else(|| panic!("report has no \"source\":\n{}", snippet(&report.to_string(), 2000)));
-    let text = |name: &str| source.get(name).and_then(|v| v.as_str()).map(str::to_string);
-    assert_eq!(text("profile").as_deref(), Some(PROFILE), "source.profile in {source:#}");
-    assert_eq!(text("redis_version").as_deref(), Some(VERSION), "source.redis_version in {source:#}");
+    let source = report.get("source").unwrap_or_else(|| {
+        panic!(
+            "report has no \"source\":\n{}",
+            snippet(&report.to_string(), 2000)
+        )
+    });
+    let text = |name: &str| {
+        source
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        text("profile").as_deref(),
+        Some(PROFILE),
+        "source.profile in {source:#}"
+    );
+    assert_eq!(
+        text("redis_version").as_deref(),
+        Some(VERSION),
+        "source.redis_version in {source:#}"
+    );
     let build_id = elf_build_id(&canonical(&f.binary))
         .unwrap_or_else(|| panic!("{} has no GNU build-id note", f.binary.display()));
     assert_eq!(
@@ -80,11 +100,20 @@ fn assert_source(report: &serde_json::Value, f: &CoreFixture, binary: Option<&Pa
         "source.build_id in {source:#}"
     );
     let core = text("core").unwrap_or_else(|| panic!("source.core missing in {source:#}"));
-    assert_eq!(canonical(Path::new(&core)), canonical(&f.core), "source.core in {source:#}");
+    assert_eq!(
+        canonical(Path::new(&core)),
+        canonical(&f.core),
+        "source.core in {source:#}"
+    );
     match binary {
         Some(expected) => {
-            let got = text("binary").unwrap_or_else(|| panic!("source.binary missing in {source:#}"));
-            assert_eq!(canonical(Path::new(&got)), canonical(expected), "source.binary in {source:#}");
+            let got =
+                text("binary").unwrap_or_else(|| panic!("source.binary missing in {source:#}"));
+            assert_eq!(
+                canonical(Path::new(&got)),
+                canonical(expected),
+                "source.binary in {source:#}"
+            );
         }
         None => assert!(
             source.get("binary").is_none_or(|v| v.is_null()),
@@ -107,21 +136,51 @@ fn recover_and_compare(extra: &[&OsStr], report: Option<&Path>, binary_in_report
         args.push(r.as_os_str());
     }
     let out = run_rescue(&args);
-    assert_eq!(out.status.code(), Some(0), "redis-rescue {args:?} should recover every key\n{}", describe(&out));
-    assert!(rdb.is_file(), "no {} after exit 0\n{}", rdb.display(), describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "redis-rescue {args:?} should recover every key\n{}",
+        describe(&out)
+    );
+    assert!(
+        rdb.is_file(),
+        "no {} after exit 0\n{}",
+        rdb.display(),
+        describe(&out)
+    );
 
-    let report_path = report.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("dump.rdb.report.json"));
+    let report_path = report
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.path().join("dump.rdb.report.json"));
     let mut expected_files = vec!["dump.rdb".to_string()];
     if report_path.parent() == Some(dir.path()) {
-        expected_files.push(report_path.file_name().unwrap().to_string_lossy().into_owned());
+        expected_files.push(
+            report_path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
     expected_files.sort();
-    assert_eq!(listing(dir.path()), expected_files, "output dir should hold the RDB and the report, no temp files");
+    assert_eq!(
+        listing(dir.path()),
+        expected_files,
+        "output dir should hold the RDB and the report, no temp files"
+    );
 
     let checker = find_in_path("redis-check-rdb");
     let (keys, expires) = check_rdb(&checker, &rdb);
-    assert_eq!(keys, f.truth.dbsizes.values().sum::<u64>(), "keys in the RDB (redis-check-rdb)");
-    assert_eq!(expires, f.truth.expires.values().sum::<u64>(), "expires in the RDB (redis-check-rdb)");
+    assert_eq!(
+        keys,
+        f.truth.dbsizes.values().sum::<u64>(),
+        "keys in the RDB (redis-check-rdb)"
+    );
+    assert_eq!(
+        expires,
+        f.truth.expires.values().sum::<u64>(),
+        "expires in the RDB (redis-check-rdb)"
+    );
 
     let report = read_report(&report_path);
     assert_report_matches(&report, &f.truth);
@@ -141,7 +200,12 @@ fn recovers_every_type_digest_exact() {
 fn recovers_with_explicit_binary_and_profile() {
     let binary = Path::new("/usr/bin/redis-server");
     recover_and_compare(
-        &[os("--binary"), binary.as_os_str(), os("--profile"), os(PROFILE)],
+        &[
+            os("--binary"),
+            binary.as_os_str(),
+            os("--profile"),
+            os(PROFILE),
+        ],
         None,
         Some(binary),
     );
@@ -158,7 +222,11 @@ fn dry_run_counts_without_writing() {
         .dataset
         .census
         .values()
-        .flat_map(|types| types.iter().flat_map(|(t, encs)| encs.keys().map(|e| (t.clone(), e.clone()))))
+        .flat_map(|types| {
+            types
+                .iter()
+                .flat_map(|(t, encs)| encs.keys().map(|e| (t.clone(), e.clone())))
+        })
         .collect();
     for (t, e) in [
         ("string", "int"),
@@ -172,17 +240,34 @@ fn dry_run_counts_without_writing() {
         ("hash", "listpack"),
         ("hash", "hashtable"),
     ] {
-        assert!(census.contains(&(t.into(), e.into())), "the dataset lacks {t}/{e}: {census:?}");
+        assert!(
+            census.contains(&(t.into(), e.into())),
+            "the dataset lacks {t}/{e}: {census:?}"
+        );
     }
 
     let dir = tempdir();
     let report_path = dir.path().join("r.json");
     let out = run_rescue_in(
         Some(dir.path()),
-        &[f.core.as_os_str(), os("--dry-run"), os("--report"), report_path.as_os_str()],
+        &[
+            f.core.as_os_str(),
+            os("--dry-run"),
+            os("--report"),
+            report_path.as_os_str(),
+        ],
     );
-    assert_eq!(out.status.code(), Some(0), "dry run should succeed\n{}", describe(&out));
-    assert_eq!(listing(dir.path()), ["r.json"], "a dry run writes only the report it was asked for");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "dry run should succeed\n{}",
+        describe(&out)
+    );
+    assert_eq!(
+        listing(dir.path()),
+        ["r.json"],
+        "a dry run writes only the report it was asked for"
+    );
 
     let stdout = String::from_utf8_lossy(&out.stdout);
     for db in f.truth.dbsizes.keys() {
@@ -206,8 +291,17 @@ fn dry_run_counts_without_writing() {
     // Without --report a dry run writes nothing at all.
     let dir2 = tempdir();
     let out = run_rescue_in(Some(dir2.path()), &[f.core.as_os_str(), os("--dry-run")]);
-    assert_eq!(out.status.code(), Some(0), "dry run without --report\n{}", describe(&out));
-    assert!(listing(dir2.path()).is_empty(), "dry run wrote {:?}", listing(dir2.path()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "dry run without --report\n{}",
+        describe(&out)
+    );
+    assert!(
+        listing(dir2.path()).is_empty(),
+        "dry run wrote {:?}",
+        listing(dir2.path())
+    );
     let core_dir = f.core.parent().expect("core dir");
     assert_eq!(
         listing(core_dir),
@@ -222,7 +316,7 @@ fn mentions_db(table: &str, db: u32) -> bool {
     let types = ["string", "list", "set", "zset", "hash"];
     table.lines().any(|line| {
         let tokens: Vec<&str> = line
-            .split(|c: char| c.is_whitespace() || "|:,;=()[]{}".contains(c))
+            .split(|c: char| c.is_whitespace() || "|:,;=/()[]{}".contains(c))
             .filter(|t| !t.is_empty())
             .collect();
         let names_db = tokens.iter().enumerate().any(|(i, t)| {
@@ -242,15 +336,37 @@ fn refuses_to_overwrite_existing_output() {
     fs::write(&rdb, precious).expect("write the existing output");
 
     let out = run_rescue(&[f.core.as_os_str(), os("-o"), rdb.as_os_str()]);
-    assert_eq!(out.status.code(), Some(2), "an existing output must be refused\n{}", describe(&out));
-    assert_eq!(fs::read(&rdb).expect("read output"), precious, "the existing file was changed");
-    assert!(!stderr_of(&out).trim().is_empty(), "the refusal should say why\n{}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an existing output must be refused\n{}",
+        describe(&out)
+    );
+    assert_eq!(
+        fs::read(&rdb).expect("read output"),
+        precious,
+        "the existing file was changed"
+    );
+    assert!(
+        !stderr_of(&out).trim().is_empty(),
+        "the refusal should say why\n{}",
+        describe(&out)
+    );
     assert!(!stderr_of(&out).contains("panicked"), "{}", describe(&out));
 
     let out = run_rescue(&[f.core.as_os_str(), os("-o"), rdb.as_os_str(), os("--force")]);
-    assert_eq!(out.status.code(), Some(0), "--force should overwrite\n{}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--force should overwrite\n{}",
+        describe(&out)
+    );
     let written = fs::read(&rdb).expect("read output");
-    assert!(written.starts_with(b"REDIS"), "with --force the file should now be an RDB: {:?}", snippet(&show(&written), 100));
+    assert!(
+        written.starts_with(b"REDIS"),
+        "with --force the file should now be an RDB: {:?}",
+        snippet(&show(&written), 100)
+    );
     let (keys, _) = check_rdb(&find_in_path("redis-check-rdb"), &rdb);
     assert_eq!(keys, f.truth.dbsizes.values().sum::<u64>());
 }
@@ -261,17 +377,35 @@ fn refuses_mismatched_binary() {
     let dir = tempdir();
     let rdb = dir.path().join("x.rdb");
     let other = find_in_path("redis-cli");
-    assert!(elf_build_id(&other).is_some(), "{} should be an ELF with a build-id", other.display());
-    let out = run_rescue(&[f.core.as_os_str(), os("-o"), rdb.as_os_str(), os("--binary"), other.as_os_str()]);
+    assert!(
+        elf_build_id(&other).is_some(),
+        "{} should be an ELF with a build-id",
+        other.display()
+    );
+    let out = run_rescue(&[
+        f.core.as_os_str(),
+        os("-o"),
+        rdb.as_os_str(),
+        os("--binary"),
+        other.as_os_str(),
+    ]);
     let stderr = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(2), "a binary that does not match the core must be refused\n{}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a binary that does not match the core must be refused\n{}",
+        describe(&out)
+    );
     assert!(
         stderr.to_ascii_lowercase().contains("build-id"),
         "the refusal should mention the build-id\n{}",
         describe(&out)
     );
     assert!(!stderr.contains("panicked"), "{}", describe(&out));
-    assert!(!rdb.exists(), "no RDB may be written when the binary is refused");
+    assert!(
+        !rdb.exists(),
+        "no RDB may be written when the binary is refused"
+    );
 }
 
 #[test]
@@ -290,8 +424,19 @@ fn garbage_input_fails_cleanly() {
         let rdb = out_dir.path().join("out.rdb");
         let out = run_rescue(&[input.as_os_str(), os("-o"), rdb.as_os_str()]);
         let stderr = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(2), "input {}\n{}", input.display(), describe(&out));
-        assert!(!stderr.trim().is_empty(), "input {}: no error message\n{}", input.display(), describe(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "input {}\n{}",
+            input.display(),
+            describe(&out)
+        );
+        assert!(
+            !stderr.trim().is_empty(),
+            "input {}: no error message\n{}",
+            input.display(),
+            describe(&out)
+        );
         assert!(
             !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
             "input {}: the tool panicked\n{}",
@@ -299,7 +444,17 @@ fn garbage_input_fails_cleanly() {
             describe(&out)
         );
         let lines = stderr.lines().filter(|l| !l.trim().is_empty()).count();
-        assert!(lines <= 8, "input {}: a short error is expected, got {lines} lines\n{}", input.display(), describe(&out));
-        assert!(listing(out_dir.path()).is_empty(), "input {}: wrote {:?}", input.display(), listing(out_dir.path()));
+        assert!(
+            lines <= 8,
+            "input {}: a short error is expected, got {lines} lines\n{}",
+            input.display(),
+            describe(&out)
+        );
+        assert!(
+            listing(out_dir.path()).is_empty(),
+            "input {}: wrote {:?}",
+            input.display(),
+            listing(out_dir.path())
+        );
     }
 }

@@ -248,9 +248,15 @@ mod tests {
     fn reads_within_and_across_adjacent_segments() {
         let data: Vec<u8> = (0..=255u8).collect();
         // Two adjacent segments: [0x1000,0x1010) from file 0, [0x1010,0x1020) from file 100.
-        let space = AddressSpace::new(&data, vec![seg(0x1010, 16, 16, 100), seg(0x1000, 16, 16, 0)]);
+        let space = AddressSpace::new(
+            &data,
+            vec![seg(0x1010, 16, 16, 100), seg(0x1000, 16, 16, 0)],
+        );
         assert_eq!(space.u8(0x1000), Ok(0));
-        assert_eq!(space.u32(0x100c).unwrap(), u32::from_le_bytes([12, 13, 14, 15]));
+        assert_eq!(
+            space.u32(0x100c).unwrap(),
+            u32::from_le_bytes([12, 13, 14, 15])
+        );
         let cross = space.read(0x100e, 4).unwrap();
         assert_eq!(&*cross, &[14, 15, 100, 101]);
         assert!(matches!(cross, Cow::Owned(_)));

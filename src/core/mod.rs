@@ -166,13 +166,10 @@ impl<'a> CoreFile<'a> {
                 continue;
             };
             let align = ph.p_align(endian).max(4);
-            let mut iter =
-                object::read::elf::NoteIterator::<elf::FileHeader64<Endianness>>::new(
-                    endian,
-                    align,
-                    &bytes,
-                )
-                .ok()?;
+            let mut iter = object::read::elf::NoteIterator::<elf::FileHeader64<Endianness>>::new(
+                endian, align, &bytes,
+            )
+            .ok()?;
             while let Ok(Some(note)) = iter.next() {
                 if note.name() == b"GNU" && note.n_type(endian) == elf::NT_GNU_BUILD_ID {
                     return Some(hex(note.desc()));

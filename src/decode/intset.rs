@@ -168,10 +168,7 @@ mod tests {
                 4,
                 vec![i32::MIN.into(), -32769, -1, 0, 32768, i32::MAX.into()],
             ),
-            (
-                8,
-                vec![i64::MIN, -(1 << 31) - 1, -1, 0, 1 << 31, i64::MAX],
-            ),
+            (8, vec![i64::MIN, -(1 << 31) - 1, -1, 0, 1 << 31, i64::MAX]),
         ];
         for (w, values) in &cases {
             let blob = make(*w, values);

@@ -164,10 +164,7 @@ impl<'a> Iterator for ListpackIter<'a> {
         let end = self.data.len().checked_sub(1)?;
         match entry_at(self.data, self.pos, end) {
             Ok((elem, len)) => {
-                self.pos = self
-                    .pos
-                    .checked_add(len)?
-                    .checked_add(backlen_size(len))?;
+                self.pos = self.pos.checked_add(len)?.checked_add(backlen_size(len))?;
                 self.remaining -= 1;
                 Some(elem)
             }
@@ -375,7 +372,9 @@ impl ListpackBuilder {
         let total = (self.buf.len() as u64)
             .saturating_add(len as u64)
             .saturating_add(11);
-        let len32 = u32::try_from(len).ok().filter(|_| total <= u64::from(u32::MAX));
+        let len32 = u32::try_from(len)
+            .ok()
+            .filter(|_| total <= u64::from(u32::MAX));
         let Some(len32) = len32 else {
             return Err(DecodeError::TooLarge {
                 what: "listpack",
@@ -503,8 +502,14 @@ mod tests {
             (vec![0xF2, 0x00, 0x00, 0x80, 0x04], Int(-8_388_608)),
             (vec![0xF3, 0x00, 0x00, 0x80, 0x00, 0x05], Int(8_388_608)),
             (vec![0xF3, 0xFF, 0xFF, 0x7F, 0xFF, 0x05], Int(-8_388_609)),
-            (vec![0xF3, 0xFF, 0xFF, 0xFF, 0x7F, 0x05], Int(i32::MAX.into())),
-            (vec![0xF3, 0x00, 0x00, 0x00, 0x80, 0x05], Int(i32::MIN.into())),
+            (
+                vec![0xF3, 0xFF, 0xFF, 0xFF, 0x7F, 0x05],
+                Int(i32::MAX.into()),
+            ),
+            (
+                vec![0xF3, 0x00, 0x00, 0x00, 0x80, 0x05],
+                Int(i32::MIN.into()),
+            ),
             (
                 [&[0xF4][..], &(1i64 << 31).to_le_bytes(), &[0x09]].concat(),
                 Int(1 << 31),
@@ -651,7 +656,10 @@ mod tests {
         assert_eq!(decode_backlen_backwards(&[0x7F, 0xFF]), (16383, 2));
         assert!(matches!(
             Listpack::parse(&wrap(&[e], 1)),
-            Err(DecodeError::BacklenMismatch { offset: 16389, entry_len: 16383 })
+            Err(DecodeError::BacklenMismatch {
+                offset: 16389,
+                entry_len: 16383
+            })
         ));
     }
 
@@ -708,7 +716,9 @@ mod tests {
             for _ in 0..n {
                 let t = match rng.below(6) {
                     0 => (rng.next_u64() as i64).to_string().into_bytes(),
-                    1 => ((rng.next_u64() as i64) >> rng.below(64)).to_string().into_bytes(),
+                    1 => ((rng.next_u64() as i64) >> rng.below(64))
+                        .to_string()
+                        .into_bytes(),
                     2 => (rng.below(300) as i64 - 150).to_string().into_bytes(),
                     3 => rng.blob(70),
                     4 => rng.blob(5000),

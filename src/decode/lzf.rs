@@ -42,7 +42,7 @@ pub fn decompress(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Resul
                     what: "lzf literal run",
                     offset: item,
                 })?;
-            if out.len() + run > expected_len {
+            if out.len().checked_add(run).is_none_or(|n| n > expected_len) {
                 return Err(DecodeError::LzfOverflow {
                     offset: item,
                     expected_len,
@@ -72,7 +72,7 @@ pub fn decompress(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Resul
                 });
             };
             let copy = len + 2;
-            if produced + copy > expected_len {
+            if produced.checked_add(copy).is_none_or(|n| n > expected_len) {
                 return Err(DecodeError::LzfOverflow {
                     offset: item,
                     expected_len,
@@ -181,7 +181,10 @@ mod tests {
         // 'a' then back-reference distance 1, len 1+2 = 3 (overlapping): "aaaa"
         assert_eq!(dec(&[0, b'a', 0x20, 0x00], 4).unwrap(), b"aaaa");
         // "ab" then distance 2, len 6+2 = 8: "ababababab"
-        assert_eq!(dec(&[1, b'a', b'b', 0xC0, 0x01], 10).unwrap(), b"ababababab");
+        assert_eq!(
+            dec(&[1, b'a', b'b', 0xC0, 0x01], 10).unwrap(),
+            b"ababababab"
+        );
         // long back-reference: len 7 + 255 + 2 = 264 copies of 'x'
         let out = dec(&[0, b'x', 0xE0, 0xFF, 0x00], 265).unwrap();
         assert_eq!(out, vec![b'x'; 265]);

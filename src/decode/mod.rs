@@ -75,7 +75,9 @@ pub enum DecodeError {
         entry_len: usize,
     },
     /// A ziplist entry's `prevlen` differs from the size of the previous entry.
-    #[error("ziplist prevlen at offset {offset} is {found}, but the previous entry is {expected} bytes")]
+    #[error(
+        "ziplist prevlen at offset {offset} is {found}, but the previous entry is {expected} bytes"
+    )]
     PrevlenMismatch {
         /// Offset of the entry (its prevlen field).
         offset: usize,
@@ -266,7 +268,18 @@ mod tests {
 
     #[test]
     fn decimal_text() {
-        for v in [0i64, 1, -1, 9, 10, -10, 12345, i64::MAX, i64::MIN, i64::MIN + 1] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            12345,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
             assert_eq!(Element::Int(v).to_vec(), v.to_string().into_bytes());
         }
         assert_eq!(Element::Bytes(b"abc").to_vec(), b"abc");
@@ -296,7 +309,12 @@ mod tests {
             b"-99999999999999999999",
             b"1.0",
         ] {
-            assert_eq!(parse_canonical_int(s), None, "{:?}", String::from_utf8_lossy(s));
+            assert_eq!(
+                parse_canonical_int(s),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(s)
+            );
         }
     }
 }

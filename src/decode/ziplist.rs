@@ -414,8 +414,14 @@ mod tests {
                 [&[0xE0][..], &(-(1i64 << 31) - 1).to_le_bytes()].concat(),
                 Int(-(1 << 31) - 1),
             ),
-            ([&[0xE0][..], &i64::MAX.to_le_bytes()].concat(), Int(i64::MAX)),
-            ([&[0xE0][..], &i64::MIN.to_le_bytes()].concat(), Int(i64::MIN)),
+            (
+                [&[0xE0][..], &i64::MAX.to_le_bytes()].concat(),
+                Int(i64::MAX),
+            ),
+            (
+                [&[0xE0][..], &i64::MIN.to_le_bytes()].concat(),
+                Int(i64::MIN),
+            ),
             (vec![0x00], Bytes(b"")),
             (vec![0x03, b'a', b'b', b'c'], Bytes(b"abc")),
             (vec![0x02, 0xFF, 0xFE], Bytes(b"\xff\xfe")),
@@ -737,7 +743,13 @@ mod tests {
     fn mutations_never_panic() {
         let blobs = [
             sample(),
-            build(&[Bytes(b"hello"), Int(-5), Int(70000), Bytes(&[b'z'; 300]), Int(2)]),
+            build(&[
+                Bytes(b"hello"),
+                Int(-5),
+                Int(70000),
+                Bytes(&[b'z'; 300]),
+                Int(2),
+            ]),
             build(&[]),
         ];
         let mut ok = 0;

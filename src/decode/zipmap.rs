@@ -129,8 +129,8 @@ fn len_at(data: &[u8], pos: usize, what: &'static str) -> Result<(usize, usize),
             byte: b,
         }),
         BIGLEN => {
-            let raw = read_le::<4>(data, pos + 1)
-                .ok_or(DecodeError::Truncated { what, offset: pos })?;
+            let raw =
+                read_le::<4>(data, pos + 1).ok_or(DecodeError::Truncated { what, offset: pos })?;
             let len = u32::from_le_bytes(raw);
             let len = usize::try_from(len).map_err(|_| DecodeError::TooLarge {
                 what: "zipmap string",
@@ -257,7 +257,10 @@ mod tests {
             assert_eq!(zm.as_bytes(), &blob[..]);
         }
         let k = vec![b'k'; 300];
-        assert_eq!(&make(&[(&k, b"", 0)], None)[..6], &[1, 254, 0x2C, 0x01, 0, 0]);
+        assert_eq!(
+            &make(&[(&k, b"", 0)], None)[..6],
+            &[1, 254, 0x2C, 0x01, 0, 0]
+        );
         // a non-minimal 5-byte length is unambiguous and accepted
         let blob = [1, 254, 1, 0, 0, 0, b'x', 254, 1, 0, 0, 0, 0, b'y', 0xFF];
         let zm = Zipmap::parse(&blob).unwrap();
@@ -267,7 +270,8 @@ mod tests {
     #[test]
     fn unknown_count() {
         let mut rng = Rng::new(3);
-        let data: Vec<(Vec<u8>, Vec<u8>)> = (0..300).map(|_| (rng.blob(10), rng.blob(300))).collect();
+        let data: Vec<(Vec<u8>, Vec<u8>)> =
+            (0..300).map(|_| (rng.blob(10), rng.blob(300))).collect();
         let refs: Vec<(&[u8], &[u8], u8)> = data
             .iter()
             .enumerate()

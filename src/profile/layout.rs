@@ -18,9 +18,18 @@ impl Field {
     pub fn get(&self, bytes: &[u8]) -> Option<u64> {
         let start = usize::try_from(self.offset).ok()?;
         let b = bytes.get(start..start.checked_add(usize::from(self.size))?)?;
-        let mut v = [0u8; 8];
-        v.get_mut(..b.len())?.copy_from_slice(b);
-        Some(u64::from_le_bytes(v))
+        // Fixed widths compile to single loads: this runs several times per key.
+        Some(match self.size {
+            8 => u64::from_le_bytes(b.try_into().ok()?),
+            4 => u64::from(u32::from_le_bytes(b.try_into().ok()?)),
+            2 => u64::from(u16::from_le_bytes(b.try_into().ok()?)),
+            1 => u64::from(*b.first()?),
+            _ => {
+                let mut v = [0u8; 8];
+                v.get_mut(..b.len())?.copy_from_slice(b);
+                u64::from_le_bytes(v)
+            }
+        })
     }
 
     /// Element `i` of an array field whose elements are `elem` bytes.
@@ -359,7 +368,9 @@ impl<'p> Resolver<'p> {
                 size: *size as u8,
             },
             Some(Some(_)) => {
-                self.missing.push(format!("{st}.{name} (must be a plain field of at most 16 bytes)"));
+                self.missing.push(format!(
+                    "{st}.{name} (must be a plain field of at most 16 bytes)"
+                ));
                 Field::default()
             }
             Some(None) => {
@@ -372,12 +383,13 @@ impl<'p> Resolver<'p> {
 
     fn bits(&mut self, st: &str, name: &str) -> Bits {
         match self.strukt(st).map(|s| s.fields.get(name)) {
-            Some(Some(FieldSpec::Bits { bit_offset, bit_size })) if (1..=57).contains(bit_size) => {
-                Bits {
-                    bit_offset: *bit_offset,
-                    width: *bit_size,
-                }
-            }
+            Some(Some(FieldSpec::Bits {
+                bit_offset,
+                bit_size,
+            })) if (1..=57).contains(bit_size) => Bits {
+                bit_offset: *bit_offset,
+                width: *bit_size,
+            },
             Some(_) => {
                 self.missing.push(format!("{st}.{name} (bit-field)"));
                 Bits::default()
@@ -581,10 +593,38 @@ mod tests {
         // robj word: type 3, encoding 11, lru 0xabcdef.
         let word: u32 = 3 | (11 << 4) | (0xabcdef << 8);
         let bytes = word.to_le_bytes();
-        assert_eq!(Bits { bit_offset: 0, width: 4 }.get(&bytes), Some(3));
-        assert_eq!(Bits { bit_offset: 4, width: 4 }.get(&bytes), Some(11));
-        assert_eq!(Bits { bit_offset: 8, width: 24 }.get(&bytes), Some(0xabcdef));
-        assert_eq!(Bits { bit_offset: 30, width: 4 }.get(&bytes), None);
+        assert_eq!(
+            Bits {
+                bit_offset: 0,
+                width: 4
+            }
+            .get(&bytes),
+            Some(3)
+        );
+        assert_eq!(
+            Bits {
+                bit_offset: 4,
+                width: 4
+            }
+            .get(&bytes),
+            Some(11)
+        );
+        assert_eq!(
+            Bits {
+                bit_offset: 8,
+                width: 24
+            }
+            .get(&bytes),
+            Some(0xabcdef)
+        );
+        assert_eq!(
+            Bits {
+                bit_offset: 30,
+                width: 4
+            }
+            .get(&bytes),
+            None
+        );
         let f = Field { offset: 2, size: 2 };
         assert_eq!(f.get(&bytes), Some(0xabcd));
         assert_eq!(Field { offset: 3, size: 2 }.get(&bytes), None);

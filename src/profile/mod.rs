@@ -39,7 +39,10 @@ pub enum ProfileError {
         source: serde_json::Error,
     },
     /// A schema version this build does not read.
-    #[error("profile {name} has schema_version {found}; this redis-rescue reads {}", schema::SCHEMA_VERSION)]
+    #[error(
+        "profile {name} has schema_version {found}; this redis-rescue reads {}",
+        schema::SCHEMA_VERSION
+    )]
     Schema {
         /// Profile name.
         name: String,

@@ -87,7 +87,8 @@ impl<'s, 'a> DictWalker<'s, 'a> {
         let d = &self.layout.dict;
         let bytes = self.space.read(addr, d.size as usize)?;
         let field = |f: crate::profile::layout::Field| {
-            f.get(&bytes).ok_or_else(|| Fault::bad("dict field outside the dict struct"))
+            f.get(&bytes)
+                .ok_or_else(|| Fault::bad("dict field outside the dict struct"))
         };
         let rehashidx = field(d.rehashidx)? as i64;
         let mut tables = [Table::default(); 2];
@@ -105,7 +106,9 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                 continue;
             }
             if !(0..=MAX_SIZE_EXP).contains(&exp) {
-                return Err(Fault::bad(format!("dict {addr:#x} table {i} has size exponent {exp}")));
+                return Err(Fault::bad(format!(
+                    "dict {addr:#x} table {i} has size exponent {exp}"
+                )));
             }
             *t = Table {
                 buckets,
@@ -114,7 +117,9 @@ impl<'s, 'a> DictWalker<'s, 'a> {
             };
         }
         if rehashidx < -1 || (rehashidx >= 0 && rehashidx as u64 >= tables[0].size.max(1)) {
-            return Err(Fault::bad(format!("dict {addr:#x} has rehashidx {rehashidx}")));
+            return Err(Fault::bad(format!(
+                "dict {addr:#x} has rehashidx {rehashidx}"
+            )));
         }
         if (rehashidx == -1) != (tables[1].size == 0) {
             return Err(Fault::bad(format!(
@@ -130,11 +135,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
     /// A broken chain costs the rest of that chain only; it is recorded and the walk goes
     /// on with the next bucket. The total number of entries visited is capped by the
     /// dict's counters (with slack), so garbage cannot make the walk run away.
-    pub fn for_each(
-        &self,
-        header: &DictHeader,
-        mut f: impl FnMut(u64, u64),
-    ) -> WalkFaults {
+    pub fn for_each(&self, header: &DictHeader, mut f: impl FnMut(u64, u64)) -> WalkFaults {
         let e = &self.layout.entry;
         let mut faults = WalkFaults::default();
         for (ti, t) in header.tables.iter().enumerate() {

@@ -17,6 +17,8 @@ use crate::report::ReportBuilder;
 use crate::sink::{Sink, SinkError};
 use crate::value::RecoveredKey;
 
+/// Keys walked between two progress updates.
+const PROGRESS_BATCH: u64 = 4096;
 /// Databases beyond this count are taken as a sign of a wrong layout.
 const MAX_DBNUM: u64 = 1 << 16;
 
@@ -130,7 +132,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(h.used().min(1 << 24) as usize);
-        let faults = DictWalker::new(self.space, self.layout).for_each(h, |k, v| out.push((k, v as i64)));
+        let faults =
+            DictWalker::new(self.space, self.layout).for_each(h, |k, v| out.push((k, v as i64)));
         for (bucket, f) in &faults.faults {
             report.warning(format!(
                 "db {}: expires dict bucket {bucket}: {f}; keys in that chain keep no TTL and are reported lost",
@@ -171,8 +174,14 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             sink.begin_db(db.index, keys.used(), expires.len() as u64)?;
             let mut fatal: Option<SinkError> = None;
             let mut matched_expires = 0u64;
+            let mut pending = 0u64;
             let faults = dicts.for_each(keys, |key_ptr, obj_ptr| {
-                progress(1);
+                // Progress is reported in batches: a tick per key costs a clock read.
+                pending += 1;
+                if pending == PROGRESS_BATCH {
+                    progress(pending);
+                    pending = 0;
+                }
                 if fatal.is_some() {
                     return;
                 }
@@ -215,6 +224,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     Err(e) => fatal = Some(e),
                 }
             });
+            progress(pending);
             if let Some(e) = fatal {
                 return Err(e.into());
             }

@@ -124,14 +124,18 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             }
         } else if t == ty.zset {
             if e == en.listpack {
-                return self.listpack(h.ptr, true, "zset listpack").map(Value::ZsetListpack);
+                return self
+                    .listpack(h.ptr, true, "zset listpack")
+                    .map(Value::ZsetListpack);
             }
             if e == en.skiplist {
                 return self.skiplist(h.ptr).map(Value::ZsetPairs);
             }
         } else if t == ty.hash {
             if e == en.listpack {
-                return self.listpack(h.ptr, true, "hash listpack").map(Value::HashListpack);
+                return self
+                    .listpack(h.ptr, true, "hash listpack")
+                    .map(Value::HashListpack);
             }
             if e == en.hashtable {
                 return self.hash_pairs(h.ptr).map(Value::HashPairs);
@@ -169,10 +173,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let bytes = self.blob(ptr, total, what)?;
         let lp = Listpack::parse(&bytes).map_err(Fault::decode(what))?;
         if pairs && lp.len() % 2 != 0 {
-            return Err(Fault::bad(format!("{what} holds an odd number of entries ({})", lp.len())));
+            return Err(Fault::bad(format!(
+                "{what} holds an odd number of entries ({})",
+                lp.len()
+            )));
         }
         if lp.is_empty() {
-            return Err(Fault::bad(format!("{what} is empty; Redis never keeps an empty key")));
+            return Err(Fault::bad(format!(
+                "{what} is empty; Redis never keeps an empty key"
+            )));
         }
         Ok(bytes)
     }
@@ -187,7 +196,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let bytes = self.blob(ptr, total, "intset")?;
         let set = Intset::parse(&bytes).map_err(Fault::decode("intset"))?;
         if set.is_empty() {
-            return Err(Fault::bad("intset is empty; Redis never keeps an empty key"));
+            return Err(Fault::bad(
+                "intset is empty; Redis never keeps an empty key",
+            ));
         }
         Ok(bytes)
     }
@@ -224,7 +235,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             }
             if container == consts.container_plain {
                 if ncount != 1 {
-                    return Err(Fault::bad(format!("PLAIN quicklist node with count {ncount}")));
+                    return Err(Fault::bad(format!(
+                        "PLAIN quicklist node with count {ncount}"
+                    )));
                 }
                 if enc == consts.encoding_lzf {
                     let compressed = self.lzf_decompress(entry, sz)?;
@@ -233,7 +246,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                         raw_len: sz,
                     });
                 } else {
-                    nodes.push(QuicklistNode::Plain(self.blob(entry, sz, "PLAIN quicklist node")?));
+                    nodes.push(QuicklistNode::Plain(self.blob(
+                        entry,
+                        sz,
+                        "PLAIN quicklist node",
+                    )?));
                 }
             } else if container == consts.container_packed {
                 if enc == consts.encoding_lzf {
@@ -249,7 +266,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     });
                 } else if enc == consts.encoding_raw {
                     let bytes = self.blob(entry, sz, "quicklist listpack")?;
-                    let lp = Listpack::parse(&bytes).map_err(Fault::decode("quicklist listpack"))?;
+                    let lp =
+                        Listpack::parse(&bytes).map_err(Fault::decode("quicklist listpack"))?;
                     if lp.len() as u64 != ncount || lp.total_bytes() as u64 != sz {
                         return Err(Fault::bad(format!(
                             "quicklist node listpack has {} entries / {} bytes, node says {ncount} / {sz}",
@@ -274,7 +292,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             )));
         }
         if count == 0 {
-            return Err(Fault::bad("quicklist is empty; Redis never keeps an empty key"));
+            return Err(Fault::bad(
+                "quicklist is empty; Redis never keeps an empty key",
+            ));
         }
         Ok(nodes)
     }
@@ -301,7 +321,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let lp = Listpack::parse(&self.scratch)
             .map_err(Fault::decode("decompressed quicklist listpack"))?;
         if lp.total_bytes() as u64 != raw_len {
-            return Err(Fault::bad("decompressed listpack size differs from the node's size"));
+            return Err(Fault::bad(
+                "decompressed listpack size differs from the node's size",
+            ));
         }
         Ok((compressed, lp.len() as u64))
     }

@@ -8,7 +8,10 @@ use crate::core::AddressSpace;
 /// Header size, length and allocation of a typed sds whose flags byte is `flags`,
 /// given the header bytes that end at the string (`hdr` is the 17 bytes before it, or fewer).
 fn typed_len(space: &AddressSpace<'_>, ptr: u64, flags: u8) -> Result<u64, Fault> {
-    let at = |back: u64| ptr.checked_sub(back).ok_or_else(|| Fault::bad("sds pointer below its header"));
+    let at = |back: u64| {
+        ptr.checked_sub(back)
+            .ok_or_else(|| Fault::bad("sds pointer below its header"))
+    };
     let (len, alloc) = match flags & 7 {
         0 => (u64::from(flags >> 3), u64::MAX),
         1 => (u64::from(space.u8(at(3)?)?), u64::from(space.u8(at(2)?)?)),
@@ -33,9 +36,13 @@ pub fn read_sds<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<Cow<'a, [u8]>,
     if ptr == 0 {
         return Err(Fault::bad("NULL sds pointer"));
     }
-    let flags = space.u8(ptr.checked_sub(1).ok_or_else(|| Fault::bad("sds pointer 0x0"))?)?;
+    let flags = space.u8(ptr
+        .checked_sub(1)
+        .ok_or_else(|| Fault::bad("sds pointer 0x0"))?)?;
     let len = typed_len(space, ptr, flags)?;
-    let total = len.checked_add(1).ok_or_else(|| Fault::bad("sds length overflow"))?;
+    let total = len
+        .checked_add(1)
+        .ok_or_else(|| Fault::bad("sds length overflow"))?;
     if space.readable_len(ptr) < total {
         return Err(Fault::bad(format!(
             "sds at {ptr:#x} of length {len} runs past the dumped memory"
@@ -53,7 +60,9 @@ pub fn read_sds<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<Cow<'a, [u8]>,
         }
     };
     if nul != Some(0) {
-        return Err(Fault::bad(format!("sds at {ptr:#x} is not NUL-terminated at its length {len}")));
+        return Err(Fault::bad(format!(
+            "sds at {ptr:#x} is not NUL-terminated at its length {len}"
+        )));
     }
     Ok(body)
 }

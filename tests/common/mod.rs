@@ -91,9 +91,15 @@ pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
 /// Only 64-bit little-endian ELF is supported, which is all the tests need.
 pub fn elf_build_id(path: &Path) -> Option<String> {
     let data = fs::read(path).ok()?;
-    let u16_at = |o: usize| -> Option<u16> { Some(u16::from_le_bytes(data.get(o..o + 2)?.try_into().ok()?)) };
-    let u32_at = |o: usize| -> Option<u32> { Some(u32::from_le_bytes(data.get(o..o + 4)?.try_into().ok()?)) };
-    let u64_at = |o: usize| -> Option<u64> { Some(u64::from_le_bytes(data.get(o..o + 8)?.try_into().ok()?)) };
+    let u16_at = |o: usize| -> Option<u16> {
+        Some(u16::from_le_bytes(data.get(o..o + 2)?.try_into().ok()?))
+    };
+    let u32_at = |o: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(data.get(o..o + 4)?.try_into().ok()?))
+    };
+    let u64_at = |o: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(data.get(o..o + 8)?.try_into().ok()?))
+    };
     if data.get(0..6)? != b"\x7fELF\x02\x01" {
         return None;
     }
@@ -138,7 +144,10 @@ pub struct RedisServer {
 
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    listener.local_addr().expect("local_addr of the probe socket").port()
+    listener
+        .local_addr()
+        .expect("local_addr of the probe socket")
+        .port()
 }
 
 fn connect(port: u16) -> redis::RedisResult<Connection> {
@@ -170,14 +179,25 @@ impl RedisServer {
                 Err(StartError::Failed(msg)) => panic!("{msg}"),
             }
         }
-        panic!("could not start {}: its port was taken on every attempt", binary.display())
+        panic!(
+            "could not start {}: its port was taken on every attempt",
+            binary.display()
+        )
     }
 
     /// Start a server that loads `rdb` at start-up (`--dir <its dir> --dbfilename <its name>`).
     pub fn start_on_rdb(binary: &Path, rdb: &Path, extra_args: &[&str]) -> RedisServer {
         let rdb = fs::canonicalize(rdb).unwrap_or_else(|e| panic!("RDB {}: {e}", rdb.display()));
-        let dir = rdb.parent().expect("RDB has a parent dir").to_str().expect("UTF-8 path");
-        let name = rdb.file_name().expect("RDB has a file name").to_str().expect("UTF-8 name");
+        let dir = rdb
+            .parent()
+            .expect("RDB has a parent dir")
+            .to_str()
+            .expect("UTF-8 path");
+        let name = rdb
+            .file_name()
+            .expect("RDB has a file name")
+            .to_str()
+            .expect("UTF-8 name");
         let mut args = vec!["--dir", dir, "--dbfilename", name];
         args.extend_from_slice(extra_args);
         Self::start(binary, &args)
@@ -189,16 +209,25 @@ impl RedisServer {
             .tempdir()
             .expect("create the server's temp dir");
         let port = free_port();
+        // The log goes to stdout (`--logfile ""`), and stdout to DIR/redis.log: Redis flushes
+        // stdout after every log line, so what DEBUG QUICKLIST prints there becomes readable as
+        // soon as something is logged (see `quicklist_nodes`).
         let log = dir.path().join("redis.log");
-        let stdout = fs::File::create(dir.path().join("stdout.log")).expect("create stdout.log");
+        let stdout = fs::File::create(&log).expect("create redis.log");
         let stderr = fs::File::create(dir.path().join("stderr.log")).expect("create stderr.log");
         let port_s = port.to_string();
         let dir_s = dir.path().to_str().expect("temp dir is UTF-8").to_string();
-        let log_s = log.to_str().expect("log path is UTF-8").to_string();
         let mut cmd = Command::new(binary);
         cmd.args(["--port", &port_s, "--bind", "127.0.0.1", "--dir", &dir_s])
-            .args(["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"])
-            .args(["--daemonize", "no", "--logfile", &log_s])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "yes",
+            ])
+            .args(["--daemonize", "no", "--logfile", ""])
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -206,7 +235,12 @@ impl RedisServer {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", binary.display()));
-        let mut server = RedisServer { child, port, dir, binary: binary.to_path_buf() };
+        let mut server = RedisServer {
+            child,
+            port,
+            dir,
+            binary: binary.to_path_buf(),
+        };
 
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -225,7 +259,8 @@ impl RedisServer {
                 let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut conn);
                 if let Ok(pong) = pong {
                     assert_eq!(pong, "PONG", "unexpected PING reply");
-                    let info: redis::RedisResult<String> = redis::cmd("INFO").arg("persistence").query(&mut conn);
+                    let info: redis::RedisResult<String> =
+                        redis::cmd("INFO").arg("persistence").query(&mut conn);
                     if let Ok(info) = info {
                         if info.lines().any(|l| l.trim() == "loading:0") {
                             return Ok(server);
@@ -252,7 +287,7 @@ impl RedisServer {
         self.port
     }
 
-    /// The server's private directory (holds redis.log, stdout.log, stderr.log).
+    /// The server's private directory (holds redis.log and stderr.log).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -265,9 +300,9 @@ impl RedisServer {
         self.dir().join("redis.log")
     }
 
-    /// Where the server's own stdout goes (DEBUG QUICKLIST prints there).
+    /// Where the server's own stdout goes (DEBUG QUICKLIST prints there): the log file.
     pub fn stdout_path(&self) -> PathBuf {
-        self.dir().join("stdout.log")
+        self.log_path()
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -302,8 +337,14 @@ pub fn digest(conn: &mut Connection) -> String {
     let d: String = redis::cmd("DEBUG")
         .arg("DIGEST")
         .query(conn)
-        .unwrap_or_else(|e| panic!("DEBUG DIGEST failed (is --enable-debug-command yes set?): {e}"));
-    assert_eq!(d.len(), 40, "DEBUG DIGEST reply is not 40 hex digits: {d:?}");
+        .unwrap_or_else(|e| {
+            panic!("DEBUG DIGEST failed (is --enable-debug-command yes set?): {e}")
+        });
+    assert_eq!(
+        d.len(),
+        40,
+        "DEBUG DIGEST reply is not 40 hex digits: {d:?}"
+    );
     d
 }
 
@@ -335,12 +376,21 @@ pub fn select(conn: &mut Connection, db: u32) {
 
 /// Per db: (keys, expires) as `INFO keyspace` reports them.
 pub fn keyspace_info(conn: &mut Connection) -> BTreeMap<u32, (u64, u64)> {
-    let info: String = redis::cmd("INFO").arg("keyspace").query(conn).expect("INFO keyspace");
+    let info: String = redis::cmd("INFO")
+        .arg("keyspace")
+        .query(conn)
+        .expect("INFO keyspace");
     let mut out = BTreeMap::new();
     for line in info.lines() {
-        let Some(rest) = line.trim().strip_prefix("db") else { continue };
-        let Some((db, fields)) = rest.split_once(':') else { continue };
-        let db: u32 = db.parse().unwrap_or_else(|_| panic!("INFO keyspace line {line:?}"));
+        let Some(rest) = line.trim().strip_prefix("db") else {
+            continue;
+        };
+        let Some((db, fields)) = rest.split_once(':') else {
+            continue;
+        };
+        let db: u32 = db
+            .parse()
+            .unwrap_or_else(|_| panic!("INFO keyspace line {line:?}"));
         let mut keys = None;
         let mut expires = None;
         for kv in fields.split(',') {
@@ -373,7 +423,11 @@ pub fn main_dict_tables(conn: &mut Connection, db: u32) -> Vec<u64> {
     let mut tables = Vec::new();
     for line in main.lines() {
         if let Some(n) = line.trim().strip_prefix("number of elements:") {
-            tables.push(n.trim().parse().unwrap_or_else(|_| panic!("HTSTATS line {line:?}")));
+            tables.push(
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("HTSTATS line {line:?}")),
+            );
         } else if line.contains("No stats available for empty dictionaries") {
             tables.push(0);
         }
@@ -450,7 +504,14 @@ impl DbFill {
     fn new(db: u32) -> Self {
         let mut pipe = redis::pipe();
         pipe.cmd("SELECT").arg(db).ignore();
-        DbFill { db, pipe, queued: 0, expect: Vec::new(), ttl_keys: Vec::new(), ttl_counter: 0 }
+        DbFill {
+            db,
+            pipe,
+            queued: 0,
+            expect: Vec::new(),
+            ttl_keys: Vec::new(),
+            ttl_counter: 0,
+        }
     }
 
     /// Queue a command whose reply is ignored (errors still fail the pipeline).
@@ -611,27 +672,20 @@ fn compressible(tag: &str, len: usize) -> Vec<u8> {
     unit.as_bytes().iter().copied().cycle().take(len).collect()
 }
 
-/// Read what the server printed on stdout from `from` on, until `done` accepts it (≤ 5 s).
-fn server_stdout_since(server: &RedisServer, from: u64, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut text = String::new();
-        if let Ok(mut f) = fs::File::open(server.stdout_path()) {
-            use std::io::{Seek, SeekFrom};
-            f.seek(SeekFrom::Start(from)).expect("seek in stdout.log");
-            f.read_to_string(&mut text).expect("read stdout.log");
-        }
-        if done(&text) || Instant::now() > deadline {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Node summaries of a quicklist from `DEBUG QUICKLIST key 0` (printed on the server's stdout):
-/// one (container, encoding) pair per node, e.g. ("PACKED", "LZF").
-fn quicklist_nodes(server: &RedisServer, conn: &mut Connection, db: u32, key: &[u8]) -> Vec<(String, String)> {
-    let from = fs::metadata(server.stdout_path()).map(|m| m.len()).unwrap_or(0);
+/// Node summaries of a quicklist from `DEBUG QUICKLIST key 0`: one (container, encoding) pair
+/// per node, e.g. ("PACKED", "LZF"). Redis prints them on its stdout, which is buffered; a
+/// `DEBUG LOG` line right after makes Redis flush it (it logs to stdout, see `try_start`).
+fn quicklist_nodes(
+    server: &RedisServer,
+    conn: &mut Connection,
+    db: u32,
+    key: &[u8],
+) -> Vec<(String, String)> {
+    use std::io::{Seek, SeekFrom};
+    let from = fs::metadata(server.stdout_path())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let marker = format!("end-of-quicklist-dump-{}-{db}-{from}", show(key));
     select(conn, db);
     let reply: String = redis::cmd("DEBUG")
         .arg("QUICKLIST")
@@ -639,26 +693,60 @@ fn quicklist_nodes(server: &RedisServer, conn: &mut Connection, db: u32, key: &[
         .arg(0)
         .query(conn)
         .unwrap_or_else(|e| panic!("DEBUG QUICKLIST {}: {e}", show(key)));
+    assert!(
+        reply.contains("printed on stdout"),
+        "DEBUG QUICKLIST reply: {reply:?}"
+    );
+    redis::cmd("DEBUG")
+        .arg("LOG")
+        .arg(&marker)
+        .exec(conn)
+        .expect("DEBUG LOG");
     select(conn, 0);
-    assert!(reply.contains("printed on stdout"), "DEBUG QUICKLIST reply: {reply:?}");
-    let parse = |text: &str| -> Option<Vec<(String, String)>> {
-        let len_line = text.lines().find(|l| l.starts_with("{len : "))?;
-        let len: usize = len_line.trim_start_matches("{len : ").trim_end_matches('}').parse().ok()?;
-        let nodes: Vec<(String, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let rest = l.strip_prefix("{container : ")?;
-                let (container, rest) = rest.split_once(',')?;
-                let enc = rest.trim().strip_prefix("encoding: ")?.split(',').next()?;
-                Some((container.trim().to_string(), enc.trim().to_string()))
-            })
-            .collect();
-        (nodes.len() == len).then_some(nodes)
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let mut bytes = Vec::new();
+        let mut f = fs::File::open(server.stdout_path()).expect("open the server's stdout");
+        f.seek(SeekFrom::Start(from))
+            .expect("seek in the server's stdout");
+        f.read_to_end(&mut bytes).expect("read the server's stdout");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(end) = text.find(&marker) {
+            break text[..end].to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DEBUG QUICKLIST output for {} never reached the server's stdout:\n{}",
+            show(key),
+            snippet(&text, 2000)
+        );
+        std::thread::sleep(Duration::from_millis(20));
     };
-    let text = server_stdout_since(server, from, |t| parse(t).is_some());
-    parse(&text).unwrap_or_else(|| {
-        panic!("cannot read DEBUG QUICKLIST output for {} from the server's stdout:\n{}", show(key), snippet(&text, 2000))
-    })
+    let len: Option<usize> = text.lines().find_map(|l| {
+        l.strip_prefix("{len : ")?
+            .strip_suffix('}')?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let nodes: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("{container : ")?;
+            let (container, rest) = rest.split_once(',')?;
+            let enc = rest.trim().strip_prefix("encoding: ")?.split(',').next()?;
+            Some((container.trim().to_string(), enc.trim().to_string()))
+        })
+        .collect();
+    assert_eq!(
+        len,
+        Some(nodes.len()),
+        "cannot read DEBUG QUICKLIST output for {}:\n{}",
+        show(key),
+        snippet(&text, 2000)
+    );
+    nodes
 }
 
 /// Fill the server with every type and encoding Redis 7.0 has, small and large, with TTLs on
@@ -696,14 +784,23 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     for i in 0..4096u32 {
         let key = format!("r:{i:05}").into_bytes();
         if i % 101 == 7 {
-            d3.hset(conn, &key, &[(b("f1"), format!("{i}").into_bytes()), (b("f2"), b("v"))]);
+            d3.hset(
+                conn,
+                &key,
+                &[(b("f1"), format!("{i}").into_bytes()), (b("f2"), b("v"))],
+            );
             d3.expect(&key, "hash", "listpack");
         } else if i % 103 == 9 {
             d3.rpush(conn, &key, &[b("a"), format!("{i}").into_bytes()]);
             d3.expect(&key, "list", "quicklist");
         } else {
             match i % 3 {
-                0 => d3.set(conn, &key, format!("{}", u64::from(i) * 1_000_003).as_bytes(), "int"),
+                0 => d3.set(
+                    conn,
+                    &key,
+                    format!("{}", u64::from(i) * 1_000_003).as_bytes(),
+                    "int",
+                ),
                 1 => d3.set(conn, &key, format!("val-{i}").as_bytes(), "embstr"),
                 _ => d3.set(conn, &key, &compressible(&format!("raw{i}"), 60), "raw"),
             }
@@ -712,7 +809,10 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     d3.verify(conn);
     select(conn, rehashing_db);
     let n: u64 = redis::cmd("DBSIZE").query(conn).expect("DBSIZE");
-    assert_eq!(n, 4096, "db {rehashing_db} should hold exactly 4096 keys before the crossing");
+    assert_eq!(
+        n, 4096,
+        "db {rehashing_db} should hold exactly 4096 keys before the crossing"
+    );
     assert_eq!(
         main_dict_tables(conn, rehashing_db),
         [4096],
@@ -736,17 +836,25 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     // per lookup/insert. Move a part of them, and add keys that land in the new table.
     let mut p = redis::pipe();
     p.cmd("SELECT").arg(rehashing_db).ignore();
-    p.cmd("SET").arg("r:crossing").arg("the key that made the dict grow").ignore();
+    p.cmd("SET")
+        .arg("r:crossing")
+        .arg("the key that made the dict grow")
+        .ignore();
     for i in 0..200u32 {
         let key = format!("r:late:{i:03}");
         p.cmd("SET").arg(&key).arg(format!("late-{i}")).ignore();
         p.cmd("OBJECT").arg("ENCODING").arg(&key);
     }
     for i in 0..300u32 {
-        p.cmd("EXISTS").arg(format!("r:{:05}", (i * 13) % 4096)).ignore();
+        p.cmd("EXISTS")
+            .arg(format!("r:{:05}", (i * 13) % 4096))
+            .ignore();
     }
     let encs: Vec<String> = p.query(conn).expect("db 3 crossing pipeline");
-    assert!(encs.iter().all(|e| e == "embstr"), "late db 3 keys are not all embstr: {encs:?}");
+    assert!(
+        encs.iter().all(|e| e == "embstr"),
+        "late db 3 keys are not all embstr: {encs:?}"
+    );
     *census
         .get_mut(&rehashing_db)
         .expect("db 3 census")
@@ -763,7 +871,11 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     assert_eq!(tables.iter().sum::<u64>(), 4096 + 201);
     select(conn, 0);
 
-    let total: u64 = census.values().flat_map(|t| t.values()).flat_map(|e| e.values()).sum();
+    let total: u64 = census
+        .values()
+        .flat_map(|t| t.values())
+        .flat_map(|e| e.values())
+        .sum();
     let sizes = dbsizes(conn);
     assert_eq!(
         total,
@@ -771,7 +883,11 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
         "census {census:?} does not add up to DBSIZE {sizes:?}"
     );
 
-    Dataset { ttl_keys, rehashing_db, census }
+    Dataset {
+        ttl_keys,
+        rehashing_db,
+        census,
+    }
 }
 
 /// Keys per type × encoding in one db, via SCAN + TYPE + OBJECT ENCODING.
@@ -802,7 +918,10 @@ fn census_of_db(conn: &mut Connection, db: u32) -> BTreeMap<String, BTreeMap<Str
         }
         let replies: Vec<redis::Value> = p.query(conn).expect("census pipeline");
         for pair in replies.chunks(2) {
-            *out.entry(value_text(&pair[0])).or_default().entry(value_text(&pair[1])).or_default() += 1;
+            *out.entry(value_text(&pair[0]))
+                .or_default()
+                .entry(value_text(&pair[1]))
+                .or_default() += 1;
         }
     }
     select(conn, 0);
@@ -819,7 +938,12 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
     d.set(conn, b"str:int:zero", b"0", "int");
     d.set(conn, b"str:int:big", b"123456789012", "int");
     d.set(conn, b"str:int:neg", b"-42", "int");
-    d.set(conn, b"str:int:negbig", format!("-{}", 987_654_321_000u64 + u64::from(db)).as_bytes(), "int");
+    d.set(
+        conn,
+        b"str:int:negbig",
+        format!("-{}", 987_654_321_000u64 + u64::from(db)).as_bytes(),
+        "int",
+    );
     d.set(conn, b"str:int:max", b"9223372036854775807", "int");
     d.set(conn, b"str:int:min", b"-9223372036854775808", "int");
     d.set(conn, b"str:notint:lead0", b"007", "embstr");
@@ -827,14 +951,34 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
     d.set(conn, b"str:notint:huge", b"99999999999999999999", "embstr");
     d.set(conn, b"str:float", b"3.14159", "embstr");
     d.set(conn, b"str:embstr:empty", b"", "embstr");
-    d.set(conn, b"str:embstr:short", format!("hello {tag}").as_bytes(), "embstr");
+    d.set(
+        conn,
+        b"str:embstr:short",
+        format!("hello {tag}").as_bytes(),
+        "embstr",
+    );
     d.set(conn, b"str:embstr:44", &[b'e'; 44], "embstr");
     d.set(conn, b"str:raw:45", &[b'r'; 45], "raw");
     d.set(conn, b"str:raw:300", &compressible(&tag, 300), "raw");
     d.set(conn, b"str:raw:big", &compressible(&tag, 100 * 1024), "raw");
-    d.set(conn, b"str:raw:random", &pseudo_random_bytes(u64::from(db) + 1, 20_000), "raw");
-    d.set(conn, "str:utf8:ключ:🔑".as_bytes(), "значение ✓".as_bytes(), "embstr");
-    d.set(conn, b"bin:\x00\xff\r\n:key", b"\x00\xff\r\nvalue\x00", "embstr");
+    d.set(
+        conn,
+        b"str:raw:random",
+        &pseudo_random_bytes(u64::from(db) + 1, 20_000),
+        "raw",
+    );
+    d.set(
+        conn,
+        "str:utf8:ключ:🔑".as_bytes(),
+        "значение ✓".as_bytes(),
+        "embstr",
+    );
+    d.set(
+        conn,
+        b"bin:\x00\xff\r\n:key",
+        b"\x00\xff\r\nvalue\x00",
+        "embstr",
+    );
     let all_bytes: Vec<u8> = (0..=255u8).cycle().take(300).collect();
     d.set(conn, b"bin:\r\n\x00allbytes", &all_bytes, "raw");
     d.set(conn, &[0u8, 0xff, b'\r', b'\n'], b"x", "embstr");
@@ -850,24 +994,55 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
     c.arg("str:int:incr").arg(1_000_000_007i64 + i64::from(db));
     d.cmd(conn, c);
     d.expect(b"str:int:incr", "string", "int");
-    for key in ["str:int:big", "str:notint:lead0", "str:raw:45", "str:raw:big", "str:int:shared"] {
+    for key in [
+        "str:int:big",
+        "str:notint:lead0",
+        "str:raw:45",
+        "str:raw:big",
+        "str:int:shared",
+    ] {
         d.ttl(conn, key.as_bytes());
     }
     d.ttl(conn, b"bin:\x00\xff\r\n:key");
     // A SET with PX directly.
     let mut c = redis::cmd("SET");
-    c.arg("str:px").arg("set with px").arg("PX").arg(3 * DAY_MS + i64::from(db));
+    c.arg("str:px")
+        .arg("set with px")
+        .arg("PX")
+        .arg(3 * DAY_MS + i64::from(db));
     d.cmd(conn, c);
     d.expect(b"str:px", "string", "embstr");
     d.ttl_keys.push(b("str:px"));
 
     // ---- lists (all quicklist in 7.0) ----
-    d.rpush(conn, b"list:small", &[b("1"), b("-2"), b("three"), b(""), b"\x00\xff\r\n".to_vec()]);
+    d.rpush(
+        conn,
+        b"list:small",
+        &[b("1"), b("-2"), b("three"), b(""), b"\x00\xff\r\n".to_vec()],
+    );
     d.expect(b"list:small", "list", "quicklist");
     let ints: Vec<Vec<u8>> = [
-        "0", "127", "128", "-1", "4095", "4096", "-4096", "32767", "32768", "-32769", "8388607",
-        "8388608", "-8388609", "2147483647", "2147483648", "-2147483649", "9223372036854775807",
-        "-9223372036854775808", "18446744073709551616", "01", "1.5",
+        "0",
+        "127",
+        "128",
+        "-1",
+        "4095",
+        "4096",
+        "-4096",
+        "32767",
+        "32768",
+        "-32769",
+        "8388607",
+        "8388608",
+        "-8388609",
+        "2147483647",
+        "2147483648",
+        "-2147483649",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "18446744073709551616",
+        "01",
+        "1.5",
     ]
     .iter()
     .map(|s| b(s))
@@ -885,7 +1060,11 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
             if i % 5 == 0 {
                 format!("{}", i64::from(i) * 7919 - 100_000).into_bytes()
             } else {
-                format!("{tag}-element-{i:05}-{}", "abcdefgh".repeat((i % 7) as usize)).into_bytes()
+                format!(
+                    "{tag}-element-{i:05}-{}",
+                    "abcdefgh".repeat((i % 7) as usize)
+                )
+                .into_bytes()
             }
         })
         .collect();
@@ -896,25 +1075,39 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
 
     // PLAIN nodes: elements at or above the packed threshold get a node of their own.
     d.flush(conn);
-    let reply: redis::RedisResult<String> =
-        redis::cmd("DEBUG").arg("QUICKLIST-PACKED-THRESHOLD").arg(1000).query(conn);
+    let reply: redis::RedisResult<String> = redis::cmd("DEBUG")
+        .arg("QUICKLIST-PACKED-THRESHOLD")
+        .arg(1000)
+        .query(conn);
     match reply {
         Ok(r) if r == "OK" => {}
-        other => panic!("DEBUG QUICKLIST-PACKED-THRESHOLD 1000 did not work (it exists in 7.0): {other:?}"),
+        other => panic!(
+            "DEBUG QUICKLIST-PACKED-THRESHOLD 1000 did not work (it exists in 7.0): {other:?}"
+        ),
     }
-    let small: Vec<Vec<u8>> = (0..300u32).map(|i| format!("{tag}-plain-neighbour-{i}").into_bytes()).collect();
+    let small: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| format!("{tag}-plain-neighbour-{i}").into_bytes())
+        .collect();
     d.rpush(conn, b"list:plain", &small);
     d.rpush(
         conn,
         b"list:plain",
-        &[compressible(&format!("{tag}-plainz"), 3000), pseudo_random_bytes(u64::from(db) + 77, 5000)],
+        &[
+            compressible(&format!("{tag}-plainz"), 3000),
+            pseudo_random_bytes(u64::from(db) + 77, 5000),
+        ],
     );
     d.rpush(conn, b"list:plain", &small);
     let mut c = redis::cmd("LPUSH");
-    c.arg("list:plain").arg(compressible(&format!("{tag}-plainhead"), 2500));
+    c.arg("list:plain")
+        .arg(compressible(&format!("{tag}-plainhead"), 2500));
     d.cmd(conn, c);
     d.expect(b"list:plain", "list", "quicklist");
-    d.rpush(conn, b"list:plain:only", &[pseudo_random_bytes(u64::from(db) + 99, 4000)]);
+    d.rpush(
+        conn,
+        b"list:plain:only",
+        &[pseudo_random_bytes(u64::from(db) + 99, 4000)],
+    );
     d.expect(b"list:plain:only", "list", "quicklist");
     d.ttl(conn, b"list:plain");
     d.flush(conn);
@@ -932,21 +1125,38 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
     let set32: Vec<Vec<u8>> = ["1", "70000", "-70000"].iter().map(|s| b(s)).collect();
     d.sadd(conn, b"set:int32", &set32);
     d.expect(b"set:int32", "set", "intset");
-    let set64: Vec<Vec<u8>> = ["1", "1099511627776", "-4611686018427387904", "9223372036854775807"]
-        .iter()
-        .map(|s| b(s))
-        .collect();
+    let set64: Vec<Vec<u8>> = [
+        "1",
+        "1099511627776",
+        "-4611686018427387904",
+        "9223372036854775807",
+    ]
+    .iter()
+    .map(|s| b(s))
+    .collect();
     d.sadd(conn, b"set:int64", &set64);
     d.expect(b"set:int64", "set", "intset");
-    let set_int_large: Vec<Vec<u8>> = (0..600i64).map(|i| format!("{}", i * 37 - 5000).into_bytes()).collect();
+    let set_int_large: Vec<Vec<u8>> = (0..600i64)
+        .map(|i| format!("{}", i * 37 - 5000).into_bytes())
+        .collect();
     d.sadd(conn, b"set:int:large", &set_int_large);
     d.expect(b"set:int:large", "set", "hashtable");
-    d.sadd(conn, b"set:str:small", &[b("a"), b("b"), b"\x00\xff".to_vec(), b("")]);
+    d.sadd(
+        conn,
+        b"set:str:small",
+        &[b("a"), b("b"), b"\x00\xff".to_vec(), b("")],
+    );
     d.expect(b"set:str:small", "set", "hashtable");
-    let set_str_large: Vec<Vec<u8>> = (0..1000u32).map(|i| format!("{tag}-member-{i}").into_bytes()).collect();
+    let set_str_large: Vec<Vec<u8>> = (0..1000u32)
+        .map(|i| format!("{tag}-member-{i}").into_bytes())
+        .collect();
     d.sadd(conn, b"set:str:large", &set_str_large);
     d.expect(b"set:str:large", "set", "hashtable");
-    d.sadd(conn, b"set:mixed", &[b("1"), b("2"), b("x"), compressible("m", 100)]);
+    d.sadd(
+        conn,
+        b"set:mixed",
+        &[b("1"), b("2"), b("x"), compressible("m", 100)],
+    );
     d.expect(b"set:mixed", "set", "hashtable");
     d.ttl(conn, b"set:int16");
     d.ttl(conn, b"set:str:large");
@@ -968,11 +1178,23 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
     .collect();
     d.zadd(conn, b"zset:small", &small_z);
     d.expect(b"zset:small", "zset", "listpack");
-    d.zadd(conn, b"zset:small:inf", &[("inf".into(), b("up")), ("-inf".into(), b("down")), ("0".into(), b("mid"))]);
+    d.zadd(
+        conn,
+        b"zset:small:inf",
+        &[
+            ("inf".into(), b("up")),
+            ("-inf".into(), b("down")),
+            ("0".into(), b("mid")),
+        ],
+    );
     d.expect(b"zset:small:inf", "zset", "listpack");
     let mut big_z: Vec<(String, Vec<u8>)> = (0..200i64)
         .map(|i| {
-            let score = if i % 3 == 0 { format!("{}", i * 11 - 900) } else { format!("{}.{}", i - 100, i % 10) };
+            let score = if i % 3 == 0 {
+                format!("{}", i * 11 - 900)
+            } else {
+                format!("{}.{}", i - 100, i % 10)
+            };
             (score, format!("{tag}-zmember-{i}").into_bytes())
         })
         .collect();
@@ -984,7 +1206,11 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
     d.zadd(
         conn,
         b"zset:longmember",
-        &[("1".into(), b("a")), ("2.75".into(), compressible("longmember", 65)), ("-3".into(), b("c"))],
+        &[
+            ("1".into(), b("a")),
+            ("2.75".into(), compressible("longmember", 65)),
+            ("-3".into(), b("c")),
+        ],
     );
     d.expect(b"zset:longmember", "zset", "skiplist");
     d.ttl(conn, b"zset:small");
@@ -1005,17 +1231,29 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
         ],
     );
     d.expect(b"hash:small", "hash", "listpack");
-    let big_h: Vec<(Vec<u8>, Vec<u8>)> = (0..200u32)
+    let big_h: Vec<(Vec<u8>, Vec<u8>)> = (0..700u32)
         .map(|i| {
-            let v = if i % 4 == 0 { format!("{}", i * 1000) } else { format!("{tag}-value-{i}") };
+            let v = if i % 4 == 0 {
+                format!("{}", i * 1000)
+            } else {
+                format!("{tag}-value-{i}")
+            };
             (format!("field-{i}").into_bytes(), v.into_bytes())
         })
         .collect();
     d.hset(conn, b"hash:big", &big_h);
     d.expect(b"hash:big", "hash", "hashtable");
-    d.hset(conn, b"hash:longval", &[(b("a"), b("1")), (b("long"), compressible("hlong", 100))]);
+    d.hset(
+        conn,
+        b"hash:longval",
+        &[(b("a"), b("1")), (b("long"), compressible("hlong", 100))],
+    );
     d.expect(b"hash:longval", "hash", "hashtable");
-    d.hset(conn, b"hash:longfield", &[(compressible("hfield", 80), b("v")), (b("b"), b("2"))]);
+    d.hset(
+        conn,
+        b"hash:longfield",
+        &[(compressible("hfield", 80), b("v")), (b("b"), b("2"))],
+    );
     d.expect(b"hash:longfield", "hash", "hashtable");
     d.ttl(conn, b"hash:small");
     d.ttl(conn, b"hash:big");
@@ -1031,9 +1269,19 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
     for i in 0..bulk {
         let key = format!("bulk:{i:05}").into_bytes();
         match i % 10 {
-            0..=3 => d.set(conn, &key, format!("{}", i64::from(i) * 7919 - 1_000_000).as_bytes(), "int"),
+            0..=3 => d.set(
+                conn,
+                &key,
+                format!("{}", i64::from(i) * 7919 - 1_000_000).as_bytes(),
+                "int",
+            ),
             4..=7 => d.set(conn, &key, format!("{tag}-value-{i}").as_bytes(), "embstr"),
-            8 => d.set(conn, &key, &compressible(&format!("{tag}-{i}"), 50 + (i % 200) as usize), "raw"),
+            8 => d.set(
+                conn,
+                &key,
+                &compressible(&format!("{tag}-{i}"), 50 + (i % 200) as usize),
+                "raw",
+            ),
             _ => {
                 d.hset(conn, &key, &[(b("i"), format!("{i}").into_bytes())]);
                 d.expect(&key, "hash", "listpack");
@@ -1048,9 +1296,16 @@ fn fill_mixed_db(server: &RedisServer, conn: &mut Connection, d: &mut DbFill) {
 
     // The quicklists really have LZF-compressed and PLAIN nodes.
     let nodes = quicklist_nodes(server, conn, db, b"list:big");
-    assert!(nodes.len() >= 10, "list:big should span many nodes: {nodes:?}");
     assert!(
-        nodes.iter().filter(|(c, e)| c == "PACKED" && e == "LZF").count() >= 5,
+        nodes.len() >= 10,
+        "list:big should span many nodes: {nodes:?}"
+    );
+    assert!(
+        nodes
+            .iter()
+            .filter(|(c, e)| c == "PACKED" && e == "LZF")
+            .count()
+            >= 5,
         "list:big should have LZF-compressed inner nodes (list-compress-depth 1): {nodes:?}"
     );
     let nodes = quicklist_nodes(server, conn, db, b"list:plain");
@@ -1113,7 +1368,11 @@ pub fn pexpiretimes(conn: &mut Connection, keys: &[(u32, Vec<u8>)]) -> Vec<(u32,
 pub fn record_truth(conn: &mut Connection, dataset: Dataset) -> Truth {
     let pexpiretimes = pexpiretimes(conn, &dataset.ttl_keys);
     for (db, key, t) in &pexpiretimes {
-        assert!(*t > 0, "TTL key {} in db {db} has PEXPIRETIME {t}", show(key));
+        assert!(
+            *t > 0,
+            "TTL key {} in db {db} has PEXPIRETIME {t}",
+            show(key)
+        );
     }
     let digest = digest(conn);
     assert_ne!(digest, "0".repeat(40), "the source dataset is empty");
@@ -1121,14 +1380,23 @@ pub fn record_truth(conn: &mut Connection, dataset: Dataset) -> Truth {
     let info = keyspace_info(conn);
     let expires: BTreeMap<u32, u64> = info.iter().map(|(db, (_, e))| (*db, *e)).collect();
     for (db, (keys, _)) in &info {
-        assert_eq!(dbsizes.get(db), Some(keys), "INFO keyspace vs DBSIZE for db {db}");
+        assert_eq!(
+            dbsizes.get(db),
+            Some(keys),
+            "INFO keyspace vs DBSIZE for db {db}"
+        );
     }
     for (db, n) in &expires {
         let ours = dataset.ttl_keys.iter().filter(|(d, _)| d == db).count() as u64;
-        assert_eq!(*n, ours, "db {db}: INFO keyspace expires vs the TTL keys the dataset set");
+        assert_eq!(
+            *n, ours,
+            "db {db}: INFO keyspace expires vs the TTL keys the dataset set"
+        );
     }
-    let rehashing: BTreeMap<u32, bool> =
-        dbsizes.keys().map(|db| (*db, main_dict_tables(conn, *db).len() == 2)).collect();
+    let rehashing: BTreeMap<u32, bool> = dbsizes
+        .keys()
+        .map(|db| (*db, main_dict_tables(conn, *db).len() == 2))
+        .collect();
     assert_eq!(
         rehashing.get(&dataset.rehashing_db),
         Some(&true),
@@ -1137,7 +1405,15 @@ pub fn record_truth(conn: &mut Connection, dataset: Dataset) -> Truth {
     );
     select(conn, 0);
     let redis_version = redis_version(conn);
-    Truth { redis_version, digest, dbsizes, expires, pexpiretimes, rehashing, dataset }
+    Truth {
+        redis_version,
+        digest,
+        dbsizes,
+        expires,
+        pexpiretimes,
+        rehashing,
+        dataset,
+    }
 }
 
 /// A core of a filled server, kept in a directory removed when this is dropped.
@@ -1166,7 +1442,9 @@ fn core_dir(tag: &str) -> PathBuf {
     if let Ok(entries) = fs::read_dir(&base) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+            let Some(pid) = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
             if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = fs::remove_dir_all(entry.path());
             }
@@ -1190,7 +1468,13 @@ pub fn make_core_fixture(binary: &Path, tag: &str) -> CoreFixture {
     let core = gcore(&server, &dir);
     drop(conn);
     drop(server);
-    CoreFixture { dir, core, truth, binary, elapsed: started.elapsed() }
+    CoreFixture {
+        dir,
+        core,
+        truth,
+        binary,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Start a server on `rdb` and assert it holds exactly the truth: same DEBUG DIGEST, same DBSIZE
@@ -1199,7 +1483,12 @@ pub fn assert_restores_exactly(binary: &Path, rdb: &Path, truth: &Truth) {
     let server = RedisServer::start_on_rdb(binary, rdb, &[]);
     let mut conn = server.conn();
     let sizes = dbsizes(&mut conn);
-    assert_eq!(sizes, truth.dbsizes, "DBSIZE per db after restoring {}", rdb.display());
+    assert_eq!(
+        sizes,
+        truth.dbsizes,
+        "DBSIZE per db after restoring {}",
+        rdb.display()
+    );
     let times = pexpiretimes(&mut conn, &truth.dataset.ttl_keys);
     let wrong: Vec<String> = truth
         .pexpiretimes
@@ -1213,17 +1502,30 @@ pub fn assert_restores_exactly(binary: &Path, rdb: &Path, truth: &Truth) {
         "{} of {} TTL keys have a different PEXPIRETIME after restoring:\n{}",
         wrong.len(),
         times.len(),
-        wrong.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        wrong
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let got = digest(&mut conn);
-    assert_eq!(got, truth.digest, "DEBUG DIGEST after restoring {} differs from the source", rdb.display());
+    assert_eq!(
+        got,
+        truth.digest,
+        "DEBUG DIGEST after restoring {} differs from the source",
+        rdb.display()
+    );
 }
 
 /// Run `redis-rescue` with `args` in `cwd` (or the test's cwd); panics if it runs for more than
 /// ten minutes.
 pub fn run_rescue_in(cwd: Option<&Path>, args: &[&OsStr]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-rescue"));
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
     }
@@ -1284,18 +1586,35 @@ pub fn read_report(path: &Path) -> serde_json::Value {
         let listing: Vec<String> = path
             .parent()
             .and_then(|p| fs::read_dir(p).ok())
-            .map(|it| it.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
-        panic!("cannot read report {}: {e}; the directory holds {listing:?}", path.display())
+        panic!(
+            "cannot read report {}: {e}; the directory holds {listing:?}",
+            path.display()
+        )
     });
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("report {} is not JSON ({e}):\n{}", path.display(), snippet(&text, 2000)))
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "report {} is not JSON ({e}):\n{}",
+            path.display(),
+            snippet(&text, 2000)
+        )
+    })
 }
 
 /// Check a report's per-db section against the truth: keys == expected == DBSIZE, lost == 0,
 /// expires and rehashing as the server had them, by_type equal to the census.
 pub fn assert_report_matches(report: &serde_json::Value, truth: &Truth) {
-    let ctx = || snippet(&serde_json::to_string_pretty(report).unwrap_or_default(), 3000);
+    let ctx = || {
+        snippet(
+            &serde_json::to_string_pretty(report).unwrap_or_default(),
+            3000,
+        )
+    };
     let dbs = report
         .get("dbs")
         .and_then(|d| d.as_object())
@@ -1303,21 +1622,37 @@ pub fn assert_report_matches(report: &serde_json::Value, truth: &Truth) {
     let with_keys: BTreeSet<u32> = dbs
         .iter()
         .filter(|(_, v)| v.get("keys").and_then(|k| k.as_u64()).unwrap_or(0) > 0)
-        .map(|(k, _)| k.parse().unwrap_or_else(|_| panic!("db name {k:?} in the report is not a number")))
+        .map(|(k, _)| {
+            k.parse()
+                .unwrap_or_else(|_| panic!("db name {k:?} in the report is not a number"))
+        })
         .collect();
     let truth_dbs: BTreeSet<u32> = truth.dbsizes.keys().copied().collect();
-    assert_eq!(with_keys, truth_dbs, "dbs with keys in the report vs the source server:\n{}", ctx());
+    assert_eq!(
+        with_keys,
+        truth_dbs,
+        "dbs with keys in the report vs the source server:\n{}",
+        ctx()
+    );
     for (db, &size) in &truth.dbsizes {
         let entry = &dbs[&db.to_string()];
         let field = |name: &str| -> u64 {
-            entry
-                .get(name)
-                .and_then(|v| v.as_u64())
-                .unwrap_or_else(|| panic!("report dbs.{db}.{name} is missing or not a number:\n{entry:#}"))
+            entry.get(name).and_then(|v| v.as_u64()).unwrap_or_else(|| {
+                panic!("report dbs.{db}.{name} is missing or not a number:\n{entry:#}")
+            })
         };
         assert_eq!(field("keys"), size, "dbs.{db}.keys vs DBSIZE\n{entry:#}");
-        assert_eq!(field("expected"), size, "dbs.{db}.expected vs DBSIZE\n{entry:#}");
-        assert_eq!(field("lost"), 0, "dbs.{db}.lost\n{entry:#}\nlost_keys: {}", snippet(&report["lost_keys"].to_string(), 2000));
+        assert_eq!(
+            field("expected"),
+            size,
+            "dbs.{db}.expected vs DBSIZE\n{entry:#}"
+        );
+        assert_eq!(
+            field("lost"),
+            0,
+            "dbs.{db}.lost\n{entry:#}\nlost_keys: {}",
+            snippet(&report["lost_keys"].to_string(), 2000)
+        );
         assert_eq!(
             field("expires"),
             truth.expires.get(db).copied().unwrap_or(0),
@@ -1334,9 +1669,13 @@ pub fn assert_report_matches(report: &serde_json::Value, truth: &Truth) {
             .unwrap_or_else(|| panic!("report dbs.{db}.by_type is missing:\n{entry:#}"));
         let mut got: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for (ty, encs) in by_type {
-            let encs = encs.as_object().unwrap_or_else(|| panic!("dbs.{db}.by_type.{ty} is not an object"));
+            let encs = encs
+                .as_object()
+                .unwrap_or_else(|| panic!("dbs.{db}.by_type.{ty} is not an object"));
             for (enc, n) in encs {
-                let n = n.as_u64().unwrap_or_else(|| panic!("dbs.{db}.by_type.{ty}.{enc} is not a count"));
+                let n = n
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("dbs.{db}.by_type.{ty}.{enc} is not a count"));
                 if n > 0 {
                     got.entry(ty.clone()).or_default().insert(enc.clone(), n);
                 }
@@ -1351,13 +1690,22 @@ pub fn assert_report_matches(report: &serde_json::Value, truth: &Truth) {
     assert!(
         lost.is_some_and(|l| l.is_empty()),
         "lost_keys should be an empty array: {}",
-        snippet(&report.get("lost_keys").map(|v| v.to_string()).unwrap_or_default(), 2000)
+        snippet(
+            &report
+                .get("lost_keys")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            2000
+        )
     );
 }
 
 /// `INFO server` redis_version.
 pub fn redis_version(conn: &mut Connection) -> String {
-    let info: String = redis::cmd("INFO").arg("server").query(conn).expect("INFO server");
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(conn)
+        .expect("INFO server");
     info.lines()
         .find_map(|l| l.trim().strip_prefix("redis_version:"))
         .unwrap_or_else(|| panic!("no redis_version in INFO server:\n{info}"))
@@ -1372,7 +1720,11 @@ pub fn check_rdb(checker: &Path, rdb: &Path) -> (u64, u64) {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", checker.display()));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         out.status.success() && text.contains("RDB looks OK"),
         "{} {} failed ({}):\n{}",
@@ -1383,8 +1735,19 @@ pub fn check_rdb(checker: &Path, rdb: &Path) -> (u64, u64) {
     );
     let count = |suffix: &str| -> u64 {
         text.lines()
-            .find_map(|l| l.strip_prefix("[info] ")?.strip_suffix(suffix)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no `[info] N{suffix}` line in the checker's output:\n{}", snippet(&text, 4000)))
+            .find_map(|l| {
+                l.strip_prefix("[info] ")?
+                    .strip_suffix(suffix)?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `[info] N{suffix}` line in the checker's output:\n{}",
+                    snippet(&text, 4000)
+                )
+            })
     };
     (count(" keys read"), count(" expires"))
 }
