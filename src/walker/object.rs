@@ -188,7 +188,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
 
     fn intset(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
         let enc = u64::from(self.space.u32(ptr)?);
-        let len = u64::from(self.space.u32(ptr + 4)?);
+        let len = u64::from(self.space.u32(ptr.wrapping_add(4))?);
         let total = len
             .checked_mul(enc)
             .and_then(|n| n.checked_add(8))
@@ -302,13 +302,19 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// Read a compressed node's bytes and decompress them into `scratch` (checking the size).
     fn lzf_decompress(&mut self, lzf_ptr: u64, raw_len: u64) -> Result<Bytes<'a>, Fault> {
         let l = &self.layout.ql_lzf;
-        let csz = self.space.uint(lzf_ptr + l.sz.offset, l.sz.size)?;
+        let csz = self
+            .space
+            .uint(lzf_ptr.wrapping_add(l.sz.offset), l.sz.size)?;
         if csz == 0 || raw_len > csz.saturating_mul(MAX_LZF_RATIO) {
             return Err(Fault::bad(format!(
                 "LZF node of {csz} compressed bytes claims {raw_len} bytes uncompressed"
             )));
         }
-        let compressed = self.blob(lzf_ptr + l.compressed, csz, "LZF quicklist node")?;
+        let compressed = self.blob(
+            lzf_ptr.wrapping_add(l.compressed),
+            csz,
+            "LZF quicklist node",
+        )?;
         lzf::decompress(&compressed, raw_len as usize, &mut self.scratch)
             .map_err(Fault::decode("LZF quicklist node"))?;
         Ok(compressed)
@@ -380,7 +386,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
         let mut guard = ChainGuard::new("skiplist level-0 chain", length);
         let forward = |node: u64| -> Result<u64, Fault> {
-            Ok(self.space.uint(node + z.forward0.offset, z.forward0.size)?)
+            Ok(self
+                .space
+                .uint(node.wrapping_add(z.forward0.offset), z.forward0.size)?)
         };
         let mut node = forward(header)?;
         while node != 0 {

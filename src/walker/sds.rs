@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use super::fault::Fault;
 use crate::core::AddressSpace;
 
-/// Header size, length and allocation of a typed sds whose flags byte is `flags`,
-/// given the header bytes that end at the string (`hdr` is the 17 bytes before it, or fewer).
+/// Length of the typed sds at `ptr` whose flags byte (at `ptr - 1`) is `flags`, checked
+/// against the header's allocation size.
 fn typed_len(space: &AddressSpace<'_>, ptr: u64, flags: u8) -> Result<u64, Fault> {
     let at = |back: u64| {
         ptr.checked_sub(back)
