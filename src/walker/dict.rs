@@ -191,3 +191,100 @@ impl<'s, 'a> DictWalker<'s, 'a> {
         faults
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Segment;
+    use crate::profile::{self, Layout};
+
+    const BASE: u64 = 0x20_0000;
+
+    fn layout() -> Layout {
+        Layout::resolve(&profile::load("7.0.15-debian").unwrap()).unwrap()
+    }
+
+    fn space(bytes: &[u8]) -> AddressSpace<'_> {
+        AddressSpace::new(
+            bytes,
+            vec![Segment {
+                vaddr: BASE,
+                memsz: bytes.len() as u64,
+                filesz: bytes.len() as u64,
+                file_offset: 0,
+                present: 0,
+                flags: 6,
+            }],
+        )
+    }
+
+    fn put(m: &mut [u8], off: usize, v: u64) {
+        m[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// A 7.0 dict at BASE with a 4-bucket table at BASE+0x100 and entries from BASE+0x200.
+    fn dict_mem(used: u64, rehashidx: i64, exp0: i8, exp1: i8) -> Vec<u8> {
+        let mut m = vec![0u8; 0x400];
+        put(&mut m, 8, BASE + 0x100);
+        put(&mut m, 24, used);
+        put(&mut m, 40, rehashidx as u64);
+        m[50] = exp0 as u8;
+        m[51] = exp1 as u8;
+        m
+    }
+
+    #[test]
+    fn walks_chains_and_finds_cycles() {
+        let l = layout();
+        let mut m = dict_mem(3, -1, 2, -1);
+        // Bucket 1 → e0 → e1; bucket 3 → e2 → e2 (a self loop).
+        let e = |i: u64| BASE + 0x200 + i * 24;
+        put(&mut m, 0x108, e(0));
+        put(&mut m, 0x118, e(2));
+        for (i, key, next) in [(0u64, 11u64, e(1)), (1, 12, 0), (2, 13, e(2))] {
+            let o = (0x200 + i * 24) as usize;
+            put(&mut m, o, key);
+            put(&mut m, o + 16, next);
+        }
+        let s = space(&m);
+        let w = DictWalker::new(&s, &l);
+        let h = w.header(BASE).unwrap();
+        assert_eq!(h.tables[0].size, 4);
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(&keys[..3], &[11, 12, 13]);
+        assert!(faults.count >= 1);
+        assert!(
+            matches!(faults.faults[0].1, Fault::Cycle(_)),
+            "{:?}",
+            faults.faults
+        );
+    }
+
+    #[test]
+    fn inconsistent_headers_are_rejected() {
+        let l = layout();
+        for (used, rehashidx, e0, e1) in [
+            (0u64, -1i64, 99i8, -1i8), // absurd exponent
+            (0, 5, 2, -1),             // rehashing without a second table
+            (0, -1, 2, 3),             // second table without rehashing
+            (0, 9, 2, 3),              // rehashidx beyond table 0
+            (0, -7, 2, -1),            // rehashidx below -1
+            (1, -1, -1, -1),           // entries counted in a table that does not exist
+        ] {
+            let m = dict_mem(used, rehashidx, e0, e1);
+            let s = space(&m);
+            assert!(
+                DictWalker::new(&s, &l).header(BASE).is_err(),
+                "{used} {rehashidx} {e0} {e1}"
+            );
+        }
+        // A bucket array outside the core is a fault of the walk, not a panic.
+        let mut m = dict_mem(1, -1, 10, -1);
+        put(&mut m, 8, 0xdead_0000);
+        let s = space(&m);
+        let w = DictWalker::new(&s, &l);
+        let h = w.header(BASE).unwrap();
+        assert_eq!(w.for_each(&h, |_, _| {}).count, 1);
+    }
+}

@@ -66,3 +66,87 @@ pub fn read_sds<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<Cow<'a, [u8]>,
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Segment;
+
+    const BASE: u64 = 0x10_0000;
+
+    fn space(bytes: &[u8]) -> AddressSpace<'_> {
+        AddressSpace::new(
+            bytes,
+            vec![Segment {
+                vaddr: BASE,
+                memsz: bytes.len() as u64,
+                filesz: bytes.len() as u64,
+                file_offset: 0,
+                present: 0,
+                flags: 6,
+            }],
+        )
+    }
+
+    /// Memory holding one sds with header `hdr` (ending in the flags byte) and `body`.
+    fn sds_mem(hdr: &[u8], body: &[u8], nul: bool) -> (Vec<u8>, u64) {
+        let mut m = vec![0xAAu8; 32];
+        m.extend_from_slice(hdr);
+        let ptr = BASE + m.len() as u64;
+        m.extend_from_slice(body);
+        if nul {
+            m.push(0);
+        }
+        (m, ptr)
+    }
+
+    #[test]
+    fn every_header_type() {
+        let body = b"hello\x00world";
+        let n = body.len();
+        let headers: Vec<Vec<u8>> = vec![
+            vec![(n as u8) << 3],
+            vec![n as u8, 20, 1],
+            [(n as u16).to_le_bytes(), 20u16.to_le_bytes()]
+                .concat()
+                .into_iter()
+                .chain([2])
+                .collect(),
+            [(n as u32).to_le_bytes(), 20u32.to_le_bytes()]
+                .concat()
+                .into_iter()
+                .chain([3])
+                .collect(),
+            [(n as u64).to_le_bytes(), 20u64.to_le_bytes()]
+                .concat()
+                .into_iter()
+                .chain([4])
+                .collect(),
+        ];
+        for hdr in headers {
+            let (m, ptr) = sds_mem(&hdr, body, true);
+            assert_eq!(&*read_sds(&space(&m), ptr).unwrap(), body, "header {hdr:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_headers_are_faults() {
+        // Invalid type 5.
+        let (m, ptr) = sds_mem(&[5], b"", true);
+        assert!(read_sds(&space(&m), ptr).is_err());
+        // len above alloc.
+        let (m, ptr) = sds_mem(&[9, 4, 1], b"123456789", true);
+        assert!(read_sds(&space(&m), ptr).is_err());
+        // Missing NUL terminator.
+        let (m, ptr) = sds_mem(&[3, 3, 1], b"abcX", false);
+        assert!(read_sds(&space(&m), ptr).is_err());
+        // Length running past the mapped memory.
+        let (m, ptr) = sds_mem(&[200, 250, 1], b"short", true);
+        assert!(read_sds(&space(&m), ptr).is_err());
+        // NULL and pointers outside the core.
+        let (m, _) = sds_mem(&[3 << 3], b"abc", true);
+        assert!(read_sds(&space(&m), 0).is_err());
+        assert!(read_sds(&space(&m), 1).is_err());
+        assert!(read_sds(&space(&m), u64::MAX).is_err());
+    }
+}
