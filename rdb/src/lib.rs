@@ -28,6 +28,16 @@
 //! # Ok::<(), rdb::RdbError>(())
 //! ```
 #![deny(missing_docs)]
+// Library code must not panic on any input; tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod compress;
 pub mod consts;

@@ -36,6 +36,14 @@ impl DictHeader {
         self.tables[0].used.saturating_add(self.tables[1].used)
     }
 
+    /// A size hint safe to hand to a loader (RESIZEDB): the `used` counter, but never more
+    /// than the buckets the tables really have. Redis trusts the hint and a huge one from a
+    /// damaged counter would make it reserve absurd amounts of memory.
+    pub fn size_hint(&self) -> u64 {
+        self.used()
+            .min(self.tables[0].size.saturating_add(self.tables[1].size))
+    }
+
     /// True while entries are being moved from table 0 to table 1.
     pub fn rehashing(&self) -> bool {
         self.rehashidx >= 0

@@ -171,7 +171,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             }
             let expires = self.expires(db, report);
             let expires_damaged = db.expires.is_err();
-            sink.begin_db(db.index, keys.used(), expires.len() as u64)?;
+            let expires_hint = db.expires.as_ref().map_or(0, DictHeader::size_hint);
+            sink.begin_db(
+                db.index,
+                keys.size_hint(),
+                expires_hint.min(expires.len() as u64),
+            )?;
             let mut fatal: Option<SinkError> = None;
             let mut matched_expires = 0u64;
             let mut pending = 0u64;

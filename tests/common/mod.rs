@@ -172,8 +172,19 @@ impl RedisServer {
     /// DEBUG enabled, plus `extra_args` (later arguments override earlier ones). Waits for PING
     /// and for `loading:0`; panics with the log's tail if the server does not come up.
     pub fn start(binary: &Path, extra_args: &[&str]) -> RedisServer {
+        Self::start_launched(binary, extra_args, false)
+    }
+
+    /// Like [`RedisServer::start`], but launched as `sh -c 'ulimit -c unlimited; exec BINARY
+    /// ARGS…'`, so that the kernel writes a core when the server dies of a signal. The shell
+    /// execs the server, so [`RedisServer::pid`] is the server's pid.
+    pub fn start_with_core_limit(binary: &Path, extra_args: &[&str]) -> RedisServer {
+        Self::start_launched(binary, extra_args, true)
+    }
+
+    fn start_launched(binary: &Path, extra_args: &[&str], core_limit: bool) -> RedisServer {
         for _attempt in 0..5 {
-            match Self::try_start(binary, extra_args) {
+            match Self::try_start(binary, extra_args, core_limit) {
                 Ok(server) => return server,
                 Err(StartError::PortTaken) => continue,
                 Err(StartError::Failed(msg)) => panic!("{msg}"),
@@ -203,7 +214,11 @@ impl RedisServer {
         Self::start(binary, &args)
     }
 
-    fn try_start(binary: &Path, extra_args: &[&str]) -> Result<RedisServer, StartError> {
+    fn try_start(
+        binary: &Path,
+        extra_args: &[&str],
+        core_limit: bool,
+    ) -> Result<RedisServer, StartError> {
         let dir = tempfile::Builder::new()
             .prefix("redis-rescue-server-")
             .tempdir()
@@ -217,7 +232,17 @@ impl RedisServer {
         let stderr = fs::File::create(dir.path().join("stderr.log")).expect("create stderr.log");
         let port_s = port.to_string();
         let dir_s = dir.path().to_str().expect("temp dir is UTF-8").to_string();
-        let mut cmd = Command::new(binary);
+        let mut cmd = if core_limit {
+            // `ulimit -c` without -H/-S sets both limits in dash and bash; raising the hard
+            // limit needs root (CAP_SYS_RESOURCE) when it is lower.
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(r#"ulimit -c unlimited || { echo "cannot raise RLIMIT_CORE" >&2; exit 97; }; exec "$0" "$@""#)
+                .arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
         cmd.args(["--port", &port_s, "--bind", "127.0.0.1", "--dir", &dir_s])
             .args([
                 "--save",
@@ -281,6 +306,21 @@ impl RedisServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Wait up to `timeout` for the server process to end on its own; `None` if it is still
+    /// running then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait on redis-server") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn port(&self) -> u16 {
