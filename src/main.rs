@@ -104,10 +104,16 @@ fn main() -> ExitCode {
             if report.complete() {
                 ExitCode::SUCCESS
             } else {
+                let unreadable = report.dbs.values().filter(|d| d.unreadable).count();
                 log(&format!(
-                    "{} of {} keys lost; see {}",
+                    "{} of {} keys lost{}; see {}",
                     report.totals.lost,
                     report.totals.expected,
+                    if unreadable > 0 {
+                        format!(", and {unreadable} database(s) whose key count is unreadable")
+                    } else {
+                        String::new()
+                    },
                     report_path
                         .as_ref()
                         .map_or("the table above".into(), |p| p.display().to_string())

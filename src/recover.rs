@@ -156,17 +156,28 @@ fn choose_binary(
     Ok(Some(bin))
 }
 
+/// Why the core alone does not say which executable it is.
+fn no_build_id_reason(core: &CoreFile<'_>) -> &'static str {
+    if core.files.is_empty() {
+        "the core's NT_FILE note is missing or unreadable (gdb writes notes at the end of the file, so a truncated gcore core loses them), so the executable and its load address are unknown"
+    } else {
+        "the executable's ELF header page is not in the core and no binary was usable; pass --binary or --profile"
+    }
+}
+
 fn choose_profile(
     opts: &Options,
     build_id: Option<&str>,
+    core: &CoreFile<'_>,
 ) -> Result<(ProfileFile, String), RecoverError> {
     if let Some(p) = &opts.profile {
         return Ok((profile::load(p)?, format!("--profile {p}")));
     }
     let Some(id) = build_id else {
-        return Err(RecoverError::NoProfile(
-            "the core's build-id is unknown (its ELF header page was not dumped and no binary was given); pass --profile".into(),
-        ));
+        return Err(RecoverError::NoProfile(format!(
+            "the core's build-id is unknown: {}",
+            no_build_id_reason(core)
+        )));
     };
     match profile::shipped_for_build_id(id)? {
         Some(p) => {
@@ -189,7 +200,7 @@ fn server_address(
 ) -> Result<u64, RecoverError> {
     let base = exe.map(|e| e.base).ok_or_else(|| {
         RecoverError::Symbol(
-            "the core has no NT_FILE note naming the executable's mapping, so its load address is unknown".into(),
+            "the core has no readable NT_FILE note naming the executable's mapping (missing or cut off by truncation), so its load address is unknown".into(),
         )
     })?;
     let offset = match binary.and_then(|b| b.symbol("server")) {
@@ -259,7 +270,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         .as_ref()
         .and_then(|e| e.build_id.clone())
         .or_else(|| binary.as_ref().and_then(|b| b.build_id.clone()));
-    let (profile_file, choice) = choose_profile(opts, build_id.as_deref())?;
+    let (profile_file, choice) = choose_profile(opts, build_id.as_deref(), &core)?;
     let layout = Layout::resolve(&profile_file)?;
     log(&format!("profile {} ({choice})", layout.name));
     let server = server_address(

@@ -53,6 +53,8 @@ pub struct DbReport {
     pub lost_unnamed: u64,
     /// The keys dict was mid-rehash (both tables walked).
     pub rehashing: bool,
+    /// The keys dict's header could not be read: its keys are lost and uncounted.
+    pub unreadable: bool,
     /// Recovered keys by type and encoding.
     pub by_type: BTreeMap<String, BTreeMap<String, u64>>,
 }
@@ -98,7 +100,9 @@ pub struct Report {
 impl Report {
     /// True when every key the dicts counted was recovered.
     pub fn complete(&self) -> bool {
-        self.totals.lost == 0 && self.totals.keys >= self.totals.expected
+        self.totals.lost == 0
+            && self.totals.keys >= self.totals.expected
+            && !self.dbs.values().any(|d| d.unreadable)
     }
 
     /// A table of keys per db × type × encoding next to the dicts' counters.
@@ -106,8 +110,8 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>8}  by type/encoding",
-            "db", "keys", "expected", "expires", "lost", "rehash"
+            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}  by type/encoding",
+            "db", "keys", "expected", "expires", "exp.dict", "lost", "rehash"
         );
         for (db, r) in &self.dbs {
             let kinds: Vec<String> = r
@@ -117,11 +121,12 @@ impl Report {
                 .collect();
             let _ = writeln!(
                 s,
-                "{:>4} {:>10} {:>10} {:>10} {:>10} {:>8}  {}",
+                "{:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}  {}",
                 db,
                 r.keys,
                 r.expected,
                 r.expires,
+                r.expected_expires,
                 r.lost,
                 if r.rehashing { "yes" } else { "no" },
                 kinds.join(" ")
@@ -130,8 +135,8 @@ impl Report {
         let t = &self.totals;
         let _ = writeln!(
             s,
-            "{:>4} {:>10} {:>10} {:>10} {:>10}",
-            "all", t.keys, t.expected, t.expires, t.lost
+            "{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "all", t.keys, t.expected, t.expires, t.expected_expires, t.lost
         );
         for k in self.lost_keys.iter().take(20) {
             let _ = writeln!(
@@ -214,7 +219,7 @@ impl ReportBuilder {
 
     /// The keys dict of `db` could not be read at all.
     pub fn db_unreadable(&mut self, db: u32, f: &Fault) {
-        self.db(db);
+        self.db(db).unreadable = true;
         self.report.warnings.push(format!(
             "db {db}: keys dict unreadable, its keys are lost: {f}"
         ));
@@ -285,6 +290,7 @@ impl ReportBuilder {
             totals.lost += r.lost;
             totals.lost_unnamed += r.lost_unnamed;
             totals.rehashing |= r.rehashing;
+            totals.unreadable |= r.unreadable;
             for (t, encs) in &r.by_type {
                 for (e, n) in encs {
                     *totals

@@ -126,22 +126,37 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         Ok(out)
     }
 
-    /// Expire times by key pointer, sorted for binary search.
-    fn expires(&self, db: &DbInfo, report: &mut ReportBuilder) -> Vec<(u64, i64)> {
-        let Ok(h) = &db.expires else {
-            return Vec::new();
+    /// Expire times by key pointer, sorted for binary search, and whether the expires
+    /// dict was read completely. When it was not, a key without a found TTL may have had
+    /// one, so such keys must not be written as persistent.
+    fn expires(&self, db: &DbInfo, report: &mut ReportBuilder) -> (Vec<(u64, i64)>, bool) {
+        let h = match &db.expires {
+            Ok(h) => h,
+            Err(f) => {
+                report.warning(format!("db {}: expires dict unreadable: {f}", db.index));
+                return (Vec::new(), false);
+            }
         };
         let mut out = Vec::with_capacity(h.used().min(1 << 24) as usize);
         let faults =
             DictWalker::new(self.space, self.layout).for_each(h, |k, v| out.push((k, v as i64)));
         for (bucket, f) in &faults.faults {
             report.warning(format!(
-                "db {}: expires dict bucket {bucket}: {f}; keys in that chain keep no TTL and are reported lost",
+                "db {}: expires dict bucket {bucket}: {f}; keys whose TTL cannot be confirmed are reported lost",
                 db.index
             ));
         }
+        let complete = faults.count == 0 && out.len() as u64 == h.used();
+        if faults.count == 0 && !complete {
+            report.warning(format!(
+                "db {}: expires dict yielded {} entries, its counter says {}; keys whose TTL cannot be confirmed are reported lost",
+                db.index,
+                out.len(),
+                h.used()
+            ));
+        }
         out.sort_unstable_by_key(|e| e.0);
-        out
+        (out, complete)
     }
 
     /// Walk every database, handing each recovered key to `sink` and every loss to `report`.
@@ -166,11 +181,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             if keys.used() == 0 && db.expected_expires() == 0 {
                 continue;
             }
-            if let Err(f) = &db.expires {
-                report.warning(format!("db {}: expires dict unreadable: {f}", db.index));
-            }
-            let expires = self.expires(db, report);
-            let expires_damaged = db.expires.is_err();
+            let (expires, expires_complete) = self.expires(db, report);
             let expires_hint = db.expires.as_ref().map_or(0, DictHeader::size_hint);
             sink.begin_db(
                 db.index,
@@ -201,8 +212,10 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     .map(|e| e.1);
                 if expire_ms.is_some() {
                     matched_expires += 1;
-                } else if expires_damaged {
-                    let f = Fault::bad("its TTL cannot be known: the expires dict is unreadable");
+                } else if !expires_complete {
+                    let f = Fault::bad(
+                        "its TTL cannot be known: the expires dict is damaged (see warnings)",
+                    );
                     return report.lost(db.index, Some(&key), None, &f);
                 }
                 let header = match objects.header(obj_ptr) {
