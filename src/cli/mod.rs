@@ -1,0 +1,3 @@
+//! Subcommands of the `redis-rescue` binary, one module each.
+
+pub mod recover;
