@@ -72,14 +72,22 @@ impl<W: Write> RdbSink<W> {
         if let Some(ms) = k.expire_ms {
             r.expire_ms(ms);
         }
+        // Binary scores (ZSET_2) exist from RDB 8 (Redis 4.0); older files use text scores.
+        let binary_scores = self.writer.version() >= ValueType::Zset2.min_rdb_version();
         let ty = match &k.value {
             Value::String(_) => ValueType::String,
             Value::ListQuicklist(_) => ValueType::ListQuicklist2,
+            Value::ListQuicklistZiplist(_) => ValueType::ListQuicklist,
+            Value::ListZiplist(_) => ValueType::ListZiplist,
+            Value::ListElements(_) => ValueType::List,
             Value::SetIntset(_) => ValueType::SetIntset,
             Value::SetMembers(_) => ValueType::Set,
             Value::ZsetListpack(_) => ValueType::ZsetListpack,
-            Value::ZsetPairs(_) => ValueType::Zset2,
+            Value::ZsetZiplist(_) => ValueType::ZsetZiplist,
+            Value::ZsetPairs(_) if binary_scores => ValueType::Zset2,
+            Value::ZsetPairs(_) => ValueType::Zset,
             Value::HashListpack(_) => ValueType::HashListpack,
+            Value::HashZiplist(_) => ValueType::HashZiplist,
             Value::HashPairs(_) => ValueType::Hash,
         };
         if ty.min_rdb_version() > self.writer.version() {
@@ -126,8 +134,30 @@ impl<W: Write> RdbSink<W> {
                     }
                 }
             }
-            Value::SetIntset(b) | Value::ZsetListpack(b) | Value::HashListpack(b) => r.string(b),
-            Value::SetMembers(m) => {
+            Value::ListQuicklistZiplist(nodes) => {
+                // RDB type 14: a node count, then each ziplist as a string (LZF kept as is).
+                r.len(nodes.len() as u64);
+                for n in nodes {
+                    match n {
+                        QuicklistNode::Packed(b) | QuicklistNode::Plain(b) => r.string(b),
+                        QuicklistNode::PackedLzf {
+                            compressed,
+                            raw_len,
+                        }
+                        | QuicklistNode::PlainLzf {
+                            compressed,
+                            raw_len,
+                        } => r.lzf_blob(compressed, *raw_len),
+                    }
+                }
+            }
+            Value::SetIntset(b)
+            | Value::ZsetListpack(b)
+            | Value::HashListpack(b)
+            | Value::ListZiplist(b)
+            | Value::ZsetZiplist(b)
+            | Value::HashZiplist(b) => r.string(b),
+            Value::ListElements(m) | Value::SetMembers(m) => {
                 r.len(m.len() as u64);
                 for e in m {
                     r.string(e);
@@ -137,7 +167,11 @@ impl<W: Write> RdbSink<W> {
                 r.len(p.len() as u64);
                 for (m, s) in p {
                     r.string(m);
-                    r.binary_double(*s);
+                    if binary_scores {
+                        r.binary_double(*s);
+                    } else {
+                        r.string_double(*s);
+                    }
                 }
             }
             Value::HashPairs(p) => {

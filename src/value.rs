@@ -17,9 +17,9 @@ pub enum StrValue<'a> {
 /// One quicklist node, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QuicklistNode<'a> {
-    /// A listpack (validated entry by entry).
+    /// A listpack (ziplist before 7.0), validated entry by entry.
     Packed(Bytes<'a>),
-    /// An LZF-compressed listpack, kept compressed; it was decompressed and validated.
+    /// An LZF-compressed listpack or ziplist, kept compressed; it was decompressed and validated.
     PackedLzf {
         /// The compressed bytes.
         compressed: Bytes<'a>,
@@ -44,16 +44,26 @@ pub enum Value<'a> {
     String(StrValue<'a>),
     /// A quicklist (7.0: listpack or PLAIN nodes).
     ListQuicklist(Vec<QuicklistNode<'a>>),
+    /// A quicklist of ziplist nodes (3.2 to 6.2).
+    ListQuicklistZiplist(Vec<QuicklistNode<'a>>),
+    /// A ziplist-encoded list (2.8, 3.0), validated.
+    ListZiplist(Bytes<'a>),
+    /// Elements of a linked list (2.8, 3.0).
+    ListElements(Vec<Bytes<'a>>),
     /// An intset blob (validated).
     SetIntset(Bytes<'a>),
     /// Members of a hashtable set.
     SetMembers(Vec<Bytes<'a>>),
     /// A listpack of member, score pairs (validated).
     ZsetListpack(Bytes<'a>),
+    /// A ziplist of member, score pairs (up to 6.2), validated.
+    ZsetZiplist(Bytes<'a>),
     /// Members and scores of a skiplist zset.
     ZsetPairs(Vec<(Bytes<'a>, f64)>),
     /// A listpack of field, value pairs (validated).
     HashListpack(Bytes<'a>),
+    /// A ziplist of field, value pairs (up to 6.2), validated.
+    HashZiplist(Bytes<'a>),
     /// Fields and values of a hashtable hash.
     HashPairs(Vec<(Bytes<'a>, Bytes<'a>)>),
 }

@@ -77,6 +77,8 @@ pub enum KeyspaceFlavor {
 pub enum DictFlavor {
     /// `ht_table[2]`, `ht_used[2]`, `ht_size_exp[2]` (Redis 7.0+).
     HtTable,
+    /// `dictht ht[2]` with `table`, `size`, `sizemask`, `used` (Redis 2.8 to 6.2).
+    Dictht,
 }
 
 /// How dict bucket pointers are tagged.
@@ -91,6 +93,8 @@ pub enum EntryFlavor {
 pub enum SdsFlavor {
     /// Typed headers sdshdr5/8/16/32/64 selected by the flags byte (3.2+).
     Typed,
+    /// One `sdshdr {len, free}` header (2.8, 3.0).
+    LenFree,
 }
 
 /// What a packed quicklist node holds.
@@ -98,6 +102,19 @@ pub enum SdsFlavor {
 pub enum QuicklistFlavor {
     /// Listpack nodes, PLAIN nodes, 8-byte `quicklistLZF` header (7.0+).
     Listpack,
+    /// Ziplist nodes, 4-byte `quicklistLZF` header (3.2 to 6.2).
+    Ziplist,
+    /// No quicklist: lists are linked lists or ziplists (2.8, 3.0).
+    Absent,
+}
+
+/// What collections hold as their elements (set and hash tables, skiplist nodes, list nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementFlavor {
+    /// Bare sds strings (4.0+).
+    Sds,
+    /// String objects (`robj *`), any string encoding (up to 3.2).
+    Robj,
 }
 
 /// The walker features a profile selects.
@@ -113,6 +130,8 @@ pub struct Features {
     pub sds: SdsFlavor,
     /// quicklist nodes.
     pub quicklist: QuicklistFlavor,
+    /// Collection elements.
+    pub elements: ElementFlavor,
 }
 
 /// `redisServer` fields.
@@ -139,11 +158,21 @@ pub struct DbLayout {
     pub id: Field,
 }
 
-/// `dict` fields (7.0 shape).
+/// `dict` fields. Which ones are set depends on [`DictFlavor`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DictLayout {
     /// Struct size.
     pub size: u64,
+    /// `dictht ht[2]` (Dictht flavor): the array.
+    pub ht: Field,
+    /// `sizeof(dictht)` (Dictht flavor).
+    pub dictht_size: u64,
+    /// `dictht.table` (Dictht flavor).
+    pub table: Field,
+    /// `dictht.size` (Dictht flavor).
+    pub table_size: Field,
+    /// `dictht.used` (Dictht flavor).
+    pub used: Field,
     /// `dictEntry **ht_table[2]`.
     pub ht_table: Field,
     /// `unsigned long ht_used[2]`.
@@ -152,6 +181,34 @@ pub struct DictLayout {
     pub rehashidx: Field,
     /// `signed char ht_size_exp[2]`.
     pub ht_size_exp: Field,
+}
+
+/// Old `sdshdr {len, free}` fields (LenFree flavor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SdsLayout {
+    /// Header size: the string starts this many bytes after the header.
+    pub header_size: u64,
+    /// `len`, from the header start.
+    pub len: Field,
+    /// `free`, from the header start.
+    pub free: Field,
+}
+
+/// `list` and `listNode` (linked lists, Absent quicklist flavor).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinkedListLayout {
+    /// `sizeof(list)`.
+    pub size: u64,
+    /// `list.head`.
+    pub head: Field,
+    /// `list.len`.
+    pub len: Field,
+    /// `sizeof(listNode)`.
+    pub node_size: u64,
+    /// `listNode.next`.
+    pub next: Field,
+    /// `listNode.value`.
+    pub value: Field,
 }
 
 /// `dictEntry` fields.
@@ -280,6 +337,10 @@ pub struct EncodingConsts {
     pub hashtable: u64,
     /// OBJ_ENCODING_INTSET.
     pub intset: u64,
+    /// OBJ_ENCODING_ZIPLIST.
+    pub ziplist: u64,
+    /// OBJ_ENCODING_LINKEDLIST.
+    pub linkedlist: u64,
     /// OBJ_ENCODING_SKIPLIST.
     pub skiplist: u64,
     /// OBJ_ENCODING_EMBSTR.
@@ -324,6 +385,10 @@ pub struct Layout {
     pub dict: DictLayout,
     /// `dictEntry`.
     pub entry: EntryLayout,
+    /// Old sds header.
+    pub sds: SdsLayout,
+    /// Linked lists.
+    pub linked_list: LinkedListLayout,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -381,6 +446,21 @@ impl<'p> Resolver<'p> {
         }
     }
 
+    /// A member of any size (an array or flexible array): only its offset is used.
+    fn array(&mut self, st: &str, name: &str) -> Field {
+        match self.strukt(st).map(|s| s.fields.get(name)) {
+            Some(Some(FieldSpec::Bytes { offset, .. })) => Field {
+                offset: *offset,
+                size: 0,
+            },
+            Some(_) => {
+                self.missing.push(format!("{st}.{name}"));
+                Field::default()
+            }
+            None => Field::default(),
+        }
+    }
+
     fn bits(&mut self, st: &str, name: &str) -> Bits {
         match self.strukt(st).map(|s| s.fields.get(name)) {
             Some(Some(FieldSpec::Bits {
@@ -405,6 +485,18 @@ impl<'p> Resolver<'p> {
                 self.missing.push(format!("constant {group}.{name}"));
                 0
             }
+        }
+    }
+
+    /// A constant that older builds do not have: absent means "never matches" (u64::MAX).
+    fn optional_constant(&mut self, group: &str, name: &str) -> u64 {
+        match self.file.constants.get(group).and_then(|g| g.get(name)) {
+            Some(v) if *v >= 0 => *v as u64,
+            Some(_) => {
+                self.missing.push(format!("constant {group}.{name} (negative)"));
+                u64::MAX
+            }
+            None => u64::MAX,
         }
     }
 
@@ -448,10 +540,38 @@ impl Layout {
             missing: Vec::new(),
         };
         let keyspace = r.feature("keyspace", &[("db_array", KeyspaceFlavor::DbArrayOfDicts)]);
-        let dict = r.feature("dict", &[("ht_table", DictFlavor::HtTable)]);
+        let dict = r.feature(
+            "dict",
+            &[("ht_table", DictFlavor::HtTable), ("dictht", DictFlavor::Dictht)],
+        );
         let dict_entry = r.feature("dict_entry", &[("plain", EntryFlavor::Plain)]);
-        let sds = r.feature("sds", &[("typed", SdsFlavor::Typed)]);
-        let quicklist = r.feature("quicklist", &[("listpack", QuicklistFlavor::Listpack)]);
+        let sds = r.feature(
+            "sds",
+            &[("typed", SdsFlavor::Typed), ("len_free", SdsFlavor::LenFree)],
+        );
+        let quicklist = if file.features.contains_key("quicklist") {
+            r.feature(
+                "quicklist",
+                &[
+                    ("listpack", QuicklistFlavor::Listpack),
+                    ("ziplist", QuicklistFlavor::Ziplist),
+                ],
+            )
+        } else {
+            Some(QuicklistFlavor::Absent)
+        };
+        let elements = r.feature(
+            "robj_keys",
+            &[("sds", ElementFlavor::Sds), ("robj", ElementFlavor::Robj)],
+        );
+        let features = Features {
+            keyspace: keyspace.unwrap_or(KeyspaceFlavor::DbArrayOfDicts),
+            dict: dict.unwrap_or(DictFlavor::HtTable),
+            dict_entry: dict_entry.unwrap_or(EntryFlavor::Plain),
+            sds: sds.unwrap_or(SdsFlavor::Typed),
+            quicklist: quicklist.unwrap_or(QuicklistFlavor::Absent),
+            elements: elements.unwrap_or(ElementFlavor::Sds),
+        };
         let server_symbol = match file.symbols.get("server") {
             Some(s) => *s,
             None => {
@@ -459,12 +579,20 @@ impl Layout {
                 SymbolSpec { offset: 0, size: 0 }
             }
         };
-        let lzf_compressed = match r.strukt("quicklistLZF").map(|s| s.fields.get("compressed")) {
-            Some(Some(FieldSpec::Bytes { offset, .. })) => *offset,
-            _ => {
-                r.missing.push("quicklistLZF.compressed".into());
-                0
-            }
+        let ql_present = features.quicklist != QuicklistFlavor::Absent;
+        // 7.0 renamed the node's data pointer from `zl` to `entry`.
+        let ql_data = match features.quicklist {
+            QuicklistFlavor::Ziplist => "zl",
+            _ => "entry",
+        };
+        let lzf_compressed = if ql_present {
+            r.array("quicklistLZF", "compressed").offset
+        } else {
+            0
+        };
+        let element_field = match features.elements {
+            ElementFlavor::Sds => "ele",
+            ElementFlavor::Robj => "obj",
         };
         let zsl_level = r.field("zskiplistNode", "level");
         let level_forward = r.field("zskiplistLevel", "forward");
@@ -473,13 +601,7 @@ impl Layout {
             name: file.name.clone(),
             identity: file.identity.clone(),
             server_symbol,
-            features: Features {
-                keyspace: keyspace.unwrap_or(KeyspaceFlavor::DbArrayOfDicts),
-                dict: dict.unwrap_or(DictFlavor::HtTable),
-                dict_entry: dict_entry.unwrap_or(EntryFlavor::Plain),
-                sds: sds.unwrap_or(SdsFlavor::Typed),
-                quicklist: quicklist.unwrap_or(QuicklistFlavor::Listpack),
-            },
+            features,
             server: ServerLayout {
                 size: r.size("redisServer"),
                 db: r.field("redisServer", "db"),
@@ -491,12 +613,44 @@ impl Layout {
                 expires: r.field("redisDb", "expires"),
                 id: r.field("redisDb", "id"),
             },
-            dict: DictLayout {
-                size: r.size("dict"),
-                ht_table: r.field("dict", "ht_table"),
-                ht_used: r.field("dict", "ht_used"),
-                rehashidx: r.field("dict", "rehashidx"),
-                ht_size_exp: r.field("dict", "ht_size_exp"),
+            dict: match features.dict {
+                DictFlavor::HtTable => DictLayout {
+                    size: r.size("dict"),
+                    ht_table: r.field("dict", "ht_table"),
+                    ht_used: r.field("dict", "ht_used"),
+                    rehashidx: r.field("dict", "rehashidx"),
+                    ht_size_exp: r.field("dict", "ht_size_exp"),
+                    ..DictLayout::default()
+                },
+                DictFlavor::Dictht => DictLayout {
+                    size: r.size("dict"),
+                    ht: r.array("dict", "ht"),
+                    dictht_size: r.size("dictht"),
+                    table: r.field("dictht", "table"),
+                    table_size: r.field("dictht", "size"),
+                    used: r.field("dictht", "used"),
+                    rehashidx: r.field("dict", "rehashidx"),
+                    ..DictLayout::default()
+                },
+            },
+            sds: match features.sds {
+                SdsFlavor::Typed => SdsLayout::default(),
+                SdsFlavor::LenFree => SdsLayout {
+                    header_size: r.size("sdshdr"),
+                    len: r.field("sdshdr", "len"),
+                    free: r.field("sdshdr", "free"),
+                },
+            },
+            linked_list: match features.quicklist {
+                QuicklistFlavor::Absent => LinkedListLayout {
+                    size: r.size("list"),
+                    head: r.field("list", "head"),
+                    len: r.field("list", "len"),
+                    node_size: r.size("listNode"),
+                    next: r.field("listNode", "next"),
+                    value: r.field("listNode", "value"),
+                },
+                _ => LinkedListLayout::default(),
             },
             entry: EntryLayout {
                 size: r.size("dictEntry"),
@@ -512,23 +666,35 @@ impl Layout {
                 refcount: r.field("robj", "refcount"),
                 ptr: r.field("robj", "ptr"),
             },
-            quicklist: QuicklistLayout {
-                size: r.size("quicklist"),
-                head: r.field("quicklist", "head"),
-                count: r.field("quicklist", "count"),
-                len: r.field("quicklist", "len"),
+            quicklist: if ql_present {
+                QuicklistLayout {
+                    size: r.size("quicklist"),
+                    head: r.field("quicklist", "head"),
+                    count: r.field("quicklist", "count"),
+                    len: r.field("quicklist", "len"),
+                }
+            } else {
+                QuicklistLayout::default()
             },
-            ql_node: QuicklistNodeLayout {
-                size: r.size("quicklistNode"),
-                next: r.field("quicklistNode", "next"),
-                entry: r.field("quicklistNode", "entry"),
-                sz: r.field("quicklistNode", "sz"),
-                count: r.bits("quicklistNode", "count"),
-                encoding: r.bits("quicklistNode", "encoding"),
-                container: r.bits("quicklistNode", "container"),
+            ql_node: if ql_present {
+                QuicklistNodeLayout {
+                    size: r.size("quicklistNode"),
+                    next: r.field("quicklistNode", "next"),
+                    entry: r.field("quicklistNode", ql_data),
+                    sz: r.field("quicklistNode", "sz"),
+                    count: r.bits("quicklistNode", "count"),
+                    encoding: r.bits("quicklistNode", "encoding"),
+                    container: r.bits("quicklistNode", "container"),
+                }
+            } else {
+                QuicklistNodeLayout::default()
             },
             ql_lzf: QuicklistLzfLayout {
-                sz: r.field("quicklistLZF", "sz"),
+                sz: if ql_present {
+                    r.field("quicklistLZF", "sz")
+                } else {
+                    Field::default()
+                },
                 compressed: lzf_compressed,
             },
             zset: ZsetLayout {
@@ -539,7 +705,7 @@ impl Layout {
                 header: r.field("zskiplist", "header"),
                 length: r.field("zskiplist", "length"),
                 node_size: zsl_level.offset + level_size,
-                ele: r.field("zskiplistNode", "ele"),
+                ele: r.field("zskiplistNode", element_field),
                 score: r.field("zskiplistNode", "score"),
                 forward0: Field {
                     offset: zsl_level.offset + level_forward.offset,
@@ -552,25 +718,31 @@ impl Layout {
                 set: r.constant("types", "set"),
                 zset: r.constant("types", "zset"),
                 hash: r.constant("types", "hash"),
-                module: r.constant("types", "module"),
-                stream: r.constant("types", "stream"),
+                module: r.optional_constant("types", "module"),
+                stream: r.optional_constant("types", "stream"),
             },
             enc: EncodingConsts {
                 raw: r.constant("encodings", "raw"),
                 int: r.constant("encodings", "int"),
                 hashtable: r.constant("encodings", "hashtable"),
                 intset: r.constant("encodings", "intset"),
+                ziplist: r.optional_constant("encodings", "ziplist"),
+                linkedlist: r.optional_constant("encodings", "linkedlist"),
                 skiplist: r.constant("encodings", "skiplist"),
-                embstr: r.constant("encodings", "embstr"),
-                quicklist: r.constant("encodings", "quicklist"),
-                listpack: r.constant("encodings", "listpack"),
-                stream: r.constant("encodings", "stream"),
+                embstr: r.optional_constant("encodings", "embstr"),
+                quicklist: r.optional_constant("encodings", "quicklist"),
+                listpack: r.optional_constant("encodings", "listpack"),
+                stream: r.optional_constant("encodings", "stream"),
             },
-            ql: QuicklistConsts {
-                encoding_raw: r.constant("quicklist_node", "encoding_raw"),
-                encoding_lzf: r.constant("quicklist_node", "encoding_lzf"),
-                container_plain: r.constant("quicklist_node", "container_plain"),
-                container_packed: r.constant("quicklist_node", "container_packed"),
+            ql: if ql_present {
+                QuicklistConsts {
+                    encoding_raw: r.constant("quicklist_node", "encoding_raw"),
+                    encoding_lzf: r.constant("quicklist_node", "encoding_lzf"),
+                    container_plain: r.optional_constant("quicklist_node", "container_plain"),
+                    container_packed: r.constant("quicklist_node", "container_packed"),
+                }
+            } else {
+                QuicklistConsts::default()
             },
         };
         if r.missing.is_empty() {

@@ -119,10 +119,10 @@ mod tests {
     fn missing_fields_are_all_named() {
         let mut p = load("7.0.15-debian").unwrap();
         p.structs.remove("quicklistNode");
-        p.features.insert("dict".into(), "dictht".into());
+        p.features.insert("dict".into(), "swiss".into());
         let err = Layout::resolve(&p).unwrap_err().to_string();
         assert!(err.contains("struct quicklistNode"), "{err}");
-        assert!(err.contains("feature dict=dictht"), "{err}");
+        assert!(err.contains("feature dict=swiss"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::fault::Fault;
 use super::guard::ChainGuard;
 use crate::core::AddressSpace;
+use crate::profile::layout::{DictFlavor, Field};
 use crate::profile::Layout;
 
 /// Largest table exponent accepted (2^40 buckets would be 8 TiB of pointers).
@@ -94,7 +95,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
     pub fn header(&self, addr: u64) -> Result<DictHeader, Fault> {
         let d = &self.layout.dict;
         let bytes = self.space.read(addr, d.size as usize)?;
-        let field = |f: crate::profile::layout::Field| {
+        let field = |f: Field| {
             f.get(&bytes)
                 .ok_or_else(|| Fault::bad("dict field outside the dict struct"))
         };
@@ -102,10 +103,41 @@ impl<'s, 'a> DictWalker<'s, 'a> {
         let mut tables = [Table::default(); 2];
         for (i, t) in tables.iter_mut().enumerate() {
             let i = i as u64;
-            let exp = field(d.ht_size_exp.element(i, 1))? as u8 as i8 as i64;
-            let buckets = field(d.ht_table.element(i, 8))?;
-            let used = field(d.ht_used.element(i, 8))?;
-            if exp == -1 {
+            // Either shape comes down to (bucket array, size exponent or size, used).
+            let (buckets, size, used) = match self.layout.features.dict {
+                DictFlavor::HtTable => {
+                    let exp = field(d.ht_size_exp.element(i, 1))? as u8 as i8 as i64;
+                    let size = match exp {
+                        -1 => 0,
+                        0..=MAX_SIZE_EXP => 1u64 << exp,
+                        _ => {
+                            return Err(Fault::bad(format!(
+                                "dict {addr:#x} table {i} has size exponent {exp}"
+                            )))
+                        }
+                    };
+                    (
+                        field(d.ht_table.element(i, 8))?,
+                        size,
+                        field(d.ht_used.element(i, 8))?,
+                    )
+                }
+                DictFlavor::Dictht => {
+                    let base = d.ht.offset + i * d.dictht_size;
+                    let at = |f: Field| Field {
+                        offset: base + f.offset,
+                        size: f.size,
+                    };
+                    let size = field(at(d.table_size))?;
+                    if size != 0 && (!size.is_power_of_two() || size > 1 << MAX_SIZE_EXP) {
+                        return Err(Fault::bad(format!(
+                            "dict {addr:#x} table {i} has size {size}, not a power of two"
+                        )));
+                    }
+                    (field(at(d.table))?, size, field(at(d.used))?)
+                }
+            };
+            if size == 0 {
                 if buckets != 0 || used != 0 {
                     return Err(Fault::bad(format!(
                         "dict {addr:#x} table {i} has no size but buckets {buckets:#x} / used {used}"
@@ -113,14 +145,9 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                 }
                 continue;
             }
-            if !(0..=MAX_SIZE_EXP).contains(&exp) {
-                return Err(Fault::bad(format!(
-                    "dict {addr:#x} table {i} has size exponent {exp}"
-                )));
-            }
             *t = Table {
                 buckets,
-                size: 1u64 << exp,
+                size,
                 used,
             };
         }

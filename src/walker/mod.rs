@@ -169,6 +169,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     ) -> Result<(), WalkError> {
         let dicts = DictWalker::new(self.space, self.layout);
         let mut objects = ObjectDecoder::new(self.space, self.layout);
+        let sds_format = sds::SdsFormat::of(self.layout);
         for db in dbs {
             report.db_seen(db);
             let keys = match &db.keys {
@@ -201,7 +202,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 if fatal.is_some() {
                     return;
                 }
-                let key = match sds::read_sds(self.space, key_ptr) {
+                let key = match sds::read_sds(self.space, sds_format, key_ptr) {
                     Ok(k) => k,
                     Err(f) => return report.lost(db.index, None, None, &f),
                 };

@@ -3,9 +3,12 @@
 use super::dict::DictWalker;
 use super::fault::Fault;
 use super::guard::ChainGuard;
-use super::sds::read_sds;
+use std::borrow::Cow;
+
+use super::sds::{read_sds, SdsFormat};
 use crate::core::AddressSpace;
-use crate::decode::{intset::Intset, listpack::Listpack, lzf};
+use crate::decode::{intset::Intset, listpack::Listpack, lzf, ziplist::Ziplist};
+use crate::profile::layout::{ElementFlavor, QuicklistFlavor};
 use crate::profile::Layout;
 use crate::value::{Bytes, Kind, QuicklistNode, StrValue, Value};
 
@@ -34,6 +37,7 @@ pub struct ObjectDecoder<'s, 'a> {
     space: &'s AddressSpace<'a>,
     layout: &'s Layout,
     dicts: DictWalker<'s, 'a>,
+    sds: SdsFormat,
     scratch: Vec<u8>,
 }
 
@@ -44,6 +48,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             space,
             layout,
             dicts: DictWalker::new(space, layout),
+            sds: SdsFormat::of(layout),
             scratch: Vec::new(),
         }
     }
@@ -88,6 +93,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             (en.skiplist, "skiplist"),
             (en.quicklist, "quicklist"),
             (en.listpack, "listpack"),
+            (en.ziplist, "ziplist"),
+            (en.linkedlist, "linkedlist"),
             (en.stream, "stream"),
         ]
         .iter()
@@ -109,11 +116,25 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 return Ok(Value::String(StrValue::Int(h.ptr as i64)));
             }
             if e == en.raw || e == en.embstr {
-                return Ok(Value::String(StrValue::Bytes(read_sds(self.space, h.ptr)?)));
+                return Ok(Value::String(StrValue::Bytes(read_sds(
+                    self.space, self.sds, h.ptr,
+                )?)));
             }
         } else if t == ty.list {
             if e == en.quicklist {
-                return self.quicklist(h.ptr).map(Value::ListQuicklist);
+                return match self.layout.features.quicklist {
+                    QuicklistFlavor::Listpack => self.quicklist(h.ptr).map(Value::ListQuicklist),
+                    QuicklistFlavor::Ziplist => {
+                        self.quicklist(h.ptr).map(Value::ListQuicklistZiplist)
+                    }
+                    QuicklistFlavor::Absent => Err(Fault::bad("quicklist in a build without quicklists")),
+                };
+            }
+            if e == en.ziplist {
+                return self.ziplist(h.ptr, false, "list ziplist").map(Value::ListZiplist);
+            }
+            if e == en.linkedlist {
+                return self.linked_list(h.ptr).map(Value::ListElements);
             }
         } else if t == ty.set {
             if e == en.intset {
@@ -186,6 +207,80 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         Ok(bytes)
     }
 
+    fn ziplist(&self, ptr: u64, pairs: bool, what: &'static str) -> Result<Bytes<'a>, Fault> {
+        let total = u64::from(self.space.u32(ptr)?);
+        let bytes = self.blob(ptr, total, what)?;
+        let zl = Ziplist::parse(&bytes).map_err(Fault::decode(what))?;
+        if pairs && zl.len() % 2 != 0 {
+            return Err(Fault::bad(format!(
+                "{what} holds an odd number of entries ({})",
+                zl.len()
+            )));
+        }
+        if zl.is_empty() {
+            return Err(Fault::bad(format!(
+                "{what} is empty; Redis never keeps an empty key"
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// A collection element: a bare sds (4.0+) or a string object (up to 3.2).
+    fn element(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
+        match self.layout.features.elements {
+            ElementFlavor::Sds => read_sds(self.space, self.sds, ptr),
+            ElementFlavor::Robj => self.string_object(ptr),
+        }
+    }
+
+    /// The bytes of a string object, INT encoding as its decimal text.
+    fn string_object(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
+        let h = self.header(ptr)?;
+        let en = &self.layout.enc;
+        if h.type_id != self.layout.types.string {
+            return Err(Fault::bad(format!(
+                "collection element at {ptr:#x} is a {} object, not a string",
+                h.kind.type_name
+            )));
+        }
+        if h.encoding_id == en.int {
+            Ok(Cow::Owned((h.ptr as i64).to_string().into_bytes()))
+        } else if h.encoding_id == en.raw || h.encoding_id == en.embstr {
+            read_sds(self.space, self.sds, h.ptr)
+        } else {
+            Err(Fault::bad(format!(
+                "string element at {ptr:#x} has encoding {}",
+                h.encoding_id
+            )))
+        }
+    }
+
+    fn linked_list(&self, ptr: u64) -> Result<Vec<Bytes<'a>>, Fault> {
+        let l = &self.layout.linked_list;
+        let head = self.space.read(ptr, l.size as usize)?;
+        let missing = || Fault::bad("list field outside its struct");
+        let len = l.len.get(&head).ok_or_else(missing)?;
+        let mut node = l.head.get(&head).ok_or_else(missing)?;
+        let mut out = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
+        let mut guard = ChainGuard::new("linked list", len);
+        while node != 0 {
+            guard.step(node)?;
+            let nb = self.space.read(node, l.node_size as usize)?;
+            let (Some(next), Some(value)) = (l.next.get(&nb), l.value.get(&nb)) else {
+                return Err(missing());
+            };
+            out.push(self.string_object(value)?);
+            node = next;
+        }
+        if out.len() as u64 != len || len == 0 {
+            return Err(Fault::bad(format!(
+                "linked list holds {} nodes, its header says {len}",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
     fn intset(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
         let enc = u64::from(self.space.u32(ptr)?);
         let len = u64::from(self.space.u32(ptr.wrapping_add(4))?);
@@ -233,7 +328,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     "quicklist node {node:#x} has size {sz} and count {ncount}"
                 )));
             }
-            if container == consts.container_plain {
+            let plain_allowed = self.layout.features.quicklist == QuicklistFlavor::Listpack;
+            if plain_allowed && container == consts.container_plain {
                 if ncount != 1 {
                     return Err(Fault::bad(format!(
                         "PLAIN quicklist node with count {ncount}"
@@ -265,14 +361,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                         raw_len: sz,
                     });
                 } else if enc == consts.encoding_raw {
-                    let bytes = self.blob(entry, sz, "quicklist listpack")?;
-                    let lp =
-                        Listpack::parse(&bytes).map_err(Fault::decode("quicklist listpack"))?;
-                    if lp.len() as u64 != ncount || lp.total_bytes() as u64 != sz {
+                    let bytes = self.blob(entry, sz, "quicklist node")?;
+                    let (entries, total) = self.packed_info(&bytes)?;
+                    if entries != ncount || total != sz {
                         return Err(Fault::bad(format!(
-                            "quicklist node listpack has {} entries / {} bytes, node says {ncount} / {sz}",
-                            lp.len(),
-                            lp.total_bytes()
+                            "quicklist node holds {entries} entries / {total} bytes, its header says {ncount} / {sz}"
                         )));
                     }
                     nodes.push(QuicklistNode::Packed(bytes));
@@ -320,18 +413,29 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         Ok(compressed)
     }
 
-    /// A compressed listpack node: decompressed and validated, kept compressed.
-    /// Returns the compressed bytes and the listpack's entry count.
+    /// Validate a packed quicklist node (a listpack from 7.0, a ziplist before) and
+    /// return its entry count and byte size.
+    fn packed_info(&self, bytes: &[u8]) -> Result<(u64, u64), Fault> {
+        if self.layout.features.quicklist == QuicklistFlavor::Ziplist {
+            let zl = Ziplist::parse(bytes).map_err(Fault::decode("quicklist ziplist"))?;
+            Ok((zl.len() as u64, zl.total_bytes() as u64))
+        } else {
+            let lp = Listpack::parse(bytes).map_err(Fault::decode("quicklist listpack"))?;
+            Ok((lp.len() as u64, lp.total_bytes() as u64))
+        }
+    }
+
+    /// A compressed packed node: decompressed and validated, kept compressed.
+    /// Returns the compressed bytes and the node's entry count.
     fn lzf_node(&mut self, lzf_ptr: u64, raw_len: u64) -> Result<(Bytes<'a>, u64), Fault> {
         let compressed = self.lzf_decompress(lzf_ptr, raw_len)?;
-        let lp = Listpack::parse(&self.scratch)
-            .map_err(Fault::decode("decompressed quicklist listpack"))?;
-        if lp.total_bytes() as u64 != raw_len {
+        let (entries, total) = self.packed_info(&self.scratch)?;
+        if total != raw_len {
             return Err(Fault::bad(
-                "decompressed listpack size differs from the node's size",
+                "decompressed node size differs from the node's size",
             ));
         }
-        Ok((compressed, lp.len() as u64))
+        Ok((compressed, entries))
     }
 
     fn set_members(&self, dict: u64) -> Result<Vec<Bytes<'a>>, Fault> {
@@ -339,7 +443,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let mut out = Vec::with_capacity(h.used().min(MAX_PREALLOC) as usize);
         let mut first = None;
         self.dicts
-            .for_each(&h, |k, _| match read_sds(self.space, k) {
+            .for_each(&h, |k, _| match self.element(k) {
                 Ok(m) => out.push(m),
                 Err(e) => {
                     first.get_or_insert(e);
@@ -356,7 +460,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let mut first = None;
         self.dicts
             .for_each(&h, |k, v| {
-                match read_sds(self.space, k).and_then(|f| Ok((f, read_sds(self.space, v)?))) {
+                match self.element(k).and_then(|f| Ok((f, self.element(v)?))) {
                     Ok(p) => out.push(p),
                     Err(e) => {
                         first.get_or_insert(e);
@@ -401,7 +505,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             if score.is_nan() {
                 return Err(Fault::bad("zset score is NaN"));
             }
-            out.push((read_sds(self.space, ele)?, score));
+            out.push((self.element(ele)?, score));
             node = z.forward0.get(&nb).ok_or_else(missing)?;
         }
         if out.len() as u64 != length || length == 0 {

@@ -4,6 +4,43 @@ use std::borrow::Cow;
 
 use super::fault::Fault;
 use crate::core::AddressSpace;
+use crate::profile::layout::{SdsFlavor, SdsLayout};
+use crate::profile::Layout;
+
+/// How sds headers look in one build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdsFormat {
+    /// sdshdr5/8/16/32/64 chosen by the flags byte before the string (3.2+).
+    Typed,
+    /// One `sdshdr {len, free}` header before the string (2.8, 3.0).
+    LenFree(SdsLayout),
+}
+
+impl SdsFormat {
+    /// The format `layout` selects.
+    pub fn of(layout: &Layout) -> Self {
+        match layout.features.sds {
+            SdsFlavor::Typed => SdsFormat::Typed,
+            SdsFlavor::LenFree => SdsFormat::LenFree(layout.sds),
+        }
+    }
+}
+
+/// Length of an old-style sds: `len` and `free` in the header before the string.
+fn len_free_len(space: &AddressSpace<'_>, l: &SdsLayout, ptr: u64) -> Result<u64, Fault> {
+    let hdr = ptr
+        .checked_sub(l.header_size)
+        .ok_or_else(|| Fault::bad("sds pointer below its header"))?;
+    let bytes = space.read(hdr, l.header_size as usize)?;
+    let (Some(len), Some(free)) = (l.len.get(&bytes), l.free.get(&bytes)) else {
+        return Err(Fault::bad("sdshdr fields outside the header"));
+    };
+    // Both are 32-bit: a string and its slack never exceed 4 GiB together in these versions.
+    if len.checked_add(free).is_none_or(|t| t > u64::from(u32::MAX)) {
+        return Err(Fault::bad(format!("sds at {ptr:#x} has len {len} and free {free}")));
+    }
+    Ok(len)
+}
 
 /// Length of the typed sds at `ptr` whose flags byte (at `ptr - 1`) is `flags`, checked
 /// against the header's allocation size.
@@ -32,14 +69,24 @@ fn typed_len(space: &AddressSpace<'_>, ptr: u64, flags: u8) -> Result<u64, Fault
 ///
 /// Checks the header type, `len <= alloc`, that the bytes are in the core, and the NUL
 /// terminator that every sds carries at `buf[len]`.
-pub fn read_sds<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<Cow<'a, [u8]>, Fault> {
+pub fn read_sds<'a>(
+    space: &AddressSpace<'a>,
+    format: SdsFormat,
+    ptr: u64,
+) -> Result<Cow<'a, [u8]>, Fault> {
     if ptr == 0 {
         return Err(Fault::bad("NULL sds pointer"));
     }
-    let flags = space.u8(ptr
-        .checked_sub(1)
-        .ok_or_else(|| Fault::bad("sds pointer 0x0"))?)?;
-    let len = typed_len(space, ptr, flags)?;
+    let len = match format {
+        SdsFormat::Typed => {
+            let flags = space.u8(
+                ptr.checked_sub(1)
+                    .ok_or_else(|| Fault::bad("sds pointer 0x0"))?,
+            )?;
+            typed_len(space, ptr, flags)?
+        }
+        SdsFormat::LenFree(l) => len_free_len(space, &l, ptr)?,
+    };
     let total = len
         .checked_add(1)
         .ok_or_else(|| Fault::bad("sds length overflow"))?;
@@ -125,28 +172,45 @@ mod tests {
         ];
         for hdr in headers {
             let (m, ptr) = sds_mem(&hdr, body, true);
-            assert_eq!(&*read_sds(&space(&m), ptr).unwrap(), body, "header {hdr:?}");
+            assert_eq!(&*read_sds(&space(&m), SdsFormat::Typed, ptr).unwrap(), body, "header {hdr:?}");
         }
+    }
+
+    #[test]
+    fn len_free_headers() {
+        let fmt = SdsFormat::LenFree(SdsLayout {
+            header_size: 8,
+            len: crate::profile::layout::Field { offset: 0, size: 4 },
+            free: crate::profile::layout::Field { offset: 4, size: 4 },
+        });
+        let hdr = [5u32.to_le_bytes(), 3u32.to_le_bytes()].concat();
+        let (m, ptr) = sds_mem(&hdr, b"a\x00b\xffc", true);
+        assert_eq!(&*read_sds(&space(&m), fmt, ptr).unwrap(), b"a\x00b\xffc");
+        let hdr = [u32::MAX.to_le_bytes(), 3u32.to_le_bytes()].concat();
+        let (m, ptr) = sds_mem(&hdr, b"abc", true);
+        assert!(read_sds(&space(&m), fmt, ptr).is_err());
+        let (m, ptr) = sds_mem(&[0u8; 4], b"abc", true);
+        assert!(read_sds(&space(&m), fmt, ptr - 8).is_err());
     }
 
     #[test]
     fn malformed_headers_are_faults() {
         // Invalid type 5.
         let (m, ptr) = sds_mem(&[5], b"", true);
-        assert!(read_sds(&space(&m), ptr).is_err());
+        assert!(read_sds(&space(&m), SdsFormat::Typed, ptr).is_err());
         // len above alloc.
         let (m, ptr) = sds_mem(&[9, 4, 1], b"123456789", true);
-        assert!(read_sds(&space(&m), ptr).is_err());
+        assert!(read_sds(&space(&m), SdsFormat::Typed, ptr).is_err());
         // Missing NUL terminator.
         let (m, ptr) = sds_mem(&[3, 3, 1], b"abcX", false);
-        assert!(read_sds(&space(&m), ptr).is_err());
+        assert!(read_sds(&space(&m), SdsFormat::Typed, ptr).is_err());
         // Length running past the mapped memory.
         let (m, ptr) = sds_mem(&[200, 250, 1], b"short", true);
-        assert!(read_sds(&space(&m), ptr).is_err());
+        assert!(read_sds(&space(&m), SdsFormat::Typed, ptr).is_err());
         // NULL and pointers outside the core.
         let (m, _) = sds_mem(&[3 << 3], b"abc", true);
-        assert!(read_sds(&space(&m), 0).is_err());
-        assert!(read_sds(&space(&m), 1).is_err());
-        assert!(read_sds(&space(&m), u64::MAX).is_err());
+        assert!(read_sds(&space(&m), SdsFormat::Typed, 0).is_err());
+        assert!(read_sds(&space(&m), SdsFormat::Typed, 1).is_err());
+        assert!(read_sds(&space(&m), SdsFormat::Typed, u64::MAX).is_err());
     }
 }
