@@ -6,6 +6,9 @@ use rdb::{RdbError, RdbWriter, RecordBuilder, ValueType};
 
 use crate::value::{QuicklistNode, RecoveredKey, StrValue, Value};
 
+/// First RDB version with AUX fields and RESIZEDB.
+const RDB_VERSION_AUX: u32 = 7;
+
 /// A sink failure.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -51,8 +54,11 @@ impl<W: Write> RdbSink<W> {
     /// Start an RDB of `rdb_version` on `inner` with the given AUX fields.
     pub fn new(inner: W, rdb_version: u32, aux: &[(&str, String)]) -> Result<Self, SinkError> {
         let mut writer = RdbWriter::new(inner, rdb_version)?;
-        for (k, v) in aux {
-            writer.aux(k.as_bytes(), v.as_bytes())?;
+        // AUX fields and RESIZEDB exist from RDB 7 (Redis 3.2); older files go without.
+        if rdb_version >= RDB_VERSION_AUX {
+            for (k, v) in aux {
+                writer.aux(k.as_bytes(), v.as_bytes())?;
+            }
         }
         Ok(RdbSink {
             writer,
@@ -189,7 +195,9 @@ impl<W: Write> RdbSink<W> {
 impl<W: Write> Sink for RdbSink<W> {
     fn begin_db(&mut self, db: u32, keys: u64, expires: u64) -> Result<(), SinkError> {
         self.writer.select_db(u64::from(db))?;
-        self.writer.resize_db(keys, expires)?;
+        if self.writer.version() >= RDB_VERSION_AUX {
+            self.writer.resize_db(keys, expires)?;
+        }
         Ok(())
     }
 

@@ -493,7 +493,8 @@ impl<'p> Resolver<'p> {
         match self.file.constants.get(group).and_then(|g| g.get(name)) {
             Some(v) if *v >= 0 => *v as u64,
             Some(_) => {
-                self.missing.push(format!("constant {group}.{name} (negative)"));
+                self.missing
+                    .push(format!("constant {group}.{name} (negative)"));
                 u64::MAX
             }
             None => u64::MAX,
@@ -542,12 +543,18 @@ impl Layout {
         let keyspace = r.feature("keyspace", &[("db_array", KeyspaceFlavor::DbArrayOfDicts)]);
         let dict = r.feature(
             "dict",
-            &[("ht_table", DictFlavor::HtTable), ("dictht", DictFlavor::Dictht)],
+            &[
+                ("ht_table", DictFlavor::HtTable),
+                ("dictht", DictFlavor::Dictht),
+            ],
         );
         let dict_entry = r.feature("dict_entry", &[("plain", EntryFlavor::Plain)]);
         let sds = r.feature(
             "sds",
-            &[("typed", SdsFlavor::Typed), ("len_free", SdsFlavor::LenFree)],
+            &[
+                ("typed", SdsFlavor::Typed),
+                ("len_free", SdsFlavor::LenFree),
+            ],
         );
         let quicklist = if file.features.contains_key("quicklist") {
             r.feature(

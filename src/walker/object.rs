@@ -127,11 +127,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     QuicklistFlavor::Ziplist => {
                         self.quicklist(h.ptr).map(Value::ListQuicklistZiplist)
                     }
-                    QuicklistFlavor::Absent => Err(Fault::bad("quicklist in a build without quicklists")),
+                    QuicklistFlavor::Absent => {
+                        Err(Fault::bad("quicklist in a build without quicklists"))
+                    }
                 };
             }
             if e == en.ziplist {
-                return self.ziplist(h.ptr, false, "list ziplist").map(Value::ListZiplist);
+                return self
+                    .ziplist(h.ptr, false, "list ziplist")
+                    .map(Value::ListZiplist);
             }
             if e == en.linkedlist {
                 return self.linked_list(h.ptr).map(Value::ListElements);
@@ -149,6 +153,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .listpack(h.ptr, true, "zset listpack")
                     .map(Value::ZsetListpack);
             }
+            if e == en.ziplist {
+                return self
+                    .ziplist(h.ptr, true, "zset ziplist")
+                    .map(Value::ZsetZiplist);
+            }
             if e == en.skiplist {
                 return self.skiplist(h.ptr).map(Value::ZsetPairs);
             }
@@ -157,6 +166,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 return self
                     .listpack(h.ptr, true, "hash listpack")
                     .map(Value::HashListpack);
+            }
+            if e == en.ziplist {
+                return self
+                    .ziplist(h.ptr, true, "hash ziplist")
+                    .map(Value::HashZiplist);
             }
             if e == en.hashtable {
                 return self.hash_pairs(h.ptr).map(Value::HashPairs);

@@ -36,8 +36,13 @@ fn len_free_len(space: &AddressSpace<'_>, l: &SdsLayout, ptr: u64) -> Result<u64
         return Err(Fault::bad("sdshdr fields outside the header"));
     };
     // Both are 32-bit: a string and its slack never exceed 4 GiB together in these versions.
-    if len.checked_add(free).is_none_or(|t| t > u64::from(u32::MAX)) {
-        return Err(Fault::bad(format!("sds at {ptr:#x} has len {len} and free {free}")));
+    if len
+        .checked_add(free)
+        .is_none_or(|t| t > u64::from(u32::MAX))
+    {
+        return Err(Fault::bad(format!(
+            "sds at {ptr:#x} has len {len} and free {free}"
+        )));
     }
     Ok(len)
 }
@@ -79,10 +84,9 @@ pub fn read_sds<'a>(
     }
     let len = match format {
         SdsFormat::Typed => {
-            let flags = space.u8(
-                ptr.checked_sub(1)
-                    .ok_or_else(|| Fault::bad("sds pointer 0x0"))?,
-            )?;
+            let flags = space.u8(ptr
+                .checked_sub(1)
+                .ok_or_else(|| Fault::bad("sds pointer 0x0"))?)?;
             typed_len(space, ptr, flags)?
         }
         SdsFormat::LenFree(l) => len_free_len(space, &l, ptr)?,
@@ -172,7 +176,11 @@ mod tests {
         ];
         for hdr in headers {
             let (m, ptr) = sds_mem(&hdr, body, true);
-            assert_eq!(&*read_sds(&space(&m), SdsFormat::Typed, ptr).unwrap(), body, "header {hdr:?}");
+            assert_eq!(
+                &*read_sds(&space(&m), SdsFormat::Typed, ptr).unwrap(),
+                body,
+                "header {hdr:?}"
+            );
         }
     }
 
