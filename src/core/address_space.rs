@@ -136,24 +136,6 @@ impl<'a> AddressSpace<'a> {
         Ok(Cow::Owned(out))
     }
 
-    /// Borrow exactly `len` bytes at `addr`, which must lie within one segment.
-    ///
-    /// Cheaper than [`read`](Self::read) for the small fixed-size structs the walker reads.
-    pub fn slice(&self, addr: u64, len: usize) -> Result<&'a [u8], MemError> {
-        let (bytes, _) = self.local(addr)?;
-        match bytes.get(..len) {
-            Some(b) => Ok(b),
-            None => match self.read(addr, len)? {
-                Cow::Borrowed(b) => Ok(b),
-                // Crosses a segment boundary: the caller wanted a borrow, report where it ends.
-                Cow::Owned(_) => Err(MemError::OutOfRange {
-                    addr,
-                    len: len as u64,
-                }),
-            },
-        }
-    }
-
     fn first_fault(&self, addr: u64, end: u64) -> MemError {
         let mut a = addr;
         while a < end {

@@ -56,11 +56,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// Read the robj header at `addr`.
     pub fn header(&self, addr: u64) -> Result<ObjHeader, Fault> {
         let r = &self.layout.robj;
-        let bytes = self.space.slice(addr, r.size as usize)?;
+        let bytes = self.space.read(addr, r.size as usize)?;
         let missing = || Fault::bad("robj field outside the robj struct");
-        let type_id = r.type_.get(bytes).ok_or_else(missing)?;
-        let encoding_id = r.encoding.get(bytes).ok_or_else(missing)?;
-        let ptr = r.ptr.get(bytes).ok_or_else(missing)?;
+        let type_id = r.type_.get(&bytes).ok_or_else(missing)?;
+        let encoding_id = r.encoding.get(&bytes).ok_or_else(missing)?;
+        let ptr = r.ptr.get(&bytes).ok_or_else(missing)?;
         Ok(ObjHeader {
             kind: self.kind(type_id, encoding_id),
             type_id,
