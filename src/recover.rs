@@ -165,30 +165,52 @@ fn no_build_id_reason(core: &CoreFile<'_>) -> &'static str {
     }
 }
 
-fn choose_profile(
+/// A profile to try, and why it is a candidate.
+struct Candidate {
+    file: ProfileFile,
+    why: String,
+}
+
+/// The profiles to try, in the order issue-free recovery prefers them: the one the user
+/// named (alone), the shipped one recorded for the core's build-id, then the shipped ones
+/// for the same Redis version (accepted only if the live data fits them).
+fn candidates(
     opts: &Options,
     build_id: Option<&str>,
     core: &CoreFile<'_>,
-) -> Result<(ProfileFile, String), RecoverError> {
+    tried: &mut Vec<String>,
+) -> Result<Vec<Candidate>, RecoverError> {
     if let Some(p) = &opts.profile {
-        return Ok((profile::load(p)?, format!("--profile {p}")));
+        return Ok(vec![Candidate {
+            file: profile::load(p)?,
+            why: format!("--profile {p}"),
+        }]);
     }
-    let Some(id) = build_id else {
-        return Err(RecoverError::NoProfile(format!(
+    let shipped = profile::shipped_profiles()?;
+    let mut out = Vec::new();
+    match build_id {
+        Some(id) => {
+            if let Some(p) = shipped
+                .iter()
+                .find(|p| p.identity.build_id.as_deref() == Some(id))
+            {
+                out.push(Candidate {
+                    file: p.clone(),
+                    why: format!("shipped profile for build-id {id}"),
+                });
+            } else {
+                tried.push(format!(
+                    "no shipped profile has build-id {id} (shipped: {})",
+                    profile::shipped_names().join(", ")
+                ));
+            }
+        }
+        None => tried.push(format!(
             "the core's build-id is unknown: {}",
             no_build_id_reason(core)
-        )));
-    };
-    match profile::shipped_for_build_id(id)? {
-        Some(p) => {
-            let why = format!("shipped profile for build-id {id}");
-            Ok((p, why))
-        }
-        None => Err(RecoverError::NoProfile(format!(
-            "tried the shipped profiles ({}) for build-id {id}: none matches; pass --profile NAME|PATH",
-            profile::shipped_names().join(", ")
-        ))),
+        )),
     }
+    Ok(out)
 }
 
 fn server_address(
@@ -215,7 +237,15 @@ fn server_address(
                     )));
                 }
             }
-            layout.server_symbol.offset
+            match layout.server_symbol {
+                Some(s) => s.offset,
+                None => {
+                    return Err(RecoverError::Symbol(format!(
+                        "profile {} describes a layout only (no symbol offsets) and no binary with a `server` symbol was usable; give --binary",
+                        layout.name
+                    )))
+                }
+            }
         }
     };
     base.checked_add(offset)
@@ -270,16 +300,49 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         .as_ref()
         .and_then(|e| e.build_id.clone())
         .or_else(|| binary.as_ref().and_then(|b| b.build_id.clone()));
-    let (profile_file, choice) = choose_profile(opts, build_id.as_deref(), &core)?;
-    let layout = Layout::resolve(&profile_file)?;
+    let mut tried = Vec::new();
+    let explicit = opts.profile.is_some();
+    let mut chosen = None;
+    for cand in candidates(opts, build_id.as_deref(), &core, &mut tried)? {
+        // A profile is accepted only if the live data fits it: `server` found, dbnum
+        // plausible, db[i].id == i, and every keys dict header valid.
+        let attempt = Layout::resolve(&cand.file)
+            .map_err(RecoverError::from)
+            .and_then(|layout| {
+                let server = server_address(
+                    &layout,
+                    exe.as_ref(),
+                    binary.as_ref(),
+                    build_id.as_deref(),
+                    opts.force,
+                )?;
+                let dbs = KeyspaceWalker::new(&core.space, &layout).databases(server)?;
+                Ok((layout, server, dbs))
+            });
+        match attempt {
+            Ok((layout, server, dbs)) => {
+                let bad = dbs.iter().filter(|d| d.keys.is_err()).count();
+                if bad > 0 && !explicit {
+                    tried.push(format!(
+                        "{} ({}): {bad} database(s) have keys dicts that do not fit it",
+                        layout.name, cand.why
+                    ));
+                    continue;
+                }
+                chosen = Some((layout, server, dbs, cand.why));
+                break;
+            }
+            Err(e) if explicit => return Err(e),
+            Err(e) => tried.push(format!("{} ({}): {e}", cand.file.name, cand.why)),
+        }
+    }
+    let Some((layout, server, dbs, choice)) = chosen else {
+        return Err(RecoverError::NoProfile(format!(
+            "tried: {}; pass --profile NAME|PATH or a --binary with debug info",
+            tried.join("; ")
+        )));
+    };
     log(&format!("profile {} ({choice})", layout.name));
-    let server = server_address(
-        &layout,
-        exe.as_ref(),
-        binary.as_ref(),
-        build_id.as_deref(),
-        opts.force,
-    )?;
     let source = Source {
         core: opts.core.display().to_string(),
         binary: binary.as_ref().map(|b| b.path.display().to_string()),
@@ -299,7 +362,6 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         ));
     }
     let walker = KeyspaceWalker::new(&core.space, &layout);
-    let dbs = walker.databases(server)?;
     let expected: u64 = dbs.iter().map(|d| d.expected()).sum();
     let bar = if opts.progress {
         ProgressBar::with_draw_target(Some(expected), ProgressDrawTarget::stderr())

@@ -373,8 +373,8 @@ pub struct Layout {
     pub name: String,
     /// Build identity.
     pub identity: Identity,
-    /// The global `server`.
-    pub server_symbol: SymbolSpec,
+    /// The global `server`, when the profile records symbols for its build.
+    pub server_symbol: Option<SymbolSpec>,
     /// Feature selection.
     pub features: Features,
     /// `redisServer`.
@@ -579,13 +579,8 @@ impl Layout {
             quicklist: quicklist.unwrap_or(QuicklistFlavor::Absent),
             elements: elements.unwrap_or(ElementFlavor::Sds),
         };
-        let server_symbol = match file.symbols.get("server") {
-            Some(s) => *s,
-            None => {
-                r.missing.push("symbol server".into());
-                SymbolSpec { offset: 0, size: 0 }
-            }
-        };
+        // A layout-only profile (no symbols) needs a binary to locate `server`.
+        let server_symbol = file.symbols.get("server").copied();
         let ql_present = features.quicklist != QuicklistFlavor::Absent;
         // 7.0 renamed the node's data pointer from `zl` to `entry`.
         let ql_data = match features.quicklist {
