@@ -11,6 +11,7 @@ pub mod core;
 pub mod decode;
 pub mod profile;
 pub mod recover;
+pub mod reencode;
 pub mod report;
 pub mod sink;
 pub mod value;

@@ -35,6 +35,8 @@ pub struct Options {
     pub force: bool,
     /// Show progress bars (they hide themselves when stderr is not a terminal).
     pub progress: bool,
+    /// RDB version to write instead of the one the source server writes.
+    pub rdb_version: Option<u32>,
 }
 
 /// A recovery that produced nothing usable.
@@ -354,7 +356,12 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         pid: core.process.as_ref().map(|p| p.pid),
         server_address: format!("{server:#x}"),
     };
-    let rdb_version = layout.identity.rdb_version;
+    let rdb_version = opts.rdb_version.unwrap_or(layout.identity.rdb_version);
+    if !(1..=12).contains(&rdb_version) {
+        return Err(RecoverError::Usage(format!(
+            "RDB version {rdb_version} is not one redis-rescue writes (1 to 12)"
+        )));
+    }
     let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);
     if missing > 0 {
         report.warning(format!(
@@ -407,6 +414,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     let mut sink = RdbSink::new(BufWriter::with_capacity(1 << 20, file), rdb_version, &aux)?;
     walker.walk(&dbs, &mut sink, &mut report, tick)?;
     bar.finish_and_clear();
+    report.set_reencoded(sink.reencoded());
     report.set_output(Some(output.display().to_string()));
     let report = report.finish();
     if report.totals.keys == 0 && report.totals.expected > 0 {

@@ -83,6 +83,9 @@ pub struct Report {
     pub output: Option<String>,
     /// RDB version written.
     pub rdb_version: u32,
+    /// Keys written as plain list/set/zset/hash because the target RDB version cannot
+    /// read their compact in-memory encoding (`--rdb-version`).
+    pub reencoded_keys: u64,
     /// True when this was a dry run.
     pub dry_run: bool,
     /// Per database (only those with keys or counters).
@@ -262,6 +265,17 @@ impl ReportBuilder {
     /// A warning.
     pub fn warning(&mut self, w: String) {
         self.report.warnings.push(w);
+    }
+
+    /// Record how many keys were re-encoded for an older RDB target.
+    pub fn set_reencoded(&mut self, n: u64) {
+        self.report.reencoded_keys = n;
+        if n > 0 {
+            self.report.warnings.push(format!(
+                "{n} keys were re-encoded as plain types because RDB {} cannot hold their in-memory encoding",
+                self.report.rdb_version
+            ));
+        }
     }
 
     /// Set the output path.

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use rdb::{RdbError, RdbWriter, RecordBuilder, ValueType};
 
+use crate::reencode::{plain_type, write_plain, PlainType};
 use crate::value::{QuicklistNode, RecoveredKey, StrValue, Value};
 
 /// First RDB version with AUX fields and RESIZEDB.
@@ -48,6 +49,7 @@ impl Sink for CountingSink {
 pub struct RdbSink<W: Write> {
     writer: RdbWriter<W>,
     record: RecordBuilder,
+    reencoded: u64,
 }
 
 impl<W: Write> RdbSink<W> {
@@ -63,7 +65,13 @@ impl<W: Write> RdbSink<W> {
         Ok(RdbSink {
             writer,
             record: RecordBuilder::new(true),
+            reencoded: 0,
         })
+    }
+
+    /// Keys whose compact encoding the target RDB version cannot read, written as plain types.
+    pub fn reencoded(&self) -> u64 {
+        self.reencoded
     }
 
     /// Write EOF and the checksum; returns the inner writer and the bytes written.
@@ -97,6 +105,29 @@ impl<W: Write> RdbSink<W> {
             Value::HashPairs(_) => ValueType::Hash,
         };
         if ty.min_rdb_version() > self.writer.version() {
+            if let Some(plain) = plain_type(&k.value) {
+                // An older target: write the plain type every loader reads, never a blob
+                // it cannot parse.
+                let t = match plain {
+                    PlainType::List => ValueType::List,
+                    PlainType::Set => ValueType::Set,
+                    PlainType::Zset if binary_scores => ValueType::Zset2,
+                    PlainType::Zset => ValueType::Zset,
+                    PlainType::Hash => ValueType::Hash,
+                };
+                r.value_type(t);
+                r.key(&k.key);
+                write_plain(&k.value, plain, binary_scores, r).map_err(|e| {
+                    SinkError::Unwritable {
+                        reason: format!(
+                            "re-encoding for RDB {} failed: {e}",
+                            self.writer.version()
+                        ),
+                    }
+                })?;
+                self.reencoded += 1;
+                return Ok(());
+            }
             return Err(SinkError::Unwritable {
                 reason: format!(
                     "RDB version {} cannot hold a {} encoded as {}",

@@ -40,6 +40,11 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
+    /// RDB version to write (default: the one the source server writes). For an older
+    /// target, compact encodings it cannot read are re-encoded as plain types.
+    #[arg(long, value_name = "N")]
+    pub rdb_version: Option<u32>,
+
     /// Overwrite an existing output; accept a binary whose build-id differs from the core.
     #[arg(long)]
     pub force: bool,
@@ -67,6 +72,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
         dry_run: cli.dry_run,
         force: cli.force,
         progress: !quiet && std::io::stderr().is_terminal(),
+        rdb_version: cli.rdb_version,
     };
     let report_path = cli.report.clone().or_else(|| {
         (!cli.dry_run)
