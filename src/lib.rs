@@ -9,6 +9,7 @@
 pub mod binary;
 pub mod core;
 pub mod decode;
+pub mod dwarf;
 pub mod profile;
 pub mod recover;
 pub mod reencode;

@@ -34,11 +34,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Layout profiles: derive one from the DWARF of a redis-server build.
+    Layout(cli::layout::LayoutArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => cli::recover::run(cli.recover),
+        Some(Command::Layout(args)) => cli::layout::run(args),
     }
 }

@@ -27,7 +27,7 @@ pub fn plain_type(v: &Value<'_>) -> Option<PlainType> {
         Value::ListQuicklist(_) | Value::ListQuicklistZiplist(_) | Value::ListZiplist(_) => {
             PlainType::List
         }
-        Value::SetIntset(_) => PlainType::Set,
+        Value::SetIntset(_) | Value::SetListpack(_) => PlainType::Set,
         Value::ZsetListpack(_) | Value::ZsetZiplist(_) => PlainType::Zset,
         Value::HashListpack(_) | Value::HashZiplist(_) => PlainType::Hash,
         _ => return None,
@@ -91,7 +91,7 @@ fn elements(
         Value::ListZiplist(b) | Value::ZsetZiplist(b) | Value::HashZiplist(b) => {
             push_all(&mut Ziplist::parse(b)?.iter(), out)
         }
-        Value::ZsetListpack(b) | Value::HashListpack(b) => {
+        Value::ZsetListpack(b) | Value::HashListpack(b) | Value::SetListpack(b) => {
             push_all(&mut Listpack::parse(b)?.iter(), out)
         }
         Value::SetIntset(b) => {

@@ -96,6 +96,7 @@ impl<W: Write> RdbSink<W> {
             Value::ListElements(_) => ValueType::List,
             Value::SetIntset(_) => ValueType::SetIntset,
             Value::SetMembers(_) => ValueType::Set,
+            Value::SetListpack(_) => ValueType::SetListpack,
             Value::ZsetListpack(_) => ValueType::ZsetListpack,
             Value::ZsetZiplist(_) => ValueType::ZsetZiplist,
             Value::ZsetPairs(_) if binary_scores => ValueType::Zset2,
@@ -189,6 +190,7 @@ impl<W: Write> RdbSink<W> {
                 }
             }
             Value::SetIntset(b)
+            | Value::SetListpack(b)
             | Value::ZsetListpack(b)
             | Value::HashListpack(b)
             | Value::ListZiplist(b)

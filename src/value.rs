@@ -52,6 +52,8 @@ pub enum Value<'a> {
     ListElements(Vec<Bytes<'a>>),
     /// An intset blob (validated).
     SetIntset(Bytes<'a>),
+    /// A listpack of set members (7.2+), validated.
+    SetListpack(Bytes<'a>),
     /// Members of a hashtable set.
     SetMembers(Vec<Bytes<'a>>),
     /// A listpack of member, score pairs (validated).

@@ -1,3 +1,4 @@
 //! Subcommands of the `redis-rescue` binary, one module each.
 
+pub mod layout;
 pub mod recover;

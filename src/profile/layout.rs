@@ -70,6 +70,9 @@ pub enum KeyspaceFlavor {
     /// `server.db` points at a contiguous array of `dbnum` db structs, each holding a
     /// `dict *` for keys and one for expires (Redis 2.8 to 7.2).
     DbArrayOfDicts,
+    /// Each db holds a `kvstore` of Valkey hashtables whose entries are objects with the
+    /// key and expire embedded (Valkey 8.1); sets, hashes and zsets use hashtables too.
+    HashtableKvstore,
 }
 
 /// Shape of `dict`.
@@ -211,6 +214,37 @@ pub struct LinkedListLayout {
     pub value: Field,
 }
 
+/// Valkey `kvstore` of hashtables and the `hashtable` itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HashtableLayout {
+    /// `sizeof(kvstore)`.
+    pub kvstore_size: u64,
+    /// `kvstore.hashtables` (array of `hashtable *`).
+    pub kv_tables: Field,
+    /// `kvstore.num_hashtables`.
+    pub kv_count: Field,
+    /// `sizeof(hashtable)`.
+    pub size: u64,
+    /// `hashtable.rehash_idx`.
+    pub rehash_idx: Field,
+    /// `hashtable.tables[2]` (bucket pointers).
+    pub tables: Field,
+    /// `hashtable.used[2]`.
+    pub used: Field,
+    /// `hashtable.bucket_exp[2]` (int8 each).
+    pub bucket_exp: Field,
+    /// `sizeof(bucket)`.
+    pub bucket_size: u64,
+    /// `bucket.chained:1`.
+    pub chained: Bits,
+    /// `bucket.presence`.
+    pub presence: Bits,
+    /// `bucket.entries[]`.
+    pub entries: Field,
+    /// Slots per bucket (entries array size / 8).
+    pub slots: u64,
+}
+
 /// `dictEntry` fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EntryLayout {
@@ -235,10 +269,12 @@ pub struct RobjLayout {
     pub encoding: Bits,
     /// `lru:24`.
     pub lru: Bits,
-    /// `int refcount`.
-    pub refcount: Field,
     /// `void *ptr`.
     pub ptr: Field,
+    /// Valkey 8.1 `hasexpire:1` (an int64 expire follows the header).
+    pub hasexpire: Bits,
+    /// Valkey 8.1 `hasembkey:1` (the key sds is embedded after the header).
+    pub hasembkey: Bits,
 }
 
 /// `quicklist` fields.
@@ -389,6 +425,8 @@ pub struct Layout {
     pub sds: SdsLayout,
     /// Linked lists.
     pub linked_list: LinkedListLayout,
+    /// Valkey hashtables.
+    pub hashtable: HashtableLayout,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -443,6 +481,17 @@ impl<'p> Resolver<'p> {
                 Field::default()
             }
             None => Field::default(),
+        }
+    }
+
+    /// The first of `names` that the profile has (struct names differ between builds).
+    fn alias(&mut self, names: &[&str]) -> String {
+        match names.iter().find(|n| self.file.structs.contains_key(**n)) {
+            Some(n) => (*n).to_owned(),
+            None => {
+                self.missing.push(format!("struct {}", names.join(" or ")));
+                names.first().map_or(String::new(), |n| (*n).to_owned())
+            }
         }
     }
 
@@ -540,7 +589,13 @@ impl Layout {
             file,
             missing: Vec::new(),
         };
-        let keyspace = r.feature("keyspace", &[("db_array", KeyspaceFlavor::DbArrayOfDicts)]);
+        let keyspace = r.feature(
+            "keyspace",
+            &[
+                ("db_array", KeyspaceFlavor::DbArrayOfDicts),
+                ("hashtable_kvstore", KeyspaceFlavor::HashtableKvstore),
+            ],
+        );
         let dict = r.feature(
             "dict",
             &[
@@ -582,6 +637,8 @@ impl Layout {
         // A layout-only profile (no symbols) needs a binary to locate `server`.
         let server_symbol = file.symbols.get("server").copied();
         let ql_present = features.quicklist != QuicklistFlavor::Absent;
+        let valkey_tables = features.keyspace == KeyspaceFlavor::HashtableKvstore;
+        let keys_field = if valkey_tables { "keys" } else { "dict" };
         // 7.0 renamed the node's data pointer from `zl` to `entry`.
         let ql_data = match features.quicklist {
             QuicklistFlavor::Ziplist => "zl",
@@ -611,7 +668,7 @@ impl Layout {
             },
             db: DbLayout {
                 size: r.size("redisDb"),
-                dict: r.field("redisDb", "dict"),
+                dict: r.field("redisDb", keys_field),
                 expires: r.field("redisDb", "expires"),
                 id: r.field("redisDb", "id"),
             },
@@ -665,8 +722,48 @@ impl Layout {
                 type_: r.bits("robj", "type"),
                 encoding: r.bits("robj", "encoding"),
                 lru: r.bits("robj", "lru"),
-                refcount: r.field("robj", "refcount"),
                 ptr: r.field("robj", "ptr"),
+                hasexpire: if valkey_tables {
+                    r.bits("robj", "hasexpire")
+                } else {
+                    Bits::default()
+                },
+                hasembkey: if valkey_tables {
+                    r.bits("robj", "hasembkey")
+                } else {
+                    Bits::default()
+                },
+            },
+            hashtable: if valkey_tables {
+                let kv = r.alias(&["kvstore", "_kvstore"]);
+                let bucket = r.alias(&["hashtableBucket", "bucket"]);
+                let entries = r.array(&bucket, "entries");
+                let entries_size = r
+                    .file
+                    .structs
+                    .get(&bucket)
+                    .and_then(|s| s.fields.get("entries"))
+                    .map_or(0, |f| match f {
+                        FieldSpec::Bytes { size, .. } => *size,
+                        FieldSpec::Bits { .. } => 0,
+                    });
+                HashtableLayout {
+                    kvstore_size: r.size(&kv),
+                    kv_tables: r.field(&kv, "hashtables"),
+                    kv_count: r.field(&kv, "num_hashtables"),
+                    size: r.size("hashtable"),
+                    rehash_idx: r.field("hashtable", "rehash_idx"),
+                    tables: r.field("hashtable", "tables"),
+                    used: r.field("hashtable", "used"),
+                    bucket_exp: r.field("hashtable", "bucket_exp"),
+                    bucket_size: r.size(&bucket),
+                    chained: r.bits(&bucket, "chained"),
+                    presence: r.bits(&bucket, "presence"),
+                    entries,
+                    slots: entries_size / 8,
+                }
+            } else {
+                HashtableLayout::default()
             },
             quicklist: if ql_present {
                 QuicklistLayout {
@@ -701,7 +798,7 @@ impl Layout {
             },
             zset: ZsetLayout {
                 size: r.size("zset"),
-                dict: r.field("zset", "dict"),
+                dict: r.field("zset", if valkey_tables { "ht" } else { "dict" }),
                 zsl: r.field("zset", "zsl"),
                 list_size: r.size("zskiplist"),
                 header: r.field("zskiplist", "header"),

@@ -61,7 +61,8 @@ pub struct WalkFaults {
 }
 
 impl WalkFaults {
-    fn push(&mut self, bucket: u64, f: Fault) {
+    /// Record a fault found in `bucket`.
+    pub fn push(&mut self, bucket: u64, f: Fault) {
         self.count += 1;
         if self.faults.len() < MAX_KEPT_FAULTS {
             self.faults.push((bucket, f));

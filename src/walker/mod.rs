@@ -4,14 +4,17 @@
 pub mod dict;
 pub mod fault;
 pub mod guard;
+pub mod hashtable;
 pub mod object;
 pub mod sds;
 
 use dict::{DictHeader, DictWalker};
 pub use fault::Fault;
+use hashtable::HashtableWalker;
 use object::ObjectDecoder;
 
 use crate::core::AddressSpace;
+use crate::profile::layout::KeyspaceFlavor;
 use crate::profile::Layout;
 use crate::report::ReportBuilder;
 use crate::sink::{Sink, SinkError};
@@ -33,31 +36,67 @@ pub enum WalkError {
     Sink(#[from] SinkError),
 }
 
+/// The hash tables holding one db's keys (or expires): one dict, or every non-empty
+/// hashtable of a kvstore.
+#[derive(Debug, Clone, Default)]
+pub struct KeyTables {
+    /// (address, checked header) per table.
+    pub tables: Vec<(u64, DictHeader)>,
+}
+
+impl KeyTables {
+    /// Entries by the tables' own counters.
+    pub fn used(&self) -> u64 {
+        self.tables.iter().map(|(_, h)| h.used()).sum()
+    }
+
+    /// A loader size hint bounded by the real bucket counts.
+    pub fn size_hint(&self) -> u64 {
+        self.tables.iter().map(|(_, h)| h.size_hint()).sum()
+    }
+
+    /// True when any table is mid-rehash.
+    pub fn rehashing(&self) -> bool {
+        self.tables.iter().any(|(_, h)| h.rehashing())
+    }
+}
+
 /// One database as found in memory.
 #[derive(Debug, Clone)]
 pub struct DbInfo {
     /// Its index.
     pub index: u32,
-    /// The keys dict, or why it could not be read.
-    pub keys: Result<DictHeader, Fault>,
-    /// Address of the keys dict.
-    pub keys_addr: u64,
-    /// The expires dict, or why it could not be read.
-    pub expires: Result<DictHeader, Fault>,
-    /// Address of the expires dict.
-    pub expires_addr: u64,
+    /// The keys tables, or why they could not be read.
+    pub keys: Result<KeyTables, Fault>,
+    /// The expires tables, or why they could not be read.
+    pub expires: Result<KeyTables, Fault>,
 }
 
 impl DbInfo {
-    /// Keys the dict says it holds (0 when its header is unreadable).
+    /// Keys the tables say they hold (0 when unreadable).
     pub fn expected(&self) -> u64 {
-        self.keys.as_ref().map_or(0, DictHeader::used)
+        self.keys.as_ref().map_or(0, KeyTables::used)
     }
 
-    /// Expires the expires dict says it holds.
+    /// Expires the expires tables say they hold.
     pub fn expected_expires(&self) -> u64 {
-        self.expires.as_ref().map_or(0, DictHeader::used)
+        self.expires.as_ref().map_or(0, KeyTables::used)
     }
+}
+
+/// Most per-slot tables a kvstore may have (cluster mode: 16384 slots).
+const MAX_KVSTORE_TABLES: u64 = 16384;
+
+/// Where a key's expire comes from.
+enum ExpireSource<'v> {
+    /// Looked up by key pointer in the walked expires dict; `complete` says whether that
+    /// dict was read whole (if not, a key without a found TTL cannot be trusted).
+    Dict {
+        sorted: &'v [(u64, i64)],
+        complete: bool,
+    },
+    /// Stored inside the object (Valkey 8.1).
+    Embedded,
 }
 
 /// Walks one core's keyspace with one build's layout.
@@ -70,6 +109,39 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// A walker over `space` with `layout`.
     pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
         KeyspaceWalker { space, layout }
+    }
+
+    fn key_tables(&self, addr: u64) -> Result<KeyTables, Fault> {
+        match self.layout.features.keyspace {
+            KeyspaceFlavor::DbArrayOfDicts => {
+                let h = DictWalker::new(self.space, self.layout).header(addr)?;
+                Ok(KeyTables {
+                    tables: vec![(addr, h)],
+                })
+            }
+            KeyspaceFlavor::HashtableKvstore => {
+                let h = &self.layout.hashtable;
+                let kv = self.space.read(addr, h.kvstore_size as usize)?;
+                let (Some(array), Some(count)) = (h.kv_tables.get(&kv), h.kv_count.get(&kv)) else {
+                    return Err(Fault::bad("kvstore fields outside the kvstore"));
+                };
+                let count = count as u32 as i32 as i64;
+                if count < 1 || count as u64 > MAX_KVSTORE_TABLES {
+                    return Err(Fault::bad(format!("kvstore {addr:#x} has {count} tables")));
+                }
+                let ptrs = self.space.read(array, count as usize * 8)?;
+                let walker = HashtableWalker::new(self.space, self.layout);
+                let mut tables = Vec::new();
+                for chunk in ptrs.chunks_exact(8) {
+                    let p = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+                    // Tables are allocated on demand: NULL is an empty slot.
+                    if p != 0 {
+                        tables.push((p, walker.header(p)?));
+                    }
+                }
+                Ok(KeyTables { tables })
+            }
+        }
     }
 
     /// Find the databases from the `server` struct at `server_addr`.
@@ -98,7 +170,6 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 "server.db ({db_array:#x}) does not point at {dbnum} readable databases"
             )));
         }
-        let dicts = DictWalker::new(self.space, l);
         let mut out = Vec::with_capacity(dbnum as usize);
         for i in 0..dbnum {
             let base = db_array + i * l.db.size;
@@ -117,10 +188,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             let expires_addr = l.db.expires.get(&bytes).unwrap_or(0);
             out.push(DbInfo {
                 index: i as u32,
-                keys: dicts.header(keys_addr),
-                keys_addr,
-                expires: dicts.header(expires_addr),
-                expires_addr,
+                keys: self.key_tables(keys_addr),
+                expires: self.key_tables(expires_addr),
             });
         }
         Ok(out)
@@ -130,29 +199,33 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// dict was read completely. When it was not, a key without a found TTL may have had
     /// one, so such keys must not be written as persistent.
     fn expires(&self, db: &DbInfo, report: &mut ReportBuilder) -> (Vec<(u64, i64)>, bool) {
-        let h = match &db.expires {
-            Ok(h) => h,
+        let t = match &db.expires {
+            Ok(t) => t,
             Err(f) => {
                 report.warning(format!("db {}: expires dict unreadable: {f}", db.index));
                 return (Vec::new(), false);
             }
         };
-        let mut out = Vec::with_capacity(h.used().min(1 << 24) as usize);
-        let faults =
-            DictWalker::new(self.space, self.layout).for_each(h, |k, v| out.push((k, v as i64)));
-        for (bucket, f) in &faults.faults {
-            report.warning(format!(
-                "db {}: expires dict bucket {bucket}: {f}; keys whose TTL cannot be confirmed are reported lost",
-                db.index
-            ));
+        let mut out = Vec::with_capacity(t.used().min(1 << 24) as usize);
+        let dicts = DictWalker::new(self.space, self.layout);
+        let mut fault_count = 0;
+        for (_, h) in &t.tables {
+            let faults = dicts.for_each(h, |k, v| out.push((k, v as i64)));
+            fault_count += faults.count;
+            for (bucket, f) in &faults.faults {
+                report.warning(format!(
+                    "db {}: expires dict bucket {bucket}: {f}; keys whose TTL cannot be confirmed are reported lost",
+                    db.index
+                ));
+            }
         }
-        let complete = faults.count == 0 && out.len() as u64 == h.used();
-        if faults.count == 0 && !complete {
+        let complete = fault_count == 0 && out.len() as u64 == t.used();
+        if fault_count == 0 && !complete {
             report.warning(format!(
                 "db {}: expires dict yielded {} entries, its counter says {}; keys whose TTL cannot be confirmed are reported lost",
                 db.index,
                 out.len(),
-                h.used()
+                t.used()
             ));
         }
         out.sort_unstable_by_key(|e| e.0);
@@ -167,13 +240,19 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         report: &mut ReportBuilder,
         mut progress: impl FnMut(u64),
     ) -> Result<(), WalkError> {
-        let dicts = DictWalker::new(self.space, self.layout);
-        let mut objects = ObjectDecoder::new(self.space, self.layout);
-        let sds_format = sds::SdsFormat::of(self.layout);
+        let mut visitor = KeyVisitor {
+            space: self.space,
+            objects: ObjectDecoder::new(self.space, self.layout),
+            sds_format: sds::SdsFormat::of(self.layout),
+            sink,
+            fatal: None,
+            matched_expires: 0,
+            pending: 0,
+        };
         for db in dbs {
             report.db_seen(db);
             let keys = match &db.keys {
-                Ok(h) => h,
+                Ok(t) => t,
                 Err(f) => {
                     report.db_unreadable(db.index, f);
                     continue;
@@ -182,80 +261,167 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             if keys.used() == 0 && db.expected_expires() == 0 {
                 continue;
             }
-            let (expires, expires_complete) = self.expires(db, report);
-            let expires_hint = db.expires.as_ref().map_or(0, DictHeader::size_hint);
-            sink.begin_db(
-                db.index,
-                keys.size_hint(),
-                expires_hint.min(expires.len() as u64),
-            )?;
-            let mut fatal: Option<SinkError> = None;
-            let mut matched_expires = 0u64;
-            let mut pending = 0u64;
-            let faults = dicts.for_each(keys, |key_ptr, obj_ptr| {
-                // Progress is reported in batches: a tick per key costs a clock read.
-                pending += 1;
-                if pending == PROGRESS_BATCH {
-                    progress(pending);
-                    pending = 0;
+            let embedded = self.layout.features.keyspace == KeyspaceFlavor::HashtableKvstore;
+            let (expires, complete) = if embedded {
+                (Vec::new(), true)
+            } else {
+                self.expires(db, report)
+            };
+            let source = if embedded {
+                ExpireSource::Embedded
+            } else {
+                ExpireSource::Dict {
+                    sorted: &expires,
+                    complete,
                 }
-                if fatal.is_some() {
-                    return;
+            };
+            let expires_hint = db.expires.as_ref().map_or(0, KeyTables::size_hint);
+            let expires_found = if embedded {
+                db.expected_expires()
+            } else {
+                expires.len() as u64
+            };
+            visitor
+                .sink
+                .begin_db(db.index, keys.size_hint(), expires_hint.min(expires_found))?;
+            visitor.matched_expires = 0;
+            for (_, h) in &keys.tables {
+                let faults = if embedded {
+                    HashtableWalker::new(self.space, self.layout).for_each(h, |obj| {
+                        visitor.visit_embedded(db.index, obj, report, &mut progress)
+                    })
+                } else {
+                    DictWalker::new(self.space, self.layout).for_each(h, |key, obj| {
+                        visitor.visit(db.index, key, obj, &source, report, &mut progress)
+                    })
+                };
+                if let Some(e) = visitor.fatal.take() {
+                    return Err(e.into());
                 }
-                let key = match sds::read_sds(self.space, sds_format, key_ptr) {
-                    Ok(k) => k,
-                    Err(f) => return report.lost(db.index, None, None, &f),
-                };
-                let expire_ms = expires
-                    .binary_search_by_key(&key_ptr, |e| e.0)
-                    .ok()
-                    .and_then(|i| expires.get(i))
-                    .map(|e| e.1);
-                if expire_ms.is_some() {
-                    matched_expires += 1;
-                } else if !expires_complete {
-                    let f = Fault::bad(
-                        "its TTL cannot be known: the expires dict is damaged (see warnings)",
-                    );
-                    return report.lost(db.index, Some(&key), None, &f);
-                }
-                let header = match objects.header(obj_ptr) {
-                    Ok(h) => h,
-                    Err(f) => return report.lost(db.index, Some(&key), None, &f),
-                };
-                let value = match objects.value(&header) {
-                    Ok(v) => v,
-                    Err(f) => return report.lost(db.index, Some(&key), Some(header.kind), &f),
-                };
-                let rk = RecoveredKey {
-                    db: db.index,
-                    key,
-                    expire_ms,
-                    kind: header.kind,
-                    value,
-                };
-                match sink.key(&rk) {
-                    Ok(()) => report.recovered(db.index, header.kind, expire_ms.is_some()),
-                    Err(SinkError::Unwritable { reason }) => {
-                        let f = Fault::Unsupported(reason);
-                        report.lost(db.index, Some(&rk.key), Some(header.kind), &f);
-                    }
-                    Err(e) => fatal = Some(e),
-                }
-            });
-            progress(pending);
-            if let Some(e) = fatal {
-                return Err(e.into());
+                report.chain_faults(db.index, &faults);
             }
-            report.chain_faults(db.index, &faults);
-            let orphans = (expires.len() as u64).saturating_sub(matched_expires);
+            progress(std::mem::take(&mut visitor.pending));
+            let orphans = expires_found.saturating_sub(visitor.matched_expires);
             if orphans > 0 {
                 report.warning(format!(
-                    "db {}: {orphans} expires entries point at no key found in the keys dict",
+                    "db {}: {orphans} expires entries point at no key found in the keys table",
                     db.index
                 ));
             }
         }
         Ok(())
+    }
+}
+
+/// Decodes one key at a time and hands it to the sink or the report.
+struct KeyVisitor<'v, 's, 'a> {
+    space: &'s AddressSpace<'a>,
+    objects: ObjectDecoder<'s, 'a>,
+    sds_format: sds::SdsFormat,
+    sink: &'v mut dyn Sink,
+    fatal: Option<SinkError>,
+    matched_expires: u64,
+    pending: u64,
+}
+
+impl<'a> KeyVisitor<'_, '_, 'a> {
+    fn tick(&mut self, progress: &mut impl FnMut(u64)) {
+        // Progress is reported in batches: a tick per key costs a clock read.
+        self.pending += 1;
+        if self.pending == PROGRESS_BATCH {
+            progress(std::mem::take(&mut self.pending));
+        }
+    }
+
+    /// A dict entry: key sds, value robj, expire from the expires dict.
+    fn visit(
+        &mut self,
+        db: u32,
+        key_ptr: u64,
+        obj_ptr: u64,
+        source: &ExpireSource<'_>,
+        report: &mut ReportBuilder,
+        progress: &mut impl FnMut(u64),
+    ) {
+        self.tick(progress);
+        if self.fatal.is_some() {
+            return;
+        }
+        let key = match sds::read_sds(self.space, self.sds_format, key_ptr) {
+            Ok(k) => k,
+            Err(f) => return report.lost(db, None, None, &f),
+        };
+        let expire_ms = match source {
+            ExpireSource::Dict { sorted, complete } => {
+                let found = sorted
+                    .binary_search_by_key(&key_ptr, |e| e.0)
+                    .ok()
+                    .and_then(|i| sorted.get(i))
+                    .map(|e| e.1);
+                if found.is_none() && !complete {
+                    let f = Fault::bad(
+                        "its TTL cannot be known: the expires dict is damaged (see warnings)",
+                    );
+                    return report.lost(db, Some(&key), None, &f);
+                }
+                found
+            }
+            ExpireSource::Embedded => None,
+        };
+        self.emit(db, key, expire_ms, obj_ptr, report);
+    }
+
+    /// A Valkey object with its key and expire embedded.
+    fn visit_embedded(
+        &mut self,
+        db: u32,
+        obj_ptr: u64,
+        report: &mut ReportBuilder,
+        progress: &mut impl FnMut(u64),
+    ) {
+        self.tick(progress);
+        if self.fatal.is_some() {
+            return;
+        }
+        match self.objects.embedded_key(obj_ptr) {
+            Ok((key, expire_ms)) => self.emit(db, key, expire_ms, obj_ptr, report),
+            Err(f) => report.lost(db, None, None, &f),
+        }
+    }
+
+    fn emit(
+        &mut self,
+        db: u32,
+        key: crate::value::Bytes<'a>,
+        expire_ms: Option<i64>,
+        obj_ptr: u64,
+        report: &mut ReportBuilder,
+    ) {
+        let header = match self.objects.header(obj_ptr) {
+            Ok(h) => h,
+            Err(f) => return report.lost(db, Some(&key), None, &f),
+        };
+        let value = match self.objects.value(&header) {
+            Ok(v) => v,
+            Err(f) => return report.lost(db, Some(&key), Some(header.kind), &f),
+        };
+        if expire_ms.is_some() {
+            self.matched_expires += 1;
+        }
+        let rk = RecoveredKey {
+            db,
+            key,
+            expire_ms,
+            kind: header.kind,
+            value,
+        };
+        match self.sink.key(&rk) {
+            Ok(()) => report.recovered(db, header.kind, expire_ms.is_some()),
+            Err(SinkError::Unwritable { reason }) => {
+                let f = Fault::Unsupported(reason);
+                report.lost(db, Some(&rk.key), Some(header.kind), &f);
+            }
+            Err(e) => self.fatal = Some(e),
+        }
     }
 }

@@ -3,12 +3,13 @@
 use super::dict::DictWalker;
 use super::fault::Fault;
 use super::guard::ChainGuard;
+use super::hashtable::HashtableWalker;
 use std::borrow::Cow;
 
 use super::sds::{read_sds, SdsFormat};
 use crate::core::AddressSpace;
 use crate::decode::{intset::Intset, listpack::Listpack, lzf, ziplist::Ziplist};
-use crate::profile::layout::{ElementFlavor, QuicklistFlavor};
+use crate::profile::layout::{ElementFlavor, KeyspaceFlavor, QuicklistFlavor};
 use crate::profile::Layout;
 use crate::value::{Bytes, Kind, QuicklistNode, StrValue, Value};
 
@@ -37,6 +38,9 @@ pub struct ObjectDecoder<'s, 'a> {
     space: &'s AddressSpace<'a>,
     layout: &'s Layout,
     dicts: DictWalker<'s, 'a>,
+    hashtables: HashtableWalker<'s, 'a>,
+    /// Collections use Valkey hashtables instead of dicts.
+    valkey_tables: bool,
     sds: SdsFormat,
     scratch: Vec<u8>,
 }
@@ -48,6 +52,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             space,
             layout,
             dicts: DictWalker::new(space, layout),
+            hashtables: HashtableWalker::new(space, layout),
+            valkey_tables: layout.features.keyspace == KeyspaceFlavor::HashtableKvstore,
             sds: SdsFormat::of(layout),
             scratch: Vec::new(),
         }
@@ -140,12 +146,23 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             if e == en.linkedlist {
                 return self.linked_list(h.ptr).map(Value::ListElements);
             }
+            if e == en.listpack {
+                // Redis and Valkey save a listpack list as a quicklist of one packed node.
+                return self
+                    .listpack(h.ptr, false, "list listpack")
+                    .map(|lp| Value::ListQuicklist(vec![QuicklistNode::Packed(lp)]));
+            }
         } else if t == ty.set {
             if e == en.intset {
                 return self.intset(h.ptr).map(Value::SetIntset);
             }
             if e == en.hashtable {
                 return self.set_members(h.ptr).map(Value::SetMembers);
+            }
+            if e == en.listpack {
+                return self
+                    .listpack(h.ptr, false, "set listpack")
+                    .map(Value::SetListpack);
             }
         } else if t == ty.zset {
             if e == en.listpack {
@@ -452,38 +469,114 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         Ok((compressed, entries))
     }
 
-    fn set_members(&self, dict: u64) -> Result<Vec<Bytes<'a>>, Fault> {
-        let h = self.dicts.header(dict)?;
-        let mut out = Vec::with_capacity(h.used().min(MAX_PREALLOC) as usize);
+    /// Visit every entry of a collection's table: `(key, value word)` of a dict, or
+    /// `(entry, 0)` of a Valkey hashtable. Returns the table's own entry count.
+    fn table_entries(&self, addr: u64, mut f: impl FnMut(u64, u64)) -> Result<u64, Fault> {
+        if self.valkey_tables {
+            let h = self.hashtables.header(addr)?;
+            self.hashtables.for_each(&h, |e| f(e, 0)).into_result()?;
+            Ok(h.used())
+        } else {
+            let h = self.dicts.header(addr)?;
+            self.dicts.for_each(&h, f).into_result()?;
+            Ok(h.used())
+        }
+    }
+
+    fn set_members(&self, table: u64) -> Result<Vec<Bytes<'a>>, Fault> {
+        let mut out = Vec::new();
         let mut first = None;
-        self.dicts
-            .for_each(&h, |k, _| match self.element(k) {
-                Ok(m) => out.push(m),
-                Err(e) => {
-                    first.get_or_insert(e);
-                }
-            })
-            .into_result()?;
-        check_complete(first, out.len() as u64, h.used(), "set")?;
+        let used = self.table_entries(table, |k, _| match self.element(k) {
+            Ok(m) => out.push(m),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        })?;
+        check_complete(first, out.len() as u64, used, "set")?;
         Ok(out)
     }
 
-    fn hash_pairs(&self, dict: u64) -> Result<Vec<(Bytes<'a>, Bytes<'a>)>, Fault> {
-        let h = self.dicts.header(dict)?;
-        let mut out = Vec::with_capacity(h.used().min(MAX_PREALLOC) as usize);
+    fn hash_pairs(&self, table: u64) -> Result<Vec<(Bytes<'a>, Bytes<'a>)>, Fault> {
+        let mut out = Vec::new();
         let mut first = None;
-        self.dicts
-            .for_each(&h, |k, v| {
-                match self.element(k).and_then(|f| Ok((f, self.element(v)?))) {
-                    Ok(p) => out.push(p),
-                    Err(e) => {
-                        first.get_or_insert(e);
-                    }
+        let used = self.table_entries(table, |k, v| {
+            let pair = if self.valkey_tables {
+                self.hash_entry(k)
+            } else {
+                self.element(k).and_then(|f| Ok((f, self.element(v)?)))
+            };
+            match pair {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    first.get_or_insert(e);
                 }
-            })
-            .into_result()?;
-        check_complete(first, out.len() as u64, h.used(), "hash")?;
+            }
+        })?;
+        check_complete(first, out.len() as u64, used, "hash")?;
         Ok(out)
+    }
+
+    /// A Valkey 8.1 hash entry: the field sds, with its value either embedded right
+    /// after it (an sdshdr8 string) or pointed to from the 8 bytes before its header.
+    fn hash_entry(&self, field_ptr: u64) -> Result<(Bytes<'a>, Bytes<'a>), Fault> {
+        let field = read_sds(self.space, SdsFormat::Typed, field_ptr)?;
+        let flags = self.space.u8(field_ptr.wrapping_sub(1))?;
+        let ty = flags & 7;
+        // sdshdr5 fields cannot carry the aux bit: their value is always embedded.
+        let value_ptr = if ty == 0 || flags & 0xF8 == 0 {
+            let v = field_ptr
+                .wrapping_add(field.len() as u64)
+                .wrapping_add(1 + 3);
+            if self.space.u8(v.wrapping_sub(1))? & 7 != 1 {
+                return Err(Fault::bad(format!(
+                    "hash entry at {field_ptr:#x}: embedded value is not an sdshdr8 string"
+                )));
+            }
+            v
+        } else {
+            let hdr = match ty {
+                1 => 3,
+                2 => 5,
+                3 => 9,
+                4 => 17,
+                _ => return Err(Fault::bad(format!("hash field sds type {ty}"))),
+            };
+            self.space.u64(field_ptr.wrapping_sub(hdr + 8))?
+        };
+        Ok((field, read_sds(self.space, SdsFormat::Typed, value_ptr)?))
+    }
+
+    /// The key and expire embedded in a Valkey 8.1 keyspace object.
+    pub fn embedded_key(&self, obj: u64) -> Result<(Bytes<'a>, Option<i64>), Fault> {
+        let r = &self.layout.robj;
+        let bytes = self.space.read(obj, r.size as usize)?;
+        let (Some(has_expire), Some(has_key)) = (r.hasexpire.get(&bytes), r.hasembkey.get(&bytes))
+        else {
+            return Err(Fault::bad("object flag bits outside the object"));
+        };
+        if has_key != 1 {
+            return Err(Fault::bad(format!(
+                "keyspace object {obj:#x} has no embedded key"
+            )));
+        }
+        let mut at = obj.wrapping_add(r.size);
+        let mut expire = None;
+        if has_expire == 1 {
+            let ms = self.space.u64(at)? as i64;
+            // -1 is a reserved but unused expire slot.
+            if ms != -1 {
+                expire = Some(ms);
+            }
+            at = at.wrapping_add(8);
+        }
+        let hdr = u64::from(self.space.u8(at)?);
+        if ![1, 3, 5, 9, 17].contains(&hdr) {
+            return Err(Fault::bad(format!(
+                "keyspace object {obj:#x}: embedded key header size {hdr}"
+            )));
+        }
+        let key = read_sds(self.space, SdsFormat::Typed, at.wrapping_add(1 + hdr))?;
+        Ok((key, expire))
     }
 
     fn skiplist(&self, zs: u64) -> Result<Vec<(Bytes<'a>, f64)>, Fault> {
@@ -495,7 +588,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let lb = self.space.read(zsl, z.list_size as usize)?;
         let header = z.header.get(&lb).ok_or_else(missing)?;
         let length = z.length.get(&lb).ok_or_else(missing)?;
-        let dict_used = self.dicts.header(dict)?.used();
+        let dict_used = if self.valkey_tables {
+            self.hashtables.header(dict)?.used()
+        } else {
+            self.dicts.header(dict)?.used()
+        };
         if dict_used != length {
             return Err(Fault::bad(format!(
                 "zset skiplist length {length} differs from its dict's {dict_used}"

@@ -1,0 +1,331 @@
+//! The server version of a binary, read from its read-only strings, and what follows from
+//! the version alone (RDB version, macro constants).
+//!
+//! `REDIS_VERSION` (Valkey: `VALKEY_VERSION`) is a bare literal such as `"7.0.15"`. Several
+//! bare `x.y.z` literals can exist (bundled libraries: lua-cjson's `"2.1.0"`, Valkey's
+//! pinned `REDIS_VERSION "7.2.4"`, …), so a candidate is confirmed by the build-id string
+//! every build carries (`redisBuildId`/`redisBuildIdString`): the same version
+//! immediately followed by `BUILD_ID`, the dirty count and the 8-hex-digit git SHA1, e.g.
+//! `"2.8.17host-17000000000000000"`, `"7.0.151790282056000000000"` (Debian: numeric
+//! BUILD_ID) or, in Valkey, `"valkey8.1.8e7aab…-17817994804011280" + "0" + sha`.
+//! When no candidate is confirmed, the candidate nearest to the `"redis_version:%s"` (or
+//! `"valkey_version:%s"`) INFO format string is taken and a warning says so.
+
+use std::collections::BTreeMap;
+
+use object::{Object, ObjectSection, SectionKind};
+
+/// A NUL-terminated string in a read-only section, with its virtual address.
+#[derive(Debug, Clone)]
+struct RoString {
+    addr: u64,
+    text: String,
+}
+
+fn read_only_strings(obj: &object::File<'_>) -> Vec<RoString> {
+    let mut out = Vec::new();
+    for s in obj.sections() {
+        let name = s.name().unwrap_or("");
+        let ro = matches!(
+            s.kind(),
+            SectionKind::ReadOnlyData | SectionKind::ReadOnlyString
+        ) || name.starts_with(".rodata");
+        if !ro {
+            continue;
+        }
+        let Ok(data) = s.uncompressed_data() else {
+            continue;
+        };
+        let base = s.address();
+        let mut start = 0usize;
+        for (i, b) in data.iter().enumerate() {
+            if *b == 0 {
+                if let Some(bytes) = data.get(start..i) {
+                    if !bytes.is_empty() && bytes.iter().all(|c| (0x20..0x7f).contains(c)) {
+                        out.push(RoString {
+                            addr: base.wrapping_add(start as u64),
+                            text: String::from_utf8_lossy(bytes).into_owned(),
+                        });
+                    }
+                }
+                start = i + 1;
+            }
+        }
+    }
+    out
+}
+
+/// `x.y.z` with 1–3 digit parts.
+pub fn is_version(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The tail of a build-id string after the version: BUILD_ID (possibly empty), the dirty
+/// count and an 8-hex-digit SHA1.
+fn is_build_tail(rest: &str) -> bool {
+    rest.len() >= 9
+        && !rest.starts_with('.')
+        && rest
+            .get(rest.len() - 8..)
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The version found, and how.
+#[derive(Debug, Clone)]
+pub struct FoundVersion {
+    /// `x.y.z`.
+    pub version: String,
+    /// How it was found (for the origin line).
+    pub how: String,
+    /// Set when the result is a guess.
+    pub warning: Option<String>,
+}
+
+/// Find the server version in the binary's read-only strings. `valkey` selects the
+/// `valkey` build-id prefix and INFO field.
+pub fn detect(obj: &object::File<'_>, valkey: bool) -> Result<FoundVersion, String> {
+    let strings = read_only_strings(obj);
+    let mut candidates: Vec<&RoString> = strings.iter().filter(|s| is_version(&s.text)).collect();
+    candidates.sort_by(|a, b| a.text.cmp(&b.text));
+    candidates.dedup_by(|a, b| a.text == b.text);
+    if candidates.is_empty() {
+        return Err("no x.y.z version literal in the binary's read-only data".into());
+    }
+    let prefixes: &[&str] = if valkey {
+        &["valkey", "", "redis"]
+    } else {
+        &["", "redis"]
+    };
+    let mut confirmed: Vec<&str> = candidates
+        .iter()
+        .map(|c| c.text.as_str())
+        .filter(|v| {
+            strings.iter().any(|s| {
+                prefixes.iter().any(|p| {
+                    s.text
+                        .strip_prefix(p)
+                        .and_then(|r| r.strip_prefix(v))
+                        .is_some_and(is_build_tail)
+                })
+            })
+        })
+        .collect();
+    // "7.0.1" is a prefix of "7.0.15…" too: keep the longest.
+    confirmed.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    if let Some(first) = confirmed.first() {
+        let longest_len = first.len();
+        let longest: Vec<&&str> = confirmed
+            .iter()
+            .filter(|v| v.len() == longest_len)
+            .collect();
+        if longest.len() == 1 {
+            return Ok(FoundVersion {
+                version: (*first).to_owned(),
+                how: "the version literal that starts the build-id string".into(),
+                warning: None,
+            });
+        }
+    }
+    let info = if valkey {
+        "valkey_version:%s"
+    } else {
+        "redis_version:%s"
+    };
+    let anchor = strings.iter().find(|s| s.text == info).ok_or_else(|| {
+        format!(
+            "the version is ambiguous (candidates: {}) and there is no {info:?} string",
+            candidates
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let nearest = candidates
+        .iter()
+        .min_by_key(|c| c.addr.abs_diff(anchor.addr))
+        .ok_or("no candidates")?;
+    Ok(FoundVersion {
+        version: nearest.text.clone(),
+        how: format!("the version literal nearest to {info:?}"),
+        warning: Some(format!(
+            "the version {} was guessed from string proximity (candidates: {}); pass --redis-version if it is wrong",
+            nearest.text,
+            candidates
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    })
+}
+
+/// Major and minor of `x.y.z`.
+pub fn major_minor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The RDB version a server of this version writes, when known.
+pub fn rdb_version(valkey: bool, version: &str) -> Option<u32> {
+    let (major, minor) = major_minor(version)?;
+    if valkey {
+        return match (major, minor) {
+            (7, 2) | (8, _) => Some(11),
+            _ => None,
+        };
+    }
+    match (major, minor) {
+        (2, 6) | (2, 8) | (3, 0) => Some(6),
+        (3, 2) => Some(7),
+        (4, 0) => Some(8),
+        (5, 0) | (6, _) => Some(9),
+        (7, 0) => Some(10),
+        (7, 2) => Some(11),
+        (7, 4) => Some(12),
+        _ => None,
+    }
+}
+
+/// Named constant groups (`types`, `encodings`, `quicklist_node`). These are `#define`s,
+/// absent from DWARF; the values come from the Redis headers of each family (2.8
+/// `redis.h` … 6.2 `server.h`, and redis-internals §3.2, §5.5) and are stable across
+/// versions: a constant is present from the release that introduced it.
+pub fn constants(
+    valkey: bool,
+    version: (u32, u32),
+    quicklist: Option<&str>,
+) -> BTreeMap<String, BTreeMap<String, i64>> {
+    // Valkey forked from Redis 7.2.4: it has everything 7.2 has.
+    let at_least = |m: u32, n: u32| valkey || version >= (m, n);
+    let group = |items: &[(&str, i64)]| -> BTreeMap<String, i64> {
+        items.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    let mut types = vec![
+        ("string", 0),
+        ("list", 1),
+        ("set", 2),
+        ("zset", 3),
+        ("hash", 4),
+    ];
+    if at_least(4, 0) {
+        types.push(("module", 5));
+    }
+    if at_least(5, 0) {
+        types.push(("stream", 6));
+    }
+    let mut enc = vec![
+        ("raw", 0),
+        ("int", 1),
+        ("hashtable", 2),
+        ("zipmap", 3),
+        ("linkedlist", 4),
+        ("ziplist", 5),
+        ("intset", 6),
+        ("skiplist", 7),
+    ];
+    if at_least(3, 0) {
+        enc.push(("embstr", 8));
+    }
+    if at_least(3, 2) {
+        enc.push(("quicklist", 9));
+    }
+    if at_least(5, 0) {
+        enc.push(("stream", 10));
+    }
+    if at_least(7, 0) {
+        enc.push(("listpack", 11));
+    }
+    if !valkey && version >= (7, 4) {
+        enc.push(("listpack_ex", 12));
+    }
+    let mut out = BTreeMap::new();
+    out.insert("types".to_owned(), group(&types));
+    out.insert("encodings".to_owned(), group(&enc));
+    match quicklist {
+        // 3.2–6.2: QUICKLIST_NODE_CONTAINER_NONE 1 (unused), _ZIPLIST 2.
+        Some("ziplist") => {
+            out.insert(
+                "quicklist_node".to_owned(),
+                group(&[
+                    ("encoding_raw", 1),
+                    ("encoding_lzf", 2),
+                    ("container_packed", 2),
+                ]),
+            );
+        }
+        // 7.0+: QUICKLIST_NODE_CONTAINER_PLAIN 1, _PACKED 2.
+        Some(_) => {
+            out.insert(
+                "quicklist_node".to_owned(),
+                group(&[
+                    ("encoding_raw", 1),
+                    ("encoding_lzf", 2),
+                    ("container_plain", 1),
+                    ("container_packed", 2),
+                ]),
+            );
+        }
+        None => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_shapes() {
+        assert!(is_version("2.8.17"));
+        assert!(is_version("255.255.255"));
+        assert!(!is_version("2.8"));
+        assert!(!is_version("1.2.3.4"));
+        assert!(!is_version("v2.8.1"));
+        assert!(is_build_tail("vm-1795440737000000000"));
+        assert!(is_build_tail("1790282056000000000"));
+        assert!(!is_build_tail(".1"));
+        assert!(!is_build_tail("abc"));
+    }
+
+    #[test]
+    fn rdb_versions() {
+        assert_eq!(rdb_version(false, "2.8.17"), Some(6));
+        assert_eq!(rdb_version(false, "3.0.5"), Some(6));
+        assert_eq!(rdb_version(false, "3.2.6"), Some(7));
+        assert_eq!(rdb_version(false, "4.0.14"), Some(8));
+        assert_eq!(rdb_version(false, "5.0.6"), Some(9));
+        assert_eq!(rdb_version(false, "6.2.14"), Some(9));
+        assert_eq!(rdb_version(false, "7.0.15"), Some(10));
+        assert_eq!(rdb_version(false, "7.2.6"), Some(11));
+        assert_eq!(rdb_version(false, "7.4.1"), Some(12));
+        assert_eq!(rdb_version(true, "8.1.8"), Some(11));
+        assert_eq!(rdb_version(false, "9.9.9"), None);
+    }
+
+    #[test]
+    fn constants_match_the_shipped_7_0_profile() {
+        let c = constants(false, (7, 0), Some("listpack"));
+        let shipped = crate::profile::load("7.0.15-debian").unwrap();
+        assert_eq!(c, shipped.constants);
+    }
+
+    #[test]
+    fn constants_by_family() {
+        let c = constants(false, (2, 8), None);
+        assert!(!c["encodings"].contains_key("embstr"));
+        assert!(!c.contains_key("quicklist_node"));
+        let c = constants(false, (3, 2), Some("ziplist"));
+        assert_eq!(c["encodings"]["quicklist"], 9);
+        assert!(!c["quicklist_node"].contains_key("container_plain"));
+        let c = constants(true, (8, 1), Some("listpack"));
+        assert_eq!(c["encodings"]["listpack"], 11);
+        assert!(!c["encodings"].contains_key("listpack_ex"));
+    }
+}

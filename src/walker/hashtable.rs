@@ -1,0 +1,140 @@
+//! `HashtableWalker`: every entry of a Valkey 8.1 `hashtable` (buckets of 7 slots with
+//! presence bits, child buckets chained from the last slot, two tables while rehashing).
+
+use super::dict::{DictHeader, Table, WalkFaults};
+use super::fault::Fault;
+use super::guard::ChainGuard;
+use crate::core::AddressSpace;
+use crate::profile::layout::Field;
+use crate::profile::Layout;
+
+/// Largest bucket exponent accepted.
+const MAX_BUCKET_EXP: i64 = 40;
+
+/// Reads hashtables with one build's layout.
+#[derive(Clone, Copy)]
+pub struct HashtableWalker<'s, 'a> {
+    space: &'s AddressSpace<'a>,
+    layout: &'s Layout,
+}
+
+impl<'s, 'a> HashtableWalker<'s, 'a> {
+    /// A walker over `space` with `layout`.
+    pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
+        HashtableWalker { space, layout }
+    }
+
+    /// Read and check the hashtable header at `addr`. Its tables are expressed as a
+    /// [`DictHeader`] whose `size` counts buckets.
+    pub fn header(&self, addr: u64) -> Result<DictHeader, Fault> {
+        let h = &self.layout.hashtable;
+        let bytes = self.space.read(addr, h.size as usize)?;
+        let field = |f: Field| {
+            f.get(&bytes)
+                .ok_or_else(|| Fault::bad("hashtable field outside its struct"))
+        };
+        let rehashidx = field(h.rehash_idx)? as i64;
+        let mut tables = [Table::default(); 2];
+        for (i, t) in tables.iter_mut().enumerate() {
+            let i = i as u64;
+            let exp = field(h.bucket_exp.element(i, 1))? as u8 as i8 as i64;
+            let buckets = field(h.tables.element(i, 8))?;
+            let used = field(h.used.element(i, 8))?;
+            if exp == -1 {
+                if buckets != 0 || used != 0 {
+                    return Err(Fault::bad(format!(
+                        "hashtable {addr:#x} table {i} has no buckets but {buckets:#x} / used {used}"
+                    )));
+                }
+                continue;
+            }
+            if !(0..=MAX_BUCKET_EXP).contains(&exp) {
+                return Err(Fault::bad(format!(
+                    "hashtable {addr:#x} table {i} has bucket exponent {exp}"
+                )));
+            }
+            *t = Table {
+                buckets,
+                size: 1u64 << exp,
+                used,
+            };
+        }
+        if rehashidx < -1 || (rehashidx >= 0 && tables[1].size == 0) {
+            return Err(Fault::bad(format!(
+                "hashtable {addr:#x} has rehash_idx {rehashidx} with table 1 of {} buckets",
+                tables[1].size
+            )));
+        }
+        Ok(DictHeader { tables, rehashidx })
+    }
+
+    /// Call `f(entry)` for every entry of both tables. A broken bucket chain costs the
+    /// rest of that chain; it is recorded and the walk goes on.
+    pub fn for_each(&self, header: &DictHeader, mut f: impl FnMut(u64)) -> WalkFaults {
+        let h = &self.layout.hashtable;
+        let mut faults = WalkFaults::default();
+        let slots = h.slots.max(1);
+        for (ti, t) in header.tables.iter().enumerate() {
+            if t.size == 0 {
+                continue;
+            }
+            // Each bucket holds up to `slots` entries, a chain at least slots-1 per link.
+            let budget = t.used / slots.saturating_sub(1).max(1) + 64;
+            let mut visited = 0u64;
+            for bi in 0..t.size {
+                let mut bucket = t.buckets.wrapping_add(bi * h.bucket_size);
+                let mut guard = ChainGuard::new("hashtable bucket chain", budget);
+                loop {
+                    if let Err(e) = guard.step(bucket) {
+                        faults.push(bi, e);
+                        break;
+                    }
+                    let bytes = match self.space.read(bucket, h.bucket_size as usize) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            faults.push(bi, Fault::bad(format!("table {ti}: {e}")));
+                            break;
+                        }
+                    };
+                    let (Some(chained), Some(presence)) =
+                        (h.chained.get(&bytes), h.presence.get(&bytes))
+                    else {
+                        faults.push(bi, Fault::bad("bucket fields outside the bucket"));
+                        break;
+                    };
+                    let last = slots - 1;
+                    let mut next = 0;
+                    for slot in 0..slots {
+                        let Some(ptr) = h.entries.element(slot, 8).get(&bytes) else {
+                            break;
+                        };
+                        if chained == 1 && slot == last {
+                            next = ptr;
+                        } else if presence & (1 << slot) != 0 {
+                            visited += 1;
+                            f(ptr);
+                        }
+                    }
+                    if chained == 0 {
+                        break;
+                    }
+                    if next == 0 {
+                        faults.push(bi, Fault::bad("chained bucket without a child"));
+                        break;
+                    }
+                    bucket = next;
+                }
+            }
+            if visited > t.used.saturating_mul(2).saturating_add(64) {
+                faults.push(
+                    0,
+                    Fault::bad(format!(
+                        "table {ti} holds {visited} entries, its counter says {}",
+                        t.used
+                    )),
+                );
+            }
+        }
+        faults
+    }
+}
