@@ -8,12 +8,18 @@
 //! immediately followed by `BUILD_ID`, the dirty count and the 8-hex-digit git SHA1, e.g.
 //! `"2.8.17host-17000000000000000"`, `"7.0.151790282056000000000"` (Debian: numeric
 //! BUILD_ID) or, in Valkey, `"valkey8.1.8e7aab…-17817994804011280" + "0" + sha`.
-//! When no candidate is confirmed, the candidate nearest to the `"redis_version:%s"` (or
-//! `"valkey_version:%s"`) INFO format string is taken and a warning says so.
+//! GCC does not always keep that string as a literal (it may build it on the stack with
+//! immediate stores), so next, on x86-64, the literal that the `version()` function
+//! (`redis-server --version`) passes to printf is taken: the candidate addressed by a
+//! RIP-relative displacement (or an absolute 32-bit address) in its code. Last, the
+//! candidate nearest to the INFO format string (`"redis_version:%s"`, or
+//! `"valkey_version:%s"`) is taken and a warning says so.
 
 use std::collections::BTreeMap;
 
-use object::{Object, ObjectSection, SectionKind};
+use std::collections::HashSet;
+
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
 
 /// A NUL-terminated string in a read-only section, with its virtual address.
 #[derive(Debug, Clone)]
@@ -130,28 +136,47 @@ pub fn detect(obj: &object::File<'_>, valkey: bool) -> Result<FoundVersion, Stri
             });
         }
     }
-    let info = if valkey {
-        "valkey_version:%s"
+    if let Some(targets) = code_references(obj, "version") {
+        let mut hits: Vec<&str> = candidates
+            .iter()
+            .filter(|c| targets.contains(&c.addr))
+            .map(|c| c.text.as_str())
+            .collect();
+        hits.dedup();
+        if let [only] = hits.as_slice() {
+            return Ok(FoundVersion {
+                version: (*only).to_owned(),
+                how: "the version literal printed by version() (--version)".into(),
+                warning: None,
+            });
+        }
+    }
+    let markers: &[&str] = if valkey {
+        &["valkey_version:", "Valkey version="]
     } else {
-        "redis_version:%s"
+        &["redis_version:", "Redis version="]
     };
-    let anchor = strings.iter().find(|s| s.text == info).ok_or_else(|| {
-        format!(
-            "the version is ambiguous (candidates: {}) and there is no {info:?} string",
-            candidates
-                .iter()
-                .map(|c| c.text.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
+    let anchor = markers
+        .iter()
+        .find_map(|m| strings.iter().find(|s| s.text.contains(m)))
+        .ok_or_else(|| {
+            format!(
+                "the version is ambiguous (candidates: {}) and there is no {:?} string",
+                candidates
+                    .iter()
+                    .map(|c| c.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                markers.first().copied().unwrap_or_default()
+            )
+        })?;
     let nearest = candidates
         .iter()
         .min_by_key(|c| c.addr.abs_diff(anchor.addr))
         .ok_or("no candidates")?;
     Ok(FoundVersion {
         version: nearest.text.clone(),
-        how: format!("the version literal nearest to {info:?}"),
+        how: format!("the version literal nearest to {:?}", anchor.text),
         warning: Some(format!(
             "the version {} was guessed from string proximity (candidates: {}); pass --redis-version if it is wrong",
             nearest.text,
@@ -162,6 +187,40 @@ pub fn detect(obj: &object::File<'_>, valkey: bool) -> Result<FoundVersion, Stri
                 .join(", ")
         )),
     })
+}
+
+/// Addresses a function's x86-64 code may refer to: for every byte position, the target
+/// of a RIP-relative disp32 ending there, and the value as an absolute 32-bit address.
+/// Positions are not decoded as instructions; callers match the result against a few
+/// known addresses only. `None` for other architectures or when the function is absent.
+fn code_references(obj: &object::File<'_>, function: &str) -> Option<HashSet<u64>> {
+    if obj.architecture() != object::Architecture::X86_64 {
+        return None;
+    }
+    let sym = obj
+        .symbols()
+        .find(|s| s.name() == Ok(function) && s.is_definition())
+        .or_else(|| {
+            obj.dynamic_symbols()
+                .find(|s| s.name() == Ok(function) && s.is_definition())
+        })?;
+    let (addr, size) = (sym.address(), sym.size());
+    let section = obj.sections().find(|s| {
+        s.address() <= addr
+            && addr
+                .checked_add(size)
+                .is_some_and(|end| end <= s.address() + s.size())
+    })?;
+    let code = section.data_range(addr, size).ok().flatten()?;
+    let mut out = HashSet::new();
+    for (i, w) in code.windows(4).enumerate() {
+        let raw: [u8; 4] = w.try_into().ok()?;
+        let disp = i64::from(i32::from_le_bytes(raw));
+        let end = addr.wrapping_add(i as u64 + 4);
+        out.insert(end.wrapping_add_signed(disp));
+        out.insert(u64::from(u32::from_le_bytes(raw)));
+    }
+    Some(out)
 }
 
 /// Major and minor of `x.y.z`.

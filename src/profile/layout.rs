@@ -70,6 +70,9 @@ pub enum KeyspaceFlavor {
     /// `server.db` points at a contiguous array of `dbnum` db structs, each holding a
     /// `dict *` for keys and one for expires (Redis 2.8 to 7.2).
     DbArrayOfDicts,
+    /// Each db holds a `kvstore` of dicts, one per cluster slot or a single one
+    /// (Redis 7.4+).
+    DictKvstore,
     /// Each db holds a `kvstore` of Valkey hashtables whose entries are objects with the
     /// key and expire embedded (Valkey 8.1); sets, hashes and zsets use hashtables too.
     HashtableKvstore,
@@ -89,6 +92,9 @@ pub enum DictFlavor {
 pub enum EntryFlavor {
     /// Plain `dictEntry` chains, no tag bits (up to 7.0).
     Plain,
+    /// Tagged bucket pointers (7.2+): an odd pointer is a bare key ending the chain,
+    /// tag 2 marks a `dictEntryNoValue {key, next}`, tag 0 a full `dictEntry`.
+    Tagged,
 }
 
 /// sds header family.
@@ -135,6 +141,8 @@ pub struct Features {
     pub quicklist: QuicklistFlavor,
     /// Collection elements.
     pub elements: ElementFlavor,
+    /// Hash fields in hashtable-encoded hashes are `mstr` (Redis 7.4+), not sds.
+    pub mstr_hash_fields: bool,
 }
 
 /// `redisServer` fields.
@@ -214,15 +222,20 @@ pub struct LinkedListLayout {
     pub value: Field,
 }
 
-/// Valkey `kvstore` of hashtables and the `hashtable` itself.
+/// A `kvstore`: an array of per-slot tables (dicts in Redis 7.4+, hashtables in Valkey 8.1).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KvstoreLayout {
+    /// `sizeof(kvstore)`.
+    pub size: u64,
+    /// `kvstore.dicts` / `kvstore.hashtables` (array of table pointers).
+    pub tables: Field,
+    /// `kvstore.num_dicts` / `kvstore.num_hashtables`.
+    pub count: Field,
+}
+
+/// Valkey's `hashtable`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HashtableLayout {
-    /// `sizeof(kvstore)`.
-    pub kvstore_size: u64,
-    /// `kvstore.hashtables` (array of `hashtable *`).
-    pub kv_tables: Field,
-    /// `kvstore.num_hashtables`.
-    pub kv_count: Field,
     /// `sizeof(hashtable)`.
     pub size: u64,
     /// `hashtable.rehash_idx`.
@@ -256,6 +269,12 @@ pub struct EntryLayout {
     pub v: Field,
     /// `dictEntry *next`.
     pub next: Field,
+    /// `sizeof(dictEntryNoValue)` (Tagged flavor).
+    pub no_value_size: u64,
+    /// `dictEntryNoValue.key`.
+    pub no_value_key: Field,
+    /// `dictEntryNoValue.next`.
+    pub no_value_next: Field,
 }
 
 /// `robj` fields.
@@ -427,6 +446,8 @@ pub struct Layout {
     pub linked_list: LinkedListLayout,
     /// Valkey hashtables.
     pub hashtable: HashtableLayout,
+    /// kvstore (Redis 7.4+, Valkey 8.1).
+    pub kvstore: KvstoreLayout,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -593,6 +614,7 @@ impl Layout {
             "keyspace",
             &[
                 ("db_array", KeyspaceFlavor::DbArrayOfDicts),
+                ("kvstore", KeyspaceFlavor::DictKvstore),
                 ("hashtable_kvstore", KeyspaceFlavor::HashtableKvstore),
             ],
         );
@@ -603,7 +625,13 @@ impl Layout {
                 ("dictht", DictFlavor::Dictht),
             ],
         );
-        let dict_entry = r.feature("dict_entry", &[("plain", EntryFlavor::Plain)]);
+        let dict_entry = r.feature(
+            "dict_entry",
+            &[
+                ("plain", EntryFlavor::Plain),
+                ("tagged", EntryFlavor::Tagged),
+            ],
+        );
         let sds = r.feature(
             "sds",
             &[
@@ -633,12 +661,19 @@ impl Layout {
             sds: sds.unwrap_or(SdsFlavor::Typed),
             quicklist: quicklist.unwrap_or(QuicklistFlavor::Absent),
             elements: elements.unwrap_or(ElementFlavor::Sds),
+            // Data-driven: builds with mstr headers keep hash fields in them.
+            mstr_hash_fields: file.structs.contains_key("mstrhdr8"),
         };
         // A layout-only profile (no symbols) needs a binary to locate `server`.
         let server_symbol = file.symbols.get("server").copied();
         let ql_present = features.quicklist != QuicklistFlavor::Absent;
         let valkey_tables = features.keyspace == KeyspaceFlavor::HashtableKvstore;
-        let keys_field = if valkey_tables { "keys" } else { "dict" };
+        let keys_field = if features.keyspace == KeyspaceFlavor::DbArrayOfDicts {
+            "dict"
+        } else {
+            "keys"
+        };
+        let tagged = features.dict_entry == EntryFlavor::Tagged;
         // 7.0 renamed the node's data pointer from `zl` to `entry`.
         let ql_data = match features.quicklist {
             QuicklistFlavor::Ziplist => "zl",
@@ -716,6 +751,21 @@ impl Layout {
                 key: r.field("dictEntry", "key"),
                 v: r.field("dictEntry", "v"),
                 next: r.field("dictEntry", "next"),
+                no_value_size: if tagged {
+                    r.size("dictEntryNoValue")
+                } else {
+                    0
+                },
+                no_value_key: if tagged {
+                    r.field("dictEntryNoValue", "key")
+                } else {
+                    Field::default()
+                },
+                no_value_next: if tagged {
+                    r.field("dictEntryNoValue", "next")
+                } else {
+                    Field::default()
+                },
             },
             robj: RobjLayout {
                 size: r.size("robj"),
@@ -735,7 +785,6 @@ impl Layout {
                 },
             },
             hashtable: if valkey_tables {
-                let kv = r.alias(&["kvstore", "_kvstore"]);
                 let bucket = r.alias(&["hashtableBucket", "bucket"]);
                 let entries = r.array(&bucket, "entries");
                 let entries_size = r
@@ -748,9 +797,6 @@ impl Layout {
                         FieldSpec::Bits { .. } => 0,
                     });
                 HashtableLayout {
-                    kvstore_size: r.size(&kv),
-                    kv_tables: r.field(&kv, "hashtables"),
-                    kv_count: r.field(&kv, "num_hashtables"),
                     size: r.size("hashtable"),
                     rehash_idx: r.field("hashtable", "rehash_idx"),
                     tables: r.field("hashtable", "tables"),
@@ -764,6 +810,22 @@ impl Layout {
                 }
             } else {
                 HashtableLayout::default()
+            },
+            kvstore: match features.keyspace {
+                KeyspaceFlavor::DbArrayOfDicts => KvstoreLayout::default(),
+                flavor => {
+                    let kv = r.alias(&["kvstore", "_kvstore"]);
+                    let (tables, count) = if flavor == KeyspaceFlavor::DictKvstore {
+                        ("dicts", "num_dicts")
+                    } else {
+                        ("hashtables", "num_hashtables")
+                    };
+                    KvstoreLayout {
+                        size: r.size(&kv),
+                        tables: r.field(&kv, tables),
+                        count: r.field(&kv, count),
+                    }
+                }
             },
             quicklist: if ql_present {
                 QuicklistLayout {

@@ -3,7 +3,7 @@
 use super::fault::Fault;
 use super::guard::ChainGuard;
 use crate::core::AddressSpace;
-use crate::profile::layout::{DictFlavor, Field};
+use crate::profile::layout::{DictFlavor, EntryFlavor, Field};
 use crate::profile::Layout;
 
 /// Largest table exponent accepted (2^40 buckets would be 8 TiB of pointers).
@@ -166,13 +166,40 @@ impl<'s, 'a> DictWalker<'s, 'a> {
         Ok(DictHeader { tables, rehashidx })
     }
 
+    /// Decode the chain link `p`: (key, value word, next link).
+    fn entry(&self, p: u64) -> Result<(u64, u64, u64), Fault> {
+        let e = &self.layout.entry;
+        if self.layout.features.dict_entry == EntryFlavor::Tagged {
+            // An odd pointer is the key itself (an sds), stored bare: the chain ends.
+            if p & 1 == 1 {
+                return Ok((p, 0, 0));
+            }
+            match p & 7 {
+                0 => {}
+                2 => {
+                    let base = p & !7;
+                    let b = self.space.read(base, e.no_value_size as usize)?;
+                    return match (e.no_value_key.get(&b), e.no_value_next.get(&b)) {
+                        (Some(k), Some(n)) => Ok((k, 0, n)),
+                        _ => Err(Fault::bad("dictEntryNoValue fields outside the entry")),
+                    };
+                }
+                tag => return Err(Fault::bad(format!("dict entry pointer with tag {tag}"))),
+            }
+        }
+        let entry = self.space.read(p, e.size as usize)?;
+        match (e.key.get(&entry), e.v.get(&entry), e.next.get(&entry)) {
+            (Some(k), Some(v), Some(n)) => Ok((k, v, n)),
+            _ => Err(Fault::bad("dictEntry fields outside the entry")),
+        }
+    }
+
     /// Call `f(key, value_word)` for every entry of both tables.
     ///
     /// A broken chain costs the rest of that chain only; it is recorded and the walk goes
     /// on with the next bucket. The total number of entries visited is capped by the
     /// dict's counters (with slack), so garbage cannot make the walk run away.
     pub fn for_each(&self, header: &DictHeader, mut f: impl FnMut(u64, u64)) -> WalkFaults {
-        let e = &self.layout.entry;
         let mut faults = WalkFaults::default();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
@@ -195,22 +222,17 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                         faults.push(bi as u64, err);
                         break;
                     }
-                    let entry = match self.space.read(p, e.size as usize) {
-                        Ok(b) => b,
+                    match self.entry(p) {
+                        Ok((key, v, next)) => {
+                            visited += 1;
+                            f(key, v);
+                            p = next;
+                        }
                         Err(err) => {
-                            faults.push(bi as u64, err.into());
+                            faults.push(bi as u64, err);
                             break;
                         }
-                    };
-                    let (Some(key), Some(v), Some(next)) =
-                        (e.key.get(&entry), e.v.get(&entry), e.next.get(&entry))
-                    else {
-                        faults.push(bi as u64, Fault::bad("dictEntry fields outside the entry"));
-                        break;
-                    };
-                    visited += 1;
-                    f(key, v);
-                    p = next;
+                    }
                 }
                 if visited > budget {
                     faults.push(

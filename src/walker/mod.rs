@@ -119,25 +119,32 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     tables: vec![(addr, h)],
                 })
             }
-            KeyspaceFlavor::HashtableKvstore => {
-                let h = &self.layout.hashtable;
-                let kv = self.space.read(addr, h.kvstore_size as usize)?;
-                let (Some(array), Some(count)) = (h.kv_tables.get(&kv), h.kv_count.get(&kv)) else {
+            flavor => {
+                let kvl = &self.layout.kvstore;
+                let kv = self.space.read(addr, kvl.size as usize)?;
+                let (Some(array), Some(count)) = (kvl.tables.get(&kv), kvl.count.get(&kv)) else {
                     return Err(Fault::bad("kvstore fields outside the kvstore"));
                 };
-                let count = count as u32 as i32 as i64;
+                let count = count as i64;
                 if count < 1 || count as u64 > MAX_KVSTORE_TABLES {
                     return Err(Fault::bad(format!("kvstore {addr:#x} has {count} tables")));
                 }
                 let ptrs = self.space.read(array, count as usize * 8)?;
-                let walker = HashtableWalker::new(self.space, self.layout);
+                let dicts = DictWalker::new(self.space, self.layout);
+                let hashtables = HashtableWalker::new(self.space, self.layout);
                 let mut tables = Vec::new();
                 for chunk in ptrs.chunks_exact(8) {
                     let p = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
                     // Tables are allocated on demand: NULL is an empty slot.
-                    if p != 0 {
-                        tables.push((p, walker.header(p)?));
+                    if p == 0 {
+                        continue;
                     }
+                    let h = if flavor == KeyspaceFlavor::DictKvstore {
+                        dicts.header(p)?
+                    } else {
+                        hashtables.header(p)?
+                    };
+                    tables.push((p, h));
                 }
                 Ok(KeyTables { tables })
             }

@@ -6,7 +6,7 @@ use super::guard::ChainGuard;
 use super::hashtable::HashtableWalker;
 use std::borrow::Cow;
 
-use super::sds::{read_sds, SdsFormat};
+use super::sds::{read_mstr, read_sds, SdsFormat};
 use crate::core::AddressSpace;
 use crate::decode::{intset::Intset, listpack::Listpack, lzf, ziplist::Ziplist};
 use crate::profile::layout::{ElementFlavor, KeyspaceFlavor, QuicklistFlavor};
@@ -502,6 +502,16 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let used = self.table_entries(table, |k, v| {
             let pair = if self.valkey_tables {
                 self.hash_entry(k)
+            } else if self.layout.features.mstr_hash_fields {
+                read_mstr(self.space, k).and_then(|(field, has_meta)| {
+                    if has_meta {
+                        // A field with a TTL: writing it without would make it persistent.
+                        return Err(Fault::Unsupported(
+                            "hash fields with TTLs are not recovered by this version of redis-rescue".into(),
+                        ));
+                    }
+                    Ok((field, self.element(v)?))
+                })
             } else {
                 self.element(k).and_then(|f| Ok((f, self.element(v)?)))
             };

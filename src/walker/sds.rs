@@ -118,6 +118,42 @@ pub fn read_sds<'a>(
     Ok(body)
 }
 
+/// Read an `mstr` (Redis 7.4+ hash field): its bytes, and whether metadata (a field
+/// TTL) is attached. The info byte before the string holds the header type in bits 0-1
+/// and the metadata flag in bit 2.
+pub fn read_mstr<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<(Cow<'a, [u8]>, bool), Fault> {
+    let at = |back: u64| {
+        ptr.checked_sub(back)
+            .ok_or_else(|| Fault::bad("mstr pointer below its header"))
+    };
+    let info = space.u8(at(1)?)?;
+    let len = match info & 3 {
+        0 => u64::from(info >> 3),
+        1 => u64::from(space.u8(at(2)?)?),
+        2 => u64::from(space.u16(at(3)?)?),
+        _ => space.u64(at(9)?)?,
+    };
+    if space.readable_len(ptr) < len.saturating_add(1) {
+        return Err(Fault::bad(format!(
+            "mstr at {ptr:#x} of length {len} runs past the dumped memory"
+        )));
+    }
+    let bytes = space.read(ptr, len as usize + 1)?;
+    if bytes.last() != Some(&0) {
+        return Err(Fault::bad(format!(
+            "mstr at {ptr:#x} is not NUL-terminated"
+        )));
+    }
+    let body = match bytes {
+        Cow::Borrowed(b) => Cow::Borrowed(b.split_at(len as usize).0),
+        Cow::Owned(mut v) => {
+            v.truncate(len as usize);
+            Cow::Owned(v)
+        }
+    };
+    Ok((body, info & 4 != 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

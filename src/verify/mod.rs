@@ -1,0 +1,721 @@
+//! `verify`: load a recovered dump into a real Redis and prove it holds what the recovery
+//! report says was recovered.
+//!
+//! The steps, each a row of the [`Outcome`]:
+//!
+//! 1. read the report beside the dump (`DUMP.report.json`); without one, the dump is verified
+//!    alone and a warning says so;
+//! 2. read the whole dump with [`rdb::reader`] (structure and CRC-64), summed up per db and
+//!    compared with the report's per-db key, TTL and type counts;
+//! 3. start a redis-server on a private copy of the dump ([`server::LocalServer`]) and wait
+//!    for the load, or connect to a running one and check that it holds this keyspace;
+//! 4. compare the server's version with the report's, `DBSIZE` per db with the dump's counts,
+//!    then every key (or `--sample N` random ones) with [`compare::Comparer`]: type, expire
+//!    time, value.
+//!
+//! Exit status ([`Outcome::exit_code`]): 0 everything matches; 1 the server loaded the dump
+//! but something differs; 2 the server did not load it (or verify could not run).
+
+pub mod compare;
+pub mod docker;
+pub mod dump;
+pub mod output;
+pub mod report;
+pub mod server;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rdb::reader::Checksum;
+use redis::Connection;
+use serde::Serialize;
+
+use compare::{now_ms, CompareStats, Comparer, ExpireMode};
+use dump::{DumpError, DumpSummary};
+use report::{RecoveryReport, ReportError};
+use server::{LocalServer, ServerError, StartOutcome};
+
+/// Which server to verify against.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start this redis-server binary on a private copy of the dump.
+    Start(PathBuf),
+    /// Use a running server (`HOST:PORT` or a `redis://` URL).
+    Connect(String),
+}
+
+/// What to verify, and how.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The recovered RDB.
+    pub dump: PathBuf,
+    /// The report; `None` means `DUMP.report.json` (and no report at all is tolerated).
+    pub report: Option<PathBuf>,
+    /// The server.
+    pub target: Target,
+    /// Compare this many random keys instead of all.
+    pub sample: Option<u64>,
+    /// Seed of the sample (random when `None`).
+    pub seed: Option<u64>,
+    /// How long the server may take to start and load.
+    pub timeout: Duration,
+    /// Differences listed by name.
+    pub max_listed: usize,
+    /// Accept a server version other than the report's.
+    pub allow_version_mismatch: bool,
+}
+
+/// Result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckResult {
+    /// As expected.
+    Ok,
+    /// Differs: the exit status is at least 1.
+    Fail,
+    /// Worth knowing, not a failure.
+    Warn,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What is checked.
+    pub check: String,
+    /// What the report or the dump says.
+    pub expected: String,
+    /// What was found.
+    pub found: String,
+    /// The verdict.
+    pub result: CheckResult,
+}
+
+/// The sample taken with `--sample`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Keys asked for.
+    pub requested: u64,
+    /// Keys chosen (at most the dump's keys).
+    pub chosen: u64,
+    /// The seed, to repeat the same sample.
+    pub seed: u64,
+}
+
+/// Everything verify found; printed as a table or JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The dump.
+    pub dump: String,
+    /// The report used, if any.
+    pub report: Option<String>,
+    /// `started` (a private redis-server) or `connected`.
+    pub mode: String,
+    /// The server's address.
+    pub server: Option<String>,
+    /// The server's version.
+    pub server_version: Option<String>,
+    /// Whether the server holds the dump (loaded it, or was found holding it).
+    pub loaded: bool,
+    /// The server's log lines explaining a failed load.
+    pub server_log: Option<String>,
+    /// The rows of the table.
+    pub checks: Vec<Check>,
+    /// Keys in the dump.
+    pub keys_in_dump: u64,
+    /// The sample, with `--sample`.
+    pub sample: Option<Sample>,
+    /// How expire times were compared.
+    pub expire_mode: Option<ExpireMode>,
+    /// The key comparison.
+    pub comparison: CompareStats,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// 0 match, 1 differs, 2 not loaded / not verified.
+    pub exit_code: u8,
+    /// One line.
+    pub verdict: String,
+}
+
+impl Outcome {
+    fn new(opts: &VerifyOptions) -> Self {
+        Outcome {
+            dump: opts.dump.display().to_string(),
+            report: None,
+            mode: match opts.target {
+                Target::Start(_) => "started".into(),
+                Target::Connect(_) => "connected".into(),
+            },
+            server: None,
+            server_version: None,
+            loaded: false,
+            server_log: None,
+            checks: Vec::new(),
+            keys_in_dump: 0,
+            sample: None,
+            expire_mode: None,
+            comparison: CompareStats::default(),
+            warnings: Vec::new(),
+            exit_code: 0,
+            verdict: String::new(),
+        }
+    }
+
+    fn check(&mut self, check: impl Into<String>, expected: impl Into<String>, found: impl Into<String>, result: CheckResult) {
+        self.checks.push(Check {
+            check: check.into(),
+            expected: expected.into(),
+            found: found.into(),
+            result,
+        });
+    }
+
+    fn ok_if(&mut self, ok: bool, check: impl Into<String>, expected: impl Into<String>, found: impl Into<String>) {
+        let r = if ok { CheckResult::Ok } else { CheckResult::Fail };
+        self.check(check, expected, found, r);
+    }
+
+    /// Ends the run with exit status 2.
+    fn not_verified(mut self, why: impl Into<String>) -> Self {
+        self.exit_code = 2;
+        self.verdict = format!("NOT VERIFIED: {}", why.into());
+        self
+    }
+
+    fn conclude(mut self) -> Self {
+        let failed = self.checks.iter().filter(|c| c.result == CheckResult::Fail).count();
+        let c = &self.comparison;
+        if failed == 0 && c.differing == 0 {
+            self.exit_code = 0;
+            let what = match &self.sample {
+                Some(s) => format!("{} sampled keys of {}", c.matched, self.keys_in_dump),
+                None => format!("all {} keys", c.matched),
+            };
+            let expired = if c.expired > 0 {
+                format!("; {} keys had expired", c.expired)
+            } else {
+                String::new()
+            };
+            self.verdict = format!("MATCH: the server loaded the dump and {what} match{expired}");
+        } else {
+            self.exit_code = 1;
+            let mut parts = Vec::new();
+            if failed > 0 {
+                parts.push(format!("{failed} check(s) failed"));
+            }
+            if c.differing > 0 {
+                parts.push(format!("{} of {} keys compared differ", c.differing, c.compared));
+            }
+            self.verdict = format!("DIFFERS: the server loaded the dump but {}", parts.join(", "));
+        }
+        self
+    }
+}
+
+/// Where the report of `dump` is by default.
+pub fn default_report_path(dump: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.report.json", dump.display()))
+}
+
+/// SplitMix64, for the sample.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..=max`.
+    fn upto(&mut self, max: u64) -> u64 {
+        match max.checked_add(1) {
+            Some(n) => ((u128::from(self.next()) * u128::from(n)) >> 64) as u64,
+            None => self.next(),
+        }
+    }
+}
+
+/// `n` distinct indices out of `0..total`, sorted (Floyd's algorithm).
+pub fn choose_sample(n: u64, total: u64, seed: u64) -> Vec<u64> {
+    let n = n.min(total);
+    let mut rng = SplitMix(seed);
+    let mut set = HashSet::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 24));
+    for j in (total - n)..total {
+        let t = rng.upto(j);
+        if !set.insert(t) {
+            set.insert(j);
+        }
+    }
+    let mut v: Vec<u64> = set.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    SplitMix(t ^ u64::from(std::process::id()).rotate_left(32)).next()
+}
+
+fn types_text(types: &BTreeMap<String, u64>) -> String {
+    types
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS.get(u).copied().unwrap_or("B"))
+    }
+}
+
+/// Report vs dump: versions, per-db keys, TTLs and types, the recorded checksum.
+fn check_report_against_dump(o: &mut Outcome, r: &RecoveryReport, s: &DumpSummary) {
+    if r.rdb_version != 0 {
+        o.ok_if(
+            r.rdb_version == s.rdb_version,
+            "RDB version",
+            format!("{} (report)", r.rdb_version),
+            format!("{} (dump)", s.rdb_version),
+        );
+    }
+    if let Some(want) = r.crc64() {
+        let got = match s.checksum {
+            Checksum::Verified(c) => Some(c),
+            _ => None,
+        };
+        o.ok_if(
+            got == Some(want),
+            "dump is the report's file (CRC-64)",
+            format!("{want:016x}"),
+            got.map_or("no checksum".into(), |c| format!("{c:016x}")),
+        );
+    }
+    let dbs: BTreeSet<u32> = r
+        .dbs
+        .iter()
+        .filter(|(_, d)| d.keys > 0)
+        .map(|(db, _)| *db)
+        .chain(s.dbs.keys().copied())
+        .collect();
+    for db in dbs {
+        let rd = r.dbs.get(&db).cloned().unwrap_or_default();
+        let sd = s.dbs.get(&db).cloned().unwrap_or_default();
+        let rt = rd.types();
+        let counts_ok = rd.keys == sd.keys && rd.expires == sd.expires;
+        // Reports without by_type (older tools) are not held against the dump.
+        let types_ok = rt.is_empty() || rt == sd.types;
+        o.ok_if(
+            counts_ok && types_ok,
+            format!("db {db}: dump vs report"),
+            format!("{} keys, {} TTLs (report)", rd.keys, rd.expires),
+            format!("{} keys, {} TTLs (dump)", sd.keys, sd.expires),
+        );
+        if counts_ok && !types_ok {
+            o.check(
+                format!("db {db}: types"),
+                types_text(&rt),
+                types_text(&sd.types),
+                CheckResult::Fail,
+            );
+        }
+    }
+    let lost = r.lost();
+    if lost > 0 {
+        o.warnings.push(format!(
+            "the report lists {lost} key(s) as lost: they are not in the dump, so not verified"
+        ));
+    }
+}
+
+/// Runs a verification. Never panics; every failure is in the outcome.
+pub fn run(opts: &VerifyOptions) -> Outcome {
+    let mut o = Outcome::new(opts);
+
+    // 1. The report.
+    let report_path = opts
+        .report
+        .clone()
+        .unwrap_or_else(|| default_report_path(&opts.dump));
+    let report = match RecoveryReport::load(&report_path) {
+        Ok(r) => {
+            o.report = Some(report_path.display().to_string());
+            Some(r)
+        }
+        Err(ReportError::Read { source, .. })
+            if opts.report.is_none() && source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            o.warnings.push(format!(
+                "no report at {}: verifying the dump alone (DBSIZE against the dump's own counts)",
+                report_path.display()
+            ));
+            None
+        }
+        Err(e) => return o.not_verified(e.to_string()),
+    };
+    if report.as_ref().is_some_and(|r| r.dry_run) {
+        return o.not_verified("the report is of a dry run, which writes no dump");
+    }
+
+    // 2. The dump, whole.
+    let summary = match dump::scan(&opts.dump, now_ms()) {
+        Ok(s) => {
+            let crc = match s.checksum {
+                Checksum::Verified(c) => format!("CRC-64 {c:016x} ok"),
+                Checksum::Disabled => "checksum disabled (0)".into(),
+                Checksum::Absent => "no checksum (RDB < 5)".into(),
+            };
+            o.check(
+                "dump readable",
+                "a complete RDB",
+                format!(
+                    "RDB {}, {} keys, {}, {crc}",
+                    s.rdb_version,
+                    s.keys,
+                    human_bytes(s.bytes)
+                ),
+                CheckResult::Ok,
+            );
+            o.keys_in_dump = s.keys;
+            if s.functions > 0 {
+                o.warnings.push(format!(
+                    "the dump holds {} function librar(ies); they are loaded but not compared",
+                    s.functions
+                ));
+            }
+            Ok(s)
+        }
+        Err(DumpError::Open { path, source }) => {
+            return o.not_verified(format!("cannot open {path}: {source}"))
+        }
+        Err(e @ DumpError::Read { .. }) => {
+            o.check("dump readable", "a complete RDB", e.to_string(), CheckResult::Fail);
+            Err(e)
+        }
+    };
+    if let (Some(r), Ok(s)) = (&report, &summary) {
+        check_report_against_dump(&mut o, r, s);
+    }
+
+    // 3. The server.
+    let mut local: Option<LocalServer> = None;
+    let mut conn = match &opts.target {
+        Target::Start(binary) => {
+            let Some(path) = server::find_binary(binary) else {
+                return o.not_verified(format!(
+                    "{} not found (give --redis-server PATH, or --connect HOST:PORT)",
+                    binary.display()
+                ));
+            };
+            match LocalServer::start(&path, &opts.dump, opts.timeout) {
+                Err(e) => return o.not_verified(e.to_string()),
+                Ok(StartOutcome::Failed {
+                    status,
+                    log_excerpt,
+                }) => {
+                    o.check("server loaded the dump", "loaded", status.clone(), CheckResult::Fail);
+                    o.server_log = Some(log_excerpt);
+                    return o.not_verified(format!("{} did not load the dump: {status}", path.display()));
+                }
+                Ok(StartOutcome::Loaded { server, elapsed }) => {
+                    o.server = Some(server.address());
+                    o.loaded = true;
+                    o.check(
+                        "server loaded the dump",
+                        "loaded",
+                        format!("loaded in {:.2} s by {}", elapsed.as_secs_f64(), path.display()),
+                        CheckResult::Ok,
+                    );
+                    match server.connection() {
+                        Ok(c) => {
+                            local = Some(server);
+                            c
+                        }
+                        Err(e) => return o.not_verified(e.to_string()),
+                    }
+                }
+            }
+        }
+        Target::Connect(addr) => {
+            o.server = Some(addr.clone());
+            let c = server::connect(addr, opts.timeout)
+                .and_then(|mut c| server::wait_loaded(&mut c, opts.timeout).map(|()| c));
+            match c {
+                Ok(c) => c,
+                Err(e) => return o.not_verified(e.to_string()),
+            }
+        }
+    };
+    let o = verify_on_server(o, opts, report.as_ref(), summary, &mut conn);
+    drop(conn);
+    if let Some(s) = local {
+        s.stop();
+    }
+    o
+}
+
+/// Steps 3–4 once a server is reachable.
+fn verify_on_server(
+    mut o: Outcome,
+    opts: &VerifyOptions,
+    report: Option<&RecoveryReport>,
+    summary: Result<DumpSummary, DumpError>,
+    conn: &mut Connection,
+) -> Outcome {
+    let connected = matches!(opts.target, Target::Connect(_));
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) if connected => return o.not_verified(format!("the dump cannot be read: {e}")),
+        Err(_) => {
+            o.warnings.push(
+                "the server loaded a dump this tool cannot read: nothing could be compared".into(),
+            );
+            return o.conclude();
+        }
+    };
+
+    // Version.
+    let version = match server::version(conn) {
+        Ok(v) => v,
+        Err(e) => return o.not_verified(e.to_string()),
+    };
+    o.server_version = Some(version.text.clone());
+    let want_version = report
+        .map(|r| (r.source.redis_version.clone(), "report"))
+        .filter(|(v, _)| !v.is_empty())
+        .or_else(|| summary.redis_ver.clone().map(|v| (v, "dump")));
+    match want_version {
+        Some((want, from)) => {
+            let same = want == version.text;
+            let result = if same {
+                CheckResult::Ok
+            } else if opts.allow_version_mismatch {
+                CheckResult::Warn
+            } else {
+                CheckResult::Fail
+            };
+            o.check(
+                "redis version",
+                format!("{want} ({from})"),
+                version.text.clone(),
+                result,
+            );
+        }
+        None => o.check(
+            "redis version",
+            "unknown (no report, no redis-ver in the dump)",
+            version.text.clone(),
+            CheckResult::Warn,
+        ),
+    }
+
+    // A running server must hold this dump's keyspace.
+    if connected {
+        let total: u64 = match server::keyspace(conn) {
+            Ok(k) => k.iter().map(|(_, n)| n).sum(),
+            Err(e) => return o.not_verified(e.to_string()),
+        };
+        if total == 0 && !summary.probes.is_empty() {
+            o.check("server holds this dump", "its keys", "an empty server", CheckResult::Fail);
+            return o.not_verified(
+                "the server is empty: it did not load this dump (start it on a copy of the dump)",
+            );
+        }
+        if !summary.probes.is_empty() {
+            let mut p = redis::pipe();
+            for (db, key) in &summary.probes {
+                p.cmd("SELECT").arg(*db).ignore();
+                p.cmd("EXISTS").arg(key.as_slice());
+            }
+            let found: Vec<i64> = match p.query(conn) {
+                Ok(f) => f,
+                Err(e) => return o.not_verified(format!("EXISTS: {e}")),
+            };
+            let present = found.iter().filter(|&&n| n > 0).count();
+            let ok = present * 2 > summary.probes.len();
+            o.ok_if(
+                ok,
+                "server holds this dump",
+                format!("{} probe keys present", summary.probes.len()),
+                format!("{present} present, {total} keys in all"),
+            );
+            if !ok {
+                return o.not_verified(
+                    "this server does not hold this dump's keyspace (most probe keys are missing)",
+                );
+            }
+        }
+        o.loaded = true;
+    }
+
+    // DBSIZE per db, now; keys that expire from here on may or may not be gone.
+    let t0 = now_ms();
+    let server_dbs = match server::keyspace(conn) {
+        Ok(k) => k,
+        Err(e) => return o.not_verified(e.to_string()),
+    };
+    let dbs: BTreeSet<u32> = summary
+        .dbs
+        .keys()
+        .copied()
+        .chain(server_dbs.iter().map(|(db, _)| *db))
+        .collect();
+    let mut sizes: BTreeMap<u32, u64> = BTreeMap::new();
+    for &db in &dbs {
+        let r: redis::RedisResult<(u64,)> = redis::pipe()
+            .cmd("SELECT")
+            .arg(db)
+            .ignore()
+            .cmd("DBSIZE")
+            .query(conn);
+        match r {
+            Ok((n,)) => {
+                sizes.insert(db, n);
+            }
+            Err(e) => return o.not_verified(format!("SELECT {db} / DBSIZE: {e}")),
+        }
+    }
+
+    // Key by key.
+    let chosen = match opts.sample {
+        Some(n) if n < summary.keys => {
+            let seed = opts.seed.unwrap_or_else(random_seed);
+            o.sample = Some(Sample {
+                requested: n,
+                chosen: n,
+                seed,
+            });
+            Some(choose_sample(n, summary.keys, seed))
+        }
+        Some(n) => {
+            o.warnings.push(format!(
+                "--sample {n} is not less than the dump's {} keys: comparing all",
+                summary.keys
+            ));
+            None
+        }
+        None => None,
+    };
+    let mut expired_t0: BTreeMap<u32, u64> = BTreeMap::new();
+    let stats = {
+        let mut reader = match dump::open(&opts.dump) {
+            Ok(r) => r,
+            Err(e) => return o.not_verified(e.to_string()),
+        };
+        let mut cmp = Comparer::new(conn, &version, opts.max_listed);
+        o.expire_mode = Some(cmp.mode());
+        let mut next_pick = chosen.as_ref().map(|c| c.iter().copied().peekable());
+        let mut index = 0u64;
+        loop {
+            let e = match reader.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return o.not_verified(format!("the dump changed while verifying: {e}")),
+            };
+            if e.expire_ms.is_some_and(|t| t <= t0) {
+                *expired_t0.entry(e.db).or_default() += 1;
+            }
+            let take = match next_pick.as_mut() {
+                None => true,
+                Some(picks) => {
+                    if picks.peek() == Some(&index) {
+                        picks.next();
+                        true
+                    } else {
+                        false
+                    }
+                }
+            };
+            index += 1;
+            if take {
+                if let Err(e) = cmp.push(e) {
+                    return o.not_verified(e.to_string());
+                }
+            }
+        }
+        match cmp.finish() {
+            Ok(s) => s,
+            Err(e) => return o.not_verified(e.to_string()),
+        }
+    };
+
+    for &db in &dbs {
+        let want = summary.dbs.get(&db).map_or(0, |d| d.keys);
+        let gone = expired_t0.get(&db).copied().unwrap_or(0);
+        let got = sizes.get(&db).copied().unwrap_or(0);
+        let expected = if gone > 0 {
+            format!("{} to {want} ({gone} expired)", want - gone)
+        } else {
+            want.to_string()
+        };
+        o.ok_if(
+            (want - gone..=want).contains(&got),
+            format!("DBSIZE db {db}"),
+            expected,
+            got.to_string(),
+        );
+    }
+    let expected = match &o.sample {
+        Some(s) => format!("{} sampled of {}", s.chosen, summary.keys),
+        None => format!("{} keys", summary.keys),
+    };
+    let mut found = format!("{} match", stats.matched);
+    if stats.differing > 0 {
+        found.push_str(&format!(", {} differ", stats.differing));
+    }
+    if stats.expired > 0 {
+        found.push_str(&format!(", {} expired", stats.expired));
+    }
+    o.ok_if(
+        stats.differing == 0,
+        "keys: type, expire, value",
+        expected,
+        found,
+    );
+    o.comparison = stats;
+    o.conclude()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_distinct_sorted_and_repeatable() {
+        let a = choose_sample(100, 1000, 7);
+        assert_eq!(a.len(), 100);
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+        assert!(a.iter().all(|&i| i < 1000));
+        assert_eq!(a, choose_sample(100, 1000, 7));
+        assert_ne!(a, choose_sample(100, 1000, 8));
+        assert_eq!(choose_sample(10, 5, 1), vec![0, 1, 2, 3, 4]);
+        assert!(choose_sample(0, 5, 1).is_empty());
+        // Roughly uniform: each half gets a fair share.
+        let b = choose_sample(5000, 100_000, 3);
+        let low = b.iter().filter(|&&i| i < 50_000).count();
+        assert!((2200..2800).contains(&low), "{low}");
+    }
+
+    #[test]
+    fn sizes_print_humanly() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(default_report_path(Path::new("/x/d.rdb")), PathBuf::from("/x/d.rdb.report.json"));
+    }
+}
