@@ -16,4 +16,5 @@ pub mod reencode;
 pub mod report;
 pub mod sink;
 pub mod value;
+pub mod verify;
 pub mod walker;

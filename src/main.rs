@@ -37,6 +37,8 @@ struct Cli {
 enum Command {
     /// Layout profiles: derive one from the DWARF of a redis-server build.
     Layout(cli::layout::LayoutArgs),
+    /// Load a recovered dump into a real Redis and prove it matches the recovery report.
+    Verify(cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,5 +46,6 @@ fn main() -> ExitCode {
     match cli.command {
         None => cli::recover::run(cli.recover),
         Some(Command::Layout(args)) => cli::layout::run(args),
+        Some(Command::Verify(args)) => cli::verify::run(args),
     }
 }

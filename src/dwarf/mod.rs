@@ -191,7 +191,17 @@ const WANTED: &[Wanted] = &[
     ),
     w("dict", &["dict"], &[&["type"], &["ht", "ht_table"]]),
     w("dictht", &["dictht"], &[&["table"], &["size"], &["used"]]),
-    w("dictEntry", &["dictEntry"], &[&["key"], &["v"], &["next"]]),
+    // Valkey 8.1 keeps `dictEntry` opaque; the normal entry is `dictEntryNormal`.
+    w(
+        "dictEntry",
+        &["dictEntry", "dictEntryNormal"],
+        &[&["key"], &["v"], &["next"]],
+    ),
+    w(
+        "dictEntryEmbedded",
+        &["dictEntryEmbedded"],
+        &[&["v"], &["next"], &["key_header_size"]],
+    ),
     w(
         "dictEntryNoValue",
         &["dictEntryNoValue"],

@@ -404,6 +404,8 @@ pub struct EncodingConsts {
     pub quicklist: u64,
     /// OBJ_ENCODING_LISTPACK.
     pub listpack: u64,
+    /// OBJ_ENCODING_LISTPACK_EX (Redis 7.4+: hash listpack with field TTLs).
+    pub listpack_ex: u64,
     /// OBJ_ENCODING_STREAM.
     pub stream: u64,
 }
@@ -893,6 +895,7 @@ impl Layout {
                 embstr: r.optional_constant("encodings", "embstr"),
                 quicklist: r.optional_constant("encodings", "quicklist"),
                 listpack: r.optional_constant("encodings", "listpack"),
+                listpack_ex: r.optional_constant("encodings", "listpack_ex"),
                 stream: r.optional_constant("encodings", "stream"),
             },
             ql: if ql_present {

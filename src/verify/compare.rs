@@ -97,6 +97,22 @@ pub struct CompareStats {
     pub differing: u64,
     /// The first differences.
     pub first: Vec<Difference>,
+    /// Per db: dump keys found on the server (matching or not).
+    #[serde(skip)]
+    pub present: BTreeMap<u32, u64>,
+    /// Per db: dump keys gone because their expire time passed.
+    #[serde(skip)]
+    pub expired_by_db: BTreeMap<u32, u64>,
+}
+
+impl CompareStats {
+    /// Records a difference (named while fewer than `max_listed` are).
+    pub fn differs(&mut self, d: Difference, max_listed: usize) {
+        self.differing += 1;
+        if self.first.len() < max_listed {
+            self.first.push(d);
+        }
+    }
 }
 
 /// Compares entries with a server, batch by batch.
@@ -236,24 +252,29 @@ impl<'c> Comparer<'c> {
         for (e, (start, nv)) in batch.iter().zip(slots) {
             let r = replies.get(start..start + 2 + nv).unwrap_or_default();
             let window = Window { before, after };
-            match check_key(e, r, self.mode, window) {
+            let verdict = check_key(e, r, self.mode, window);
+            if !matches!(verdict, Verdict::Expired | Verdict::Differs("missing", ..)) {
+                *self.stats.present.entry(e.db).or_default() += 1;
+            }
+            match verdict {
                 Verdict::Match => {
                     self.stats.compared += 1;
                     self.stats.matched += 1;
                 }
-                Verdict::Expired => self.stats.expired += 1,
+                Verdict::Expired => {
+                    self.stats.expired += 1;
+                    *self.stats.expired_by_db.entry(e.db).or_default() += 1;
+                }
                 Verdict::Differs(what, expected, found) => {
                     self.stats.compared += 1;
-                    self.stats.differing += 1;
-                    if self.stats.first.len() < self.max_listed {
-                        self.stats.first.push(Difference {
-                            db: e.db,
-                            key: printable(&e.key),
-                            what: what.to_owned(),
-                            expected,
-                            found,
-                        });
-                    }
+                    let d = Difference {
+                        db: e.db,
+                        key: printable(&e.key),
+                        what: what.to_owned(),
+                        expected,
+                        found,
+                    };
+                    self.stats.differs(d, self.max_listed);
                 }
             }
         }
@@ -511,19 +532,24 @@ fn check_value(want: &RdbValue, r: &[Value], w: Window) -> Option<(String, Strin
             if let Some(d) = compare_sets(&wm, &gm, "member") {
                 return Some(d);
             }
-            want.iter().zip(&got).find(|(a, b)| a.1 != b.1).map(|(a, b)| {
-                (
-                    format!("member {} score {}", preview(a.0), fmt_score(a.1)),
-                    format!("score {}", fmt_score(b.1)),
-                )
-            })
+            want.iter()
+                .zip(&got)
+                .find(|(a, b)| a.1 != b.1)
+                .map(|(a, b)| {
+                    (
+                        format!("member {} score {}", preview(a.0), fmt_score(a.1)),
+                        format!("score {}", fmt_score(b.1)),
+                    )
+                })
         }
         RdbValue::Hash(h) => {
             let Some(mut got) = byte_pairs(reply(0)) else {
                 return bad_reply(reply(0));
             };
-            let mut want: Vec<(&[u8], &[u8])> =
-                h.iter().map(|(f, v)| (f.as_slice(), v.as_slice())).collect();
+            let mut want: Vec<(&[u8], &[u8])> = h
+                .iter()
+                .map(|(f, v)| (f.as_slice(), v.as_slice()))
+                .collect();
             compare_hash(&mut want, &mut got)
         }
         RdbValue::HashWithTtl(h) => {
@@ -567,8 +593,12 @@ fn compare_seq<'a>(
             None => break,
         }
     }
-    (want_len != got_len)
-        .then(|| (format!("{want_len} elements"), format!("{got_len} elements")))
+    (want_len != got_len).then(|| {
+        (
+            format!("{want_len} elements"),
+            format!("{got_len} elements"),
+        )
+    })
 }
 
 /// Compares two sorted lists of members; names the first one missing on either side.
@@ -609,19 +639,27 @@ fn compare_hash(
     if let Some(d) = compare_sets(&wf, &gf, "field") {
         return Some(d);
     }
-    want.iter().zip(got.iter()).find(|(a, b)| a.1 != b.1).map(|(a, b)| {
-        (
-            format!("field {} = {}", preview(a.0), preview(a.1)),
-            format!("field {} = {}", preview(b.0), preview(b.1)),
-        )
-    })
+    want.iter()
+        .zip(got.iter())
+        .find(|(a, b)| a.1 != b.1)
+        .map(|(a, b)| {
+            (
+                format!("field {} = {}", preview(a.0), preview(a.1)),
+                format!("field {} = {}", preview(b.0), preview(b.1)),
+            )
+        })
 }
 
 fn id_of(v: &Value) -> Option<StreamId> {
     StreamId::parse(std::str::from_utf8(text(v)?).ok()?)
 }
 
-fn check_stream(s: &Stream, range: &Value, info: &Value, groups: &Value) -> Option<(String, String)> {
+fn check_stream(
+    s: &Stream,
+    range: &Value,
+    info: &Value,
+    groups: &Value,
+) -> Option<(String, String)> {
     // Entries, in order.
     let Some(got) = items(range) else {
         return Some(("XRANGE entries".into(), describe_reply(range)));
@@ -670,9 +708,13 @@ fn check_stream(s: &Stream, range: &Value, info: &Value, groups: &Value) -> Opti
             format!("last ID {}", last.map_or("?".into(), |l| l.to_string())),
         ));
     }
-    if let (Some(want), Some(got)) = (s.entries_added, f.get("entries-added").and_then(|v| int(v))) {
+    if let (Some(want), Some(got)) = (s.entries_added, f.get("entries-added").and_then(|v| int(v)))
+    {
         if i64::try_from(want).ok() != Some(got) {
-            return Some((format!("entries-added {want}"), format!("entries-added {got}")));
+            return Some((
+                format!("entries-added {want}"),
+                format!("entries-added {got}"),
+            ));
         }
     }
     if let (Some(want), Some(got)) = (
@@ -726,10 +768,15 @@ fn check_stream(s: &Stream, range: &Value, info: &Value, groups: &Value) -> Opti
         if consumers != i64::try_from(g.consumers.len()).ok() {
             return Some((
                 format!("group {name} consumers {}", g.consumers.len()),
-                format!("consumers {}", consumers.map_or("?".into(), |p| p.to_string())),
+                format!(
+                    "consumers {}",
+                    consumers.map_or("?".into(), |p| p.to_string())
+                ),
             ));
         }
-        if let (Some(want), Some(got)) = (g.entries_read, gf.get("entries-read").and_then(|v| int(v))) {
+        if let (Some(want), Some(got)) =
+            (g.entries_read, gf.get("entries-read").and_then(|v| int(v)))
+        {
             if i64::try_from(want).ok() != Some(got) {
                 return Some((
                     format!("group {name} entries-read {want}"),
@@ -783,24 +830,47 @@ mod tests {
         let e = entry(RdbValue::String(b"v".to_vec()), Some(2_000_000));
         let t = Value::SimpleString("string".into());
         let pm = ExpireMode::Pexpiretime;
-        assert_eq!(verdict(&e, &[t.clone(), Value::Int(2_000_000), bulk("v")], pm), "match");
-        assert!(verdict(&e, &[t.clone(), Value::Int(2_000_001), bulk("v")], pm).starts_with("expire"));
+        assert_eq!(
+            verdict(&e, &[t.clone(), Value::Int(2_000_000), bulk("v")], pm),
+            "match"
+        );
+        assert!(
+            verdict(&e, &[t.clone(), Value::Int(2_000_001), bulk("v")], pm).starts_with("expire")
+        );
         assert!(verdict(&e, &[t.clone(), Value::Int(-1), bulk("v")], pm).contains("no expire"));
-        assert!(verdict(&e, &[t.clone(), Value::Int(2_000_000), bulk("w")], pm).starts_with("value"));
+        assert!(
+            verdict(&e, &[t.clone(), Value::Int(2_000_000), bulk("w")], pm).starts_with("value")
+        );
         let list = Value::SimpleString("list".into());
         assert!(verdict(&e, &[list, Value::Int(-1), Value::Nil], pm).starts_with("type: string"));
         let none = Value::SimpleString("none".into());
         assert!(verdict(&e, &[none.clone(), Value::Int(-2), Value::Nil], pm).starts_with("missing"));
         // Gone because its time passed: not a difference.
         let old = entry(RdbValue::String(b"v".to_vec()), Some(999_000));
-        assert_eq!(verdict(&old, &[none, Value::Int(-2), Value::Nil], pm), "expired");
+        assert_eq!(
+            verdict(&old, &[none, Value::Int(-2), Value::Nil], pm),
+            "expired"
+        );
         // PTTL within the tolerance, and outside it.
         let pt = ExpireMode::Pttl;
-        assert_eq!(verdict(&e, &[t.clone(), Value::Int(1_000_000 - 5), bulk("v")], pt), "match");
-        assert!(verdict(&e, &[t.clone(), Value::Int(900_000), bulk("v")], pt).starts_with("expire"));
-        assert_eq!(verdict(&e, &[t.clone(), Value::Int(1000), bulk("v")], ExpireMode::Ttl), "match");
+        assert_eq!(
+            verdict(&e, &[t.clone(), Value::Int(1_000_000 - 5), bulk("v")], pt),
+            "match"
+        );
+        assert!(
+            verdict(&e, &[t.clone(), Value::Int(900_000), bulk("v")], pt).starts_with("expire")
+        );
+        assert_eq!(
+            verdict(
+                &e,
+                &[t.clone(), Value::Int(1000), bulk("v")],
+                ExpireMode::Ttl
+            ),
+            "match"
+        );
         let persistent = entry(RdbValue::String(b"v".to_vec()), None);
-        assert!(verdict(&persistent, &[t, Value::Int(5000), bulk("v")], pt).contains("expires in 5000 ms"));
+        assert!(verdict(&persistent, &[t, Value::Int(5000), bulk("v")], pt)
+            .contains("expires in 5000 ms"));
     }
 
     #[test]
@@ -808,25 +878,75 @@ mod tests {
         let pm = ExpireMode::Pexpiretime;
         let ty = |s: &str| Value::SimpleString(s.into());
         let l = entry(RdbValue::List(vec![b"a".to_vec(), b"b".to_vec()]), None);
-        assert_eq!(verdict(&l, &[ty("list"), Value::Int(-1), arr(vec![bulk("a"), bulk("b")])], pm), "match");
-        assert!(verdict(&l, &[ty("list"), Value::Int(-1), arr(vec![bulk("b"), bulk("a")])], pm).contains("element 0"));
-        assert!(verdict(&l, &[ty("list"), Value::Int(-1), arr(vec![bulk("a")])], pm).contains("2 elements"));
+        assert_eq!(
+            verdict(
+                &l,
+                &[ty("list"), Value::Int(-1), arr(vec![bulk("a"), bulk("b")])],
+                pm
+            ),
+            "match"
+        );
+        assert!(verdict(
+            &l,
+            &[ty("list"), Value::Int(-1), arr(vec![bulk("b"), bulk("a")])],
+            pm
+        )
+        .contains("element 0"));
+        assert!(
+            verdict(&l, &[ty("list"), Value::Int(-1), arr(vec![bulk("a")])], pm)
+                .contains("2 elements")
+        );
 
         let s = entry(RdbValue::Set(vec![b"x".to_vec(), b"y".to_vec()]), None);
-        assert_eq!(verdict(&s, &[ty("set"), Value::Int(-1), arr(vec![bulk("y"), bulk("x")])], pm), "match");
-        let d = verdict(&s, &[ty("set"), Value::Int(-1), arr(vec![bulk("y"), bulk("z")])], pm);
+        assert_eq!(
+            verdict(
+                &s,
+                &[ty("set"), Value::Int(-1), arr(vec![bulk("y"), bulk("x")])],
+                pm
+            ),
+            "match"
+        );
+        let d = verdict(
+            &s,
+            &[ty("set"), Value::Int(-1), arr(vec![bulk("y"), bulk("z")])],
+            pm,
+        );
         assert!(d.contains("member \"x\""), "{d}");
 
-        let z = entry(RdbValue::Zset(vec![(b"m".to_vec(), 1.5), (b"n".to_vec(), f64::INFINITY)]), None);
+        let z = entry(
+            RdbValue::Zset(vec![(b"m".to_vec(), 1.5), (b"n".to_vec(), f64::INFINITY)]),
+            None,
+        );
         let zr = |s: &str| arr(vec![bulk("m"), bulk(s), bulk("n"), bulk("inf")]);
-        assert_eq!(verdict(&z, &[ty("zset"), Value::Int(-1), zr("1.5")], pm), "match");
-        let d = verdict(&z, &[ty("zset"), Value::Int(-1), zr("1.5000000000000002")], pm);
-        assert!(d.contains("score 1.5") && d.contains("1.5000000000000002"), "{d}");
+        assert_eq!(
+            verdict(&z, &[ty("zset"), Value::Int(-1), zr("1.5")], pm),
+            "match"
+        );
+        let d = verdict(
+            &z,
+            &[ty("zset"), Value::Int(-1), zr("1.5000000000000002")],
+            pm,
+        );
+        assert!(
+            d.contains("score 1.5") && d.contains("1.5000000000000002"),
+            "{d}"
+        );
 
-        let h = entry(RdbValue::Hash(vec![(b"f".to_vec(), b"1".to_vec()), (b"g".to_vec(), b"2".to_vec())]), None);
+        let h = entry(
+            RdbValue::Hash(vec![
+                (b"f".to_vec(), b"1".to_vec()),
+                (b"g".to_vec(), b"2".to_vec()),
+            ]),
+            None,
+        );
         let hr = |v: &str| arr(vec![bulk("g"), bulk("2"), bulk("f"), bulk(v)]);
-        assert_eq!(verdict(&h, &[ty("hash"), Value::Int(-1), hr("1")], pm), "match");
-        assert!(verdict(&h, &[ty("hash"), Value::Int(-1), hr("9")], pm).contains("field \"f\" = \"1\""));
+        assert_eq!(
+            verdict(&h, &[ty("hash"), Value::Int(-1), hr("1")], pm),
+            "match"
+        );
+        assert!(
+            verdict(&h, &[ty("hash"), Value::Int(-1), hr("9")], pm).contains("field \"f\" = \"1\"")
+        );
         // RESP3 map shape too.
         let map = Value::Map(vec![(bulk("f"), bulk("1")), (bulk("g"), bulk("2"))]);
         assert_eq!(verdict(&h, &[ty("hash"), Value::Int(-1), map], pm), "match");

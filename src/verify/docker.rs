@@ -26,8 +26,7 @@ pub fn compose_file() -> Option<PathBuf> {
 /// `s` quoted for a POSIX shell when it needs it.
 pub fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
     if plain {
         s.to_owned()
@@ -80,13 +79,22 @@ mod tests {
     #[test]
     fn quoting_and_commands() {
         assert_eq!(shell_quote("/tmp/dump.rdb"), "/tmp/dump.rdb");
-        assert_eq!(shell_quote("/tmp/my dump's.rdb"), r"'/tmp/my dump'\''s.rdb'");
+        assert_eq!(
+            shell_quote("/tmp/my dump's.rdb"),
+            r"'/tmp/my dump'\''s.rdb'"
+        );
         assert_eq!(shell_quote(""), "''");
         let c = commands(Path::new("/nonexistent/d.rdb"), Some("2.8.17"), None);
-        assert!(c.contains("REDIS_IMAGE=redis:2.8.17 DUMP=/nonexistent/d.rdb PORT=6390 docker compose"));
+        assert!(
+            c.contains("REDIS_IMAGE=redis:2.8.17 DUMP=/nonexistent/d.rdb PORT=6390 docker compose")
+        );
         assert!(c.contains(" up -d\n") && c.contains(" down\n"));
         assert!(c.contains("redis-rescue verify /nonexistent/d.rdb --connect 127.0.0.1:6390"));
-        let c = commands(Path::new("d.rdb"), None, Some(Path::new("/r/docker/compose.yml")));
+        let c = commands(
+            Path::new("d.rdb"),
+            None,
+            Some(Path::new("/r/docker/compose.yml")),
+        );
         assert!(c.contains("REDIS_IMAGE=redis:VERSION") && c.contains("-f /r/docker/compose.yml"));
     }
 }

@@ -34,7 +34,7 @@ use serde::Serialize;
 use compare::{now_ms, CompareStats, Comparer, ExpireMode};
 use dump::{DumpError, DumpSummary};
 use report::{RecoveryReport, ReportError};
-use server::{LocalServer, ServerError, StartOutcome};
+use server::{LocalServer, StartOutcome};
 
 /// Which server to verify against.
 #[derive(Debug, Clone)]
@@ -161,7 +161,13 @@ impl Outcome {
         }
     }
 
-    fn check(&mut self, check: impl Into<String>, expected: impl Into<String>, found: impl Into<String>, result: CheckResult) {
+    fn check(
+        &mut self,
+        check: impl Into<String>,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+        result: CheckResult,
+    ) {
         self.checks.push(Check {
             check: check.into(),
             expected: expected.into(),
@@ -170,8 +176,18 @@ impl Outcome {
         });
     }
 
-    fn ok_if(&mut self, ok: bool, check: impl Into<String>, expected: impl Into<String>, found: impl Into<String>) {
-        let r = if ok { CheckResult::Ok } else { CheckResult::Fail };
+    fn ok_if(
+        &mut self,
+        ok: bool,
+        check: impl Into<String>,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) {
+        let r = if ok {
+            CheckResult::Ok
+        } else {
+            CheckResult::Fail
+        };
         self.check(check, expected, found, r);
     }
 
@@ -183,16 +199,21 @@ impl Outcome {
     }
 
     fn conclude(mut self) -> Self {
-        let failed = self.checks.iter().filter(|c| c.result == CheckResult::Fail).count();
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.result == CheckResult::Fail && c.check != KEYS_CHECK)
+            .map(|c| c.check.clone())
+            .collect();
         let c = &self.comparison;
-        if failed == 0 && c.differing == 0 {
+        if failed.is_empty() && c.differing == 0 {
             self.exit_code = 0;
             let what = match &self.sample {
-                Some(s) => format!("{} sampled keys of {}", c.matched, self.keys_in_dump),
+                Some(_) => format!("{} sampled keys of {}", c.matched, self.keys_in_dump),
                 None => format!("all {} keys", c.matched),
             };
             let expired = if c.expired > 0 {
-                format!("; {} keys had expired", c.expired)
+                format!(" ({} more had expired)", c.expired)
             } else {
                 String::new()
             };
@@ -200,16 +221,44 @@ impl Outcome {
         } else {
             self.exit_code = 1;
             let mut parts = Vec::new();
-            if failed > 0 {
-                parts.push(format!("{failed} check(s) failed"));
+            if !failed.is_empty() {
+                parts.push(format!("failed: {}", failed.join(", ")));
             }
             if c.differing > 0 {
-                parts.push(format!("{} of {} keys compared differ", c.differing, c.compared));
+                let first = c
+                    .first
+                    .first()
+                    .map(|d| format!(" (first: db {} key {}, {})", d.db, d.key, d.what))
+                    .unwrap_or_default();
+                parts.push(format!("{} key(s) differ{first}", c.differing));
             }
-            self.verdict = format!("DIFFERS: the server loaded the dump but {}", parts.join(", "));
+            self.verdict = format!(
+                "DIFFERS: the server loaded the dump, but {}",
+                parts.join("; ")
+            );
         }
         self
     }
+}
+
+/// Name of the key-by-key row.
+const KEYS_CHECK: &str = "keys: type, expire, value";
+
+/// The Redis version a dump is for: the report's source version, else the dump's
+/// `redis-ver` AUX field (read from the header only).
+pub fn redis_version_of(dump: &Path, report: Option<&Path>) -> Option<String> {
+    let path = report.map_or_else(|| default_report_path(dump), Path::to_path_buf);
+    if let Ok(r) = RecoveryReport::load(&path) {
+        if !r.source.redis_version.is_empty() {
+            return Some(r.source.redis_version);
+        }
+    }
+    let mut reader = dump::open(dump).ok()?;
+    // AUX fields come before the first key.
+    let _ = reader.next_entry();
+    reader
+        .aux_value(b"redis-ver")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Where the report of `dump` is by default.
@@ -405,7 +454,12 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
             return o.not_verified(format!("cannot open {path}: {source}"))
         }
         Err(e @ DumpError::Read { .. }) => {
-            o.check("dump readable", "a complete RDB", e.to_string(), CheckResult::Fail);
+            o.check(
+                "dump readable",
+                "a complete RDB",
+                e.to_string(),
+                CheckResult::Fail,
+            );
             Err(e)
         }
     };
@@ -429,9 +483,17 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
                     status,
                     log_excerpt,
                 }) => {
-                    o.check("server loaded the dump", "loaded", status.clone(), CheckResult::Fail);
+                    o.check(
+                        "server loaded the dump",
+                        "loaded",
+                        status.clone(),
+                        CheckResult::Fail,
+                    );
                     o.server_log = Some(log_excerpt);
-                    return o.not_verified(format!("{} did not load the dump: {status}", path.display()));
+                    return o.not_verified(format!(
+                        "{} did not load the dump: {status}",
+                        path.display()
+                    ));
                 }
                 Ok(StartOutcome::Loaded { server, elapsed }) => {
                     o.server = Some(server.address());
@@ -439,7 +501,11 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
                     o.check(
                         "server loaded the dump",
                         "loaded",
-                        format!("loaded in {:.2} s by {}", elapsed.as_secs_f64(), path.display()),
+                        format!(
+                            "loaded in {:.2} s by {}",
+                            elapsed.as_secs_f64(),
+                            path.display()
+                        ),
                         CheckResult::Ok,
                     );
                     match server.connection() {
@@ -468,6 +534,59 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
         s.stop();
     }
     o
+}
+
+/// Largest db for which keys on the server but not in the dump are looked for by name (a
+/// 64-bit hash per dump key is kept meanwhile).
+const MAX_KEYS_FOR_EXTRA_SCAN: u64 = 10_000_000;
+
+fn key_hash(key: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Keys of `db` on the server that the dump lacks: (how many, the first `limit` names).
+fn extra_keys(
+    conn: &mut Connection,
+    dump: &Path,
+    db: u32,
+    limit: usize,
+) -> Result<(u64, Vec<String>), String> {
+    let mut known = HashSet::new();
+    let mut reader = dump::open(dump).map_err(|e| e.to_string())?;
+    while let Some(e) = reader.next_entry().map_err(|e| e.to_string())? {
+        if e.db == db {
+            known.insert(key_hash(&e.key));
+        }
+    }
+    redis::cmd("SELECT")
+        .arg(db)
+        .exec(conn)
+        .map_err(|e| format!("SELECT {db}: {e}"))?;
+    let (mut count, mut names) = (0u64, Vec::new());
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query(conn)
+            .map_err(|e| format!("SCAN: {e}"))?;
+        for k in keys {
+            if !known.contains(&key_hash(&k)) {
+                count += 1;
+                if names.len() < limit {
+                    names.push(crate::report::printable(&k));
+                }
+            }
+        }
+        if next == 0 {
+            return Ok((count, names));
+        }
+        cursor = next;
+    }
 }
 
 /// Steps 3–4 once a server is reachable.
@@ -532,7 +651,12 @@ fn verify_on_server(
             Err(e) => return o.not_verified(e.to_string()),
         };
         if total == 0 && !summary.probes.is_empty() {
-            o.check("server holds this dump", "its keys", "an empty server", CheckResult::Fail);
+            o.check(
+                "server holds this dump",
+                "its keys",
+                "an empty server",
+                CheckResult::Fail,
+            );
             return o.not_verified(
                 "the server is empty: it did not load this dump (start it on a copy of the dump)",
             );
@@ -655,6 +779,39 @@ fn verify_on_server(
         }
     };
 
+    // Keys the server holds beyond the dump's: DBSIZE says so (or, comparing all keys, more
+    // keys than the dump's found there); name them.
+    let mut stats = stats;
+    for &db in &dbs {
+        let want = summary.dbs.get(&db).map_or(0, |d| d.keys);
+        let got = sizes.get(&db).copied().unwrap_or(0);
+        let seen = stats.present.get(&db).copied().unwrap_or(0)
+            + stats.expired_by_db.get(&db).copied().unwrap_or(0);
+        let suspicious = got > want || (chosen.is_none() && got > seen);
+        if suspicious && want <= MAX_KEYS_FOR_EXTRA_SCAN {
+            match extra_keys(conn, &opts.dump, db, opts.max_listed) {
+                Ok((n, names)) => {
+                    let unnamed = n.saturating_sub(names.len() as u64);
+                    for key in names {
+                        stats.differs(
+                            compare::Difference {
+                                db,
+                                key,
+                                what: "extra".into(),
+                                expected: "no such key".into(),
+                                found: "a key".into(),
+                            },
+                            opts.max_listed,
+                        );
+                    }
+                    stats.differing += unnamed;
+                }
+                Err(e) => o
+                    .warnings
+                    .push(format!("db {db}: cannot list the keys the dump lacks: {e}")),
+            }
+        }
+    }
     for &db in &dbs {
         let want = summary.dbs.get(&db).map_or(0, |d| d.keys);
         let gone = expired_t0.get(&db).copied().unwrap_or(0);
@@ -682,12 +839,7 @@ fn verify_on_server(
     if stats.expired > 0 {
         found.push_str(&format!(", {} expired", stats.expired));
     }
-    o.ok_if(
-        stats.differing == 0,
-        "keys: type, expire, value",
-        expected,
-        found,
-    );
+    o.ok_if(stats.differing == 0, KEYS_CHECK, expected, found);
     o.comparison = stats;
     o.conclude()
 }
@@ -716,6 +868,9 @@ mod tests {
     fn sizes_print_humanly() {
         assert_eq!(human_bytes(12), "12 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(default_report_path(Path::new("/x/d.rdb")), PathBuf::from("/x/d.rdb.report.json"));
+        assert_eq!(
+            default_report_path(Path::new("/x/d.rdb")),
+            PathBuf::from("/x/d.rdb.report.json")
+        );
     }
 }

@@ -24,7 +24,9 @@ pub fn table(o: &Outcome) -> String {
     let _ = writeln!(
         s,
         "report  {}",
-        o.report.as_deref().unwrap_or("(none: the dump is verified alone)")
+        o.report
+            .as_deref()
+            .unwrap_or("(none: the dump is verified alone)")
     );
     if let Some(addr) = &o.server {
         let how = if o.mode == "started" {
@@ -84,6 +86,11 @@ pub fn table(o: &Outcome) -> String {
         );
         let _ = writeln!(s, "{}", line.trim_end());
     }
+    for c in &o.checks {
+        if c.result == CheckResult::Fail && c.found.chars().count() > MAX_CELL {
+            let _ = writeln!(s, "  {}: {}", c.check, c.found);
+        }
+    }
     if let Some(log) = &o.server_log {
         let _ = writeln!(s, "\nserver log:");
         for l in log.lines() {
@@ -99,11 +106,23 @@ pub fn table(o: &Outcome) -> String {
             c.differing
         );
         for d in &c.first {
-            let _ = writeln!(
-                s,
-                "  db {} key {}: {} differs: dump has {}, server has {}",
-                d.db, d.key, d.what, d.expected, d.found
-            );
+            let _ = match d.what.as_str() {
+                "missing" => writeln!(
+                    s,
+                    "  db {} key {}: missing on the server (the dump has {})",
+                    d.db, d.key, d.expected
+                ),
+                "extra" => writeln!(
+                    s,
+                    "  db {} key {}: on the server but not in the dump",
+                    d.db, d.key
+                ),
+                _ => writeln!(
+                    s,
+                    "  db {} key {}: {} differs: dump {}; server {}",
+                    d.db, d.key, d.what, d.expected, d.found
+                ),
+            };
         }
     }
     if let Some(sm) = &o.sample {

@@ -119,15 +119,52 @@ fn free_port() -> Result<u16, ServerError> {
     Ok(l.local_addr().map_err(ServerError::Dir)?.port())
 }
 
-/// The lines of a server log that explain a failure: warnings (`#`), else the tail.
+/// The lines of a server log that explain a failure: those about the RDB or an error, else
+/// warnings (`#`) that are not start-up boilerplate, else the tail.
 pub fn log_excerpt(log: &str, max: usize) -> String {
+    const TELLING: [&str; 12] = [
+        "RDB",
+        "rdb",
+        "Short read",
+        "Bad file format",
+        "FATAL",
+        "Fatal",
+        "rror",
+        "CRC",
+        "checksum",
+        "Unrecoverable",
+        "Terminating",
+        "Aborting",
+    ];
+    const BOILERPLATE: [&str; 5] = [
+        "WARNING",
+        "Redis version=",
+        "Configuration loaded",
+        "Server initialized",
+        "oO0OoO0OoO0Oo",
+    ];
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let telling: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| {
+            TELLING.iter().any(|t| l.contains(t))
+                && !l.contains(" * ")
+                && !BOILERPLATE.iter().any(|b| l.contains(b))
+        })
+        .collect();
     let warnings: Vec<&str> = lines
         .iter()
         .copied()
-        .filter(|l| l.contains(" # ") || l.contains("FATAL") || l.contains("Bad file format"))
+        .filter(|l| l.contains(" # ") && !BOILERPLATE.iter().any(|b| l.contains(b)))
         .collect();
-    let pick = if warnings.is_empty() { &lines } else { &warnings };
+    let pick = if !telling.is_empty() {
+        &telling
+    } else if !warnings.is_empty() {
+        &warnings
+    } else {
+        &lines
+    };
     let start = pick.len().saturating_sub(max);
     pick.get(start..).unwrap_or_default().join("\n")
 }
@@ -136,7 +173,11 @@ impl LocalServer {
     /// Starts `binary` on a free loopback port in a private temporary directory holding a
     /// copy of `dump`, persistence off, and waits until it has loaded the copy, exited, or
     /// `timeout` passed.
-    pub fn start(binary: &Path, dump: &Path, timeout: Duration) -> Result<StartOutcome, ServerError> {
+    pub fn start(
+        binary: &Path,
+        dump: &Path,
+        timeout: Duration,
+    ) -> Result<StartOutcome, ServerError> {
         let dir = tempfile::Builder::new()
             .prefix("redis-rescue-verify-")
             .tempdir()
@@ -146,8 +187,14 @@ impl LocalServer {
             let port = free_port()?;
             match try_start(binary, dir.path(), port, timeout)? {
                 Attempt::PortTaken => continue,
-                Attempt::Failed { status, log_excerpt } => {
-                    return Ok(StartOutcome::Failed { status, log_excerpt })
+                Attempt::Failed {
+                    status,
+                    log_excerpt,
+                } => {
+                    return Ok(StartOutcome::Failed {
+                        status,
+                        log_excerpt,
+                    })
                 }
                 Attempt::Loaded { child, elapsed } => {
                     return Ok(StartOutcome::Loaded {
@@ -232,7 +279,12 @@ fn read_logs(dir: &Path) -> String {
     format!("{log}{err}")
 }
 
-fn try_start(binary: &Path, dir: &Path, port: u16, timeout: Duration) -> Result<Attempt, ServerError> {
+fn try_start(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    timeout: Duration,
+) -> Result<Attempt, ServerError> {
     let log = dir.join("redis.log");
     let _ = std::fs::remove_file(&log);
     let stderr = std::fs::File::create(dir.join("stderr.log")).map_err(ServerError::Dir)?;
@@ -413,7 +465,10 @@ pub fn keyspace(conn: &mut Connection) -> Result<Vec<(u32, u64)>, ServerError> {
     let text = info(conn, "keyspace")?;
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((db, fields)) = line.trim().strip_prefix("db").and_then(|r| r.split_once(':'))
+        let Some((db, fields)) = line
+            .trim()
+            .strip_prefix("db")
+            .and_then(|r| r.split_once(':'))
         else {
             continue;
         };
@@ -469,8 +524,15 @@ mod tests {
 
     #[test]
     fn log_excerpts_prefer_warnings() {
-        let log = "1:M 01 Jan 00:00:00.000 * Ready\n1:M 01 Jan 00:00:00.001 # Wrong RDB checksum\n1:M x * bye\n";
-        assert_eq!(log_excerpt(log, 5), "1:M 01 Jan 00:00:00.001 # Wrong RDB checksum");
+        let log = "1:M 01 Jan 00:00:00.000 # Server initialized\n1:M x # WARNING overcommit\n1:M 01 Jan 00:00:00.001 # Wrong RDB checksum\n1:M x * bye\n";
+        assert_eq!(
+            log_excerpt(log, 5),
+            "1:M 01 Jan 00:00:00.001 # Wrong RDB checksum"
+        );
+        assert_eq!(
+            log_excerpt("1:M # Server initialized\n1:M # odd thing\n", 5),
+            "1:M # odd thing"
+        );
         assert_eq!(log_excerpt("a\nb\nc\n", 2), "b\nc");
     }
 }

@@ -101,6 +101,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             (en.listpack, "listpack"),
             (en.ziplist, "ziplist"),
             (en.linkedlist, "linkedlist"),
+            (en.listpack_ex, "listpack_ex"),
             (en.stream, "stream"),
         ]
         .iter()
@@ -188,6 +189,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 return self
                     .ziplist(h.ptr, true, "hash ziplist")
                     .map(Value::HashZiplist);
+            }
+            if e == en.listpack_ex {
+                return Err(Fault::Unsupported(
+                    "hash fields with TTLs (listpack_ex) are not recovered by this version of redis-rescue".into(),
+                ));
             }
             if e == en.hashtable {
                 return self.hash_pairs(h.ptr).map(Value::HashPairs);
