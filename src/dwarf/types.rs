@@ -93,6 +93,14 @@ pub(crate) struct UnitInfo {
     pub address_size: u8,
     /// DWARF version of the unit header.
     pub version: u16,
+    /// A `DW_TAG_partial_unit` (dwz), whose types belong to the units importing it.
+    pub partial: bool,
+    /// Units this one imports (`DW_TAG_imported_unit`), by their root DIE.
+    pub imports: Vec<DieRef>,
+    /// Defines `server`, or is imported (transitively) by a unit that does.
+    pub server_side: bool,
+    /// Outside `deps/`: a compile unit not under `deps/`, or a partial unit imported by one.
+    pub outside_deps: bool,
 }
 
 /// Every type DIE of a binary, by global reference, with name indexes.
@@ -106,6 +114,8 @@ pub(crate) struct TypeIndex {
     pub typedefs: HashMap<String, Vec<DieRef>>,
     /// Units that define the global variable `server`.
     pub server_units: HashSet<usize>,
+    /// Unit index by the DIE offset of its root.
+    unit_roots: HashMap<DieRef, usize>,
 }
 
 /// A failure while reading the DWARF.
@@ -196,7 +206,53 @@ impl TypeIndex {
         for list in index.typedefs.values_mut() {
             list.sort();
         }
+        index.propagate_imports();
         Ok(index)
+    }
+
+    /// Decide `server_side` and `outside_deps` for every unit, following partial units to
+    /// the compile units that import them.
+    fn propagate_imports(&mut self) {
+        let n = self.units.len();
+        let mut importers: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (u, info) in self.units.iter().enumerate() {
+            for t in &info.imports {
+                if let Some(&target) = self.unit_roots.get(t) {
+                    if let Some(list) = importers.get_mut(target) {
+                        list.push(u);
+                    }
+                }
+            }
+        }
+        for u in 0..n {
+            // Walk up the importer graph from u.
+            let mut seen = HashSet::new();
+            let mut stack = vec![u];
+            let (mut server, mut outside, mut any_cu) = (false, false, false);
+            while let Some(x) = stack.pop() {
+                if !seen.insert(x) {
+                    continue;
+                }
+                let Some(info) = self.units.get(x) else {
+                    continue;
+                };
+                if self.server_units.contains(&x) {
+                    server = true;
+                }
+                if !info.partial {
+                    any_cu = true;
+                    if !info.path.contains("/deps/") && !info.path.starts_with("deps/") {
+                        outside = true;
+                    }
+                }
+                stack.extend(importers.get(x).into_iter().flatten().copied());
+            }
+            if let Some(info) = self.units.get_mut(u) {
+                info.server_side = server;
+                // A partial unit nobody imports is taken as Redis's own.
+                info.outside_deps = outside || !any_cu;
+            }
+        }
     }
 
     fn load_file(&mut self, dwarf: &gimli::Dwarf<R<'_>>, file: FileId) -> ParseResult<()> {
@@ -224,6 +280,10 @@ impl TypeIndex {
             path,
             address_size: unit.header.address_size(),
             version: unit.header.version(),
+            partial: false,
+            imports: Vec::new(),
+            server_side: false,
+            outside_deps: false,
         });
         let encoding = unit.encoding();
         let to_ref = |v: AttributeValue<R<'_>>| -> Option<DieRef> {
@@ -261,7 +321,19 @@ impl TypeIndex {
                 .map(|d| DieRef { file, offset: d.0 });
             let mut container = None;
             let tag = entry.tag();
-            if tag == gimli::DW_TAG_member {
+            if depth == 0 {
+                if let Some(here) = here {
+                    self.unit_roots.insert(here, unit_idx);
+                }
+                if let Some(info) = self.units.get_mut(unit_idx) {
+                    info.partial = tag == gimli::DW_TAG_partial_unit;
+                }
+            } else if tag == gimli::DW_TAG_imported_unit {
+                let target = entry.attr_value(gimli::DW_AT_import).and_then(to_ref);
+                if let (Some(t), Some(info)) = (target, self.units.get_mut(unit_idx)) {
+                    info.imports.push(t);
+                }
+            } else if tag == gimli::DW_TAG_member {
                 if let Some(p) = parent {
                     let member = Member {
                         name: name_of(entry),

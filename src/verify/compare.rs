@@ -754,7 +754,7 @@ fn check_stream(
         if last != Some(g.last_id) {
             return Some((
                 format!("group {name} last-delivered-id {}", g.last_id),
-                format!("{}", last.map_or("?".into(), |l| l.to_string())),
+                last.map_or("?".into(), |l| l.to_string()),
             ));
         }
         let pending = gf.get("pending").and_then(|v| int(v));

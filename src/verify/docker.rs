@@ -35,9 +35,12 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// The official image for a Redis version (`redis:7.0.15`).
+/// The official image for a server version (`redis:7.0.15`, `valkey/valkey:8.1.8`).
 pub fn image_for(version: &str) -> String {
-    format!("redis:{version}")
+    match version.strip_prefix("valkey-") {
+        Some(v) => format!("valkey/valkey:{v}"),
+        None => format!("redis:{version}"),
+    }
 }
 
 /// The commands: compose up, verify --connect, compose down.
@@ -53,8 +56,12 @@ pub fn commands(dump: &Path, version: Option<&str>, compose: Option<&Path>) -> S
     let mut s = String::new();
     match version {
         Some(v) => s.push_str(&format!(
-            "# Restore the dump into the official image of Redis {v} (the dump is mounted read-only\n\
-             # and copied into the container; the port is published on 127.0.0.1 only):\n"
+            "# Restore the dump into the official image of {} (the dump is mounted read-only\n\
+             # and copied into the container; the port is published on 127.0.0.1 only):\n",
+            match v.strip_prefix("valkey-") {
+                Some(k) => format!("Valkey {k}"),
+                None => format!("Redis {v}"),
+            }
         )),
         None => s.push_str(
             "# The dump's Redis version is unknown (no report, no redis-ver AUX field):\n\
@@ -96,5 +103,6 @@ mod tests {
             Some(Path::new("/r/docker/compose.yml")),
         );
         assert!(c.contains("REDIS_IMAGE=redis:VERSION") && c.contains("-f /r/docker/compose.yml"));
+        assert_eq!(image_for("valkey-8.1.8"), "valkey/valkey:8.1.8");
     }
 }

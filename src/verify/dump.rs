@@ -30,7 +30,7 @@ pub struct DbSummary {
 pub struct DumpSummary {
     /// RDB version of the file.
     pub rdb_version: u32,
-    /// The `redis-ver` AUX field, if present.
+    /// The `redis-ver` AUX field (`valkey-` + `valkey-ver` for Valkey), if present.
     pub redis_ver: Option<String>,
     /// Per database.
     pub dbs: BTreeMap<u32, DbSummary>,
@@ -81,6 +81,18 @@ pub fn open(path: &Path) -> Result<RdbReader<File>, DumpError> {
     })
 }
 
+/// The server version an RDB's AUX fields name: `valkey-<valkey-ver>`, else `redis-ver`.
+pub fn version_of<R>(r: &RdbReader<R>) -> Option<String>
+where
+    R: std::io::Read,
+{
+    if let Some(v) = r.aux_value(b"valkey-ver") {
+        return Some(format!("valkey-{}", String::from_utf8_lossy(v)));
+    }
+    r.aux_value(b"redis-ver")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
 /// Reads the whole dump once; `now_ms` decides which keys are safe probes.
 pub fn scan(path: &Path, now_ms: i64) -> Result<DumpSummary, DumpError> {
     let err = |source| DumpError::Read {
@@ -114,10 +126,7 @@ pub fn scan(path: &Path, now_ms: i64) -> Result<DumpSummary, DumpError> {
             probes.push((e.db, e.key));
         }
     }
-    let redis_ver = r
-        .aux_value(b"redis-ver")
-        .or_else(|| r.aux_value(b"valkey-ver"))
-        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let redis_ver = version_of(&r);
     Ok(DumpSummary {
         rdb_version: r.version(),
         redis_ver,

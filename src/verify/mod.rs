@@ -248,17 +248,16 @@ const KEYS_CHECK: &str = "keys: type, expire, value";
 /// `redis-ver` AUX field (read from the header only).
 pub fn redis_version_of(dump: &Path, report: Option<&Path>) -> Option<String> {
     let path = report.map_or_else(|| default_report_path(dump), Path::to_path_buf);
-    if let Ok(r) = RecoveryReport::load(&path) {
-        if !r.source.redis_version.is_empty() {
-            return Some(r.source.redis_version);
-        }
+    if let Some(v) = RecoveryReport::load(&path)
+        .ok()
+        .and_then(|r| r.server_version())
+    {
+        return Some(v);
     }
     let mut reader = dump::open(dump).ok()?;
     // AUX fields come before the first key.
     let _ = reader.next_entry();
-    reader
-        .aux_value(b"redis-ver")
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+    dump::version_of(&reader)
 }
 
 /// Where the report of `dump` is by default.
@@ -616,8 +615,7 @@ fn verify_on_server(
     };
     o.server_version = Some(version.text.clone());
     let want_version = report
-        .map(|r| (r.source.redis_version.clone(), "report"))
-        .filter(|(v, _)| !v.is_empty())
+        .and_then(|r| r.server_version().map(|v| (v, "report")))
         .or_else(|| summary.redis_ver.clone().map(|v| (v, "dump")));
     match want_version {
         Some((want, from)) => {
@@ -817,12 +815,12 @@ fn verify_on_server(
         let gone = expired_t0.get(&db).copied().unwrap_or(0);
         let got = sizes.get(&db).copied().unwrap_or(0);
         let expected = if gone > 0 {
-            format!("{} to {want} ({gone} expired)", want - gone)
+            format!("{} to {want} ({gone} expired)", want.saturating_sub(gone))
         } else {
             want.to_string()
         };
         o.ok_if(
-            (want - gone..=want).contains(&got),
+            (want.saturating_sub(gone)..=want).contains(&got),
             format!("DBSIZE db {db}"),
             expected,
             got.to_string(),

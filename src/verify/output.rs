@@ -39,7 +39,7 @@ pub fn table(o: &Outcome) -> String {
             "server  {addr}{} ({how})",
             o.server_version
                 .as_deref()
-                .map(|v| format!(", Redis {v}"))
+                .map(|v| format!(", version {v}"))
                 .unwrap_or_default()
         );
     }

@@ -113,6 +113,21 @@ impl RecoveryReport {
         u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()
     }
 
+    /// The version the dump must be loaded into, in the form verify compares with the
+    /// server's (`7.0.15`, `valkey-8.1.8`); `None` when the report does not say.
+    pub fn server_version(&self) -> Option<String> {
+        let v = self.source.redis_version.trim();
+        if v.is_empty() {
+            return None;
+        }
+        let valkey = self.source.profile.starts_with("valkey") && !v.starts_with("valkey");
+        Some(if valkey {
+            format!("valkey-{v}")
+        } else {
+            v.to_owned()
+        })
+    }
+
     /// Lost keys in all.
     pub fn lost(&self) -> u64 {
         self.totals
@@ -151,5 +166,11 @@ mod tests {
         assert_eq!(db.keys, 5);
         assert_eq!(db.types().get("string"), Some(&3));
         assert_eq!(r.crc64(), Some(255));
+        assert_eq!(r.server_version(), None);
+        let r: RecoveryReport = serde_json::from_str(
+            r#"{"source": {"redis_version": "8.1.8", "profile": "valkey-8.1.8"}}"#,
+        )
+        .expect("parse");
+        assert_eq!(r.server_version().as_deref(), Some("valkey-8.1.8"));
     }
 }

@@ -55,12 +55,13 @@ pub enum ServerError {
     },
 }
 
-/// A server version, e.g. 7.0.15.
+/// A server version, e.g. 7.0.15 (Valkey: `valkey-8.1.8`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerVersion {
-    /// As the server prints it.
+    /// As the server prints it (`valkey-` and the Valkey version for Valkey).
     pub text: String,
-    /// Major, minor, patch (missing parts are 0).
+    /// Major, minor, patch of the Redis version (for Valkey, the one it is compatible
+    /// with); missing parts are 0.
     pub parts: (u32, u32, u32),
 }
 
@@ -452,12 +453,15 @@ pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
     })
 }
 
-/// The server's version (`INFO server` redis_version).
+/// The server's version: `INFO server` redis_version, or for Valkey `valkey-<valkey_version>`
+/// (its redis_version, the Redis level it is compatible with, decides the commands used).
 pub fn version(conn: &mut Connection) -> Result<ServerVersion, ServerError> {
     let text = info(conn, "server")?;
-    Ok(ServerVersion::parse(
-        info_field(&text, "redis_version").unwrap_or("unknown"),
-    ))
+    let mut v = ServerVersion::parse(info_field(&text, "redis_version").unwrap_or("unknown"));
+    if let Some(valkey) = info_field(&text, "valkey_version") {
+        v.text = format!("valkey-{valkey}");
+    }
+    Ok(v)
 }
 
 /// Databases with keys, as `INFO keyspace` lists them: db → keys.
