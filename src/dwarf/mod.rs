@@ -162,20 +162,30 @@ pub fn derive_profile(path: &Path) -> Result<ProfileFile, DwarfError> {
     derive(path, &DeriveOptions::default()).map(|d| d.profile)
 }
 
-/// The server version a binary carries in its read-only data, for matching a shipped
-/// profile when the binary has no debug info: `(version, is_valkey)`. Only a hint: the
-/// caller must check the profile against the live data.
-pub fn binary_version(path: &Path) -> Option<(String, bool)> {
-    let file = std::fs::File::open(path).ok()?;
+/// The server versions a binary's read-only data suggests, for matching shipped profiles
+/// when the binary has no debug info: `(version, is_valkey)` for each reading that found
+/// one (Redis and Valkey builds are read differently, and Valkey pins REDIS_VERSION).
+/// Only hints: the caller must check a profile against the live data.
+pub fn binary_versions(path: &Path) -> Vec<(String, bool)> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
     // SAFETY: read-only mapping of a file kept open for the mapping's lifetime.
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    let obj = object::File::parse(&*map).ok()?;
-    [true, false].into_iter().find_map(|valkey| {
-        version::detect(&obj, valkey)
-            .ok()
-            .filter(|v| v.warning.is_none())
-            .map(|v| (v.version, valkey))
-    })
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
+        return Vec::new();
+    };
+    let Ok(obj) = object::File::parse(&*map) else {
+        return Vec::new();
+    };
+    [false, true]
+        .into_iter()
+        .filter_map(|valkey| {
+            version::detect(&obj, valkey)
+                .ok()
+                .filter(|v| v.warning.is_none())
+                .map(|v| (v.version, valkey))
+        })
+        .collect()
 }
 
 /// The layouts of the named structs (struct tags or typedef names) in the DWARF of any
