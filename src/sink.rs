@@ -104,6 +104,21 @@ impl<W: Write> RdbSink<W> {
             Value::HashListpack(_) => ValueType::HashListpack,
             Value::HashZiplist(_) => ValueType::HashZiplist,
             Value::HashPairs(_) => ValueType::Hash,
+            // The newest stream type the source's data fills: newer loaders read older types.
+            Value::Stream(st) => {
+                let has_active = st
+                    .groups
+                    .iter()
+                    .flat_map(|g| &g.consumers)
+                    .any(|c| c.active_time.is_some());
+                if st.first_id.is_none() {
+                    ValueType::StreamListpacks
+                } else if has_active || (st.groups.is_empty() && self.writer.version() >= 11) {
+                    ValueType::StreamListpacks3
+                } else {
+                    ValueType::StreamListpacks2
+                }
+            }
         };
         if ty.min_rdb_version() > self.writer.version() {
             if let Some(plain) = plain_type(&k.value) {
@@ -220,8 +235,61 @@ impl<W: Write> RdbSink<W> {
                     r.string(v);
                 }
             }
+            Value::Stream(st) => write_stream(r, st, ty),
         }
         Ok(())
+    }
+}
+
+/// A stream in the layout of RDB type `ty` (15, 19 or 21).
+fn write_stream(r: &mut RecordBuilder, st: &crate::value::StreamValue<'_>, ty: ValueType) {
+    let v2 = ty != ValueType::StreamListpacks;
+    let v3 = ty == ValueType::StreamListpacks3;
+    r.len(st.listpacks.len() as u64);
+    for (id, lp) in &st.listpacks {
+        r.string(id);
+        r.string(lp);
+    }
+    r.len(st.length);
+    r.len(st.last_id.ms);
+    r.len(st.last_id.seq);
+    if v2 {
+        let zero = crate::value::StreamId { ms: 0, seq: 0 };
+        let first = st.first_id.unwrap_or(zero);
+        let max_deleted = st.max_deleted.unwrap_or(zero);
+        r.len(first.ms);
+        r.len(first.seq);
+        r.len(max_deleted.ms);
+        r.len(max_deleted.seq);
+        r.len(st.entries_added.unwrap_or(st.length));
+    }
+    r.len(st.groups.len() as u64);
+    for g in &st.groups {
+        r.string(&g.name);
+        r.len(g.last_id.ms);
+        r.len(g.last_id.seq);
+        if v2 {
+            // Stored as the server keeps it; the "invalid" marker -1 round-trips as u64.
+            r.len(g.entries_read.unwrap_or(u64::MAX));
+        }
+        r.len(g.pel.len() as u64);
+        for n in &g.pel {
+            r.raw(&n.id);
+            r.millis(n.delivery_time);
+            r.len(n.delivery_count);
+        }
+        r.len(g.consumers.len() as u64);
+        for c in &g.consumers {
+            r.string(&c.name);
+            r.millis(c.seen_time);
+            if v3 {
+                r.millis(c.active_time.unwrap_or(c.seen_time));
+            }
+            r.len(c.pel.len() as u64);
+            for id in &c.pel {
+                r.raw(id);
+            }
+        }
     }
 }
 

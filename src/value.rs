@@ -68,6 +68,75 @@ pub enum Value<'a> {
     HashZiplist(Bytes<'a>),
     /// Fields and values of a hashtable hash.
     HashPairs(Vec<(Bytes<'a>, Bytes<'a>)>),
+    /// A stream.
+    Stream(Box<StreamValue<'a>>),
+}
+
+/// A stream entry ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+/// A pending entry of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamNack {
+    /// The entry ID as stored in the rax: 16 bytes, ms then seq, big-endian.
+    pub id: [u8; 16],
+    /// Last delivery, Unix ms.
+    pub delivery_time: i64,
+    /// Deliveries so far.
+    pub delivery_count: u64,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConsumer {
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Last seen, Unix ms.
+    pub seen_time: i64,
+    /// Last active, Unix ms (7.2+).
+    pub active_time: Option<i64>,
+    /// IDs of its pending entries (each also in the group's PEL).
+    pub pel: Vec<[u8; 16]>,
+}
+
+/// A consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamGroup {
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Last delivered ID.
+    pub last_id: StreamId,
+    /// Entries read (7.0+), as stored (may be the "invalid" marker).
+    pub entries_read: Option<u64>,
+    /// The group's pending entries, in ID order.
+    pub pel: Vec<StreamNack>,
+    /// Its consumers.
+    pub consumers: Vec<StreamConsumer>,
+}
+
+/// A stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamValue<'a> {
+    /// (master ID, listpack) pairs in ID order; each listpack validated.
+    pub listpacks: Vec<([u8; 16], Bytes<'a>)>,
+    /// Live entries.
+    pub length: u64,
+    /// Last ID generated.
+    pub last_id: StreamId,
+    /// First live ID (7.0+).
+    pub first_id: Option<StreamId>,
+    /// Largest deleted ID (7.0+).
+    pub max_deleted: Option<StreamId>,
+    /// Entries ever added (7.0+).
+    pub entries_added: Option<u64>,
+    /// Consumer groups.
+    pub groups: Vec<StreamGroup>,
 }
 
 /// The type and encoding of a key, as Redis names them (`OBJECT ENCODING`).

@@ -258,6 +258,69 @@ pub struct HashtableLayout {
     pub slots: u64,
 }
 
+/// Streams (5.0+): the stream, its radix trees, consumer groups, consumers, pending entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamLayout {
+    /// `sizeof(stream)`.
+    pub size: u64,
+    /// `stream.rax` (master ID → listpack).
+    pub rax: Field,
+    /// `stream.length`.
+    pub length: Field,
+    /// `stream.last_id` (ms, then seq).
+    pub last_id: u64,
+    /// `stream.first_id` (7.0+).
+    pub first_id: Option<u64>,
+    /// `stream.max_deleted_entry_id` (7.0+).
+    pub max_deleted: Option<u64>,
+    /// `stream.entries_added` (7.0+).
+    pub entries_added: Option<Field>,
+    /// `stream.cgroups` (rax of group name → streamCG, may be NULL).
+    pub cgroups: Field,
+    /// `sizeof(rax)`.
+    pub rax_size: u64,
+    /// `rax.head`.
+    pub rax_head: Field,
+    /// `rax.numele`.
+    pub rax_numele: Field,
+    /// `rax.numnodes`.
+    pub rax_numnodes: Field,
+    /// `raxNode.iskey:1`.
+    pub node_iskey: Bits,
+    /// `raxNode.isnull:1`.
+    pub node_isnull: Bits,
+    /// `raxNode.iscompr:1`.
+    pub node_iscompr: Bits,
+    /// `raxNode.size:29`.
+    pub node_size: Bits,
+    /// Offset of `raxNode.data`.
+    pub node_data: u64,
+    /// `sizeof(streamCG)`.
+    pub cg_size: u64,
+    /// `streamCG.last_id`.
+    pub cg_last_id: u64,
+    /// `streamCG.entries_read` (7.0+).
+    pub cg_entries_read: Option<Field>,
+    /// `streamCG.pel`.
+    pub cg_pel: Field,
+    /// `streamCG.consumers`.
+    pub cg_consumers: Field,
+    /// `sizeof(streamConsumer)`.
+    pub consumer_size: u64,
+    /// `streamConsumer.seen_time`.
+    pub consumer_seen_time: Field,
+    /// `streamConsumer.active_time` (7.2+).
+    pub consumer_active_time: Option<Field>,
+    /// `streamConsumer.pel`.
+    pub consumer_pel: Field,
+    /// `sizeof(streamNACK)`.
+    pub nack_size: u64,
+    /// `streamNACK.delivery_time`.
+    pub nack_delivery_time: Field,
+    /// `streamNACK.delivery_count`.
+    pub nack_delivery_count: Field,
+}
+
 /// `dictEntry` fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EntryLayout {
@@ -450,6 +513,8 @@ pub struct Layout {
     pub hashtable: HashtableLayout,
     /// kvstore (Redis 7.4+, Valkey 8.1).
     pub kvstore: KvstoreLayout,
+    /// Streams, when the build has them.
+    pub stream: Option<StreamLayout>,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -505,6 +570,21 @@ impl<'p> Resolver<'p> {
             }
             None => Field::default(),
         }
+    }
+
+    /// A plain field that only some builds have.
+    fn optional_field(&mut self, st: &str, name: &str) -> Option<Field> {
+        let present = self
+            .file
+            .structs
+            .get(st)
+            .is_some_and(|s| s.fields.contains_key(name));
+        present.then(|| self.field(st, name))
+    }
+
+    /// The offset of a member of any size (a struct such as `streamID`).
+    fn offset(&mut self, st: &str, name: &str) -> u64 {
+        self.array(st, name).offset
     }
 
     /// The first of `names` that the profile has (struct names differ between builds).
@@ -812,6 +892,50 @@ impl Layout {
                 }
             } else {
                 HashtableLayout::default()
+            },
+            stream: if file.structs.contains_key("stream") {
+                let stream = StreamLayout {
+                    size: r.size("stream"),
+                    rax: r.field("stream", "rax"),
+                    length: r.field("stream", "length"),
+                    last_id: r.offset("stream", "last_id"),
+                    first_id: file
+                        .structs
+                        .get("stream")
+                        .and_then(|s| s.fields.get("first_id"))
+                        .map(|_| r.offset("stream", "first_id")),
+                    max_deleted: file
+                        .structs
+                        .get("stream")
+                        .and_then(|s| s.fields.get("max_deleted_entry_id"))
+                        .map(|_| r.offset("stream", "max_deleted_entry_id")),
+                    entries_added: r.optional_field("stream", "entries_added"),
+                    cgroups: r.field("stream", "cgroups"),
+                    rax_size: r.size("rax"),
+                    rax_head: r.field("rax", "head"),
+                    rax_numele: r.field("rax", "numele"),
+                    rax_numnodes: r.field("rax", "numnodes"),
+                    node_iskey: r.bits("raxNode", "iskey"),
+                    node_isnull: r.bits("raxNode", "isnull"),
+                    node_iscompr: r.bits("raxNode", "iscompr"),
+                    node_size: r.bits("raxNode", "size"),
+                    node_data: r.offset("raxNode", "data"),
+                    cg_size: r.size("streamCG"),
+                    cg_last_id: r.offset("streamCG", "last_id"),
+                    cg_entries_read: r.optional_field("streamCG", "entries_read"),
+                    cg_pel: r.field("streamCG", "pel"),
+                    cg_consumers: r.field("streamCG", "consumers"),
+                    consumer_size: r.size("streamConsumer"),
+                    consumer_seen_time: r.field("streamConsumer", "seen_time"),
+                    consumer_active_time: r.optional_field("streamConsumer", "active_time"),
+                    consumer_pel: r.field("streamConsumer", "pel"),
+                    nack_size: r.size("streamNACK"),
+                    nack_delivery_time: r.field("streamNACK", "delivery_time"),
+                    nack_delivery_count: r.field("streamNACK", "delivery_count"),
+                };
+                Some(stream)
+            } else {
+                None
             },
             kvstore: match features.keyspace {
                 KeyspaceFlavor::DbArrayOfDicts => KvstoreLayout::default(),

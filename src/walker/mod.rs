@@ -7,6 +7,7 @@ pub mod guard;
 pub mod hashtable;
 pub mod object;
 pub mod sds;
+pub mod stream;
 
 use dict::{DictHeader, DictWalker};
 pub use fault::Fault;

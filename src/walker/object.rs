@@ -4,6 +4,7 @@ use super::dict::DictWalker;
 use super::fault::Fault;
 use super::guard::ChainGuard;
 use super::hashtable::HashtableWalker;
+use super::stream::StreamReader;
 use std::borrow::Cow;
 
 use super::sds::{read_mstr, read_sds, SdsFormat};
@@ -199,9 +200,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 return self.hash_pairs(h.ptr).map(Value::HashPairs);
             }
         } else if t == ty.stream {
-            return Err(Fault::Unsupported(
-                "stream values are not recovered by this version of redis-rescue".into(),
-            ));
+            if e == en.stream {
+                if let Some(l) = &self.layout.stream {
+                    return StreamReader::new(self.space, l)
+                        .read(h.ptr)
+                        .map(|s| Value::Stream(Box::new(s)));
+                }
+            }
         } else if t == ty.module {
             return Err(Fault::Unsupported(
                 "module-type values are not recovered by this version of redis-rescue".into(),
