@@ -29,6 +29,8 @@ pub struct Options {
     pub no_binary: bool,
     /// `--profile NAME|PATH`.
     pub profile: Option<String>,
+    /// Derive the layout from the binary's DWARF even when a shipped profile matches.
+    pub derive: bool,
     /// Walk and count only.
     pub dry_run: bool,
     /// Overwrite the output, accept a build-id mismatch.
@@ -191,6 +193,22 @@ fn candidates(
     }
     let shipped = profile::shipped_profiles()?;
     let mut out = Vec::new();
+    if opts.derive {
+        let bin = binary.ok_or_else(|| {
+            RecoverError::Usage(
+                "--derive needs a binary (--binary, or the core's NT_FILE path)".into(),
+            )
+        })?;
+        let file = crate::dwarf::derive_profile(&bin.path)
+            .map_err(|e| RecoverError::NoProfile(format!("--derive: {e}")))?;
+        return Ok(vec![Candidate {
+            file,
+            why: format!(
+                "derived from the DWARF of {} (--derive)",
+                bin.path.display()
+            ),
+        }]);
+    }
     match build_id {
         Some(id) => {
             if let Some(p) = shipped
@@ -345,7 +363,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         .and_then(|e| e.build_id.clone())
         .or_else(|| binary.as_ref().and_then(|b| b.build_id.clone()));
     let mut tried = Vec::new();
-    let explicit = opts.profile.is_some();
+    let explicit = opts.profile.is_some() || opts.derive;
     let mut chosen = None;
     for cand in candidates(
         opts,

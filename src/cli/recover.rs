@@ -32,6 +32,11 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
 
+    /// Derive the layout from the binary's DWARF even when a shipped profile matches the
+    /// core (the binary must carry debug info).
+    #[arg(long, conflicts_with = "profile")]
+    pub derive: bool,
+
     /// Walk everything and print keys per db, type and encoding; write no RDB.
     #[arg(long)]
     pub dry_run: bool,
@@ -69,6 +74,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
         binary: cli.binary.clone(),
         no_binary: cli.no_binary,
         profile: cli.profile.clone(),
+        derive: cli.derive,
         dry_run: cli.dry_run,
         force: cli.force,
         progress: !quiet && std::io::stderr().is_terminal(),

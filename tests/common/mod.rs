@@ -150,6 +150,34 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Whether a server of `version` (`2.8.17`, `7.0.15`, `valkey-8.1.8`, …) needs
+/// `--enable-debug-command yes` for DEBUG: Redis 7.0 and later, and every Valkey. Older
+/// servers do not know the option (and refuse to start on it).
+pub fn needs_enable_debug_command(version: &str) -> bool {
+    if version.starts_with("valkey") {
+        return true;
+    }
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the major version of {version:?}"));
+    major >= 7
+}
+
+/// `--dir <rdb's dir> --dbfilename <rdb's name>` for a server that loads `rdb` at start-up.
+fn rdb_args(rdb: &Path) -> [String; 4] {
+    let rdb = fs::canonicalize(rdb).unwrap_or_else(|e| panic!("RDB {}: {e}", rdb.display()));
+    let dir = rdb.parent().expect("RDB has a parent dir");
+    let name = rdb.file_name().expect("RDB has a file name");
+    [
+        "--dir".to_string(),
+        dir.to_str().expect("UTF-8 path").to_string(),
+        "--dbfilename".to_string(),
+        name.to_str().expect("UTF-8 name").to_string(),
+    ]
+}
+
 fn connect(port: u16) -> redis::RedisResult<Connection> {
     let info = format!("redis://127.0.0.1:{port}/").into_connection_info()?;
     let settings = info.redis_settings().clone().set_skip_set_lib_name();
@@ -182,9 +210,45 @@ impl RedisServer {
         Self::start_launched(binary, extra_args, true)
     }
 
+    /// Start a server of `version` (as `.ci/provision-redis.sh` names builds: `2.8.17`,
+    /// `valkey-8.1.8`, …) like [`RedisServer::start`], but pass `--enable-debug-command yes`
+    /// only to versions that know that option (Redis 7.0+, Valkey): older servers refuse to
+    /// start on an unknown option, and have DEBUG enabled anyway.
+    pub fn start_version(binary: &Path, version: &str, extra_args: &[&str]) -> RedisServer {
+        Self::start_with(
+            binary,
+            extra_args,
+            false,
+            needs_enable_debug_command(version),
+        )
+    }
+
+    /// [`RedisServer::start_on_rdb`] for a server of `version` (see
+    /// [`RedisServer::start_version`]).
+    pub fn start_version_on_rdb(
+        binary: &Path,
+        version: &str,
+        rdb: &Path,
+        extra_args: &[&str],
+    ) -> RedisServer {
+        let args = rdb_args(rdb);
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra_args);
+        Self::start_version(binary, version, &all)
+    }
+
     fn start_launched(binary: &Path, extra_args: &[&str], core_limit: bool) -> RedisServer {
+        Self::start_with(binary, extra_args, core_limit, true)
+    }
+
+    fn start_with(
+        binary: &Path,
+        extra_args: &[&str],
+        core_limit: bool,
+        enable_debug: bool,
+    ) -> RedisServer {
         for _attempt in 0..5 {
-            match Self::try_start(binary, extra_args, core_limit) {
+            match Self::try_start(binary, extra_args, core_limit, enable_debug) {
                 Ok(server) => return server,
                 Err(StartError::PortTaken) => continue,
                 Err(StartError::Failed(msg)) => panic!("{msg}"),
@@ -218,6 +282,7 @@ impl RedisServer {
         binary: &Path,
         extra_args: &[&str],
         core_limit: bool,
+        enable_debug: bool,
     ) -> Result<RedisServer, StartError> {
         let dir = tempfile::Builder::new()
             .prefix("redis-rescue-server-")
@@ -244,15 +309,11 @@ impl RedisServer {
             Command::new(binary)
         };
         cmd.args(["--port", &port_s, "--bind", "127.0.0.1", "--dir", &dir_s])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--enable-debug-command",
-                "yes",
-            ])
-            .args(["--daemonize", "no", "--logfile", ""])
+            .args(["--save", "", "--appendonly", "no"]);
+        if enable_debug {
+            cmd.args(["--enable-debug-command", "yes"]);
+        }
+        cmd.args(["--daemonize", "no", "--logfile", ""])
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -347,6 +408,12 @@ impl RedisServer {
 
     pub fn log_tail(&self, lines: usize) -> String {
         tail_of(&self.log_path(), lines)
+    }
+
+    /// A new connection (db 0, no `CLIENT SETINFO`), or the error: for probing a server that
+    /// may have died.
+    pub fn try_conn(&self) -> redis::RedisResult<Connection> {
+        connect(self.port)
     }
 
     /// A new connection (db 0, no `CLIENT SETINFO`).
@@ -715,7 +782,7 @@ fn compressible(tag: &str, len: usize) -> Vec<u8> {
 /// Node summaries of a quicklist from `DEBUG QUICKLIST key 0`: one (container, encoding) pair
 /// per node, e.g. ("PACKED", "LZF"). Redis prints them on its stdout, which is buffered; a
 /// `DEBUG LOG` line right after makes Redis flush it (it logs to stdout, see `try_start`).
-fn quicklist_nodes(
+pub fn quicklist_nodes(
     server: &RedisServer,
     conn: &mut Connection,
     db: u32,

@@ -1,0 +1,205 @@
+//! The real server builds `.ci/provision-redis.sh` installs into `target/redis-builds/<version>/`
+//! and what each of them can do (commands, encodings, checker, RDB version).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::common::elf_build_id;
+
+/// Which family of in-memory encodings a build has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generation {
+    /// 2.8: strings raw/int, lists ziplist/linkedlist, no embstr.
+    Redis28,
+    /// 3.0: as 2.8 plus embstr (up to 39 bytes).
+    Redis30,
+    /// 3.2 to 6.2: quicklists of ziplists, embstr up to 44 bytes, ziplist hashes and zsets.
+    Quicklist,
+    /// Valkey 8.1: listpacks (lists, sets, hashes, zsets), quicklists of listpacks, the new
+    /// key hashtable.
+    Valkey81,
+}
+
+/// One provisioned build.
+#[derive(Clone, Debug)]
+pub struct Build {
+    /// The name the builds directory, READY and the shipped profiles use (`2.8.17`,
+    /// `valkey-8.1.8`).
+    pub name: &'static str,
+    /// `major.minor.patch` of the server itself (`8.1.8` for Valkey).
+    pub version: (u32, u32, u32),
+    pub server: PathBuf,
+    /// `redis-check-dump` (2.8, 3.0), `redis-check-rdb` (3.2+), `valkey-check-rdb`.
+    pub checker: PathBuf,
+    pub build_id: String,
+}
+
+const HINT: &str = "run .ci/provision-redis.sh (it builds every version into target/redis-builds/ and writes READY)";
+
+/// Where `.ci/provision-redis.sh` puts the builds: `$REDIS_BUILDS_DIR`, or
+/// `<repo>/target/redis-builds`.
+pub fn builds_dir() -> PathBuf {
+    std::env::var_os("REDIS_BUILDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"))
+}
+
+impl Build {
+    /// Locate the build `name`; panics (the test fails, it is not skipped) when it is missing,
+    /// incomplete or not the one READY lists.
+    pub fn locate(name: &'static str) -> Build {
+        let dir = builds_dir();
+        let ready_path = dir.join("READY");
+        let ready = fs::read_to_string(&ready_path).unwrap_or_else(|e| {
+            panic!(
+                "build {name}: cannot read {} ({e}): the Redis builds are missing; {HINT}",
+                ready_path.display()
+            )
+        });
+        let line = ready
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| {
+                panic!(
+                    "build {name} is not listed in {}:\n{ready}\n{HINT}",
+                    ready_path.display()
+                )
+            });
+        let ready_id = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("build-id="))
+            .unwrap_or_else(|| panic!("no build-id= in READY line {line:?}; {HINT}"))
+            .to_ascii_lowercase();
+        let valkey = name.starts_with("valkey-");
+        let number = name.strip_prefix("valkey-").unwrap_or(name);
+        let parts: Vec<u32> = number
+            .split('.')
+            .map(|p| p.parse().unwrap_or_else(|_| panic!("version {name:?}")))
+            .collect();
+        let version = (parts[0], parts[1], parts[2]);
+        let (server_name, checker_name) = if valkey {
+            ("valkey-server", "valkey-check-rdb")
+        } else if version < (3, 2, 0) {
+            ("redis-server", "redis-check-dump")
+        } else {
+            ("redis-server", "redis-check-rdb")
+        };
+        // READY names the checker (`checker=PATH`) since it learned to; its file name is
+        // taken inside this builds dir, which may have moved since READY was written.
+        let checker_name = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("checker="))
+            .and_then(|p| Path::new(p).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| checker_name.to_string());
+        let server = dir.join(name).join(server_name);
+        let checker = dir.join(name).join(checker_name);
+        for f in [&server, &checker] {
+            assert!(
+                f.is_file(),
+                "build {name}: {} is missing; {HINT}",
+                f.display()
+            );
+        }
+        let build_id = elf_build_id(&server).unwrap_or_else(|| {
+            panic!(
+                "build {name}: {} has no GNU build-id; {HINT}",
+                server.display()
+            )
+        });
+        assert_eq!(
+            build_id,
+            ready_id,
+            "build {name}: {} is not the binary READY lists (rebuilt by hand?); {HINT}",
+            server.display()
+        );
+        Build {
+            name,
+            version,
+            server,
+            checker,
+            build_id,
+        }
+    }
+
+    pub fn is_valkey(&self) -> bool {
+        self.name.starts_with("valkey-")
+    }
+
+    pub fn generation(&self) -> Generation {
+        if self.is_valkey() {
+            Generation::Valkey81
+        } else if self.version < (3, 0, 0) {
+            Generation::Redis28
+        } else if self.version < (3, 2, 0) {
+            Generation::Redis30
+        } else if self.version < (7, 0, 0) {
+            Generation::Quicklist
+        } else {
+            panic!("the matrix has no dataset for Redis {}", self.name)
+        }
+    }
+
+    /// The `redis_version` (Redis) or `valkey_version` (Valkey) INFO field and its value.
+    pub fn info_version_field(&self) -> (&'static str, String) {
+        let (a, b, c) = self.version;
+        let field = if self.is_valkey() {
+            "valkey_version"
+        } else {
+            "redis_version"
+        };
+        (field, format!("{a}.{b}.{c}"))
+    }
+
+    /// The RDB version this server writes (and the newest it loads).
+    pub fn native_rdb_version(&self) -> u32 {
+        match self.generation() {
+            Generation::Redis28 | Generation::Redis30 => 6,
+            Generation::Valkey81 => 11,
+            Generation::Quicklist if self.version < (4, 0, 0) => 7,
+            Generation::Quicklist if self.version < (5, 0, 0) => 8,
+            Generation::Quicklist => 9,
+        }
+    }
+
+    /// `DEBUG HTSTATS <db>` exists (3.2+; 2.8 and 3.0 answer "Unknown DEBUG subcommand").
+    pub fn has_htstats(&self) -> bool {
+        self.is_valkey() || self.version >= (3, 2, 0)
+    }
+
+    /// `PEXPIRETIME` exists (7.0+).
+    pub fn has_pexpiretime(&self) -> bool {
+        self.is_valkey() || self.version >= (7, 0, 0)
+    }
+
+    /// The key dicts are the classic `dict` with `ht[2]` and `rehashidx`, readable with gdb as
+    /// `server.db[i].dict` (2.8 to 6.2).
+    pub fn has_dictht_keyspace(&self) -> bool {
+        !self.is_valkey() && self.version < (7, 0, 0)
+    }
+
+    /// Names the compact encodings go by in OBJECT ENCODING for small hashes and zsets.
+    pub fn compact(&self) -> &'static str {
+        if self.is_valkey() {
+            "listpack"
+        } else {
+            "ziplist"
+        }
+    }
+
+    /// Longest string value stored as EMBSTR whatever its key: 39 bytes in 3.0, 44 in 3.2 to
+    /// 6.2. `None` for 2.8 (no EMBSTR) and Valkey 8.1 (the limit depends on the key, which is
+    /// embedded too).
+    pub fn embstr_max(&self) -> Option<usize> {
+        match self.generation() {
+            Generation::Redis30 => Some(39),
+            Generation::Quicklist => Some(44),
+            Generation::Redis28 | Generation::Valkey81 => None,
+        }
+    }
+
+    /// A tag for directories and messages.
+    pub fn tag(&self) -> String {
+        self.name.replace('.', "_")
+    }
+}

@@ -1,0 +1,476 @@
+//! What the source server held when its core was taken: DEBUG DIGEST, DBSIZE and expires per
+//! db, the absolute expiry of every TTL key, which key dicts were mid-rehash; read with the
+//! server's own commands and, where the server has no command for it (2.8 and 3.0 have no
+//! DEBUG HTSTATS; no version before 7.0 prints quicklist node encodings), with gdb from the
+//! live process through the build's DWARF.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::Connection;
+
+use super::build::{Build, Generation};
+use super::fill::{htstats_tables, Filled, REHASHING_DB};
+use crate::common::{dbsizes, keyspace_info, select, show, snippet, Dataset, RedisServer, Truth};
+
+/// The absolute expiry (Unix ms) of one key, known to lie in `[lo, hi]`: exact from
+/// PEXPIRETIME (7.0+), or from PTTL and the clock around the query (older versions).
+#[derive(Clone, Debug)]
+pub struct Expiry {
+    pub db: u32,
+    pub key: Vec<u8>,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct MatrixTruth {
+    pub build: Build,
+    /// DEBUG DIGEST of the source (`None` when the digest oracle is not used).
+    pub digest: Option<String>,
+    pub dbsizes: BTreeMap<u32, u64>,
+    pub expires: BTreeMap<u32, u64>,
+    pub expiries: Vec<Expiry>,
+    /// Per db with keys: was its key dict mid-rehash when the core was taken.
+    pub rehashing: BTreeMap<u32, bool>,
+    /// How the rehash state was read, with the tables' figures, for messages.
+    pub rehash_detail: String,
+    pub filled: Filled,
+}
+
+impl MatrixTruth {
+    /// The shared harness's truth, for `assert_report_matches`.
+    pub fn as_common(&self) -> Truth {
+        Truth {
+            redis_version: self.build.name.to_string(),
+            digest: self.digest.clone().unwrap_or_default(),
+            dbsizes: self.dbsizes.clone(),
+            expires: self.expires.clone(),
+            pexpiretimes: Vec::new(),
+            rehashing: self.rehashing.clone(),
+            dataset: Dataset {
+                ttl_keys: self.filled.ttl_keys.clone(),
+                rehashing_db: REHASHING_DB,
+                census: self.filled.census.clone(),
+            },
+        }
+    }
+
+    pub fn total_keys(&self) -> u64 {
+        self.dbsizes.values().sum()
+    }
+
+    pub fn total_expires(&self) -> u64 {
+        self.expires.values().sum()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// The expiry interval of every `(db, key)`. Looks keys up, so never call it on a db whose
+/// rehash state matters. Leaves the connection on db 0.
+pub fn expiries(conn: &mut Connection, build: &Build, keys: &[(u32, Vec<u8>)]) -> Vec<Expiry> {
+    let cmd = if build.has_pexpiretime() {
+        "PEXPIRETIME"
+    } else {
+        "PTTL"
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(200) {
+        let mut p = redis::pipe();
+        for (db, key) in chunk {
+            p.cmd("SELECT").arg(*db).ignore();
+            p.cmd(cmd).arg(key.as_slice());
+        }
+        let before = now_ms();
+        let replies: Vec<i64> = p
+            .query(conn)
+            .unwrap_or_else(|e| panic!("{}: {cmd} pipeline: {e}", build.name));
+        let after = now_ms() + 1;
+        for ((db, key), v) in chunk.iter().zip(replies) {
+            let (lo, hi) = if v < 0 {
+                // -1 no TTL, -2 no key: kept as is so that a comparison shows them.
+                (v, v)
+            } else if build.has_pexpiretime() {
+                (v, v)
+            } else {
+                (before + v, after + v)
+            };
+            out.push(Expiry {
+                db: *db,
+                key: key.clone(),
+                lo,
+                hi,
+            });
+        }
+    }
+    select(conn, 0);
+    out
+}
+
+/// Run gdb in batch mode on the live process `pid` with `script`; its stdout.
+pub fn gdb_batch(pid: u32, script: &str, dir: &Path) -> String {
+    let path = dir.join(format!("matrix-{pid}-{}.gdb", script.len()));
+    std::fs::write(&path, script).expect("write the gdb script");
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-p", &pid.to_string(), "-x"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run gdb (it is needed for gcore anyway)");
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && !stdout.contains("No symbol"),
+        "gdb on pid {pid} failed ({}):\n--- script ---\n{script}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        snippet(&stdout, 3000),
+        snippet(&String::from_utf8_lossy(&out.stderr), 3000)
+    );
+    stdout
+}
+
+/// One key dict as gdb reads it from `server.db[i].dict` (2.8 to 6.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DictState {
+    pub rehashidx: i64,
+    pub size0: u64,
+    pub used0: u64,
+    pub size1: u64,
+    pub used1: u64,
+}
+
+/// The key dict of every db 0..16 of a live 2.8–6.2 server, read with gdb (moves nothing).
+pub fn dict_states(pid: u32, dir: &Path) -> BTreeMap<u32, DictState> {
+    let mut script = String::new();
+    for db in 0..16 {
+        let d = format!("server.db[{db}].dict");
+        writeln!(
+            script,
+            "printf \"dict {db} %ld %lu %lu %lu %lu\\n\", (long){d}->rehashidx, (unsigned long){d}->ht[0].size, (unsigned long){d}->ht[0].used, (unsigned long){d}->ht[1].size, (unsigned long){d}->ht[1].used"
+        )
+        .expect("write to a String");
+    }
+    let out = gdb_batch(pid, &script, dir);
+    let mut states = BTreeMap::new();
+    for line in out.lines() {
+        let Some(rest) = line.strip_prefix("dict ") else {
+            continue;
+        };
+        let f: Vec<i64> = rest
+            .split_whitespace()
+            .map(|w| w.parse().unwrap_or_else(|_| panic!("gdb line {line:?}")))
+            .collect();
+        states.insert(
+            f[0] as u32,
+            DictState {
+                rehashidx: f[1],
+                size0: f[2] as u64,
+                used0: f[3] as u64,
+                size1: f[4] as u64,
+                used1: f[5] as u64,
+            },
+        );
+    }
+    assert_eq!(
+        states.len(),
+        16,
+        "cannot read the 16 key dicts from gdb:\n{}",
+        snippet(&out, 3000)
+    );
+    states
+}
+
+/// Nodes and LZF-compressed nodes of the quicklist at `key` in `db` of a live 3.2–6.2 server,
+/// read with gdb (no DEBUG command prints node encodings before 7.0). The lookup calls
+/// `dictFind` in the process, which may move one rehash bucket of that db's dict.
+pub fn quicklist_lzf_nodes(pid: u32, lists: &[(u32, Vec<u8>)], dir: &Path) -> Vec<(u64, u64)> {
+    let mut script = String::new();
+    for (db, key) in lists {
+        let key = std::str::from_utf8(key).expect("list keys for gdb are UTF-8");
+        assert!(!key.contains('"') && !key.contains('\\'), "gdb key {key:?}");
+        write!(
+            script,
+            r#"set $de = (dictEntry*)dictFind(server.db[{db}].dict, (void*)sdsnew("{key}"))
+set $ql = (quicklist*)((robj*)$de->v.val)->ptr
+set $n = $ql->head
+set $t = 0
+set $z = 0
+while $n
+  set $t = $t + 1
+  if $n->encoding == 2
+    set $z = $z + 1
+  end
+  set $n = $n->next
+end
+printf "quicklist %lu %lu\n", (unsigned long)$t, (unsigned long)$z
+"#
+        )
+        .expect("write to a String");
+    }
+    let out = gdb_batch(pid, &script, dir);
+    let counts: Vec<(u64, u64)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.strip_prefix("quicklist ")?.split_whitespace();
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(
+        counts.len(),
+        lists.len(),
+        "cannot read quicklist node counts from gdb:\n{}",
+        snippet(&out, 3000)
+    );
+    counts
+}
+
+/// Per db with keys: whether its key dict is mid-rehash, and a description. Moves nothing.
+pub fn rehash_state(
+    server: &RedisServer,
+    conn: &mut Connection,
+    build: &Build,
+    dbs: &[u32],
+) -> (BTreeMap<u32, bool>, String) {
+    let mut flags = BTreeMap::new();
+    let mut detail = String::new();
+    if build.has_dictht_keyspace() {
+        let states = dict_states(server.pid(), server.dir());
+        for db in dbs {
+            let s = states[db];
+            let rehashing = s.rehashidx != -1;
+            flags.insert(*db, rehashing);
+            let _ = writeln!(detail, "db {db}: gdb {s:?}");
+            if build.has_htstats() {
+                // The server's own view must agree with gdb's.
+                let tables = htstats_tables(conn, *db);
+                assert_eq!(
+                    tables.len() == 2,
+                    rehashing,
+                    "{}: db {db}: DEBUG HTSTATS tables {tables:?} vs gdb {s:?}",
+                    build.name
+                );
+                let _ = writeln!(detail, "db {db}: DEBUG HTSTATS element counts {tables:?}");
+            }
+        }
+    } else {
+        for db in dbs {
+            let tables = htstats_tables(conn, *db);
+            flags.insert(*db, tables.len() == 2);
+            let _ = writeln!(detail, "db {db}: DEBUG HTSTATS element counts {tables:?}");
+        }
+    }
+    select(conn, 0);
+    (flags, detail)
+}
+
+/// Check that the rehashing db is mid-rehash with many keys in both tables.
+fn assert_mid_rehash(
+    server: &RedisServer,
+    conn: &mut Connection,
+    build: &Build,
+    filled: &Filled,
+    detail: &str,
+) {
+    let total = filled.census[&REHASHING_DB]
+        .values()
+        .flat_map(|e| e.values())
+        .sum::<u64>();
+    let (a, b) = if build.has_dictht_keyspace() {
+        let s = dict_states(server.pid(), server.dir())[&REHASHING_DB];
+        assert!(
+            s.rehashidx > 0 && s.size0 == filled.rehash_base && s.size1 == 2 * filled.rehash_base,
+            "{}: db {REHASHING_DB} should be mid-rehash from {} to {} buckets: {s:?}",
+            build.name,
+            filled.rehash_base,
+            2 * filled.rehash_base
+        );
+        (s.used0, s.used1)
+    } else {
+        let t = htstats_tables(conn, REHASHING_DB);
+        assert_eq!(t.len(), 2, "{}: db {REHASHING_DB} tables {t:?}", build.name);
+        (t[0], t[1])
+    };
+    assert!(
+        a >= 300 && b >= 300 && a + b == total,
+        "{}: db {REHASHING_DB} should be mid-rehash with many keys in both tables ({a} + {b}, want {total} in all)\n{detail}",
+        build.name
+    );
+    select(conn, 0);
+}
+
+/// Record the truth of a filled server, right before its core is taken. Order matters: the
+/// TTL and quicklist reads look keys up in the mixed dbs (never in the rehashing db); DEBUG
+/// DIGEST moves nothing in the rehashing db because it has no TTL keys (with TTL keys it
+/// steps a mid-rehash dict on 5.0/6.2, and kills 2.8–3.2), and the rehash state is read after
+/// it anyway; DBSIZE, INFO, DEBUG HTSTATS and gdb reads move nothing.
+pub fn record_truth(
+    server: &RedisServer,
+    build: &Build,
+    filled: Filled,
+    take_digest: bool,
+    compress_lists: bool,
+    notes: &mut Vec<String>,
+) -> MatrixTruth {
+    let mut conn = server.conn();
+    let conn = &mut conn;
+    let started = Instant::now();
+
+    let expiries = expiries(conn, build, &filled.ttl_keys);
+    let bad: Vec<String> = expiries
+        .iter()
+        .filter(|e| e.lo < 0)
+        .map(|e| format!("db {} {}: {}", e.db, show(&e.key), e.lo))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{}: TTL keys without a TTL on the source:\n{}",
+        build.name,
+        bad.join("\n")
+    );
+
+    if build.generation() == Generation::Quicklist {
+        let counts = quicklist_lzf_nodes(server.pid(), &filled.big_lists, server.dir());
+        for ((db, key), (nodes, lzf)) in filled.big_lists.iter().zip(&counts) {
+            assert!(
+                *nodes >= 10,
+                "{}: db {db} {} should span many quicklist nodes, has {nodes}",
+                build.name,
+                show(key)
+            );
+            if compress_lists {
+                assert!(
+                    *lzf >= 5 && *lzf + 2 >= *nodes,
+                    "{}: db {db} {}: with list-compress-depth 1 every inner node should be LZF; {lzf} of {nodes} are (gdb)",
+                    build.name,
+                    show(key)
+                );
+            } else {
+                assert_eq!(
+                    *lzf,
+                    0,
+                    "{}: db {db} {}: list-compress-depth 0, yet {lzf} of {nodes} nodes are LZF (gdb)",
+                    build.name,
+                    show(key)
+                );
+            }
+        }
+        notes.push(format!(
+            "quicklist nodes (total, LZF) per db's list:big, read with gdb: {counts:?}"
+        ));
+    }
+
+    let digest = take_digest.then(|| {
+        let d: String = redis::cmd("DEBUG")
+            .arg("DIGEST")
+            .query(conn)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: DEBUG DIGEST on the source failed: {e}\n--- redis.log tail ---\n{}",
+                    build.name,
+                    server.log_tail(30)
+                )
+            });
+        assert_eq!(d.len(), 40, "DEBUG DIGEST reply {d:?}");
+        assert_ne!(d, "0".repeat(40), "the source dataset is empty");
+        d
+    });
+
+    let sizes = dbsizes(conn);
+    let info = keyspace_info(conn);
+    let expires: BTreeMap<u32, u64> = info.iter().map(|(db, (_, e))| (*db, *e)).collect();
+    for (db, (keys, _)) in &info {
+        assert_eq!(
+            sizes.get(db),
+            Some(keys),
+            "{}: INFO keyspace vs DBSIZE for db {db}",
+            build.name
+        );
+    }
+    for (db, n) in &expires {
+        let ours = filled.ttl_keys.iter().filter(|(d, _)| d == db).count() as u64;
+        assert_eq!(
+            *n, ours,
+            "{}: db {db}: INFO keyspace expires vs the TTL keys the fill set",
+            build.name
+        );
+    }
+    let census_total: u64 = filled
+        .census
+        .values()
+        .flat_map(|t| t.values())
+        .flat_map(|e| e.values())
+        .sum();
+    assert_eq!(
+        census_total,
+        sizes.values().sum::<u64>(),
+        "{}: census {:?} does not add up to DBSIZE {sizes:?}",
+        build.name,
+        filled.census
+    );
+
+    let dbs: Vec<u32> = sizes.keys().copied().collect();
+    let (rehashing, rehash_detail) = rehash_state(server, conn, build, &dbs);
+    assert_eq!(
+        rehashing.get(&REHASHING_DB),
+        Some(&true),
+        "{}: db {REHASHING_DB} must be rehashing when the core is taken\n{rehash_detail}",
+        build.name
+    );
+    assert_mid_rehash(server, conn, build, &filled, &rehash_detail);
+    notes.push(format!(
+        "truth recorded in {:.1?}; rehash state:\n{rehash_detail}",
+        started.elapsed()
+    ));
+
+    MatrixTruth {
+        build: build.clone(),
+        digest,
+        dbsizes: sizes,
+        expires,
+        expiries,
+        rehashing,
+        rehash_detail,
+        filled,
+    }
+}
+
+/// Wait until no key dict of a restored server is mid-rehash (it runs with activerehashing
+/// on). Returns how long that took and how it was seen.
+pub fn wait_rehash_done(
+    server: &RedisServer,
+    conn: &mut Connection,
+    build: &Build,
+    dbs: &[u32],
+) -> String {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(15);
+    loop {
+        let (flags, detail) = rehash_state(server, conn, build, dbs);
+        if flags.values().all(|r| !r) {
+            let how = if build.has_dictht_keyspace() {
+                "gdb rehashidx"
+            } else {
+                "DEBUG HTSTATS"
+            };
+            return format!(
+                "key dicts done rehashing after {:.1?} ({how})",
+                started.elapsed()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: the restored server's key dicts are still rehashing after 15 s:\n{detail}",
+            build.name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
