@@ -81,15 +81,23 @@ impl Executable {
         })
     }
 
-    /// Look `name` up in `.symtab`, then `.dynsym`.
+    /// Look `name` up in `.symtab`, then `.dynsym`. A file-local static renamed by LTO
+    /// (`name.lto_priv.N`) counts as `name`.
     pub fn symbol(&self, name: &str) -> Option<SymbolInfo> {
         let obj = object::File::parse(&*self.map).ok()?;
+        let matches = |n: Result<&str, object::Error>| {
+            n.is_ok_and(|n| {
+                n == name
+                    || n.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(".lto_priv."))
+            })
+        };
         let found = obj
             .symbols()
-            .find(|s| s.name() == Ok(name) && s.is_definition())
+            .find(|s| matches(s.name()) && s.is_definition())
             .or_else(|| {
                 obj.dynamic_symbols()
-                    .find(|s| s.name() == Ok(name) && s.is_definition())
+                    .find(|s| matches(s.name()) && s.is_definition())
             })?;
         Some(SymbolInfo {
             offset: found.address().checked_sub(self.first_vaddr)?,

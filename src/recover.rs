@@ -13,7 +13,7 @@ use crate::core::input::{open_core, InputError};
 use crate::core::{CoreError, CoreFile, ExecutableInCore};
 use crate::profile::{self, Layout, ProfileError, ProfileFile};
 use crate::report::{Report, ReportBuilder, Source};
-use crate::sink::{CountingSink, RdbSink, SinkError};
+use crate::sink::{CountingSink, RdbSink, Sink, SinkError};
 use crate::walker::{KeyspaceWalker, WalkError};
 
 /// What the user asked for.
@@ -449,7 +449,26 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     );
     let tick = |n: u64| bar.inc(n);
 
+    // Function libraries (7.0+): the static `curr_functions_lib_ctx` points at them.
+    let functions = match &layout.functions {
+        None => Ok(Vec::new()),
+        Some(f) => {
+            let offset = binary
+                .as_ref()
+                .and_then(|b| b.symbol("curr_functions_lib_ctx"))
+                .map(|s| s.offset)
+                .or(f.ctx_symbol.map(|s| s.offset));
+            match (offset, exe.as_ref()) {
+                (Some(off), Some(e)) => walker
+                    .functions(e.base.wrapping_add(off))
+                    .map_err(|f| format!("function libraries unreadable: {f}")),
+                _ => Err("function libraries not recovered: neither the binary nor the profile locates curr_functions_lib_ctx".into()),
+            }
+        }
+    };
+
     let Some(output) = output else {
+        report.set_functions(functions.map(|f| f.len() as u64));
         walker.walk(&dbs, &mut CountingSink, &mut report, tick)?;
         bar.finish_and_clear();
         return Ok(report.finish());
@@ -478,6 +497,12 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         ("used-mem", used_mem.to_string()),
     ];
     let mut sink = RdbSink::new(BufWriter::with_capacity(1 << 20, file), rdb_version, &aux)?;
+    let functions = functions.and_then(|libs| match sink.functions(&libs) {
+        Ok(()) => Ok(libs.len() as u64),
+        Err(SinkError::Unwritable { reason }) => Err(reason),
+        Err(e) => Err(e.to_string()),
+    });
+    report.set_functions(functions);
     walker.walk(&dbs, &mut sink, &mut report, tick)?;
     bar.finish_and_clear();
     report.set_reencoded(sink.reencoded());

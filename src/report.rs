@@ -92,6 +92,10 @@ pub struct Report {
     pub dbs: BTreeMap<u32, DbReport>,
     /// Sums over the dbs.
     pub totals: DbReport,
+    /// Function libraries written (7.0+).
+    pub functions: u64,
+    /// Why function libraries could not be recovered or written, when they were not.
+    pub functions_lost: Option<String>,
     /// Lost keys with reasons (at most 100000 listed).
     pub lost_keys: Vec<LostKey>,
     /// Lost keys beyond the listed ones.
@@ -104,6 +108,7 @@ impl Report {
     /// True when every key the dicts counted was recovered.
     pub fn complete(&self) -> bool {
         self.totals.lost == 0
+            && self.functions_lost.is_none()
             && self.totals.keys >= self.totals.expected
             && !self.dbs.values().any(|d| d.unreadable)
     }
@@ -275,6 +280,14 @@ impl ReportBuilder {
                 "{n} keys were re-encoded as plain types because RDB {} cannot hold their in-memory encoding",
                 self.report.rdb_version
             ));
+        }
+    }
+
+    /// Record the function libraries: how many were recovered, or why they were not.
+    pub fn set_functions(&mut self, outcome: Result<u64, String>) {
+        match outcome {
+            Ok(n) => self.report.functions = n,
+            Err(why) => self.report.functions_lost = Some(why),
         }
     }
 

@@ -30,6 +30,10 @@ pub trait Sink {
     fn begin_db(&mut self, db: u32, keys: u64, expires: u64) -> Result<(), SinkError>;
     /// One key, complete and validated.
     fn key(&mut self, key: &RecoveredKey<'_>) -> Result<(), SinkError>;
+    /// The source code of every function library, before the first database.
+    fn functions(&mut self, _libraries: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Counts nothing itself (the report keeps the tallies): the `--dry-run` sink.
@@ -305,6 +309,25 @@ impl<W: Write> Sink for RdbSink<W> {
     fn key(&mut self, key: &RecoveredKey<'_>) -> Result<(), SinkError> {
         self.encode(key)?;
         self.writer.record(&self.record)?;
+        Ok(())
+    }
+
+    fn functions(&mut self, libraries: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
+        if libraries.is_empty() {
+            return Ok(());
+        }
+        if self.writer.version() < ValueType::ListQuicklist2.min_rdb_version() {
+            // FUNCTION2 came with RDB 10 (7.0), like the quicklist-2 type.
+            return Err(SinkError::Unwritable {
+                reason: format!(
+                    "RDB {} cannot carry functions (FUNCTION2 needs RDB 10)",
+                    self.writer.version()
+                ),
+            });
+        }
+        for code in libraries {
+            self.writer.function(code)?;
+        }
         Ok(())
     }
 }

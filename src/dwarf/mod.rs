@@ -365,6 +365,8 @@ const WANTED: &[Wanted] = &[
     ),
     w("rax", &["rax"], &[&["head"], &["numele"], &["numnodes"]]),
     w("raxNode", &["raxNode"], &[&["iskey"], &["size"], &["data"]]),
+    w("functionsLibCtx", &["functionsLibCtx"], &[&["libraries"]]),
+    w("functionLibInfo", &["functionLibInfo"], &[&["name"], &["code"]]),
 ];
 
 /// What a struct needs to be present for, in the error message.
@@ -794,7 +796,7 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
     // Symbols.
     let exe = Executable::open(path).map_err(|e| object_error(path, e))?;
     let mut symbols = BTreeMap::new();
-    for name in ["server", "shared"] {
+    for name in ["server", "shared", "curr_functions_lib_ctx"] {
         if let Some(s) = exe.symbol(name) {
             symbols.insert(
                 name.to_owned(),

@@ -321,6 +321,17 @@ pub struct StreamLayout {
     pub nack_delivery_count: Field,
 }
 
+/// Functions (7.0+): the current functions library context and its libraries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FunctionsLayout {
+    /// `curr_functions_lib_ctx` from the profile (a static: a binary may lack it).
+    pub ctx_symbol: Option<SymbolSpec>,
+    /// `functionsLibCtx.libraries` (dict of name → functionLibInfo).
+    pub libraries: Field,
+    /// `functionLibInfo.code` (sds).
+    pub code: Field,
+}
+
 /// `dictEntry` fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EntryLayout {
@@ -515,6 +526,8 @@ pub struct Layout {
     pub kvstore: KvstoreLayout,
     /// Streams, when the build has them.
     pub stream: Option<StreamLayout>,
+    /// Functions, when the build has them.
+    pub functions: Option<FunctionsLayout>,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -934,6 +947,15 @@ impl Layout {
                     nack_delivery_count: r.field("streamNACK", "delivery_count"),
                 };
                 Some(stream)
+            } else {
+                None
+            },
+            functions: if file.structs.contains_key("functionsLibCtx") {
+                Some(FunctionsLayout {
+                    ctx_symbol: file.symbols.get("curr_functions_lib_ctx").copied(),
+                    libraries: r.field("functionsLibCtx", "libraries"),
+                    code: r.field("functionLibInfo", "code"),
+                })
             } else {
                 None
             },

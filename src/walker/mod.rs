@@ -240,6 +240,52 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         (out, complete)
     }
 
+    /// The source code of every function library (7.0+) in the functions context whose
+    /// pointer is stored at `ctx_ptr_addr` (the `curr_functions_lib_ctx` static).
+    pub fn functions(&self, ctx_ptr_addr: u64) -> Result<Vec<crate::value::Bytes<'a>>, Fault> {
+        let Some(f) = &self.layout.functions else {
+            return Ok(Vec::new());
+        };
+        let ctx = self.space.u64(ctx_ptr_addr)?;
+        if ctx == 0 {
+            return Ok(Vec::new());
+        }
+        let libraries = self
+            .space
+            .uint(ctx.wrapping_add(f.libraries.offset), f.libraries.size)?;
+        let dicts = DictWalker::new(self.space, self.layout);
+        let header = dicts.header(libraries)?;
+        let format = sds::SdsFormat::of(self.layout);
+        let mut out = Vec::new();
+        let mut first = None;
+        dicts
+            .for_each(&header, |_, lib| {
+                let code = self
+                    .space
+                    .uint(lib.wrapping_add(f.code.offset), f.code.size)
+                    .map_err(Fault::from)
+                    .and_then(|p| sds::read_sds(self.space, format, p));
+                match code {
+                    Ok(c) => out.push(c),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            })
+            .into_result()?;
+        if let Some(e) = first {
+            return Err(e);
+        }
+        if out.len() as u64 != header.used() {
+            return Err(Fault::bad(format!(
+                "functions libraries dict yielded {} of {} libraries",
+                out.len(),
+                header.used()
+            )));
+        }
+        Ok(out)
+    }
+
     /// Walk every database, handing each recovered key to `sink` and every loss to `report`.
     pub fn walk(
         &self,
