@@ -38,6 +38,7 @@ enum Command {
     /// Layout profiles: derive one from the DWARF of a redis-server build.
     Layout(cli::layout::LayoutArgs),
     /// Load a recovered dump into a real Redis and prove it matches the recovery report.
+    #[command(long_about = cli::verify::LONG_ABOUT)]
     Verify(cli::verify::VerifyArgs),
 }
 

@@ -2,7 +2,7 @@
 //! `server`, walk, and write the RDB atomically with its report.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -515,7 +515,13 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         });
     }
     let (writer, _) = sink.finish()?;
-    let file: File = writer.into_inner().map_err(|e| out_err(e.into_error()))?;
+    let mut file: File = writer.into_inner().map_err(|e| out_err(e.into_error()))?;
+    // The trailer is the CRC-64 of everything before it; the report keeps it for verify.
+    let mut trailer = [0u8; 8];
+    file.seek(SeekFrom::End(-8)).map_err(out_err)?;
+    file.read_exact(&mut trailer).map_err(out_err)?;
+    let mut report = report;
+    report.set_crc64(u64::from_le_bytes(trailer));
     // tempfile creates 0600; an RDB must be readable by the redis user that will load it.
     #[cfg(unix)]
     {

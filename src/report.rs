@@ -83,6 +83,9 @@ pub struct Report {
     pub output: Option<String>,
     /// RDB version written.
     pub rdb_version: u32,
+    /// CRC-64 trailer of the RDB written (16 hex digits), so `verify` can tell this dump
+    /// from a rewritten or swapped one.
+    pub rdb_crc64: Option<String>,
     /// Keys written as plain list/set/zset/hash because the target RDB version cannot
     /// read their compact in-memory encoding (`--rdb-version`).
     pub reencoded_keys: u64,
@@ -105,6 +108,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Record the CRC-64 trailer of the RDB written.
+    pub fn set_crc64(&mut self, crc: u64) {
+        self.rdb_crc64 = Some(format!("{crc:016x}"));
+    }
+
     /// True when every key the dicts counted was recovered.
     pub fn complete(&self) -> bool {
         self.totals.lost == 0

@@ -412,9 +412,7 @@ fn derived_profiles_resolve_for_the_walker() {
 fn committed_derived_profiles_are_current() {
     for b in BUILDS {
         let p = derive(b);
-        let file = root()
-            .join("layouts")
-            .join(format!("{}.json", b.profile));
+        let file = root().join("layouts").join(format!("{}.json", b.profile));
         let text = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
         let mut committed: ProfileFile = serde_json::from_str(&text)

@@ -1,4 +1,4 @@
-//! Streaming writer for Redis RDB files.
+//! Streaming writer and reader for Redis RDB files.
 //!
 //! The crate is split into small layers:
 //!
@@ -9,7 +9,9 @@
 //!   doubles, times) to a `Vec<u8>`;
 //! * [`RecordBuilder`]: one key's serialized record, assembled in a scratch
 //!   buffer so a key that fails half-way never reaches the file;
-//! * [`RdbWriter`]: the buffered, checksumming file writer.
+//! * [`RdbWriter`]: the buffered, checksumming file writer;
+//! * [`reader`]: the streaming, checksum-verifying [`RdbReader`] that turns a file back
+//!   into one [`Entry`] per key.
 //!
 //! ```
 //! use rdb::{RdbWriter, RecordBuilder, ValueType};
@@ -44,11 +46,13 @@ pub mod consts;
 pub mod crc;
 pub mod encode;
 mod error;
+pub mod reader;
 mod record;
 mod writer;
 
 pub use consts::ValueType;
 pub use crc::{crc64, Crc64};
 pub use error::RdbError;
+pub use reader::{Entry, RdbReader, RdbValue, ReadError};
 pub use record::RecordBuilder;
 pub use writer::RdbWriter;

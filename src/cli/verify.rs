@@ -7,25 +7,28 @@ use std::time::Duration;
 use clap::Args;
 use redis_rescue::verify::{self, docker, output, Target, VerifyOptions};
 
-/// Load a recovered dump into a real Redis of the right version and prove it holds what the
-/// recovery report says.
-///
-/// By default verify starts redis-server (from PATH, or --redis-server) on a free loopback
-/// port in a private temporary directory holding a copy of the dump, waits for the load and
-/// stops it afterwards; the dump itself is never touched. With --connect it uses a server
-/// that is already running (e.g. started with docker/compose.yml) and first checks that the
-/// server holds this dump's keyspace.
-///
-/// Checks: the dump reads whole (CRC-64) and agrees with its report (keys, TTLs and types
-/// per db); the server loaded it (its log's error is shown when not); the server's version
-/// is the report's; DBSIZE per db; then every key (or --sample N random ones): type,
-/// expire time and value.
-///
-/// Exit status: 0 everything matches; 1 the server loaded the dump but something differs
-/// (the first differences are named: db, key, what); 2 the server did not load the dump, or
-/// verify could not run.
+/// The long help of `verify` (`redis-rescue verify --help`).
+pub const LONG_ABOUT: &str = "\
+Load a recovered dump into a real Redis of the right version and prove it holds what the \
+recovery report says.
+
+By default verify starts redis-server (from PATH, or --redis-server) on a free loopback port \
+in a private temporary directory holding a copy of the dump, waits for the load and stops it \
+afterwards; the dump itself is never touched. With --connect it uses a server that is \
+already running (e.g. started with docker/compose.yml; --docker prints the commands) and \
+first checks that the server holds this dump's keyspace.
+
+Checks: the dump reads whole (CRC-64) and agrees with its report (keys, TTLs and types per \
+db); the server loaded it (its log's error is shown when not); the server's version is the \
+report's; DBSIZE per db; then every key (or --sample N random ones): type, expire time and \
+value.
+
+Exit status: 0 everything matches; 1 the server loaded the dump but something differs (the \
+first differences are named: db, key, what); 2 the server did not load the dump, or verify \
+could not run.";
+
+/// Options of `redis-rescue verify`.
 #[derive(Debug, Args)]
-#[command(long_about)]
 pub struct VerifyArgs {
     /// The recovered RDB file.
     pub dump: PathBuf,

@@ -366,7 +366,11 @@ const WANTED: &[Wanted] = &[
     w("rax", &["rax"], &[&["head"], &["numele"], &["numnodes"]]),
     w("raxNode", &["raxNode"], &[&["iskey"], &["size"], &["data"]]),
     w("functionsLibCtx", &["functionsLibCtx"], &[&["libraries"]]),
-    w("functionLibInfo", &["functionLibInfo"], &[&["name"], &["code"]]),
+    w(
+        "functionLibInfo",
+        &["functionLibInfo"],
+        &[&["name"], &["code"]],
+    ),
 ];
 
 /// What a struct needs to be present for, in the error message.

@@ -557,16 +557,18 @@ fn check_value(want: &RdbValue, r: &[Value], w: Window) -> Option<(String, Strin
                 return bad_reply(reply(0));
             };
             // Fields whose own TTL has passed may or may not still be there.
-            let gone = |f: &[u8]| {
-                h.iter()
-                    .any(|x| x.field == f && x.expire_ms.is_some_and(|t| t <= w.after))
-            };
+            let gone: std::collections::HashSet<&[u8]> = h
+                .iter()
+                .filter(|x| x.expire_ms.is_some_and(|t| t <= w.after))
+                .map(|x| x.field.as_slice())
+                .collect();
             let mut want: Vec<(&[u8], &[u8])> = h
                 .iter()
                 .filter(|x| x.expire_ms.is_none_or(|t| t > w.after))
                 .map(|x| (x.field.as_slice(), x.value.as_slice()))
                 .collect();
-            let mut got: Vec<(&[u8], &[u8])> = got.into_iter().filter(|(f, _)| !gone(f)).collect();
+            let mut got: Vec<(&[u8], &[u8])> =
+                got.into_iter().filter(|(f, _)| !gone.contains(f)).collect();
             compare_hash(&mut want, &mut got)
         }
         RdbValue::Stream(s) => check_stream(s, reply(0), reply(1), reply(2)),

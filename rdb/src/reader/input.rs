@@ -98,13 +98,8 @@ impl<R: Read> Input<R> {
     }
 
     pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, ReadError> {
-        let b = *self
-            .available(what)?
-            .first()
-            .ok_or(ReadError::Truncated {
-                offset: self.base + self.pos as u64,
-                what,
-            })?;
+        let b = self.available(what)?.first().copied();
+        let b = b.ok_or_else(|| self.truncated(what))?;
         self.pos += 1;
         Ok(b)
     }
@@ -124,7 +119,10 @@ impl<R: Read> Input<R> {
         Ok(())
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ReadError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], ReadError> {
         let mut a = [0u8; N];
         self.exact(&mut a, what)?;
         Ok(a)
@@ -171,6 +169,7 @@ impl<R: Read> Input<R> {
     }
 
     /// True when no byte is left.
+    #[cfg(test)]
     pub(crate) fn at_end(&mut self) -> Result<bool, ReadError> {
         Ok(!self.fill()?)
     }
@@ -199,10 +198,7 @@ mod tests {
     fn crc_offsets_and_reads_across_refills() {
         let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 300) as u8).collect();
         for chunk in [1, 7, 4096, BUF_CAP, 1 << 20] {
-            let mut inp = Input::new(Dribble {
-                data: &data,
-                chunk,
-            });
+            let mut inp = Input::new(Dribble { data: &data, chunk });
             assert_eq!(inp.u8("a").unwrap(), data[0]);
             let mut v = Vec::new();
             inp.take_into(300_000, &mut v, "b").unwrap();
@@ -217,7 +213,13 @@ mod tests {
             assert!(!inp.at_end().unwrap());
             let err = inp.take_into(10, &mut v, "tail").unwrap_err();
             assert!(
-                matches!(err, ReadError::Truncated { offset: 700_000, what: "tail" }),
+                matches!(
+                    err,
+                    ReadError::Truncated {
+                        offset: 700_000,
+                        what: "tail"
+                    }
+                ),
                 "{err:?}"
             );
             assert!(inp.at_end().unwrap());

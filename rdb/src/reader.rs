@@ -1,0 +1,876 @@
+//! Streaming RDB reader: one key at a time, with the CRC-64 trailer checked at the end.
+//!
+//! [`RdbReader`] parses any RDB file of version 1 to 12 from an [`std::io::Read`] (it buffers
+//! internally): the header, `AUX` fields, `SELECTDB`, `RESIZEDB`, expire times, `IDLE` and
+//! `FREQ`, functions and module aux data (skipped), and every value type Redis writes —
+//! plain and compact encodings (ziplist, listpack, intset, zipmap, quicklists), LZF-compressed
+//! strings, streams with their consumer groups, hashes with field TTLs (7.4+), and module
+//! values (skipped, their type name kept). Each key comes out as an [`Entry`] with its value
+//! decoded into an [`RdbValue`], so memory is bounded by the largest key, not the file.
+//!
+//! The reader never panics and never trusts a length before the data is there: a corrupt
+//! length makes it fail with [`ReadError::Truncated`] or [`ReadError::Corrupt`], after
+//! allocating at most about a megabyte ahead of the bytes actually read. After the `EOF`
+//! opcode it compares the trailer with the CRC-64 of everything before it; a stored checksum
+//! of 0 means "disabled" (as every Redis loader takes it).
+//!
+//! ```
+//! use rdb::reader::{RdbReader, RdbValue};
+//! use rdb::{RdbWriter, RecordBuilder, ValueType};
+//!
+//! let mut w = RdbWriter::new(Vec::new(), 10)?;
+//! w.select_db(2)?;
+//! let mut rec = RecordBuilder::new(true);
+//! rec.expire_ms(1_700_000_000_000);
+//! rec.value_type(ValueType::String);
+//! rec.key(b"greeting");
+//! rec.string(b"hello");
+//! w.record(&rec)?;
+//! let file = w.finish()?;
+//!
+//! let mut r = RdbReader::new(&file[..]).expect("header");
+//! let e = r.next_entry().expect("valid").expect("one key");
+//! assert_eq!((e.db, &e.key[..], e.expire_ms), (2, &b"greeting"[..], Some(1_700_000_000_000)));
+//! assert_eq!(e.value, RdbValue::String(b"hello".to_vec()));
+//! assert!(r.next_entry().expect("valid").is_none());
+//! assert!(r.checksum().is_some());
+//! # Ok::<(), rdb::RdbError>(())
+//! ```
+
+mod blob;
+mod input;
+mod lzf;
+mod stream;
+
+use std::io::Read;
+
+use crate::consts::{
+    AUX, EOF, EXPIRETIME, EXPIRETIME_MS, FREQ, FUNCTION2, IDLE, MODULE_AUX, RDB_VERSION_CHECKSUM,
+    RDB_VERSION_MAX, RESIZEDB, SELECTDB, SLOT_INFO,
+};
+use blob::Item;
+use input::Input;
+
+pub use stream::{Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamPending};
+
+/// Initial capacity of a collection whose length comes from the file: never more than this
+/// until the elements are really there.
+const MAX_PREALLOC: usize = 1024;
+/// AUX fields kept (a file may carry many `lua` scripts; they are parsed, not kept).
+const MAX_AUX_KEPT: usize = 64;
+/// AUX values longer than this are not kept.
+const MAX_AUX_VALUE: usize = 4096;
+
+/// Opcode of the pre-GA function format of 7.0 release candidates (unsupported).
+const FUNCTION_PRE_GA: u8 = 0xF6;
+
+/// What can go wrong while reading an RDB file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The underlying reader failed.
+    #[error("I/O error at offset {offset}: {source}")]
+    Io {
+        /// File offset of the failed read.
+        offset: u64,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file does not start with `REDIS` and four digits.
+    #[error("not an RDB file (no REDIS magic and version at the start)")]
+    NotRdb,
+    /// The version is outside 1..=12.
+    #[error("unsupported RDB version {0} (this reader knows 1..={max})", max = RDB_VERSION_MAX)]
+    BadVersion(u32),
+    /// The file ends in the middle of something.
+    #[error("file truncated at offset {offset}: it ends inside {what}")]
+    Truncated {
+        /// Length of the file (where more was needed).
+        offset: u64,
+        /// What was being read.
+        what: &'static str,
+    },
+    /// The bytes do not form a valid RDB.
+    #[error("corrupt RDB at offset {offset}: {what}")]
+    Corrupt {
+        /// File offset of the opcode or record at fault.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// Valid RDB this reader does not handle.
+    #[error("unsupported at offset {offset}: {what}")]
+    Unsupported {
+        /// File offset of the opcode or record.
+        offset: u64,
+        /// What it is.
+        what: String,
+    },
+    /// The CRC-64 trailer differs from the checksum of the file's bytes.
+    #[error("checksum mismatch: the trailer says {stored:#018x}, the file's bytes give {computed:#018x}")]
+    Checksum {
+        /// The trailer's value.
+        stored: u64,
+        /// CRC-64 of every byte from the magic through `EOF`.
+        computed: u64,
+    },
+}
+
+/// Outcome of the trailer check, known once the reader has passed `EOF`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    /// The trailer matched this CRC-64.
+    Verified(u64),
+    /// The trailer is 0: the writer had checksums disabled.
+    Disabled,
+    /// RDB versions below 5 have no trailer.
+    Absent,
+}
+
+/// One key as stored in the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Database number (from the last `SELECTDB`, 0 before any).
+    pub db: u32,
+    /// The key.
+    pub key: Vec<u8>,
+    /// Absolute expire time in Unix milliseconds, if any.
+    pub expire_ms: Option<i64>,
+    /// LRU idle seconds (`IDLE` opcode), if present.
+    pub idle: Option<u64>,
+    /// LFU counter (`FREQ` opcode), if present.
+    pub freq: Option<u8>,
+    /// The object type byte the value was stored with.
+    pub rdb_type: u8,
+    /// The decoded value.
+    pub value: RdbValue,
+}
+
+/// A hash field with its own expire time (Redis 7.4+ hash field TTLs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashField {
+    /// Field name.
+    pub field: Vec<u8>,
+    /// Value.
+    pub value: Vec<u8>,
+    /// Absolute expire time in Unix ms, or `None` for a field without TTL.
+    pub expire_ms: Option<i64>,
+}
+
+/// A module value: only its type is known, its data is module-defined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleValue {
+    /// The module type name (9 characters, what `TYPE` prints).
+    pub type_name: String,
+    /// The module type's encoding version.
+    pub encver: u32,
+}
+
+/// A decoded value, whatever encoding it was stored in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RdbValue {
+    /// A string (integers as their decimal text).
+    String(Vec<u8>),
+    /// List elements in order.
+    List(Vec<Vec<u8>>),
+    /// Set members, in file order.
+    Set(Vec<Vec<u8>>),
+    /// Sorted set members with their scores, in file order.
+    Zset(Vec<(Vec<u8>, f64)>),
+    /// Hash fields and values, in file order.
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A hash some of whose fields have their own TTL (RDB types 24 and 25).
+    HashWithTtl(Vec<HashField>),
+    /// A stream with its consumer groups.
+    Stream(Box<Stream>),
+    /// A module value (skipped).
+    Module(ModuleValue),
+}
+
+impl RdbValue {
+    /// The type name `TYPE` returns for this value.
+    pub fn type_name(&self) -> &str {
+        match self {
+            RdbValue::String(_) => "string",
+            RdbValue::List(_) => "list",
+            RdbValue::Set(_) => "set",
+            RdbValue::Zset(_) => "zset",
+            RdbValue::Hash(_) | RdbValue::HashWithTtl(_) => "hash",
+            RdbValue::Stream(_) => "stream",
+            RdbValue::Module(m) => &m.type_name,
+        }
+    }
+
+    /// Number of elements (1 for a string or module value, entries for a stream).
+    pub fn len(&self) -> usize {
+        match self {
+            RdbValue::String(_) | RdbValue::Module(_) => 1,
+            RdbValue::List(v) | RdbValue::Set(v) => v.len(),
+            RdbValue::Zset(v) => v.len(),
+            RdbValue::Hash(v) => v.len(),
+            RdbValue::HashWithTtl(v) => v.len(),
+            RdbValue::Stream(s) => s.entries.len(),
+        }
+    }
+
+    /// True for a collection without elements.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            RdbValue::String(_) | RdbValue::Module(_) => false,
+            _ => self.len() == 0,
+        }
+    }
+
+    /// Approximate heap bytes the value holds (for batching by size).
+    pub fn weight(&self) -> usize {
+        const PER_ITEM: usize = 24;
+        match self {
+            RdbValue::String(s) => s.len(),
+            RdbValue::List(v) | RdbValue::Set(v) => v.iter().map(|e| e.len() + PER_ITEM).sum(),
+            RdbValue::Zset(v) => v.iter().map(|(m, _)| m.len() + PER_ITEM + 8).sum(),
+            RdbValue::Hash(v) => v
+                .iter()
+                .map(|(f, x)| f.len() + x.len() + 2 * PER_ITEM)
+                .sum(),
+            RdbValue::HashWithTtl(v) => v
+                .iter()
+                .map(|h| h.field.len() + h.value.len() + 2 * PER_ITEM + 8)
+                .sum(),
+            RdbValue::Stream(s) => s.weight(),
+            RdbValue::Module(_) => PER_ITEM,
+        }
+    }
+}
+
+/// Streaming reader of an RDB file; see the [module docs](self).
+#[derive(Debug)]
+pub struct RdbReader<R> {
+    input: Input<R>,
+    version: u32,
+    db: u32,
+    aux: Vec<(Vec<u8>, Vec<u8>)>,
+    functions: u64,
+    resize_hints: Vec<(u32, u64, u64)>,
+    checksum: Option<Checksum>,
+    /// Set after EOF or an error: no more entries.
+    done: bool,
+    keys: u64,
+}
+
+impl<R: Read> RdbReader<R> {
+    /// Reads and checks the header (`REDIS` + four-digit version 1..=12).
+    pub fn new(inner: R) -> Result<Self, ReadError> {
+        let mut input = Input::new(inner);
+        let magic: [u8; 9] = input.array("the header").map_err(|e| match e {
+            ReadError::Truncated { .. } => ReadError::NotRdb,
+            other => other,
+        })?;
+        let (tag, digits) = magic.split_at(5);
+        if tag != b"REDIS" || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(ReadError::NotRdb);
+        }
+        let version = digits
+            .iter()
+            .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+        if !(1..=RDB_VERSION_MAX).contains(&version) {
+            return Err(ReadError::BadVersion(version));
+        }
+        Ok(RdbReader {
+            input,
+            version,
+            db: 0,
+            aux: Vec::new(),
+            functions: 0,
+            resize_hints: Vec::new(),
+            checksum: None,
+            done: false,
+            keys: 0,
+        })
+    }
+
+    /// The file's RDB version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// AUX fields seen so far (the first 64, values up to 4 KiB), in file order.
+    pub fn aux(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.aux
+    }
+
+    /// The value of AUX field `name`, if seen and kept.
+    pub fn aux_value(&self, name: &[u8]) -> Option<&[u8]> {
+        self.aux
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Function libraries seen so far (`FUNCTION2` opcodes, skipped).
+    pub fn functions(&self) -> u64 {
+        self.functions
+    }
+
+    /// `RESIZEDB` hints seen so far: (db, keys, expires).
+    pub fn resize_hints(&self) -> &[(u32, u64, u64)] {
+        &self.resize_hints
+    }
+
+    /// Keys returned so far.
+    pub fn keys_read(&self) -> u64 {
+        self.keys
+    }
+
+    /// Offset of the next byte to read.
+    pub fn offset(&self) -> u64 {
+        self.input.offset()
+    }
+
+    /// The trailer check, once [`next_entry`](Self::next_entry) has returned `Ok(None)`.
+    pub fn checksum(&self) -> Option<Checksum> {
+        self.checksum
+    }
+
+    /// The next key, `Ok(None)` after `EOF` (and a good checksum), or the first error. After
+    /// an error or the end, it keeps returning `Ok(None)`.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, ReadError> {
+        if self.done {
+            return Ok(None);
+        }
+        let r = self.next_inner();
+        if !matches!(r, Ok(Some(_))) {
+            self.done = true;
+        }
+        r
+    }
+
+    fn corrupt(&self, offset: u64, what: impl Into<String>) -> ReadError {
+        ReadError::Corrupt {
+            offset,
+            what: what.into(),
+        }
+    }
+
+    fn next_inner(&mut self) -> Result<Option<Entry>, ReadError> {
+        let mut expire_ms = None;
+        let mut idle = None;
+        let mut freq = None;
+        loop {
+            let at = self.input.offset();
+            let op = self.input.u8("an opcode")?;
+            match op {
+                EXPIRETIME_MS => {
+                    expire_ms = Some(i64::from_le_bytes(self.input.array("an expire time")?));
+                }
+                EXPIRETIME => {
+                    let secs = i32::from_le_bytes(self.input.array("an expire time")?);
+                    expire_ms = Some(i64::from(secs) * 1000);
+                }
+                IDLE => idle = Some(self.len("an IDLE time")?),
+                FREQ => freq = Some(self.input.u8("a FREQ counter")?),
+                SELECTDB => {
+                    let db = self.len("a SELECTDB number")?;
+                    self.db = u32::try_from(db)
+                        .map_err(|_| self.corrupt(at, format!("SELECTDB {db} is out of range")))?;
+                }
+                RESIZEDB => {
+                    let keys = self.len("RESIZEDB")?;
+                    let expires = self.len("RESIZEDB")?;
+                    if self.resize_hints.len() < 1024 {
+                        self.resize_hints.push((self.db, keys, expires));
+                    }
+                }
+                AUX => {
+                    let k = self.string("an AUX field")?;
+                    let v = self.string("an AUX value")?;
+                    if self.aux.len() < MAX_AUX_KEPT && v.len() <= MAX_AUX_VALUE {
+                        self.aux.push((k, v));
+                    }
+                }
+                MODULE_AUX => {
+                    let id = self.len("a module id")?;
+                    let when_op = self.len("MODULE_AUX")?;
+                    if when_op != MODULE_OPCODE_UINT {
+                        return Err(self.corrupt(at, "MODULE_AUX without its `when` field"));
+                    }
+                    let _when = self.len("MODULE_AUX")?;
+                    self.skip_module_data(at).map_err(|e| {
+                        add_context(e, &format!("module aux data of {}", module_name(id).0))
+                    })?;
+                }
+                FUNCTION2 => {
+                    self.skip_string("a function library")?;
+                    self.functions += 1;
+                }
+                FUNCTION_PRE_GA => {
+                    return Err(ReadError::Unsupported {
+                        offset: at,
+                        what: "pre-GA function opcode (0xF6) of Redis 7.0 release candidates"
+                            .into(),
+                    })
+                }
+                SLOT_INFO => {
+                    for _ in 0..3 {
+                        self.len("SLOT_INFO")?;
+                    }
+                }
+                EOF => {
+                    self.finish_file()?;
+                    return Ok(None);
+                }
+                ty => {
+                    let key = self.string("a key")?;
+                    let value = self
+                        .value(ty, at)
+                        .map_err(|e| add_context(e, &format!("key {}", printable(&key))))?;
+                    self.keys += 1;
+                    return Ok(Some(Entry {
+                        db: self.db,
+                        key,
+                        expire_ms,
+                        idle,
+                        freq,
+                        rdb_type: ty,
+                        value,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn finish_file(&mut self) -> Result<(), ReadError> {
+        if self.version < RDB_VERSION_CHECKSUM {
+            self.checksum = Some(Checksum::Absent);
+            return Ok(());
+        }
+        let computed = self.input.crc();
+        let stored = u64::from_le_bytes(self.input.array("the checksum trailer")?);
+        if stored == 0 {
+            self.checksum = Some(Checksum::Disabled);
+        } else if stored != computed {
+            return Err(ReadError::Checksum { stored, computed });
+        } else {
+            self.checksum = Some(Checksum::Verified(computed));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ primitives
+
+    /// A length (not a special string encoding).
+    fn len(&mut self, what: &'static str) -> Result<u64, ReadError> {
+        match self.len_or_special(what)? {
+            Len::Len(n) => Ok(n),
+            Len::Special(_) => {
+                let at = self.input.offset().saturating_sub(1);
+                Err(self.corrupt(
+                    at,
+                    format!("{what}: a string encoding where a length belongs"),
+                ))
+            }
+        }
+    }
+
+    fn len_or_special(&mut self, what: &'static str) -> Result<Len, ReadError> {
+        let at = self.input.offset();
+        let first = self.input.u8(what)?;
+        Ok(match first >> 6 {
+            0 => Len::Len(u64::from(first & 0x3F)),
+            1 => {
+                let lo = self.input.u8(what)?;
+                Len::Len((u64::from(first & 0x3F) << 8) | u64::from(lo))
+            }
+            2 => match first {
+                0x80 => Len::Len(u64::from(u32::from_be_bytes(self.input.array(what)?))),
+                0x81 => Len::Len(u64::from_be_bytes(self.input.array(what)?)),
+                _ => {
+                    return Err(
+                        self.corrupt(at, format!("{what}: unknown length byte {first:#04x}"))
+                    )
+                }
+            },
+            _ => Len::Special(first & 0x3F),
+        })
+    }
+
+    /// A length used as an element count.
+    fn elements(&mut self, what: &'static str) -> Result<u64, ReadError> {
+        self.len(what)
+    }
+
+    /// A string in any encoding (int-encoded ones as decimal text).
+    fn string(&mut self, what: &'static str) -> Result<Vec<u8>, ReadError> {
+        let at = self.input.offset();
+        match self.len_or_special(what)? {
+            Len::Len(n) => {
+                let mut v = Vec::new();
+                self.input.take_into(n, &mut v, what)?;
+                Ok(v)
+            }
+            Len::Special(0) => Ok(i64::from(i8::from_le_bytes(self.input.array(what)?))
+                .to_string()
+                .into_bytes()),
+            Len::Special(1) => Ok(i64::from(i16::from_le_bytes(self.input.array(what)?))
+                .to_string()
+                .into_bytes()),
+            Len::Special(2) => Ok(i64::from(i32::from_le_bytes(self.input.array(what)?))
+                .to_string()
+                .into_bytes()),
+            Len::Special(3) => {
+                let clen = self.len(what)?;
+                let rlen = self.len(what)?;
+                let mut c = Vec::new();
+                self.input.take_into(clen, &mut c, what)?;
+                let rlen = usize::try_from(rlen)
+                    .map_err(|_| self.corrupt(at, "LZF raw length too large"))?;
+                lzf::decompress(&c, rlen).map_err(|e| self.corrupt(at, format!("{what}: {e}")))
+            }
+            Len::Special(s) => {
+                Err(self.corrupt(at, format!("{what}: unknown string encoding {s}")))
+            }
+        }
+    }
+
+    /// Skips a string without keeping it (LZF data is skipped compressed).
+    fn skip_string(&mut self, what: &'static str) -> Result<(), ReadError> {
+        let at = self.input.offset();
+        match self.len_or_special(what)? {
+            Len::Len(n) => self.input.skip(n, what),
+            Len::Special(0) => self.input.skip(1, what),
+            Len::Special(1) => self.input.skip(2, what),
+            Len::Special(2) => self.input.skip(4, what),
+            Len::Special(3) => {
+                let clen = self.len(what)?;
+                let _rlen = self.len(what)?;
+                self.input.skip(clen, what)
+            }
+            Len::Special(s) => {
+                Err(self.corrupt(at, format!("{what}: unknown string encoding {s}")))
+            }
+        }
+    }
+
+    /// A score in the old text form (ZSET type 3).
+    fn string_double(&mut self, at: u64) -> Result<f64, ReadError> {
+        let n = self.input.u8("a score")?;
+        match n {
+            253 => Ok(f64::NAN),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            _ => {
+                let mut v = Vec::new();
+                self.input.take_into(u64::from(n), &mut v, "a score")?;
+                parse_score(&v).ok_or_else(|| {
+                    self.corrupt(at, format!("score {:?} is not a number", printable(&v)))
+                })
+            }
+        }
+    }
+
+    fn binary_double(&mut self) -> Result<f64, ReadError> {
+        Ok(f64::from_le_bytes(self.input.array("a score")?))
+    }
+
+    fn millis(&mut self, what: &'static str) -> Result<i64, ReadError> {
+        Ok(i64::from_le_bytes(self.input.array(what)?))
+    }
+
+    /// A string holding a blob that `decode` turns into a value.
+    fn blob<T>(
+        &mut self,
+        at: u64,
+        what: &'static str,
+        decode: impl FnOnce(&[u8]) -> Result<T, blob::BlobError>,
+    ) -> Result<T, ReadError> {
+        let b = self.string(what)?;
+        decode(&b).map_err(|e| self.corrupt(at, e))
+    }
+
+    // ---------------------------------------------------------------------- values
+
+    fn value(&mut self, ty: u8, at: u64) -> Result<RdbValue, ReadError> {
+        Ok(match ty {
+            0 => RdbValue::String(self.string("a string value")?),
+            1 => RdbValue::List(self.strings("a list")?),
+            2 => RdbValue::Set(self.strings("a set")?),
+            3 | 5 => {
+                let n = self.elements("a sorted set")?;
+                let mut v = Vec::with_capacity(cap(n));
+                for _ in 0..n {
+                    let m = self.string("a sorted set member")?;
+                    let s = if ty == 3 {
+                        self.string_double(at)?
+                    } else {
+                        self.binary_double()?
+                    };
+                    v.push((m, s));
+                }
+                RdbValue::Zset(v)
+            }
+            4 => {
+                let n = self.elements("a hash")?;
+                let mut v = Vec::with_capacity(cap(n));
+                for _ in 0..n {
+                    let f = self.string("a hash field")?;
+                    let x = self.string("a hash value")?;
+                    v.push((f, x));
+                }
+                RdbValue::Hash(v)
+            }
+            7 => RdbValue::Module(self.module_value(at)?),
+            9 => RdbValue::Hash(self.blob(at, "a zipmap", |b| {
+                Ok(blob::zipmap(b)?
+                    .into_iter()
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .collect())
+            })?),
+            10 => RdbValue::List(self.blob(at, "a ziplist", |b| {
+                Ok(blob::ziplist(b)?.into_iter().map(Item::to_vec).collect())
+            })?),
+            11 => RdbValue::Set(self.blob(at, "an intset", |b| {
+                Ok(blob::intset(b)?
+                    .into_iter()
+                    .map(|i| i.to_string().into_bytes())
+                    .collect())
+            })?),
+            12 => RdbValue::Zset(self.blob(at, "a ziplist", |b| zset_pairs(blob::ziplist(b)?))?),
+            13 => RdbValue::Hash(self.blob(at, "a ziplist", |b| pairs(blob::ziplist(b)?))?),
+            14 => {
+                let n = self.elements("a quicklist")?;
+                let mut v = Vec::new();
+                for _ in 0..n {
+                    let items = self.blob(at, "a quicklist node", |b| {
+                        Ok(blob::ziplist(b)?
+                            .into_iter()
+                            .map(Item::to_vec)
+                            .collect::<Vec<_>>())
+                    })?;
+                    v.extend(items);
+                }
+                RdbValue::List(v)
+            }
+            15 | 19 | 21 => RdbValue::Stream(Box::new(self.stream(ty, at)?)),
+            16 => RdbValue::Hash(self.blob(at, "a listpack", |b| pairs(blob::listpack(b)?))?),
+            17 => RdbValue::Zset(self.blob(at, "a listpack", |b| zset_pairs(blob::listpack(b)?))?),
+            18 => {
+                let n = self.elements("a quicklist")?;
+                let mut v = Vec::new();
+                for _ in 0..n {
+                    let container = self.len("a quicklist node container")?;
+                    match container {
+                        1 => v.push(self.string("a plain quicklist node")?),
+                        2 => {
+                            let items = self.blob(at, "a quicklist node", |b| {
+                                Ok(blob::listpack(b)?
+                                    .into_iter()
+                                    .map(Item::to_vec)
+                                    .collect::<Vec<_>>())
+                            })?;
+                            if items.is_empty() {
+                                return Err(self.corrupt(at, "empty quicklist node"));
+                            }
+                            v.extend(items);
+                        }
+                        c => {
+                            return Err(self.corrupt(at, format!("unknown quicklist container {c}")))
+                        }
+                    }
+                }
+                RdbValue::List(v)
+            }
+            20 => RdbValue::Set(self.blob(at, "a listpack", |b| {
+                Ok(blob::listpack(b)?.into_iter().map(Item::to_vec).collect())
+            })?),
+            24 => {
+                let min_expire = self.millis("a hash's minimum field expire")?;
+                let n = self.elements("a hash")?;
+                let mut v = Vec::with_capacity(cap(n));
+                for _ in 0..n {
+                    let ttl = self.len("a hash field TTL")?;
+                    let field = self.string("a hash field")?;
+                    let value = self.string("a hash value")?;
+                    let expire_ms = if ttl == 0 {
+                        None
+                    } else {
+                        let off = i64::try_from(ttl - 1)
+                            .map_err(|_| self.corrupt(at, "hash field TTL out of range"))?;
+                        Some(min_expire.saturating_add(off))
+                    };
+                    v.push(HashField {
+                        field,
+                        value,
+                        expire_ms,
+                    });
+                }
+                RdbValue::HashWithTtl(v)
+            }
+            25 => {
+                let _min_expire = self.millis("a hash's minimum field expire")?;
+                RdbValue::HashWithTtl(self.blob(at, "a listpack", |b| {
+                    let items = blob::listpack(b)?;
+                    if !items.len().is_multiple_of(3) {
+                        return Err("hash listpack with TTLs is not made of triplets");
+                    }
+                    items
+                        .chunks_exact(3)
+                        .map(|t| match t {
+                            [f, v, e] => {
+                                let e = e.as_int().ok_or("hash field TTL is not an integer")?;
+                                Ok(HashField {
+                                    field: f.to_vec(),
+                                    value: v.to_vec(),
+                                    expire_ms: (e != 0).then_some(e),
+                                })
+                            }
+                            _ => Err("hash listpack triplet"),
+                        })
+                        .collect()
+                })?)
+            }
+            6 => {
+                return Err(ReadError::Unsupported {
+                    offset: at,
+                    what: "pre-GA module value (type 6)".into(),
+                })
+            }
+            other => {
+                return Err(ReadError::Unsupported {
+                    offset: at,
+                    what: format!("unknown object type {other}"),
+                })
+            }
+        })
+    }
+
+    fn strings(&mut self, what: &'static str) -> Result<Vec<Vec<u8>>, ReadError> {
+        let n = self.elements(what)?;
+        let mut v = Vec::with_capacity(cap(n));
+        for _ in 0..n {
+            v.push(self.string(what)?);
+        }
+        Ok(v)
+    }
+
+    fn module_value(&mut self, at: u64) -> Result<ModuleValue, ReadError> {
+        let id = self.len("a module id")?;
+        let (type_name, encver) = module_name(id);
+        self.skip_module_data(at)
+            .map_err(|e| add_context(e, &format!("module type {type_name}")))?;
+        Ok(ModuleValue { type_name, encver })
+    }
+
+    /// Skips module-serialized data: typed opcodes up to the module EOF (0).
+    fn skip_module_data(&mut self, at: u64) -> Result<(), ReadError> {
+        loop {
+            match self.len("module data")? {
+                0 => return Ok(()),
+                1 | 2 => {
+                    self.len("a module integer")?;
+                }
+                3 => self.input.skip(4, "a module float")?,
+                4 => self.input.skip(8, "a module double")?,
+                5 => self.skip_string("a module string")?,
+                op => return Err(self.corrupt(at, format!("unknown module data opcode {op}"))),
+            }
+        }
+    }
+}
+
+impl<R: Read> Iterator for RdbReader<R> {
+    type Item = Result<Entry, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_entry().transpose()
+    }
+}
+
+/// Module opcode announcing an unsigned integer (the `when` of MODULE_AUX).
+const MODULE_OPCODE_UINT: u64 = 2;
+
+enum Len {
+    Len(u64),
+    Special(u8),
+}
+
+/// Capacity to reserve for `n` elements announced by the file.
+fn cap(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX).min(MAX_PREALLOC)
+}
+
+fn add_context(e: ReadError, ctx: &str) -> ReadError {
+    match e {
+        ReadError::Corrupt { offset, what } => ReadError::Corrupt {
+            offset,
+            what: format!("{ctx}: {what}"),
+        },
+        ReadError::Unsupported { offset, what } => ReadError::Unsupported {
+            offset,
+            what: format!("{ctx}: {what}"),
+        },
+        other => other,
+    }
+}
+
+/// Printable form of key bytes: ASCII kept, the rest escaped.
+fn printable(b: &[u8]) -> String {
+    const MAX: usize = 200;
+    let s = b.get(..MAX).unwrap_or(b).escape_ascii().to_string();
+    if b.len() > MAX {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
+
+/// Type name and encoding version of a module type id (9 characters of 6 bits, then 10 bits).
+fn module_name(id: u64) -> (String, u32) {
+    const CHARSET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut name = String::with_capacity(9);
+    let sig = id >> 10;
+    for i in (0..9).rev() {
+        let c = CHARSET
+            .get(((sig >> (6 * i)) & 63) as usize)
+            .copied()
+            .unwrap_or(b'?');
+        name.push(char::from(c));
+    }
+    (name, (id & 1023) as u32)
+}
+
+/// A score written as text (`%.17g`, "inf", "-inf", "nan").
+pub(crate) fn parse_score(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    s.parse::<f64>().ok()
+}
+
+/// Field/value pairs.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn pairs(items: Vec<Item<'_>>) -> Result<Pairs, blob::BlobError> {
+    if !items.len().is_multiple_of(2) {
+        return Err("odd number of elements where pairs belong");
+    }
+    Ok(items
+        .chunks_exact(2)
+        .filter_map(|p| match p {
+            [a, b] => Some((a.to_vec(), b.to_vec())),
+            _ => None,
+        })
+        .collect())
+}
+
+fn zset_pairs(items: Vec<Item<'_>>) -> Result<Vec<(Vec<u8>, f64)>, blob::BlobError> {
+    if !items.len().is_multiple_of(2) {
+        return Err("odd number of elements where member/score pairs belong");
+    }
+    items
+        .chunks_exact(2)
+        .map(|p| match p {
+            [m, Item::Int(i)] => Ok((m.to_vec(), *i as f64)),
+            [m, Item::Str(s)] => Ok((m.to_vec(), parse_score(s).ok_or("score is not a number")?)),
+            _ => Err("member/score pair"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! Streams (RDB types 15, 19 and 21): the listpacks of entries, then the stream's metadata
+//! and its consumer groups.
+
+use std::io::Read;
+
+use super::blob::{self, Item};
+use super::{cap, RdbReader, ReadError};
+
+/// A stream entry ID.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl StreamId {
+    /// Parses the `MS-SEQ` text form.
+    pub fn parse(s: &str) -> Option<StreamId> {
+        let (ms, seq) = s.split_once('-')?;
+        Some(StreamId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    fn from_raw(b: &[u8; 16]) -> StreamId {
+        let (ms, seq) = b.split_at(8);
+        StreamId {
+            ms: u64::from_be_bytes(ms.try_into().unwrap_or_default()),
+            seq: u64::from_be_bytes(seq.try_into().unwrap_or_default()),
+        }
+    }
+}
+
+/// One (live) stream entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamEntry {
+    /// Its ID.
+    pub id: StreamId,
+    /// Field/value pairs in order.
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// An entry of a consumer group's pending entries list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPending {
+    /// The pending entry.
+    pub id: StreamId,
+    /// Last delivery time, Unix ms.
+    pub delivery_time: i64,
+    /// Number of deliveries.
+    pub delivery_count: u64,
+}
+
+/// A consumer of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamConsumer {
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Last time it was seen, Unix ms.
+    pub seen_time: i64,
+    /// Last successful interaction, Unix ms (RDB type 21; `None` before).
+    pub active_time: Option<i64>,
+    /// IDs of the entries pending for it.
+    pub pending: Vec<StreamId>,
+}
+
+/// A consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamGroup {
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Last delivered ID.
+    pub last_id: StreamId,
+    /// Entries read counter (RDB types 19 and 21).
+    pub entries_read: Option<u64>,
+    /// The group's pending entries list.
+    pub pending: Vec<StreamPending>,
+    /// Its consumers.
+    pub consumers: Vec<StreamConsumer>,
+}
+
+/// A stream value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stream {
+    /// Live entries in ID order.
+    pub entries: Vec<StreamEntry>,
+    /// The stream's length as recorded (`XLEN`).
+    pub length: u64,
+    /// Last generated ID.
+    pub last_id: StreamId,
+    /// First entry's ID (RDB types 19 and 21).
+    pub first_id: Option<StreamId>,
+    /// Largest deleted ID (RDB types 19 and 21).
+    pub max_deleted_id: Option<StreamId>,
+    /// Entries ever added (RDB types 19 and 21).
+    pub entries_added: Option<u64>,
+    /// Consumer groups.
+    pub groups: Vec<StreamGroup>,
+}
+
+impl Stream {
+    /// Approximate heap bytes held.
+    pub fn weight(&self) -> usize {
+        let entries: usize = self
+            .entries
+            .iter()
+            .map(|e| {
+                32 + e
+                    .fields
+                    .iter()
+                    .map(|(f, v)| f.len() + v.len() + 48)
+                    .sum::<usize>()
+            })
+            .sum();
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|g| {
+                64 + g.name.len()
+                    + g.pending.len() * 40
+                    + g.consumers
+                        .iter()
+                        .map(|c| 64 + c.name.len() + c.pending.len() * 16)
+                        .sum::<usize>()
+            })
+            .sum();
+        entries + groups
+    }
+}
+
+/// Entry flag: the entry is deleted.
+const FLAG_DELETED: i64 = 1;
+/// Entry flag: the entry has the master entry's fields.
+const FLAG_SAMEFIELDS: i64 = 2;
+
+/// Decodes one listpack node of a stream whose master ID is `master`, appending live entries.
+fn decode_node(
+    master: StreamId,
+    items: &[Item<'_>],
+    out: &mut Vec<StreamEntry>,
+) -> Result<(), blob::BlobError> {
+    let mut it = items.iter().copied();
+    let mut int = |what: &'static str| -> Result<i64, blob::BlobError> {
+        it.next().and_then(Item::as_int).ok_or(what)
+    };
+    let count = int("stream node without its entry count")?;
+    let deleted = int("stream node without its deleted count")?;
+    let nfields = int("stream node without its master field count")?;
+    let nfields = usize::try_from(nfields).map_err(|_| "negative master field count")?;
+    if nfields > items.len() {
+        return Err("stream master field count exceeds the node");
+    }
+    let mut rest = items.get(3..).ok_or("stream node")?.iter().copied();
+    let master_fields: Vec<Item<'_>> = rest.by_ref().take(nfields).collect();
+    if master_fields.len() != nfields {
+        return Err("stream master entry is cut short");
+    }
+    if rest.next().and_then(Item::as_int) != Some(0) {
+        return Err("stream master entry does not end with 0");
+    }
+    let (mut live, mut dead) = (0i64, 0i64);
+    while let Some(flags) = rest.next() {
+        let flags = flags.as_int().ok_or("stream entry flags")?;
+        let ms_diff = rest
+            .next()
+            .and_then(Item::as_int)
+            .ok_or("stream entry ID")?;
+        let seq_diff = rest
+            .next()
+            .and_then(Item::as_int)
+            .ok_or("stream entry ID")?;
+        let id = StreamId {
+            ms: master.ms.wrapping_add(ms_diff as u64),
+            seq: master.seq.wrapping_add(seq_diff as u64),
+        };
+        let mut fields = Vec::new();
+        let mut elements = 3i64;
+        if flags & FLAG_SAMEFIELDS != 0 {
+            for f in &master_fields {
+                let v = rest.next().ok_or("stream entry is cut short")?;
+                fields.push((f.to_vec(), v.to_vec()));
+            }
+            elements += nfields as i64;
+        } else {
+            let n = rest
+                .next()
+                .and_then(Item::as_int)
+                .ok_or("stream entry field count")?;
+            let n = usize::try_from(n).map_err(|_| "negative stream field count")?;
+            if n > items.len() {
+                return Err("stream entry field count exceeds the node");
+            }
+            for _ in 0..n {
+                let f = rest.next().ok_or("stream entry is cut short")?;
+                let v = rest.next().ok_or("stream entry is cut short")?;
+                fields.push((f.to_vec(), v.to_vec()));
+            }
+            elements += 1 + 2 * n as i64;
+        }
+        let lp_count = rest
+            .next()
+            .and_then(Item::as_int)
+            .ok_or("stream entry without its element count")?;
+        if lp_count != elements {
+            return Err("stream entry element count is wrong");
+        }
+        if flags & FLAG_DELETED != 0 {
+            dead += 1;
+        } else {
+            live += 1;
+            out.push(StreamEntry { id, fields });
+        }
+    }
+    if live != count || dead != deleted {
+        return Err("stream node's entry counts differ from its master entry");
+    }
+    Ok(())
+}
+
+impl<R: Read> RdbReader<R> {
+    fn stream_id(&mut self, what: &'static str) -> Result<StreamId, ReadError> {
+        Ok(StreamId {
+            ms: self.len(what)?,
+            seq: self.len(what)?,
+        })
+    }
+
+    pub(super) fn stream(&mut self, ty: u8, at: u64) -> Result<Stream, ReadError> {
+        let v2 = ty >= 19;
+        let v3 = ty >= 21;
+        let mut s = Stream::default();
+        let nodes = self.len("a stream")?;
+        for _ in 0..nodes {
+            let key = self.string("a stream node ID")?;
+            let raw: [u8; 16] = key
+                .as_slice()
+                .try_into()
+                .map_err(|_| self.corrupt(at, "stream node ID is not 16 bytes"))?;
+            let master = StreamId::from_raw(&raw);
+            let lp = self.string("a stream listpack")?;
+            let items = blob::listpack(&lp).map_err(|e| self.corrupt(at, e))?;
+            if items.is_empty() {
+                return Err(self.corrupt(at, "empty listpack inside a stream"));
+            }
+            decode_node(master, &items, &mut s.entries).map_err(|e| self.corrupt(at, e))?;
+        }
+        s.length = self.len("a stream length")?;
+        s.last_id = self.stream_id("a stream's last ID")?;
+        if v2 {
+            s.first_id = Some(self.stream_id("a stream's first ID")?);
+            s.max_deleted_id = Some(self.stream_id("a stream's max deleted ID")?);
+            s.entries_added = Some(self.len("a stream's entries added")?);
+        }
+        let ngroups = self.len("a stream's group count")?;
+        let mut groups = Vec::with_capacity(cap(ngroups));
+        for _ in 0..ngroups {
+            let name = self.string("a consumer group name")?;
+            let last_id = self.stream_id("a consumer group's last ID")?;
+            let entries_read = if v2 {
+                Some(self.len("a consumer group's entries read")?)
+            } else {
+                None
+            };
+            let npel = self.len("a group PEL")?;
+            let mut pending = Vec::with_capacity(cap(npel));
+            for _ in 0..npel {
+                let raw: [u8; 16] = self.input.array("a PEL entry")?;
+                let delivery_time = self.millis("a PEL delivery time")?;
+                let delivery_count = self.len("a PEL delivery count")?;
+                pending.push(StreamPending {
+                    id: StreamId::from_raw(&raw),
+                    delivery_time,
+                    delivery_count,
+                });
+            }
+            let nconsumers = self.len("a consumer count")?;
+            let mut consumers = Vec::with_capacity(cap(nconsumers));
+            for _ in 0..nconsumers {
+                let cname = self.string("a consumer name")?;
+                let seen_time = self.millis("a consumer's seen time")?;
+                let active_time = if v3 {
+                    Some(self.millis("a consumer's active time")?)
+                } else {
+                    None
+                };
+                let n = self.len("a consumer PEL")?;
+                let mut ids = Vec::with_capacity(cap(n));
+                for _ in 0..n {
+                    let raw: [u8; 16] = self.input.array("a consumer PEL entry")?;
+                    let id = StreamId::from_raw(&raw);
+                    let known = pending.binary_search_by(|p| p.id.cmp(&id)).is_ok()
+                        || pending.iter().any(|p| p.id == id);
+                    if !known {
+                        return Err(self.corrupt(
+                            at,
+                            format!("consumer PEL entry {id} is not in the group's PEL"),
+                        ));
+                    }
+                    ids.push(id);
+                }
+                consumers.push(StreamConsumer {
+                    name: cname,
+                    seen_time,
+                    active_time,
+                    pending: ids,
+                });
+            }
+            groups.push(StreamGroup {
+                name,
+                last_id,
+                entries_read,
+                pending,
+                consumers,
+            });
+        }
+        s.groups = groups;
+        Ok(s)
+    }
+}

@@ -1,0 +1,646 @@
+//! Reader tests on files made by this crate's writer (real-Redis files are tested in the
+//! workspace's `tests/verify_reader.rs`).
+
+use super::blob::tests::{make_listpack, make_ziplist};
+use super::blob::Item;
+use super::*;
+use crate::{RdbWriter, RecordBuilder, ValueType};
+
+fn read_all(file: &[u8]) -> Result<(Vec<Entry>, Option<Checksum>), ReadError> {
+    let mut r = RdbReader::new(file)?;
+    let mut out = Vec::new();
+    while let Some(e) = r.next_entry()? {
+        out.push(e);
+    }
+    Ok((out, r.checksum()))
+}
+
+fn blob_record(ty: ValueType, key: &[u8], blob: &[u8]) -> RecordBuilder {
+    let mut r = RecordBuilder::new(false);
+    r.value_type(ty);
+    r.key(key);
+    r.string(blob);
+    r
+}
+
+fn intset(width: usize, vals: &[i64]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(width as u32).to_le_bytes());
+    b.extend_from_slice(&(vals.len() as u32).to_le_bytes());
+    for v in vals {
+        b.extend_from_slice(&v.to_le_bytes()[..width]);
+    }
+    b
+}
+
+/// A listpack node of a stream: master fields `a`,`b`; entries at master+0, +1 (same
+/// fields), +2 (own fields, deleted) and +3 (own fields).
+fn stream_node() -> Vec<u8> {
+    use Item::*;
+    make_listpack(&[
+        Int(3), // live
+        Int(1), // deleted
+        Int(2),
+        Str(b"a"),
+        Str(b"b"),
+        Int(0),
+        // entry 1: same fields
+        Int(2),
+        Int(0),
+        Int(0),
+        Str(b"1"),
+        Str(b"x"),
+        Int(5),
+        // entry 2: same fields, ms+1
+        Int(2),
+        Int(1),
+        Int(0),
+        Int(7),
+        Str(b"y"),
+        Int(5),
+        // entry 3: deleted, own fields
+        Int(1),
+        Int(2),
+        Int(0),
+        Int(1),
+        Str(b"gone"),
+        Str(b"v"),
+        Int(6),
+        // entry 4: own fields
+        Int(0),
+        Int(3),
+        Int(4),
+        Int(1),
+        Str(b"c"),
+        Int(-9),
+        Int(6),
+    ])
+}
+
+/// A file with every value type and opcode this reader knows.
+fn every_type_file(version: u32) -> Vec<u8> {
+    let mut w = RdbWriter::new(Vec::new(), version).unwrap();
+    w.aux(b"redis-ver", b"7.0.15").unwrap();
+    w.aux_int(b"ctime", 1_700_000_000).unwrap();
+    if version >= 10 {
+        w.function(b"#!lua name=lib\nredis.register_function('f', function() return 1 end)")
+            .unwrap();
+    }
+    w.select_db(0).unwrap();
+    w.resize_db(20, 1).unwrap();
+    let big = vec![b'z'; 3000];
+    let mut r = RecordBuilder::new(true);
+    // 0: strings, int-encoded and LZF-compressed
+    r.expire_ms(1_900_000_000_123);
+    if version >= 9 {
+        r.idle(5);
+    }
+    r.value_type(ValueType::String);
+    r.key(b"s1");
+    r.string(&big);
+    w.record(&r).unwrap();
+    r.clear();
+    if version >= 9 {
+        r.freq(9);
+    }
+    r.value_type(ValueType::String);
+    r.int_string(-70000);
+    r.int_string(12);
+    w.record(&r).unwrap();
+    // 1, 2, 3, 4, 5
+    r.clear();
+    r.value_type(ValueType::List);
+    r.key(b"l1");
+    r.len(3);
+    for e in [&b"a"[..], b"300", &big] {
+        r.string(e);
+    }
+    w.record(&r).unwrap();
+    r.clear();
+    r.value_type(ValueType::Set);
+    r.key(b"set1");
+    r.len(2);
+    r.string(b"m1");
+    r.string(b"m2");
+    w.record(&r).unwrap();
+    r.clear();
+    r.value_type(ValueType::Zset);
+    r.key(b"z3");
+    r.len(3);
+    r.string(b"a");
+    r.string_double(1.5);
+    r.string(b"b");
+    r.string_double(f64::INFINITY);
+    r.string(b"c");
+    r.string_double(-0.1);
+    w.record(&r).unwrap();
+    r.clear();
+    r.value_type(ValueType::Hash);
+    r.key(b"h4");
+    r.len(1);
+    r.string(b"f");
+    r.string(b"v");
+    w.record(&r).unwrap();
+    if version >= 8 {
+        r.clear();
+        r.value_type(ValueType::Zset2);
+        r.key(b"z5");
+        r.len(1);
+        r.string(b"m");
+        r.binary_double(f64::NEG_INFINITY);
+        w.record(&r).unwrap();
+    }
+    // 9: zipmap
+    let mut zm = vec![1u8, 1, b'k', 2, 0, b'v', b'w', 0xFF];
+    w.record(&blob_record(ValueType::HashZipmap, b"zm", &zm))
+        .unwrap();
+    zm.clear();
+    use Item::*;
+    // 10, 11, 12, 13, 14
+    w.record(&blob_record(
+        ValueType::ListZiplist,
+        b"zl",
+        &make_ziplist(&[Str(b"x"), Int(-3), Int(1 << 40)]),
+    ))
+    .unwrap();
+    w.record(&blob_record(
+        ValueType::SetIntset,
+        b"is",
+        &intset(4, &[-1, 70000]),
+    ))
+    .unwrap();
+    w.record(&blob_record(
+        ValueType::ZsetZiplist,
+        b"zz",
+        &make_ziplist(&[Str(b"a"), Int(2), Str(b"b"), Str(b"2.25")]),
+    ))
+    .unwrap();
+    w.record(&blob_record(
+        ValueType::HashZiplist,
+        b"hz",
+        &make_ziplist(&[Str(b"f"), Int(1)]),
+    ))
+    .unwrap();
+    r.clear();
+    r.value_type(ValueType::ListQuicklist);
+    r.key(b"q1");
+    r.len(2);
+    r.string(&make_ziplist(&[Str(b"a"), Str(b"b")]));
+    r.string(&make_ziplist(&[Int(3)]));
+    w.record(&r).unwrap();
+    if version >= 10 {
+        // 16, 17, 18
+        w.record(&blob_record(
+            ValueType::HashListpack,
+            b"hl",
+            &make_listpack(&[Str(b"f1"), Str(b"v1"), Str(b"f2"), Int(-2)]),
+        ))
+        .unwrap();
+        w.record(&blob_record(
+            ValueType::ZsetListpack,
+            b"zl2",
+            &make_listpack(&[Str(b"m"), Str(b"-inf"), Str(b"n"), Int(4)]),
+        ))
+        .unwrap();
+        r.clear();
+        r.value_type(ValueType::ListQuicklist2);
+        r.key(b"q2");
+        r.len(2);
+        r.len(2);
+        r.string(&make_listpack(&[Str(b"p"), Int(1)]));
+        r.len(1);
+        r.string(&big);
+        w.record(&r).unwrap();
+        // 19: stream with a group
+        r.clear();
+        r.value_type(ValueType::StreamListpacks2);
+        r.key(b"st");
+        r.len(1);
+        let mut master = Vec::new();
+        master.extend_from_slice(&1000u64.to_be_bytes());
+        master.extend_from_slice(&0u64.to_be_bytes());
+        r.string(&master);
+        r.string(&stream_node());
+        r.len(3); // length
+        r.len(1003);
+        r.len(4); // last id
+        r.len(1000);
+        r.len(0); // first id
+        r.len(1002);
+        r.len(0); // max deleted
+        r.len(4); // entries added
+        r.len(1); // groups
+        r.string(b"g");
+        r.len(1001);
+        r.len(0);
+        r.len(2); // entries read
+        r.len(1); // PEL
+        r.raw(&1001u64.to_be_bytes());
+        r.raw(&0u64.to_be_bytes());
+        r.millis(1_700_000_000_000);
+        r.len(2);
+        r.len(1); // consumers
+        r.string(b"alice");
+        r.millis(1_700_000_000_001);
+        r.len(1);
+        r.raw(&1001u64.to_be_bytes());
+        r.raw(&0u64.to_be_bytes());
+        w.record(&r).unwrap();
+    }
+    if version >= 11 {
+        w.record(&blob_record(
+            ValueType::SetListpack,
+            b"sl",
+            &make_listpack(&[Str(b"a"), Int(5)]),
+        ))
+        .unwrap();
+    }
+    w.select_db(7).unwrap();
+    r.clear();
+    r.value_type(ValueType::String);
+    r.key(b"in7");
+    r.string(b"");
+    w.record(&r).unwrap();
+    if version >= 12 {
+        r.clear();
+        r.value_type(ValueType::HashMetadata);
+        r.key(b"hm");
+        r.millis(5000);
+        r.len(2);
+        r.len(0);
+        r.string(b"a");
+        r.string(b"1");
+        r.len(11);
+        r.string(b"b");
+        r.string(b"2");
+        w.record(&r).unwrap();
+        r.clear();
+        r.value_type(ValueType::HashListpackEx);
+        r.key(b"hx");
+        r.millis(7000);
+        r.string(&make_listpack(&[
+            Str(b"a"),
+            Str(b"1"),
+            Int(0),
+            Str(b"b"),
+            Int(2),
+            Int(7000),
+        ]));
+        w.record(&r).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn s(b: &[u8]) -> Vec<u8> {
+    b.to_vec()
+}
+
+#[test]
+fn reads_every_type() {
+    let file = every_type_file(12);
+    let (entries, sum) = read_all(&file).unwrap();
+    assert!(matches!(sum, Some(Checksum::Verified(_))));
+    let get = |k: &[u8]| {
+        entries
+            .iter()
+            .find(|e| e.key == k)
+            .unwrap_or_else(|| panic!("no key {}", k.escape_ascii()))
+    };
+    let big = vec![b'z'; 3000];
+    let s1 = get(b"s1");
+    assert_eq!(s1.value, RdbValue::String(big.clone()));
+    assert_eq!(
+        (s1.expire_ms, s1.idle, s1.freq),
+        (Some(1_900_000_000_123), Some(5), None)
+    );
+    let i = get(b"-70000");
+    assert_eq!(
+        (i.value.clone(), i.freq, i.expire_ms),
+        (RdbValue::String(s(b"12")), Some(9), None)
+    );
+    assert_eq!(
+        get(b"l1").value,
+        RdbValue::List(vec![s(b"a"), s(b"300"), big.clone()])
+    );
+    assert_eq!(get(b"set1").value, RdbValue::Set(vec![s(b"m1"), s(b"m2")]));
+    assert_eq!(
+        get(b"z3").value,
+        RdbValue::Zset(vec![
+            (s(b"a"), 1.5),
+            (s(b"b"), f64::INFINITY),
+            (s(b"c"), -0.1)
+        ])
+    );
+    assert_eq!(get(b"h4").value, RdbValue::Hash(vec![(s(b"f"), s(b"v"))]));
+    assert_eq!(
+        get(b"z5").value,
+        RdbValue::Zset(vec![(s(b"m"), f64::NEG_INFINITY)])
+    );
+    assert_eq!(get(b"zm").value, RdbValue::Hash(vec![(s(b"k"), s(b"vw"))]));
+    assert_eq!(
+        get(b"zl").value,
+        RdbValue::List(vec![s(b"x"), s(b"-3"), s(b"1099511627776")])
+    );
+    assert_eq!(get(b"is").value, RdbValue::Set(vec![s(b"-1"), s(b"70000")]));
+    assert_eq!(
+        get(b"zz").value,
+        RdbValue::Zset(vec![(s(b"a"), 2.0), (s(b"b"), 2.25)])
+    );
+    assert_eq!(get(b"hz").value, RdbValue::Hash(vec![(s(b"f"), s(b"1"))]));
+    assert_eq!(
+        get(b"q1").value,
+        RdbValue::List(vec![s(b"a"), s(b"b"), s(b"3")])
+    );
+    assert_eq!(
+        get(b"hl").value,
+        RdbValue::Hash(vec![(s(b"f1"), s(b"v1")), (s(b"f2"), s(b"-2"))])
+    );
+    assert_eq!(
+        get(b"zl2").value,
+        RdbValue::Zset(vec![(s(b"m"), f64::NEG_INFINITY), (s(b"n"), 4.0)])
+    );
+    assert_eq!(
+        get(b"q2").value,
+        RdbValue::List(vec![s(b"p"), s(b"1"), big])
+    );
+    assert_eq!(get(b"sl").value, RdbValue::Set(vec![s(b"a"), s(b"5")]));
+    let in7 = get(b"in7");
+    assert_eq!(
+        (in7.db, in7.value.clone()),
+        (7, RdbValue::String(Vec::new()))
+    );
+    assert!(entries
+        .iter()
+        .filter(|e| e.key != b"in7" && e.key != b"hm" && e.key != b"hx")
+        .all(|e| e.db == 0));
+    assert_eq!(
+        get(b"hm").value,
+        RdbValue::HashWithTtl(vec![
+            HashField {
+                field: s(b"a"),
+                value: s(b"1"),
+                expire_ms: None
+            },
+            HashField {
+                field: s(b"b"),
+                value: s(b"2"),
+                expire_ms: Some(5010)
+            },
+        ])
+    );
+    assert_eq!(
+        get(b"hx").value,
+        RdbValue::HashWithTtl(vec![
+            HashField {
+                field: s(b"a"),
+                value: s(b"1"),
+                expire_ms: None
+            },
+            HashField {
+                field: s(b"b"),
+                value: s(b"2"),
+                expire_ms: Some(7000)
+            },
+        ])
+    );
+    let RdbValue::Stream(st) = &get(b"st").value else {
+        panic!("st is not a stream");
+    };
+    let id = |ms, seq| StreamId { ms, seq };
+    assert_eq!(
+        st.entries,
+        vec![
+            StreamEntry {
+                id: id(1000, 0),
+                fields: vec![(s(b"a"), s(b"1")), (s(b"b"), s(b"x"))]
+            },
+            StreamEntry {
+                id: id(1001, 0),
+                fields: vec![(s(b"a"), s(b"7")), (s(b"b"), s(b"y"))]
+            },
+            StreamEntry {
+                id: id(1003, 4),
+                fields: vec![(s(b"c"), s(b"-9"))]
+            },
+        ]
+    );
+    assert_eq!(
+        (st.length, st.last_id, st.entries_added),
+        (3, id(1003, 4), Some(4))
+    );
+    assert_eq!(st.groups.len(), 1);
+    let g = &st.groups[0];
+    assert_eq!(
+        (g.name.as_slice(), g.last_id, g.entries_read),
+        (&b"g"[..], id(1001, 0), Some(2))
+    );
+    assert_eq!(g.pending[0].delivery_count, 2);
+    assert_eq!(g.consumers[0].pending, vec![id(1001, 0)]);
+    assert_eq!(get(b"st").value.type_name(), "stream");
+    assert_eq!(entries.len(), 21);
+}
+
+#[test]
+fn header_aux_functions_and_hints() {
+    let file = every_type_file(10);
+    let mut r = RdbReader::new(&file[..]).unwrap();
+    assert_eq!(r.version(), 10);
+    let first = r.next_entry().unwrap().unwrap();
+    assert_eq!(first.key, b"s1");
+    assert_eq!(r.aux_value(b"redis-ver"), Some(&b"7.0.15"[..]));
+    assert_eq!(r.aux_value(b"ctime"), Some(&b"1700000000"[..]));
+    assert_eq!(r.functions(), 1);
+    assert_eq!(r.resize_hints(), &[(0, 20, 1)]);
+    let n = r.by_ref().count();
+    assert_eq!(n, 17);
+    assert_eq!(r.keys_read(), 18);
+    assert_eq!(r.offset(), file.len() as u64);
+    // Exhausted: keeps answering None.
+    assert!(r.next_entry().unwrap().is_none());
+}
+
+#[test]
+fn old_versions_and_disabled_checksums() {
+    let file = every_type_file(7);
+    let (entries, sum) = read_all(&file).unwrap();
+    assert_eq!(entries.len(), 13);
+    assert!(entries.iter().all(|e| e.idle.is_none() && e.freq.is_none()));
+    assert!(matches!(sum, Some(Checksum::Verified(_))));
+
+    let mut zeroed = file.clone();
+    let n = zeroed.len();
+    zeroed[n - 8..].fill(0);
+    assert_eq!(read_all(&zeroed).unwrap().1, Some(Checksum::Disabled));
+
+    // Version 4: no trailer; EXPIRETIME in seconds.
+    let mut f = b"REDIS0004".to_vec();
+    f.extend_from_slice(&[0xFE, 3, 0xFD]);
+    f.extend_from_slice(&1_000_000i32.to_le_bytes());
+    f.extend_from_slice(&[0, 1, b'k', 1, b'v', 0xFF]);
+    let (entries, sum) = read_all(&f).unwrap();
+    assert_eq!(sum, Some(Checksum::Absent));
+    assert_eq!(entries[0].expire_ms, Some(1_000_000_000));
+    assert_eq!(entries[0].db, 3);
+}
+
+#[test]
+fn bad_headers() {
+    assert!(matches!(RdbReader::new(&b""[..]), Err(ReadError::NotRdb)));
+    assert!(matches!(
+        RdbReader::new(&b"REDIS00"[..]),
+        Err(ReadError::NotRdb)
+    ));
+    assert!(matches!(
+        RdbReader::new(&b"RADIS0010\xff"[..]),
+        Err(ReadError::NotRdb)
+    ));
+    assert!(matches!(
+        RdbReader::new(&b"REDIS00a0\xff"[..]),
+        Err(ReadError::NotRdb)
+    ));
+    assert!(matches!(
+        RdbReader::new(&b"REDIS0013\xff"[..]),
+        Err(ReadError::BadVersion(13))
+    ));
+    assert!(matches!(
+        RdbReader::new(&b"REDIS0000\xff"[..]),
+        Err(ReadError::BadVersion(0))
+    ));
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    for version in [7, 12] {
+        let file = every_type_file(version);
+        for cut in 0..file.len() {
+            let r = read_all(&file[..cut]);
+            assert!(
+                r.is_err(),
+                "version {version}, cut at {cut} of {}",
+                file.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn flipped_bytes_are_caught() {
+    let file = every_type_file(12);
+    let mut rng = crate::crc::tests::XorShift(11);
+    for _ in 0..400 {
+        let mut bad = file.clone();
+        let at = 9 + rng.below(file.len() - 9 - 8);
+        bad[at] ^= 1 << rng.below(8);
+        // Never a panic, and never a silent success: the checksum catches what parses.
+        assert!(read_all(&bad).is_err(), "flip at {at}");
+    }
+    // A flip in the trailer itself.
+    let mut bad = file.clone();
+    let n = bad.len();
+    bad[n - 1] ^= 0x80;
+    assert!(matches!(read_all(&bad), Err(ReadError::Checksum { .. })));
+}
+
+#[test]
+fn random_garbage_never_panics() {
+    let mut rng = crate::crc::tests::XorShift(5);
+    for round in 0..3000 {
+        let len = rng.below(300);
+        let mut f = b"REDIS0010".to_vec();
+        let mut tail = vec![0u8; len];
+        rng.fill(&mut tail);
+        // Start most files with a plausible opcode so parsing goes deeper.
+        if let Some(b) = tail.first_mut() {
+            *b = [
+                0u8, 1, 2, 3, 4, 5, 7, 14, 15, 18, 19, 21, 24, 25, 0xF7, 0xFA,
+            ][round % 16];
+        }
+        f.extend_from_slice(&tail);
+        let _ = read_all(&f);
+    }
+}
+
+#[test]
+fn huge_announced_lengths_fail_without_allocating() {
+    // A list claiming 2^62 elements, a string claiming 4 GiB, an LZF blob claiming a huge
+    // raw length: each must fail fast.
+    for body in [
+        &[1u8, 1, b'k', 0x81, 0x40, 0, 0, 0, 0, 0, 0, 0][..],
+        &[0u8, 1, b'k', 0x80, 0xFF, 0xFF, 0xFF, 0xFF, b'a'][..],
+        &[
+            0u8, 1, b'k', 0xC3, 2, 0x81, 0x7F, 0, 0, 0, 0, 0, 0, 0, 0, b'a',
+        ][..],
+        &[18u8, 1, b'k', 0x80, 0xFF, 0xFF, 0xFF, 0xFF, 2][..],
+    ] {
+        let mut f = b"REDIS0010".to_vec();
+        f.extend_from_slice(body);
+        assert!(read_all(&f).is_err());
+    }
+}
+
+#[test]
+fn unsupported_and_corrupt_things_are_named() {
+    let mut f = b"REDIS0010".to_vec();
+    f.extend_from_slice(&[6, 1, b'k']);
+    let e = read_all(&f).unwrap_err();
+    assert!(matches!(e, ReadError::Unsupported { offset: 9, .. }), "{e}");
+    let mut f = b"REDIS0010".to_vec();
+    f.extend_from_slice(&[23, 1, b'k']);
+    assert!(read_all(&f)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown object type 23"));
+    // A bad listpack inside a hash names the key.
+    let mut f = b"REDIS0010".to_vec();
+    f.extend_from_slice(&[16, 3, b'k', b'e', b'y', 3, 1, 2, 3]);
+    let e = read_all(&f).unwrap_err();
+    assert!(e.to_string().contains("key key"), "{e}");
+    // Odd listpack for a hash.
+    let lp = make_listpack(&[Item::Str(b"f")]);
+    let mut w = RdbWriter::new(Vec::new(), 10).unwrap();
+    w.record(&blob_record(ValueType::HashListpack, b"odd", &lp))
+        .unwrap();
+    let f = w.finish().unwrap();
+    assert!(read_all(&f).unwrap_err().to_string().contains("odd"));
+}
+
+#[test]
+fn module_values_and_aux_are_skipped() {
+    // Module type id for "mymodtype" encver 3, data: UINT 5, STRING "abc", DOUBLE, FLOAT, EOF.
+    const CHARSET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut id = 0u64;
+    for c in b"mymodtype" {
+        id = (id << 6) | CHARSET.iter().position(|x| x == c).unwrap() as u64;
+    }
+    id = (id << 10) | 3;
+    let mut rec = RecordBuilder::new(false);
+    rec.raw(&[0xF7]);
+    rec.len(id);
+    rec.len(2);
+    rec.len(1);
+    rec.len(0);
+    rec.raw(&[7]);
+    rec.key(b"mod");
+    rec.len(id);
+    rec.len(2);
+    rec.len(5);
+    rec.len(5);
+    rec.string(b"abc");
+    rec.len(4);
+    rec.binary_double(1.0);
+    rec.len(3);
+    rec.raw(&[0, 0, 0, 0]);
+    rec.len(0);
+    let mut w = RdbWriter::new(Vec::new(), 9).unwrap();
+    w.record(&rec).unwrap();
+    let f = w.finish().unwrap();
+    let (entries, _) = read_all(&f).unwrap();
+    assert_eq!(
+        entries[0].value,
+        RdbValue::Module(ModuleValue {
+            type_name: "mymodtype".into(),
+            encver: 3
+        })
+    );
+    assert_eq!(entries[0].value.type_name(), "mymodtype");
+}
