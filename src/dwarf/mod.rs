@@ -366,6 +366,12 @@ const WANTED: &[Wanted] = &[
     w("rax", &["rax"], &[&["head"], &["numele"], &["numnodes"]]),
     w("raxNode", &["raxNode"], &[&["iskey"], &["size"], &["data"]]),
     w("functionsLibCtx", &["functionsLibCtx"], &[&["libraries"]]),
+    w("moduleValue", &["moduleValue"], &[&["type"], &["value"]]),
+    w(
+        "moduleType",
+        &["RedisModuleType", "ValkeyModuleType", "moduleType"],
+        &[&["id"]],
+    ),
     w(
         "functionLibInfo",
         &["functionLibInfo"],

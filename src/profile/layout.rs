@@ -332,6 +332,15 @@ pub struct FunctionsLayout {
     pub code: Field,
 }
 
+/// Module values (4.0+): `moduleValue.type` and `moduleType.id`, to name a module type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ModuleLayout {
+    /// `moduleValue.type`.
+    pub value_type: Field,
+    /// `moduleType.id`.
+    pub type_id: Field,
+}
+
 /// `dictEntry` fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EntryLayout {
@@ -528,6 +537,8 @@ pub struct Layout {
     pub stream: Option<StreamLayout>,
     /// Functions, when the build has them.
     pub functions: Option<FunctionsLayout>,
+    /// Module values, when the build has them.
+    pub modules: Option<ModuleLayout>,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -947,6 +958,16 @@ impl Layout {
                     nack_delivery_count: r.field("streamNACK", "delivery_count"),
                 };
                 Some(stream)
+            } else {
+                None
+            },
+            modules: if file.structs.contains_key("moduleValue")
+                && file.structs.contains_key("moduleType")
+            {
+                Some(ModuleLayout {
+                    value_type: r.field("moduleValue", "type"),
+                    type_id: r.field("moduleType", "id"),
+                })
             } else {
                 None
             },

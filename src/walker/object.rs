@@ -208,9 +208,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 }
             }
         } else if t == ty.module {
-            return Err(Fault::Unsupported(
-                "module-type values are not recovered by this version of redis-rescue".into(),
-            ));
+            let name = self
+                .module_type(h.ptr)
+                .unwrap_or_else(|e| format!("<unreadable: {e}>"));
+            return Err(Fault::Unsupported(format!(
+                "module type {name}: module values are not recovered by this version of redis-rescue"
+            )));
         }
         Err(Fault::bad(format!(
             "object type {t} ({}) with encoding {e} ({}) is not valid for this Redis build",
@@ -567,6 +570,22 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         Ok((field, read_sds(self.space, SdsFormat::Typed, value_ptr)?))
     }
 
+    /// The name and encoding version of a module value's type (`moduleValue.type->id`).
+    fn module_type(&self, value: u64) -> Result<String, Fault> {
+        let Some(m) = &self.layout.modules else {
+            return Err(Fault::bad(
+                "the profile has no moduleValue/moduleType layout",
+            ));
+        };
+        let ty = self
+            .space
+            .uint(value.wrapping_add(m.value_type.offset), m.value_type.size)?;
+        let id = self
+            .space
+            .uint(ty.wrapping_add(m.type_id.offset), m.type_id.size)?;
+        Ok(module_type_name(id))
+    }
+
     /// The key and expire embedded in a Valkey 8.1 keyspace object.
     pub fn embedded_key(&self, obj: u64) -> Result<(Bytes<'a>, Option<i64>), Fault> {
         let r = &self.layout.robj;
@@ -650,6 +669,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 }
 
+/// Decode a module type id: a 9-character name in 6-bit symbols (most significant first),
+/// then a 10-bit encoding version.
+pub fn module_type_name(id: u64) -> String {
+    const SYMBOLS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let signature = id >> 10;
+    let name: String = (0..9)
+        .map(|i| char::from(SYMBOLS[((signature >> (6 * (8 - i))) & 63) as usize]))
+        .collect();
+    format!("{name} (encver {})", id & 1023)
+}
+
 fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Result<(), Fault> {
     if let Some(e) = first {
         return Err(e);
@@ -660,4 +690,24 @@ fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Re
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_type_name;
+
+    #[test]
+    fn module_type_ids_decode_to_their_names() {
+        // Encode "MyType-01" with encver 3 the way modules register their type.
+        const SYMBOLS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut id = 0u64;
+        for c in b"MyType-01" {
+            let i = SYMBOLS.iter().position(|s| s == c).unwrap() as u64;
+            id = (id << 6) | i;
+        }
+        id = (id << 10) | 3;
+        assert_eq!(module_type_name(id), "MyType-01 (encver 3)");
+        assert_eq!(module_type_name(0), "AAAAAAAAA (encver 0)");
+        assert_eq!(module_type_name(u64::MAX), "_________ (encver 1023)");
+    }
 }
