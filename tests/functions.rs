@@ -1,0 +1,103 @@
+//! Function libraries (Redis 7.0+) survive a rescue: the restored server lists the same
+//! libraries with the same code, and an RDB version that cannot carry them says so.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use common::{describe, gcore, read_report, run_rescue, RedisServer};
+
+const LIBS: [&str; 2] = [
+    "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)",
+    "#!lua name=other\nredis.register_function{function_name='f2', callback=function(keys, args) return 2 end, flags={'no-writes'}}",
+];
+
+/// (library name, code) pairs from FUNCTION LIST WITHCODE, sorted by name.
+fn libraries(conn: &mut redis::Connection) -> Vec<(String, String)> {
+    let list: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("WITHCODE")
+        .query(conn)
+        .expect("FUNCTION LIST");
+    let mut out = Vec::new();
+    for lib in list {
+        let fields: Vec<redis::Value> = redis::from_redis_value(lib).expect("library entry");
+        let mut name = String::new();
+        let mut code = String::new();
+        for pair in fields.chunks(2) {
+            let key: String = redis::from_redis_value(pair[0].clone()).expect("field name");
+            match key.as_str() {
+                "library_name" => name = redis::from_redis_value(pair[1].clone()).expect("name"),
+                "library_code" => code = redis::from_redis_value(pair[1].clone()).expect("code"),
+                _ => {}
+            }
+        }
+        out.push((name, code));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn function_libraries_are_recovered() {
+    let bin = Path::new("/usr/bin/redis-server");
+    let src = RedisServer::start(bin, &[]);
+    let mut conn = src.conn();
+    for code in LIBS {
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query(&mut conn)
+            .expect("FUNCTION LOAD");
+    }
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .expect("SET");
+    let truth = libraries(&mut conn);
+    assert_eq!(truth.len(), 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = gcore(&src, dir.path());
+
+    let rdb = dir.path().join("dump.rdb");
+    let out = run_rescue(&[core.as_os_str(), OsStr::new("-o"), rdb.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let report = read_report(&dir.path().join("dump.rdb.report.json"));
+    assert_eq!(report["functions"], 2, "report: {report}");
+    assert!(report["functions_lost"].is_null(), "report: {report}");
+
+    let restored = RedisServer::start_on_rdb(bin, &rdb, &[]);
+    let mut rconn = restored.conn();
+    assert_eq!(
+        libraries(&mut rconn),
+        truth,
+        "FUNCTION LIST WITHCODE differs"
+    );
+    let echo: String = redis::cmd("FCALL")
+        .arg("myfunc")
+        .arg(0)
+        .arg("hello")
+        .query(&mut rconn)
+        .expect("FCALL on the restored server");
+    assert_eq!(echo, "hello");
+
+    // RDB 9 has no FUNCTION opcode: the keys are written, the libraries reported lost.
+    let rdb9 = dir.path().join("dump9.rdb");
+    let out = run_rescue(&[
+        core.as_os_str(),
+        OsStr::new("-o"),
+        rdb9.as_os_str(),
+        OsStr::new("--rdb-version"),
+        OsStr::new("9"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = read_report(&dir.path().join("dump9.rdb.report.json"));
+    let lost = report["functions_lost"].as_str().unwrap_or_default();
+    assert!(
+        lost.contains("RDB 9"),
+        "functions_lost should name the RDB version: {report}"
+    );
+    assert_eq!(report["totals"]["keys"], 1, "report: {report}");
+}
