@@ -108,19 +108,44 @@ impl<W: Write> RdbSink<W> {
             Value::HashListpack(_) => ValueType::HashListpack,
             Value::HashZiplist(_) => ValueType::HashZiplist,
             Value::HashPairs(_) => ValueType::Hash,
-            // The newest stream type the source's data fills: newer loaders read older types.
+            // The newest stream type both the data and the target know: newer loaders
+            // read older types, and an older type only drops metadata its loaders lack.
             Value::Stream(st) => {
+                let version = self.writer.version();
                 let has_active = st
                     .groups
                     .iter()
                     .flat_map(|g| &g.consumers)
                     .any(|c| c.active_time.is_some());
-                if st.first_id.is_none() {
+                let natural = if st.first_id.is_none() {
                     ValueType::StreamListpacks
-                } else if has_active || (st.groups.is_empty() && self.writer.version() >= 11) {
+                } else if has_active || (st.groups.is_empty() && version >= 11) {
                     ValueType::StreamListpacks3
                 } else {
                     ValueType::StreamListpacks2
+                };
+                let fitting = [
+                    ValueType::StreamListpacks3,
+                    ValueType::StreamListpacks2,
+                    ValueType::StreamListpacks,
+                ]
+                .into_iter()
+                .filter(|t| t.min_rdb_version() <= natural.min_rdb_version())
+                .find(|t| t.min_rdb_version() <= version);
+                match fitting {
+                    Some(t) => {
+                        if t != natural {
+                            self.reencoded += 1;
+                        }
+                        t
+                    }
+                    None => {
+                        return Err(SinkError::Unwritable {
+                            reason: format!(
+                                "RDB {version} has no stream type (streams need RDB 9, Redis 5.0)"
+                            ),
+                        })
+                    }
                 }
             }
         };
