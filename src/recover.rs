@@ -503,6 +503,13 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         Err(e) => Err(e.to_string()),
     });
     report.set_functions(functions);
+    let eviction = walker.eviction(server);
+    sink.set_eviction(eviction);
+    report.set_eviction(if rdb_version >= 9 {
+        eviction.name().to_owned()
+    } else {
+        format!("none (RDB {rdb_version} has no IDLE/FREQ)")
+    });
     walker.walk(&dbs, &mut sink, &mut report, tick)?;
     bar.finish_and_clear();
     report.set_reencoded(sink.reencoded());

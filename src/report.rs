@@ -95,6 +95,8 @@ pub struct Report {
     pub dbs: BTreeMap<u32, DbReport>,
     /// Sums over the dbs.
     pub totals: DbReport,
+    /// Per-key eviction data written: `idle`, `freq`, or why none.
+    pub eviction_metadata: String,
     /// Function libraries written (7.0+).
     pub functions: u64,
     /// Why function libraries could not be recovered or written, when they were not.
@@ -289,6 +291,11 @@ impl ReportBuilder {
                 self.report.rdb_version
             ));
         }
+    }
+
+    /// Record what per-key eviction data was written.
+    pub fn set_eviction(&mut self, what: String) {
+        self.report.eviction_metadata = what;
     }
 
     /// Record the function libraries: how many were recovered, or why they were not.

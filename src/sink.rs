@@ -7,6 +7,42 @@ use rdb::{RdbError, RdbWriter, RecordBuilder, ValueType};
 use crate::reencode::{plain_type, write_plain, PlainType};
 use crate::value::{QuicklistNode, RecoveredKey, StrValue, Value};
 
+/// Per-key eviction data to keep, as the source's `maxmemory-policy` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// An LRU policy: write IDLE (seconds) computed against the server's LRU clock.
+    Idle {
+        /// `server.lruclock` when the core was taken.
+        clock: u32,
+    },
+    /// An LFU policy: write FREQ (the object's logarithmic access counter).
+    Freq,
+    /// The policy uses neither: Redis writes nothing either.
+    None,
+    /// The profile does not locate the policy or the clock.
+    Unknown,
+}
+
+impl Eviction {
+    /// A short name for the report.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Eviction::Idle { .. } => "idle",
+            Eviction::Freq => "freq",
+            Eviction::None => "none (maxmemory-policy is neither LRU nor LFU)",
+            Eviction::Unknown => {
+                "unknown (the profile does not locate maxmemory_policy and lruclock)"
+            }
+        }
+    }
+}
+
+/// Largest value of the 24-bit LRU clock.
+const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
+
+/// First RDB version with IDLE and FREQ.
+const RDB_VERSION_IDLE_FREQ: u32 = 9;
+
 /// First RDB version with AUX fields and RESIZEDB.
 const RDB_VERSION_AUX: u32 = 7;
 
@@ -54,6 +90,7 @@ pub struct RdbSink<W: Write> {
     writer: RdbWriter<W>,
     record: RecordBuilder,
     reencoded: u64,
+    eviction: Eviction,
 }
 
 impl<W: Write> RdbSink<W> {
@@ -70,7 +107,13 @@ impl<W: Write> RdbSink<W> {
             writer,
             record: RecordBuilder::new(true),
             reencoded: 0,
+            eviction: Eviction::None,
         })
+    }
+
+    /// Keep per-key eviction data as `e` says (from RDB 9 on; older files have no opcode).
+    pub fn set_eviction(&mut self, e: Eviction) {
+        self.eviction = e;
     }
 
     /// Keys whose compact encoding the target RDB version cannot read, written as plain types.
@@ -89,6 +132,22 @@ impl<W: Write> RdbSink<W> {
         r.clear();
         if let Some(ms) = k.expire_ms {
             r.expire_ms(ms);
+        }
+        if self.writer.version() >= RDB_VERSION_IDLE_FREQ {
+            match self.eviction {
+                Eviction::Idle { clock } => {
+                    // Seconds since the last access on the wrapping 24-bit clock.
+                    let lru = k.lru & LRU_CLOCK_MAX;
+                    let idle = if clock >= lru {
+                        clock - lru
+                    } else {
+                        clock + (LRU_CLOCK_MAX - lru)
+                    };
+                    r.idle(u64::from(idle));
+                }
+                Eviction::Freq => r.freq((k.lru & 0xff) as u8),
+                Eviction::None | Eviction::Unknown => {}
+            }
         }
         // Binary scores (ZSET_2) exist from RDB 8 (Redis 4.0); older files use text scores.
         let binary_scores = self.writer.version() >= ValueType::Zset2.min_rdb_version();

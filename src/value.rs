@@ -159,6 +159,8 @@ pub struct RecoveredKey<'a> {
     pub expire_ms: Option<i64>,
     /// Type and encoding.
     pub kind: Kind,
+    /// The object's `lru` bits (LRU clock or LFU data), for IDLE/FREQ.
+    pub lru: u32,
     /// The value.
     pub value: Value<'a>,
 }

@@ -154,6 +154,10 @@ pub struct ServerLayout {
     pub db: Field,
     /// `int dbnum`.
     pub dbnum: Field,
+    /// `int maxmemory_policy` (flags: bit 0 LRU, bit 1 LFU, from 4.0).
+    pub maxmemory_policy: Option<Field>,
+    /// `unsigned int lruclock` (24-bit LRU clock, seconds).
+    pub lruclock: Option<Field>,
 }
 
 /// `redisDb` fields.
@@ -806,6 +810,8 @@ impl Layout {
                 size: r.size("redisServer"),
                 db: r.field("redisServer", "db"),
                 dbnum: r.field("redisServer", "dbnum"),
+                maxmemory_policy: r.optional_field("redisServer", "maxmemory_policy"),
+                lruclock: r.optional_field("redisServer", "lruclock"),
             },
             db: DbLayout {
                 size: r.size("redisDb"),

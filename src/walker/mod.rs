@@ -203,6 +203,26 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         Ok(out)
     }
 
+    /// What the server's `maxmemory-policy` says to keep per key, read from `server`.
+    pub fn eviction(&self, server_addr: u64) -> crate::sink::Eviction {
+        use crate::sink::Eviction;
+        let l = &self.layout.server;
+        let (Some(policy), Some(clock)) = (l.maxmemory_policy, l.lruclock) else {
+            return Eviction::Unknown;
+        };
+        let read = |f: crate::profile::layout::Field| {
+            self.space
+                .uint(server_addr.wrapping_add(f.offset), f.size)
+                .ok()
+        };
+        match (read(policy), read(clock)) {
+            (Some(p), Some(c)) if p & 1 != 0 => Eviction::Idle { clock: c as u32 },
+            (Some(p), Some(_)) if p & 2 != 0 => Eviction::Freq,
+            (Some(_), Some(_)) => Eviction::None,
+            _ => Eviction::Unknown,
+        }
+    }
+
     /// Expire times by key pointer, sorted for binary search, and whether the expires
     /// dict was read completely. When it was not, a key without a found TTL may have had
     /// one, so such keys must not be written as persistent.
@@ -467,6 +487,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             key,
             expire_ms,
             kind: header.kind,
+            lru: header.lru,
             value,
         };
         match self.sink.key(&rk) {

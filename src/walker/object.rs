@@ -32,6 +32,8 @@ pub struct ObjHeader {
     pub encoding_id: u64,
     /// `ptr`.
     pub ptr: u64,
+    /// The `lru` bits: LRU clock of the last access, or LFU time and counter.
+    pub lru: u32,
 }
 
 /// Decodes values with one build's layout.
@@ -68,7 +70,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let type_id = r.type_.get(&bytes).ok_or_else(missing)?;
         let encoding_id = r.encoding.get(&bytes).ok_or_else(missing)?;
         let ptr = r.ptr.get(&bytes).ok_or_else(missing)?;
+        let lru = r.lru.get(&bytes).ok_or_else(missing)? as u32;
         Ok(ObjHeader {
+            lru,
             kind: self.kind(type_id, encoding_id),
             type_id,
             encoding_id,
