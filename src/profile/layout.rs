@@ -600,14 +600,14 @@ impl<'p> Resolver<'p> {
         }
     }
 
-    /// A plain field that only some builds have.
+    /// A plain field that only some builds have (a bit-field of that name counts as absent:
+    /// old builds keep some counters as bit-fields the walker does not need).
     fn optional_field(&mut self, st: &str, name: &str) -> Option<Field> {
-        let present = self
-            .file
-            .structs
-            .get(st)
-            .is_some_and(|s| s.fields.contains_key(name));
-        present.then(|| self.field(st, name))
+        let plain = matches!(
+            self.file.structs.get(st).and_then(|s| s.fields.get(name)),
+            Some(FieldSpec::Bytes { .. })
+        );
+        plain.then(|| self.field(st, name))
     }
 
     /// The offset of a member of any size (a struct such as `streamID`).
