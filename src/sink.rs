@@ -167,6 +167,8 @@ impl<W: Write> RdbSink<W> {
             Value::HashListpack(_) => ValueType::HashListpack,
             Value::HashZiplist(_) => ValueType::HashZiplist,
             Value::HashPairs(_) => ValueType::Hash,
+            Value::HashListpackEx { .. } => ValueType::HashListpackEx,
+            Value::HashPairsTtl(_) => ValueType::HashMetadata,
             // The newest stream type both the data and the target know: newer loaders
             // read older types, and an older type only drops metadata its loaders lack.
             Value::Stream(st) => {
@@ -324,6 +326,21 @@ impl<W: Write> RdbSink<W> {
                 }
             }
             Value::Stream(st) => write_stream(r, st, ty),
+            Value::HashListpackEx { min_expire, lp } => {
+                r.millis(*min_expire as i64);
+                r.string(lp);
+            }
+            Value::HashPairsTtl(p) => {
+                // TTLs relative to the smallest one, +1 so that 0 can mean "no TTL".
+                let min = p.iter().filter_map(|f| f.2).min().unwrap_or(0);
+                r.millis(min as i64);
+                r.len(p.len() as u64);
+                for (f, v, ttl) in p {
+                    r.len(ttl.map_or(0, |t| t - min + 1));
+                    r.string(f);
+                    r.string(v);
+                }
+            }
         }
         Ok(())
     }

@@ -70,6 +70,16 @@ pub enum Value<'a> {
     HashPairs(Vec<(Bytes<'a>, Bytes<'a>)>),
     /// A stream.
     Stream(Box<StreamValue<'a>>),
+    /// A listpack of (field, value, TTL ms or 0) triplets (7.4 `listpack_ex`), validated,
+    /// with the smallest field TTL (0 when none).
+    HashListpackEx {
+        /// Smallest field expire time, 0 when no field has one.
+        min_expire: u64,
+        /// The listpack.
+        lp: Bytes<'a>,
+    },
+    /// Fields, values and field expire times (ms) of a hashtable hash with field TTLs (7.4+).
+    HashPairsTtl(Vec<(Bytes<'a>, Bytes<'a>, Option<u64>)>),
 }
 
 /// A stream entry ID.

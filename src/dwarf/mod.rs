@@ -367,6 +367,13 @@ const WANTED: &[Wanted] = &[
     w("raxNode", &["raxNode"], &[&["iskey"], &["size"], &["data"]]),
     w("functionsLibCtx", &["functionsLibCtx"], &[&["libraries"]]),
     w("moduleValue", &["moduleValue"], &[&["type"], &["value"]]),
+    w("listpackEx", &["listpackEx"], &[&["lp"]]),
+    w("mstrhdr8", &["mstrhdr8"], &[&["len"], &["info"]]),
+    w(
+        "ExpireMeta",
+        &["ExpireMeta"],
+        &[&["expireTimeLo"], &["expireTimeHi"], &["trash"]],
+    ),
     w(
         "moduleType",
         &["RedisModuleType", "ValkeyModuleType", "moduleType"],

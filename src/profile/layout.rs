@@ -345,6 +345,22 @@ pub struct ModuleLayout {
     pub type_id: Field,
 }
 
+/// Hash field TTLs (Redis 7.4+): `listpackEx.lp` and the `ExpireMeta` kept before an
+/// `mstr` field that carries a TTL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FieldTtlLayout {
+    /// `listpackEx.lp`.
+    pub lp: Field,
+    /// `sizeof(ExpireMeta)`.
+    pub meta_size: u64,
+    /// `ExpireMeta.expireTimeLo` (low 32 bits, ms).
+    pub lo: Field,
+    /// `ExpireMeta.expireTimeHi` (high 16 bits).
+    pub hi: Field,
+    /// `ExpireMeta.trash:1` (set: no TTL).
+    pub trash: Bits,
+}
+
 /// `dictEntry` fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EntryLayout {
@@ -543,6 +559,8 @@ pub struct Layout {
     pub functions: Option<FunctionsLayout>,
     /// Module values, when the build has them.
     pub modules: Option<ModuleLayout>,
+    /// Hash field TTLs, when the build has them.
+    pub field_ttl: Option<FieldTtlLayout>,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -964,6 +982,19 @@ impl Layout {
                     nack_delivery_count: r.field("streamNACK", "delivery_count"),
                 };
                 Some(stream)
+            } else {
+                None
+            },
+            field_ttl: if file.structs.contains_key("listpackEx")
+                && file.structs.contains_key("ExpireMeta")
+            {
+                Some(FieldTtlLayout {
+                    lp: r.field("listpackEx", "lp"),
+                    meta_size: r.size("ExpireMeta"),
+                    lo: r.field("ExpireMeta", "expireTimeLo"),
+                    hi: r.field("ExpireMeta", "expireTimeHi"),
+                    trash: r.bits("ExpireMeta", "trash"),
+                })
             } else {
                 None
             },

@@ -196,12 +196,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .map(Value::HashZiplist);
             }
             if e == en.listpack_ex {
-                return Err(Fault::Unsupported(
-                    "hash fields with TTLs (listpack_ex) are not recovered by this version of redis-rescue".into(),
-                ));
+                return self.listpack_ex(h.ptr);
             }
             if e == en.hashtable {
-                return self.hash_pairs(h.ptr).map(Value::HashPairs);
+                let pairs = self.hash_pairs(h.ptr)?;
+                return Ok(if pairs.iter().any(|p| p.2.is_some()) {
+                    Value::HashPairsTtl(pairs)
+                } else {
+                    Value::HashPairs(pairs.into_iter().map(|(f, v, _)| (f, v)).collect())
+                });
             }
         } else if t == ty.stream {
             if e == en.stream {
@@ -514,24 +517,20 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         Ok(out)
     }
 
-    fn hash_pairs(&self, table: u64) -> Result<Vec<(Bytes<'a>, Bytes<'a>)>, Fault> {
+    fn hash_pairs(&self, table: u64) -> Result<Vec<HashField<'a>>, Fault> {
         let mut out = Vec::new();
         let mut first = None;
         let used = self.table_entries(table, |k, v| {
             let pair = if self.valkey_tables {
-                self.hash_entry(k)
+                self.hash_entry(k).map(|(f, v)| (f, v, None))
             } else if self.layout.features.mstr_hash_fields {
                 read_mstr(self.space, k).and_then(|(field, has_meta)| {
-                    if has_meta {
-                        // A field with a TTL: writing it without would make it persistent.
-                        return Err(Fault::Unsupported(
-                            "hash fields with TTLs are not recovered by this version of redis-rescue".into(),
-                        ));
-                    }
-                    Ok((field, self.element(v)?))
+                    let ttl = if has_meta { self.mstr_ttl(k)? } else { None };
+                    Ok((field, self.element(v)?, ttl))
                 })
             } else {
-                self.element(k).and_then(|f| Ok((f, self.element(v)?)))
+                self.element(k)
+                    .and_then(|f| Ok((f, self.element(v)?, None)))
             };
             match pair {
                 Ok(p) => out.push(p),
@@ -542,6 +541,79 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })?;
         check_complete(first, out.len() as u64, used, "hash")?;
         Ok(out)
+    }
+
+    /// The TTL of a 7.4 hash field whose mstr carries metadata: a 16-bit flags word sits
+    /// before the mstr header and, when its bit 0 is set, an `ExpireMeta` before that.
+    fn mstr_ttl(&self, field: u64) -> Result<Option<u64>, Fault> {
+        let Some(ft) = &self.layout.field_ttl else {
+            return Err(Fault::Unsupported(
+                "hash fields with TTLs: the profile has no ExpireMeta layout".into(),
+            ));
+        };
+        let info = self.space.u8(field.wrapping_sub(1))?;
+        let hdr: u64 = match info & 3 {
+            0 => 1,
+            1 | 2 => 3,
+            _ => 9,
+        };
+        let flags_at = field.wrapping_sub(hdr + 2);
+        let flags = self.space.u16(flags_at)?;
+        if flags & 1 == 0 {
+            return Ok(None);
+        }
+        let meta_at = flags_at.wrapping_sub(ft.meta_size);
+        let meta = self.space.read(meta_at, ft.meta_size as usize)?;
+        let missing = || Fault::bad("ExpireMeta field outside its struct");
+        if ft.trash.get(&meta).ok_or_else(missing)? == 1 {
+            return Ok(None);
+        }
+        let lo = ft.lo.get(&meta).ok_or_else(missing)?;
+        let hi = ft.hi.get(&meta).ok_or_else(missing)?;
+        Ok(Some(lo | (hi << 32)))
+    }
+
+    /// A 7.4 hash with field TTLs in a listpack of (field, value, TTL) triplets.
+    fn listpack_ex(&self, obj_ptr: u64) -> Result<Value<'a>, Fault> {
+        let Some(ft) = &self.layout.field_ttl else {
+            return Err(Fault::Unsupported(
+                "hash with field TTLs: the profile has no listpackEx layout".into(),
+            ));
+        };
+        let lp_ptr = self
+            .space
+            .uint(obj_ptr.wrapping_add(ft.lp.offset), ft.lp.size)?;
+        let bytes = self.listpack(lp_ptr, false, "hash listpack_ex")?;
+        let lp = Listpack::parse(&bytes).map_err(Fault::decode("hash listpack_ex"))?;
+        if lp.len() % 3 != 0 {
+            return Err(Fault::bad(format!(
+                "hash listpack_ex holds {} entries, not (field, value, TTL) triplets",
+                lp.len()
+            )));
+        }
+        let mut min_expire = 0u64;
+        for (i, e) in lp.iter().enumerate() {
+            if i % 3 != 2 {
+                continue;
+            }
+            match e {
+                crate::decode::Element::Int(t) if t >= 0 => {
+                    let t = t as u64;
+                    if t != 0 && (min_expire == 0 || t < min_expire) {
+                        min_expire = t;
+                    }
+                }
+                _ => {
+                    return Err(Fault::bad(
+                        "hash listpack_ex TTL is not a non-negative integer",
+                    ))
+                }
+            }
+        }
+        Ok(Value::HashListpackEx {
+            min_expire,
+            lp: bytes,
+        })
     }
 
     /// A Valkey 8.1 hash entry: the field sds, with its value either embedded right
@@ -683,6 +755,9 @@ pub fn module_type_name(id: u64) -> String {
         .collect();
     format!("{name} (encver {})", id & 1023)
 }
+
+/// A hash field, its value, and its TTL (Redis 7.4+) when it has one.
+type HashField<'a> = (Bytes<'a>, Bytes<'a>, Option<u64>);
 
 fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Result<(), Fault> {
     if let Some(e) = first {
