@@ -503,6 +503,20 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         Err(e) => Err(e.to_string()),
     });
     report.set_functions(functions);
+    if let Some(scripts) = walker.lua_scripts(server) {
+        let outcome = match scripts {
+            Ok(s) if s.is_empty() => Ok(0),
+            Ok(s) => match sink.lua_scripts(&s) {
+                Ok(()) => Ok(s.len() as u64),
+                Err(SinkError::Unwritable { reason }) => {
+                    Err(format!("{} scripts not carried: {reason}", s.len()))
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(f) => Err(format!("unreadable: {f}")),
+        };
+        report.set_lua_scripts(outcome);
+    }
     let eviction = walker.eviction(server);
     sink.set_eviction(eviction);
     report.set_eviction(if rdb_version >= 9 {

@@ -97,6 +97,11 @@ pub struct Report {
     pub totals: DbReport,
     /// Per-key eviction data written: `idle`, `freq`, or why none.
     pub eviction_metadata: String,
+    /// EVAL scripts written as `lua` AUX fields (5.0 to 6.2 loaders read them).
+    pub lua_scripts: u64,
+    /// Why EVAL scripts in the core were not carried, when some were not. The scripts
+    /// cache is a cache (clients resend scripts on NOSCRIPT): this does not fail the run.
+    pub lua_scripts_not_carried: Option<String>,
     /// Function libraries written (7.0+).
     pub functions: u64,
     /// Why function libraries could not be recovered or written, when they were not.
@@ -290,6 +295,19 @@ impl ReportBuilder {
                 "{n} keys were re-encoded as plain types because RDB {} cannot hold their in-memory encoding",
                 self.report.rdb_version
             ));
+        }
+    }
+
+    /// Record the EVAL scripts: how many were written, or why they were not.
+    pub fn set_lua_scripts(&mut self, outcome: Result<u64, String>) {
+        match outcome {
+            Ok(n) => self.report.lua_scripts = n,
+            Err(why) => {
+                self.report
+                    .warnings
+                    .push(format!("EVAL scripts cache: {why}"));
+                self.report.lua_scripts_not_carried = Some(why);
+            }
         }
     }
 

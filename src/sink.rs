@@ -70,6 +70,10 @@ pub trait Sink {
     fn functions(&mut self, _libraries: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
         Ok(())
     }
+    /// The EVAL scripts cache (up to 6.2), before the first database.
+    fn lua_scripts(&mut self, _scripts: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Counts nothing itself (the report keeps the tallies): the `--dry-run` sink.
@@ -410,6 +414,22 @@ impl<W: Write> Sink for RdbSink<W> {
     fn key(&mut self, key: &RecoveredKey<'_>) -> Result<(), SinkError> {
         self.encode(key)?;
         self.writer.record(&self.record)?;
+        Ok(())
+    }
+
+    fn lua_scripts(&mut self, scripts: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
+        // Only RDB 9 loaders (5.0 to 6.2) load scripts back from the `lua` AUX field.
+        if self.writer.version() != RDB_VERSION_IDLE_FREQ {
+            return Err(SinkError::Unwritable {
+                reason: format!(
+                    "RDB {} loaders do not load the EVAL scripts cache (only RDB 9: Redis 5.0 to 6.2)",
+                    self.writer.version()
+                ),
+            });
+        }
+        for body in scripts {
+            self.writer.aux(b"lua", body)?;
+        }
         Ok(())
     }
 

@@ -158,6 +158,8 @@ pub struct ServerLayout {
     pub maxmemory_policy: Option<Field>,
     /// `unsigned int lruclock` (24-bit LRU clock, seconds).
     pub lruclock: Option<Field>,
+    /// `dict *lua_scripts` (SHA1 → script body; up to 6.2).
+    pub lua_scripts: Option<Field>,
 }
 
 /// `redisDb` fields.
@@ -830,6 +832,7 @@ impl Layout {
                 dbnum: r.field("redisServer", "dbnum"),
                 maxmemory_policy: r.optional_field("redisServer", "maxmemory_policy"),
                 lruclock: r.optional_field("redisServer", "lruclock"),
+                lua_scripts: r.optional_field("redisServer", "lua_scripts"),
             },
             db: DbLayout {
                 size: r.size("redisDb"),

@@ -203,6 +203,40 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         Ok(out)
     }
 
+    /// The bodies of the EVAL scripts cache (`server.lua_scripts`, up to 6.2), or `None`
+    /// when the build keeps it elsewhere.
+    pub fn lua_scripts(
+        &self,
+        server_addr: u64,
+    ) -> Option<Result<Vec<crate::value::Bytes<'a>>, Fault>> {
+        let field = self.layout.server.lua_scripts?;
+        Some((|| {
+            let dict = self
+                .space
+                .uint(server_addr.wrapping_add(field.offset), field.size)?;
+            if dict == 0 {
+                return Ok(Vec::new());
+            }
+            let dicts = DictWalker::new(self.space, self.layout);
+            let header = dicts.header(dict)?;
+            let objects = ObjectDecoder::new(self.space, self.layout);
+            let mut out = Vec::new();
+            let mut first = None;
+            dicts
+                .for_each(&header, |_, body| match objects.string_object(body) {
+                    Ok(b) => out.push(b),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                })
+                .into_result()?;
+            match first {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
+        })())
+    }
+
     /// What the server's `maxmemory-policy` says to keep per key, read from `server`.
     pub fn eviction(&self, server_addr: u64) -> crate::sink::Eviction {
         use crate::sink::Eviction;

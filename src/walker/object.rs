@@ -286,7 +286,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 
     /// The bytes of a string object, INT encoding as its decimal text.
-    fn string_object(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
+    pub fn string_object(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
         let h = self.header(ptr)?;
         let en = &self.layout.enc;
         if h.type_id != self.layout.types.string {
