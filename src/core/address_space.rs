@@ -211,6 +211,22 @@ impl<'a> AddressSpace<'a> {
     }
 }
 
+/// An address space of one segment holding `data` at `vaddr`, for unit tests of readers.
+#[cfg(test)]
+pub(crate) fn single_segment(data: &[u8], vaddr: u64) -> AddressSpace<'_> {
+    AddressSpace::new(
+        data,
+        vec![Segment {
+            vaddr,
+            memsz: data.len() as u64,
+            filesz: data.len() as u64,
+            file_offset: 0,
+            present: 0,
+            flags: 6,
+        }],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

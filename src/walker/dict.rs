@@ -253,7 +253,6 @@ impl<'s, 'a> DictWalker<'s, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Segment;
     use crate::profile::{self, Layout};
 
     const BASE: u64 = 0x20_0000;
@@ -263,17 +262,7 @@ mod tests {
     }
 
     fn space(bytes: &[u8]) -> AddressSpace<'_> {
-        AddressSpace::new(
-            bytes,
-            vec![Segment {
-                vaddr: BASE,
-                memsz: bytes.len() as u64,
-                filesz: bytes.len() as u64,
-                file_offset: 0,
-                present: 0,
-                flags: 6,
-            }],
-        )
+        crate::core::address_space::single_segment(bytes, BASE)
     }
 
     fn put(m: &mut [u8], off: usize, v: u64) {

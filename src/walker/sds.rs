@@ -157,22 +157,11 @@ pub fn read_mstr<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<(Cow<'a, [u8]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Segment;
 
     const BASE: u64 = 0x10_0000;
 
     fn space(bytes: &[u8]) -> AddressSpace<'_> {
-        AddressSpace::new(
-            bytes,
-            vec![Segment {
-                vaddr: BASE,
-                memsz: bytes.len() as u64,
-                filesz: bytes.len() as u64,
-                file_offset: 0,
-                present: 0,
-                flags: 6,
-            }],
-        )
+        crate::core::address_space::single_segment(bytes, BASE)
     }
 
     /// Memory holding one sds with header `hdr` (ending in the flags byte) and `body`.
