@@ -743,7 +743,8 @@ fn phdr_table(b: &[u8]) -> (u64, u64, u64) {
 struct KeyState {
     ty: String,
     /// string: [value]; list: elements in order; set: members sorted; zset: member, score,
-    /// member, score… in rank order; hash: field, value… sorted by field.
+    /// member, score… in rank order; hash: field, value… sorted by field; stream: one item per
+    /// entry (XRANGE - +: ID, field, value…), then its XINFO STREAM FULL COUNT 0 reply.
     value: Vec<Vec<u8>>,
     pexpiretime: i64,
 }
@@ -787,6 +788,27 @@ fn scan_keys(conn: &mut Connection, db: u32) -> BTreeSet<Vec<u8>> {
     keys
 }
 
+/// XRANGE's reply as one item per entry: its ID and field/value pairs, NUL-separated.
+fn stream_entries(v: &redis::Value) -> Vec<Vec<u8>> {
+    let redis::Value::Array(entries) = v else {
+        panic!("XRANGE reply {v:?}")
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let redis::Value::Array(parts) = e else {
+                panic!("XRANGE entry {e:?}")
+            };
+            let mut out = bulk(&parts[0]);
+            for f in bulks(&parts[1]) {
+                out.push(0);
+                out.extend(f);
+            }
+            out
+        })
+        .collect()
+}
+
 /// TYPE, value and PEXPIRETIME of `keys` in `db`, read with ordinary commands.
 fn key_states(conn: &mut Connection, db: u32, keys: &[Vec<u8>]) -> Vec<KeyState> {
     let mut out = Vec::with_capacity(keys.len());
@@ -824,6 +846,7 @@ fn key_states(conn: &mut Connection, db: u32, keys: &[Vec<u8>]) -> Vec<KeyState>
                 "set" => p.cmd("SMEMBERS").arg(k),
                 "zset" => p.cmd("ZRANGE").arg(k).arg(0).arg(-1).arg("WITHSCORES"),
                 "hash" => p.cmd("HGETALL").arg(k),
+                "stream" => p.cmd("XRANGE").arg(k).arg("-").arg("+"),
                 // "none" (missing) and types the dataset does not have: compare the type only.
                 _ => p.cmd("PING"),
             };
@@ -831,9 +854,37 @@ fn key_states(conn: &mut Connection, db: u32, keys: &[Vec<u8>]) -> Vec<KeyState>
         let values: Vec<redis::Value> = p
             .query(conn)
             .unwrap_or_else(|e| panic!("db {db}: value pipeline: {e}"));
+        // A stream's groups, consumers and pending entries (all times absolute in 7.0).
+        let mut p = redis::pipe();
+        p.cmd("SELECT").arg(db).ignore();
+        for (k, ty) in chunk.iter().zip(&types) {
+            if ty == "stream" {
+                p.cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(k.as_slice())
+                    .arg("FULL")
+                    .arg("COUNT")
+                    .arg(0);
+            }
+        }
+        let infos: Vec<redis::Value> = if types.iter().any(|t| t == "stream") {
+            p.query(conn)
+                .unwrap_or_else(|e| panic!("db {db}: XINFO STREAM FULL pipeline: {e}"))
+        } else {
+            Vec::new()
+        };
+        let mut infos = infos.into_iter();
         for ((ty, t), v) in types.into_iter().zip(times).zip(values) {
             let value = match ty.as_str() {
                 "string" => vec![bulk(&v)],
+                "stream" => {
+                    let mut entries = stream_entries(&v);
+                    let info = infos
+                        .next()
+                        .expect("one XINFO STREAM FULL reply per stream");
+                    entries.push(format!("XINFO STREAM FULL COUNT 0: {info:?}").into_bytes());
+                    entries
+                }
                 "list" => bulks(&v),
                 "set" => {
                     let mut m = bulks(&v);
@@ -953,6 +1004,7 @@ fn check_partial_recovery(
     let restored = RedisServer::start_on_rdb(binary, rdb, &[]);
     let mut conn = restored.conn();
     let mut compared = 0usize;
+    let mut streams = 0usize;
     for db in truth.dbsizes.keys() {
         let entry = &dbs[&db.to_string()];
         let keys: Vec<Vec<u8>> = scan_keys(&mut conn, *db).into_iter().collect();
@@ -1009,6 +1061,7 @@ fn check_partial_recovery(
                 .join("\n")
         );
         compared += keys.len();
+        streams += got.iter().filter(|s| s.ty == "stream").count();
 
         // A key is either recovered or listed as lost, never both.
         let restored_names: BTreeSet<String> = keys.iter().map(|k| printable(k)).collect();
@@ -1024,7 +1077,7 @@ fn check_partial_recovery(
         );
     }
     select(source, 0);
-    eprintln!("{what}: {compared} restored keys equal the source's");
+    eprintln!("{what}: {compared} restored keys ({streams} streams) equal the source's");
 }
 
 /// Run the tool on the first `len` bytes of `core` and check what it did (see

@@ -239,6 +239,7 @@ fn dry_run_counts_without_writing() {
         ("zset", "skiplist"),
         ("hash", "listpack"),
         ("hash", "hashtable"),
+        ("stream", "stream"),
     ] {
         assert!(
             census.contains(&(t.into(), e.into())),
@@ -313,7 +314,7 @@ fn dry_run_counts_without_writing() {
 /// Does a line of the dry-run table name `db` (as `3`, `db3`, `db 3`, `db:3`…) together with a type?
 fn mentions_db(table: &str, db: u32) -> bool {
     let want = db.to_string();
-    let types = ["string", "list", "set", "zset", "hash"];
+    let types = ["string", "list", "set", "zset", "hash", "stream"];
     table.lines().any(|line| {
         let tokens: Vec<&str> = line
             .split(|c: char| c.is_whitespace() || "|:,;=/()[]{}".contains(c))

@@ -172,6 +172,32 @@ impl Build {
         self.is_valkey() || self.version >= (7, 0, 0)
     }
 
+    /// Streams (5.0+, Valkey).
+    pub fn has_streams(&self) -> bool {
+        self.is_valkey() || self.version >= (5, 0, 0)
+    }
+
+    /// What OBJECT ENCODING says of a stream: `stream`, but `unknown` in 5.0, whose
+    /// `strEncoding` has no name for OBJ_ENCODING_STREAM (seen on 5.0.6). The report names
+    /// the encoding `stream` whatever the version.
+    pub fn stream_encoding(&self) -> &'static str {
+        if !self.is_valkey() && self.version < (6, 0, 0) {
+            "unknown"
+        } else {
+            "stream"
+        }
+    }
+
+    /// `XINFO STREAM key FULL` (6.0+, Valkey).
+    pub fn has_xinfo_full(&self) -> bool {
+        self.is_valkey() || self.version >= (6, 0, 0)
+    }
+
+    /// `XGROUP CREATECONSUMER` (6.2+, Valkey).
+    pub fn has_createconsumer(&self) -> bool {
+        self.is_valkey() || self.version >= (6, 2, 0)
+    }
+
     /// The key dicts are the classic `dict` with `ht[2]` and `rehashidx`, readable with gdb as
     /// `server.db[i].dict` (2.8 to 6.2).
     pub fn has_dictht_keyspace(&self) -> bool {

@@ -1,6 +1,7 @@
 //! Restore a recovered RDB into a fresh server of the same build and compare it with the
-//! truth: DBSIZE and expires per db, every TTL, and the whole dataset — by DEBUG DIGEST, or
-//! key by key against the still-running source server (TYPE and value of every key).
+//! truth: DBSIZE and expires per db, every TTL, the streams' consumer groups (XINFO), and the
+//! whole dataset — by DEBUG DIGEST, or key by key against the still-running source server
+//! (TYPE and value of every key).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -11,7 +12,9 @@ use redis::Connection;
 
 use super::build::Build;
 use super::truth::{expiries, wait_rehash_done, Expiry, MatrixTruth};
-use crate::common::{dbsizes, keyspace_info, select, show, snippet, RedisServer};
+use crate::common::{
+    dbsizes, keyspace_info, probe_streams, select, show, snippet, stream_differences, RedisServer,
+};
 
 /// How the restored dataset is compared with the source's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +91,7 @@ pub fn db_contents(conn: &mut Connection, db: u32) -> BTreeMap<Vec<u8>, KeyState
                 "set" => p.cmd("SMEMBERS").arg(k),
                 "zset" => p.cmd("ZRANGE").arg(k).arg(0).arg(-1).arg("WITHSCORES"),
                 "hash" => p.cmd("HGETALL").arg(k),
+                "stream" => p.cmd("XRANGE").arg(k).arg("-").arg("+"),
                 _ => p.cmd("PING"),
             };
         }
@@ -97,6 +101,8 @@ pub fn db_contents(conn: &mut Connection, db: u32) -> BTreeMap<Vec<u8>, KeyState
         for ((k, ty), v) in chunk.iter().zip(types).zip(values) {
             let value = match ty.as_str() {
                 "string" => vec![bulk(&v)],
+                // Entries in order: ID, then field, value, …, each entry as one item.
+                "stream" => stream_entries(&v),
                 "list" | "zset" => bulks(&v),
                 "set" => {
                     let mut m = bulks(&v);
@@ -119,6 +125,27 @@ pub fn db_contents(conn: &mut Connection, db: u32) -> BTreeMap<Vec<u8>, KeyState
     }
     select(conn, 0);
     out
+}
+
+/// XRANGE's reply as one item per entry: its ID and field/value pairs, NUL-separated.
+fn stream_entries(v: &redis::Value) -> Vec<Vec<u8>> {
+    let redis::Value::Array(entries) = v else {
+        panic!("XRANGE reply {v:?}")
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let redis::Value::Array(parts) = e else {
+                panic!("XRANGE entry {e:?}")
+            };
+            let mut out = bulk(&parts[0]);
+            for f in bulks(&parts[1]) {
+                out.push(0);
+                out.extend(f);
+            }
+            out
+        })
+        .collect()
 }
 
 fn describe_state(s: &KeyState) -> String {
@@ -259,6 +286,35 @@ pub fn assert_restores(
     );
     let got = expiries(&mut conn, build, &truth.filled.ttl_keys);
     assert_expiries(build, truth, &got, what);
+    // Consumer groups, which DEBUG DIGEST does not cover (and key by key does not read).
+    let got_streams = probe_streams(&mut conn, &truth.filled.streams, build.has_xinfo_full());
+    let diffs = stream_differences(&truth.streams, &got_streams);
+    assert!(
+        diffs.is_empty(),
+        "{} {what}: {} of {} streams differ after restoring ({}):\n{}",
+        build.name,
+        diffs.len(),
+        truth.streams.len(),
+        if build.has_xinfo_full() {
+            "XINFO STREAM FULL COUNT 0"
+        } else {
+            "XINFO STREAM, GROUPS, CONSUMERS and XPENDING without idle times"
+        },
+        snippet(&diffs.join("\n\n"), 8000)
+    );
+    let streams_note = if truth.streams.is_empty() {
+        "no streams".to_string()
+    } else {
+        format!(
+            "{} streams' {} equal",
+            truth.streams.len(),
+            if build.has_xinfo_full() {
+                "XINFO STREAM FULL COUNT 0"
+            } else {
+                "XINFO STREAM/GROUPS/CONSUMERS and XPENDING (idle times aside)"
+            }
+        )
+    };
     let dbs: Vec<u32> = truth.dbsizes.keys().copied().collect();
 
     let key_by_key = |reason: &str| -> String {
@@ -281,7 +337,7 @@ pub fn assert_restores(
         format!("key-by-key against the source, {compared} keys equal ({reason})")
     };
 
-    match oracle {
+    let verdict = match oracle {
         Oracle::KeyByKey => key_by_key("DEBUG DIGEST not used for this dataset"),
         Oracle::Digest => {
             let want = truth
@@ -320,7 +376,8 @@ pub fn assert_restores(
                 }
             }
         }
-    }
+    };
+    format!("{verdict}; {streams_note}")
 }
 
 fn server_alive(server: &RedisServer) -> bool {

@@ -14,7 +14,10 @@ use redis::Connection;
 
 use super::build::{Build, Generation};
 use super::fill::{htstats_tables, Filled, REHASHING_DB};
-use crate::common::{dbsizes, keyspace_info, select, show, snippet, Dataset, RedisServer, Truth};
+use crate::common::{
+    dbsizes, keyspace_info, probe_streams, select, show, snippet, Dataset, RedisServer,
+    StreamProbe, Truth,
+};
 
 /// The absolute expiry (Unix ms) of one key, known to lie in `[lo, hi]`: exact from
 /// PEXPIRETIME (7.0+), or from PTTL and the clock around the query (older versions).
@@ -38,6 +41,10 @@ pub struct MatrixTruth {
     pub rehashing: BTreeMap<u32, bool>,
     /// How the rehash state was read, with the tables' figures, for messages.
     pub rehash_detail: String,
+    /// What the source answered about every stream (groups, consumers, pending entries:
+    /// DEBUG DIGEST covers stream entries only): XINFO STREAM FULL COUNT 0 (6.0+, Valkey), or
+    /// 5.0's XINFO STREAM / GROUPS / CONSUMERS and XPENDING without their idle times.
+    pub streams: Vec<StreamProbe>,
     pub filled: Filled,
 }
 
@@ -51,10 +58,12 @@ impl MatrixTruth {
             expires: self.expires.clone(),
             pexpiretimes: Vec::new(),
             rehashing: self.rehashing.clone(),
+            streams: self.streams.clone(),
             dataset: Dataset {
                 ttl_keys: self.filled.ttl_keys.clone(),
                 rehashing_db: REHASHING_DB,
                 census: self.filled.census.clone(),
+                streams: self.filled.streams.clone(),
             },
         }
     }
@@ -308,7 +317,7 @@ fn assert_mid_rehash(
 }
 
 /// Record the truth of a filled server, right before its core is taken. Order matters: the
-/// TTL and quicklist reads look keys up in the mixed dbs (never in the rehashing db); DEBUG
+/// TTL, stream and quicklist reads look keys up in the mixed dbs (never in the rehashing db); DEBUG
 /// DIGEST moves nothing in the rehashing db because it has no TTL keys (with TTL keys it
 /// steps a mid-rehash dict on 5.0/6.2, and kills 2.8–3.2), and the rehash state is read after
 /// it anyway; DBSIZE, INFO, DEBUG HTSTATS and gdb reads move nothing.
@@ -336,6 +345,15 @@ pub fn record_truth(
         build.name,
         bad.join("\n")
     );
+
+    assert_eq!(
+        !filled.streams.is_empty(),
+        build.has_streams(),
+        "{}: streams in the dataset ({}) vs the version having them",
+        build.name,
+        filled.streams.len()
+    );
+    let streams = probe_streams(conn, &filled.streams, build.has_xinfo_full());
 
     if build.generation() == Generation::Quicklist {
         let counts = quicklist_lzf_nodes(server.pid(), &filled.big_lists, server.dir());
@@ -439,6 +457,7 @@ pub fn record_truth(
         expiries,
         rehashing,
         rehash_detail,
+        streams,
         filled,
     }
 }
