@@ -54,6 +54,8 @@ impl Segment {
 pub struct AddressSpace<'a> {
     data: &'a [u8],
     segments: Vec<Segment>,
+    // Index of the segment the last lookup found: consecutive reads mostly stay in it.
+    last: std::cell::Cell<usize>,
 }
 
 impl<'a> AddressSpace<'a> {
@@ -66,7 +68,11 @@ impl<'a> AddressSpace<'a> {
         }
         segments.retain(|s| s.memsz > 0);
         segments.sort_by_key(|s| s.vaddr);
-        AddressSpace { data, segments }
+        AddressSpace {
+            data,
+            segments,
+            last: std::cell::Cell::new(0),
+        }
     }
 
     /// The indexed segments, sorted by address.
@@ -83,10 +89,20 @@ impl<'a> AddressSpace<'a> {
     }
 
     fn segment_index(&self, addr: u64) -> Option<usize> {
+        let hint = self.last.get();
+        if let Some(seg) = self.segments.get(hint) {
+            if seg.vaddr <= addr && addr < seg.end() {
+                return Some(hint);
+            }
+        }
         let i = self.segments.partition_point(|s| s.vaddr <= addr);
         let idx = i.checked_sub(1)?;
         let seg = self.segments.get(idx)?;
-        (addr < seg.end()).then_some(idx)
+        let found = (addr < seg.end()).then_some(idx);
+        if let Some(i) = found {
+            self.last.set(i);
+        }
+        found
     }
 
     /// The longest run of dumped bytes starting at `addr` inside its own segment.
