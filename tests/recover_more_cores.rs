@@ -767,27 +767,6 @@ fn bulks(v: &redis::Value) -> Vec<Vec<u8>> {
     }
 }
 
-/// Every key of `db` (SCAN, deduplicated). Leaves the connection on `db`.
-fn scan_keys(conn: &mut Connection, db: u32) -> BTreeSet<Vec<u8>> {
-    select(conn, db);
-    let mut keys = BTreeSet::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(1000)
-            .query(conn)
-            .unwrap_or_else(|e| panic!("SCAN in db {db}: {e}"));
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    keys
-}
-
 /// XRANGE's reply as one item per entry: its ID and field/value pairs, NUL-separated.
 fn stream_entries(v: &redis::Value) -> Vec<Vec<u8>> {
     let redis::Value::Array(entries) = v else {

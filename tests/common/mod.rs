@@ -1027,8 +1027,8 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     }
 }
 
-/// Keys per type × encoding in one db, via SCAN + TYPE + OBJECT ENCODING.
-fn census_of_db(conn: &mut Connection, db: u32) -> BTreeMap<String, BTreeMap<String, u64>> {
+/// Every key of `db` (SCAN, deduplicated). Leaves the connection on `db`.
+pub fn scan_keys(conn: &mut Connection, db: u32) -> BTreeSet<Vec<u8>> {
     select(conn, db);
     let mut keys = BTreeSet::new();
     let mut cursor = 0u64;
@@ -1045,6 +1045,13 @@ fn census_of_db(conn: &mut Connection, db: u32) -> BTreeMap<String, BTreeMap<Str
             break;
         }
     }
+    keys
+}
+
+/// Keys per type × encoding in one db, via SCAN + TYPE + OBJECT ENCODING. Leaves the
+/// connection on db 0.
+pub fn census_of_db(conn: &mut Connection, db: u32) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let keys = scan_keys(conn, db);
     let keys: Vec<Vec<u8>> = keys.into_iter().collect();
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for chunk in keys.chunks(500) {

@@ -12,8 +12,8 @@ use redis::Connection;
 
 use super::build::{Build, Generation};
 use crate::common::{
-    fill_streams, pseudo_random_bytes, select, show, snippet, Census, RedisServer, StreamCaps,
-    StreamSet,
+    census_of_db, fill_streams, pseudo_random_bytes, select, show, snippet, Census, RedisServer,
+    StreamCaps, StreamSet,
 };
 
 /// The db whose key dict is left half-rehashed.
@@ -361,44 +361,6 @@ pub fn htstats_tables(conn: &mut Connection, db: u32) -> Vec<u64> {
         "DEBUG HTSTATS {db} has an unexpected shape:\n{stats}"
     );
     tables
-}
-
-/// Keys per type × encoding in one db, via SCAN + TYPE + OBJECT ENCODING.
-fn census_of_db(conn: &mut Connection, db: u32) -> BTreeMap<String, BTreeMap<String, u64>> {
-    select(conn, db);
-    let mut keys = BTreeSet::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(1000)
-            .query(conn)
-            .unwrap_or_else(|e| panic!("SCAN in db {db}: {e}"));
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    let keys: Vec<Vec<u8>> = keys.into_iter().collect();
-    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for chunk in keys.chunks(500) {
-        let mut p = redis::pipe();
-        for k in chunk {
-            p.cmd("TYPE").arg(k.as_slice());
-            p.cmd("OBJECT").arg("ENCODING").arg(k.as_slice());
-        }
-        let replies: Vec<redis::Value> = p.query(conn).expect("census pipeline");
-        for pair in replies.chunks(2) {
-            *out.entry(value_text(&pair[0]))
-                .or_default()
-                .entry(value_text(&pair[1]))
-                .or_default() += 1;
-        }
-    }
-    select(conn, 0);
-    out
 }
 
 /// Fill `server` (a `build` started with `--activerehashing no`). [`REHASHING_DB`] is filled

@@ -3,7 +3,7 @@
 //! whole dataset — by DEBUG DIGEST, or key by key against the still-running source server
 //! (TYPE and value of every key).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -56,22 +56,7 @@ fn bulks(v: &redis::Value) -> Vec<Vec<u8>> {
 /// Every key of `db` (SCAN, deduplicated) with its TYPE and value. Leaves the connection on
 /// db 0.
 pub fn db_contents(conn: &mut Connection, db: u32) -> BTreeMap<Vec<u8>, KeyState> {
-    select(conn, db);
-    let mut keys = BTreeSet::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(1000)
-            .query(conn)
-            .unwrap_or_else(|e| panic!("SCAN in db {db}: {e}"));
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
+    let keys = crate::common::scan_keys(conn, db);
     let keys: Vec<Vec<u8>> = keys.into_iter().collect();
     let mut out = BTreeMap::new();
     for chunk in keys.chunks(200) {
