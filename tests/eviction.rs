@@ -6,25 +6,11 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use common::{describe, gcore, read_report, run_rescue, RedisServer};
+use common::{describe, gcore, provisioned_binary, read_report, run_rescue, RedisServer};
 
 const VERSION: &str = "6.2.14";
-
-fn binary() -> PathBuf {
-    let dir = std::env::var_os("REDIS_BUILDS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"));
-    let bin = dir.join(VERSION).join("redis-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: run .ci/provision-redis.sh",
-        bin.display()
-    );
-    bin
-}
 
 fn object(conn: &mut redis::Connection, what: &str, key: &str) -> i64 {
     redis::cmd("OBJECT")
@@ -36,7 +22,7 @@ fn object(conn: &mut redis::Connection, what: &str, key: &str) -> i64 {
 
 /// Fill under `policy`: 20 keys, 3 of them touched after a pause, k5 read 300 times.
 fn run(policy: &str) -> (Vec<i64>, Vec<i64>, f64, serde_json::Value) {
-    let bin = binary();
+    let bin = provisioned_binary(VERSION);
     let args = ["--maxmemory-policy", policy, "--maxmemory", "1gb"];
     let src = RedisServer::start_version(&bin, VERSION, &args);
     let mut conn = src.conn();

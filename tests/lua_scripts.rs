@@ -4,27 +4,13 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
 
-use common::{describe, gcore, read_report, run_rescue, RedisServer};
-
-fn binary(version: &str) -> PathBuf {
-    let dir = std::env::var_os("REDIS_BUILDS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"));
-    let bin = dir.join(version).join("redis-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: run .ci/provision-redis.sh",
-        bin.display()
-    );
-    bin
-}
+use common::{describe, gcore, provisioned_binary, read_report, run_rescue, RedisServer};
 
 /// Load two scripts into a `version` server, rescue its core; returns (shas, restored
 /// server's SCRIPT EXISTS, report).
 fn rescue_scripts(version: &str) -> (Vec<String>, Vec<i64>, serde_json::Value) {
-    let bin = binary(version);
+    let bin = provisioned_binary(version);
     let src = RedisServer::start_version(&bin, version, &[]);
     let mut conn = src.conn();
     let shas: Vec<String> = ["return 'one'", "return redis.call('get', KEYS[1])"]

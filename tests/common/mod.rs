@@ -1027,6 +1027,27 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     }
 }
 
+/// The server binary `.ci/provision-redis.sh` built for `version` (`6.2.14`,
+/// `valkey-8.1.8`), under `$REDIS_BUILDS_DIR` or `target/redis-builds/`. Fails the test
+/// when it is missing.
+pub fn provisioned_binary(version: &str) -> PathBuf {
+    let dir = std::env::var_os("REDIS_BUILDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"));
+    let name = if version.starts_with("valkey-") {
+        "valkey-server"
+    } else {
+        "redis-server"
+    };
+    let bin = dir.join(version).join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run .ci/provision-redis.sh",
+        bin.display()
+    );
+    bin
+}
+
 /// Every key of `db` (SCAN, deduplicated). Leaves the connection on `db`.
 pub fn scan_keys(conn: &mut Connection, db: u32) -> BTreeSet<Vec<u8>> {
     select(conn, db);
