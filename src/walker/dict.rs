@@ -79,6 +79,23 @@ impl WalkFaults {
     }
 }
 
+/// Hand the entries of one chain to `f`, each entry once. A looping chain is detected
+/// only after some links were walked twice, and Redis's loader crashes on a duplicate key,
+/// so when the chain looped, repeated entries (same address) are dropped first.
+pub(crate) fn emit_once(
+    chain: &mut Vec<(u64, u64, u64)>,
+    looped: bool,
+    mut f: impl FnMut(u64, u64),
+) {
+    if looped {
+        let mut seen = std::collections::HashSet::with_capacity(chain.len());
+        chain.retain(|(addr, _, _)| seen.insert(*addr));
+    }
+    for (_, key, v) in chain.drain(..) {
+        f(key, v);
+    }
+}
+
 /// Reads dicts with the layout of one Redis build.
 #[derive(Clone, Copy)]
 pub struct DictWalker<'s, 'a> {
@@ -214,18 +231,21 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                     continue;
                 }
             };
+            let mut chain = Vec::new();
             for (bi, slot) in buckets.chunks_exact(8).enumerate() {
                 let mut p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
                 let mut guard = ChainGuard::new("dict bucket chain", budget);
+                chain.clear();
+                let mut looped = false;
                 while p != 0 {
                     if let Err(err) = guard.step(p) {
+                        looped = matches!(err, Fault::Cycle(_));
                         faults.push(bi as u64, err);
                         break;
                     }
                     match self.entry(p) {
                         Ok((key, v, next)) => {
-                            visited += 1;
-                            f(key, v);
+                            chain.push((p, key, v));
                             p = next;
                         }
                         Err(err) => {
@@ -234,6 +254,10 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                         }
                     }
                 }
+                emit_once(&mut chain, looped, |key, v| {
+                    visited += 1;
+                    f(key, v);
+                });
                 if visited > budget {
                     faults.push(
                         bi as u64,
@@ -306,6 +330,33 @@ mod tests {
             "{:?}",
             faults.faults
         );
+    }
+
+    #[test]
+    fn a_looping_chain_yields_each_entry_once() {
+        let l = layout();
+        let mut m = dict_mem(4, -1, 2, -1);
+        let e = |i: u64| BASE + 0x200 + i * 24;
+        put(&mut m, 0x100, e(0));
+        // X(0) -> A(1) -> B(2) -> C(3) -> A(1): Brent's check trips only on the second lap.
+        for (i, key, next) in [
+            (0u64, 10u64, e(1)),
+            (1, 11, e(2)),
+            (2, 12, e(3)),
+            (3, 13, e(1)),
+        ] {
+            let o = (0x200 + i * 24) as usize;
+            put(&mut m, o, key);
+            put(&mut m, o + 16, next);
+        }
+        let s = space(&m);
+        let w = DictWalker::new(&s, &l);
+        let h = w.header(BASE).unwrap();
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        keys.sort_unstable();
+        assert_eq!(keys, vec![10, 11, 12, 13]);
+        assert!(matches!(faults.faults[0].1, Fault::Cycle(_)));
     }
 
     #[test]

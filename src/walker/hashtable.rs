@@ -1,7 +1,7 @@
 //! `HashtableWalker`: every entry of a Valkey 8.1 `hashtable` (buckets of 7 slots with
 //! presence bits, child buckets chained from the last slot, two tables while rehashing).
 
-use super::dict::{DictHeader, Table, WalkFaults};
+use super::dict::{emit_once, DictHeader, Table, WalkFaults};
 use super::fault::Fault;
 use super::guard::ChainGuard;
 use crate::core::AddressSpace;
@@ -81,11 +81,15 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
             // Each bucket holds up to `slots` entries, a chain at least slots-1 per link.
             let budget = t.used / slots.saturating_sub(1).max(1) + 64;
             let mut visited = 0u64;
+            let mut chain = Vec::new();
             for bi in 0..t.size {
                 let mut bucket = t.buckets.wrapping_add(bi * h.bucket_size);
                 let mut guard = ChainGuard::new("hashtable bucket chain", budget);
+                chain.clear();
+                let mut looped = false;
                 loop {
                     if let Err(e) = guard.step(bucket) {
+                        looped = matches!(e, Fault::Cycle(_));
                         faults.push(bi, e);
                         break;
                     }
@@ -111,8 +115,7 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
                         if chained == 1 && slot == last {
                             next = ptr;
                         } else if presence & (1 << slot) != 0 {
-                            visited += 1;
-                            f(ptr);
+                            chain.push((ptr, ptr, 0));
                         }
                     }
                     if chained == 0 {
@@ -124,6 +127,10 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
                     }
                     bucket = next;
                 }
+                emit_once(&mut chain, looped, |entry, _| {
+                    visited += 1;
+                    f(entry);
+                });
             }
             if visited > t.used.saturating_mul(2).saturating_add(64) {
                 faults.push(
