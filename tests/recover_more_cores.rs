@@ -749,45 +749,6 @@ struct KeyState {
     pexpiretime: i64,
 }
 
-fn bulk(v: &redis::Value) -> Vec<u8> {
-    match v {
-        redis::Value::BulkString(b) => b.clone(),
-        redis::Value::SimpleString(s) => s.clone().into_bytes(),
-        redis::Value::Int(i) => i.to_string().into_bytes(),
-        redis::Value::Double(d) => d.to_string().into_bytes(),
-        other => panic!("expected a bulk string, got {other:?}"),
-    }
-}
-
-fn bulks(v: &redis::Value) -> Vec<Vec<u8>> {
-    match v {
-        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().map(bulk).collect(),
-        redis::Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect(),
-        other => panic!("expected an array, got {other:?}"),
-    }
-}
-
-/// XRANGE's reply as one item per entry: its ID and field/value pairs, NUL-separated.
-fn stream_entries(v: &redis::Value) -> Vec<Vec<u8>> {
-    let redis::Value::Array(entries) = v else {
-        panic!("XRANGE reply {v:?}")
-    };
-    entries
-        .iter()
-        .map(|e| {
-            let redis::Value::Array(parts) = e else {
-                panic!("XRANGE entry {e:?}")
-            };
-            let mut out = bulk(&parts[0]);
-            for f in bulks(&parts[1]) {
-                out.push(0);
-                out.extend(f);
-            }
-            out
-        })
-        .collect()
-}
-
 /// TYPE, value and PEXPIRETIME of `keys` in `db`, read with ordinary commands.
 fn key_states(conn: &mut Connection, db: u32, keys: &[Vec<u8>]) -> Vec<KeyState> {
     let mut out = Vec::with_capacity(keys.len());

@@ -1027,6 +1027,48 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     }
 }
 
+/// A reply as bytes: bulk and simple strings, OK, integers and doubles as their text.
+pub fn bulk(v: &redis::Value) -> Vec<u8> {
+    match v {
+        redis::Value::BulkString(b) => b.clone(),
+        redis::Value::SimpleString(s) => s.clone().into_bytes(),
+        redis::Value::Okay => b"OK".to_vec(),
+        redis::Value::Int(i) => i.to_string().into_bytes(),
+        redis::Value::Double(d) => d.to_string().into_bytes(),
+        other => panic!("expected a bulk string, got {other:?}"),
+    }
+}
+
+/// An array, set or map reply as a flat list of byte strings.
+pub fn bulks(v: &redis::Value) -> Vec<Vec<u8>> {
+    match v {
+        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().map(bulk).collect(),
+        redis::Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect(),
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+/// XRANGE's reply as one item per entry: its ID and field/value pairs, NUL-separated.
+pub fn stream_entries(v: &redis::Value) -> Vec<Vec<u8>> {
+    let redis::Value::Array(entries) = v else {
+        panic!("XRANGE reply {v:?}")
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let redis::Value::Array(parts) = e else {
+                panic!("XRANGE entry {e:?}")
+            };
+            let mut out = bulk(&parts[0]);
+            for f in bulks(&parts[1]) {
+                out.push(0);
+                out.extend(f);
+            }
+            out
+        })
+        .collect()
+}
+
 /// The server binary `.ci/provision-redis.sh` built for `version` (`6.2.14`,
 /// `valkey-8.1.8`), under `$REDIS_BUILDS_DIR` or `target/redis-builds/`. Fails the test
 /// when it is missing.

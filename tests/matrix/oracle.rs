@@ -13,7 +13,8 @@ use redis::Connection;
 use super::build::Build;
 use super::truth::{expiries, wait_rehash_done, Expiry, MatrixTruth};
 use crate::common::{
-    dbsizes, keyspace_info, probe_streams, select, show, snippet, stream_differences, RedisServer,
+    bulk, bulks, dbsizes, keyspace_info, probe_streams, select, show, snippet, stream_differences,
+    stream_entries, RedisServer,
 };
 
 /// How the restored dataset is compared with the source's.
@@ -32,25 +33,6 @@ pub enum Oracle {
 pub struct KeyState {
     pub ty: String,
     pub value: Vec<Vec<u8>>,
-}
-
-fn bulk(v: &redis::Value) -> Vec<u8> {
-    match v {
-        redis::Value::BulkString(b) => b.clone(),
-        redis::Value::SimpleString(s) => s.clone().into_bytes(),
-        redis::Value::Okay => b"OK".to_vec(),
-        redis::Value::Int(i) => i.to_string().into_bytes(),
-        redis::Value::Double(d) => d.to_string().into_bytes(),
-        other => panic!("expected a bulk string, got {other:?}"),
-    }
-}
-
-fn bulks(v: &redis::Value) -> Vec<Vec<u8>> {
-    match v {
-        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().map(bulk).collect(),
-        redis::Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect(),
-        other => panic!("expected an array, got {other:?}"),
-    }
 }
 
 /// Every key of `db` (SCAN, deduplicated) with its TYPE and value. Leaves the connection on
@@ -110,27 +92,6 @@ pub fn db_contents(conn: &mut Connection, db: u32) -> BTreeMap<Vec<u8>, KeyState
     }
     select(conn, 0);
     out
-}
-
-/// XRANGE's reply as one item per entry: its ID and field/value pairs, NUL-separated.
-fn stream_entries(v: &redis::Value) -> Vec<Vec<u8>> {
-    let redis::Value::Array(entries) = v else {
-        panic!("XRANGE reply {v:?}")
-    };
-    entries
-        .iter()
-        .map(|e| {
-            let redis::Value::Array(parts) = e else {
-                panic!("XRANGE entry {e:?}")
-            };
-            let mut out = bulk(&parts[0]);
-            for f in bulks(&parts[1]) {
-                out.push(0);
-                out.extend(f);
-            }
-            out
-        })
-        .collect()
 }
 
 fn describe_state(s: &KeyState) -> String {
