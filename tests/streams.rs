@@ -28,8 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::{Cmd, Connection, Value};
 
 use common::{
-    check_rdb, dbsizes, describe, digest, elf_build_id, gcore, pseudo_random_bytes, read_report,
-    run_rescue, select, show, snippet, RedisServer,
+    builds_dir, check_rdb, dbsizes, describe, digest, elf_build_id, gcore, pseudo_random_bytes,
+    read_report, ready_entry, run_rescue, select, show, snippet, RedisServer,
 };
 
 const HINT: &str =
@@ -56,12 +56,6 @@ struct Target {
     pass_binary: bool,
 }
 
-fn builds_dir() -> PathBuf {
-    std::env::var_os("REDIS_BUILDS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"))
-}
-
 impl Target {
     fn debian() -> Target {
         let server = PathBuf::from(DEBIAN_SERVER);
@@ -82,27 +76,7 @@ impl Target {
     /// not the binary READY lists.
     fn provisioned(name: &'static str) -> Target {
         let dir = builds_dir();
-        let ready_path = dir.join("READY");
-        let ready = fs::read_to_string(&ready_path).unwrap_or_else(|e| {
-            panic!(
-                "build {name}: cannot read {} ({e}): the Redis builds are missing; {HINT}",
-                ready_path.display()
-            )
-        });
-        let line = ready
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| {
-                panic!(
-                    "build {name} is not listed in {}; {HINT}\n{ready}",
-                    ready_path.display()
-                )
-            });
-        let ready_id = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("build-id="))
-            .unwrap_or_else(|| panic!("no build-id= in READY line {line:?}; {HINT}"))
-            .to_ascii_lowercase();
+        let (_, ready_id) = ready_entry(name, HINT);
         let valkey = name.starts_with("valkey-");
         let parts: Vec<u32> = name
             .trim_start_matches("valkey-")

@@ -15,12 +15,6 @@ use std::path::{Path, PathBuf};
 use common::*;
 use redis::Connection;
 
-fn builds_dir() -> PathBuf {
-    std::env::var_os("REDIS_BUILDS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"))
-}
-
 /// (name, server binary) of every READY build.
 fn ready_builds() -> Option<Vec<(String, PathBuf)>> {
     let text = fs::read_to_string(builds_dir().join("READY")).ok()?;

@@ -1069,13 +1069,63 @@ pub fn stream_entries(v: &redis::Value) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The file names in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `p` with links and `..` resolved.
+pub fn canonical(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap_or_else(|e| panic!("canonicalize {}: {e}", p.display()))
+}
+
+/// Where `.ci/provision-redis.sh` puts the builds: `$REDIS_BUILDS_DIR`, or
+/// `<repo>/target/redis-builds`.
+pub fn builds_dir() -> PathBuf {
+    std::env::var_os("REDIS_BUILDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"))
+}
+
+/// The READY line of build `name` and the build-id it records (lower case). Panics (the
+/// test fails, it is not skipped) when READY is missing or does not list the build;
+/// `hint` says how to provision it.
+pub fn ready_entry(name: &str, hint: &str) -> (String, String) {
+    let ready_path = builds_dir().join("READY");
+    let ready = std::fs::read_to_string(&ready_path).unwrap_or_else(|e| {
+        panic!(
+            "build {name}: cannot read {} ({e}): the Redis builds are missing; {hint}",
+            ready_path.display()
+        )
+    });
+    let line = ready
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| {
+            panic!(
+                "build {name} is not listed in {}:\n{ready}\n{hint}",
+                ready_path.display()
+            )
+        });
+    let id = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("build-id="))
+        .unwrap_or_else(|| panic!("no build-id= in READY line {line:?}; {hint}"))
+        .to_ascii_lowercase();
+    (line.to_owned(), id)
+}
+
 /// The server binary `.ci/provision-redis.sh` built for `version` (`6.2.14`,
 /// `valkey-8.1.8`), under `$REDIS_BUILDS_DIR` or `target/redis-builds/`. Fails the test
 /// when it is missing.
 pub fn provisioned_binary(version: &str) -> PathBuf {
-    let dir = std::env::var_os("REDIS_BUILDS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"));
+    let dir = builds_dir();
     let name = if version.starts_with("valkey-") {
         "valkey-server"
     } else {

@@ -1,10 +1,9 @@
 //! The real server builds `.ci/provision-redis.sh` installs into `target/redis-builds/<version>/`
 //! and what each of them can do (commands, encodings, checker, RDB version).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::common::elf_build_id;
+use crate::common::{builds_dir, elf_build_id, ready_entry};
 
 /// Which family of in-memory encodings a build has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,40 +35,12 @@ pub struct Build {
 
 const HINT: &str = "run .ci/provision-redis.sh (it builds every version into target/redis-builds/ and writes READY)";
 
-/// Where `.ci/provision-redis.sh` puts the builds: `$REDIS_BUILDS_DIR`, or
-/// `<repo>/target/redis-builds`.
-pub fn builds_dir() -> PathBuf {
-    std::env::var_os("REDIS_BUILDS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redis-builds"))
-}
-
 impl Build {
     /// Locate the build `name`; panics (the test fails, it is not skipped) when it is missing,
     /// incomplete or not the one READY lists.
     pub fn locate(name: &'static str) -> Build {
         let dir = builds_dir();
-        let ready_path = dir.join("READY");
-        let ready = fs::read_to_string(&ready_path).unwrap_or_else(|e| {
-            panic!(
-                "build {name}: cannot read {} ({e}): the Redis builds are missing; {HINT}",
-                ready_path.display()
-            )
-        });
-        let line = ready
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| {
-                panic!(
-                    "build {name} is not listed in {}:\n{ready}\n{HINT}",
-                    ready_path.display()
-                )
-            });
-        let ready_id = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("build-id="))
-            .unwrap_or_else(|| panic!("no build-id= in READY line {line:?}; {HINT}"))
-            .to_ascii_lowercase();
+        let (line, ready_id) = ready_entry(name, HINT);
         let valkey = name.starts_with("valkey-");
         let number = name.strip_prefix("valkey-").unwrap_or(name);
         let parts: Vec<u32> = number
