@@ -765,17 +765,7 @@ fn key_states(conn: &mut Connection, db: u32, keys: &[Vec<u8>]) -> Vec<KeyState>
         let mut p = redis::pipe();
         p.cmd("SELECT").arg(db).ignore();
         for (k, ty) in chunk.iter().zip(&types) {
-            let k = k.as_slice();
-            match ty.as_str() {
-                "string" => p.cmd("GET").arg(k),
-                "list" => p.cmd("LRANGE").arg(k).arg(0).arg(-1),
-                "set" => p.cmd("SMEMBERS").arg(k),
-                "zset" => p.cmd("ZRANGE").arg(k).arg(0).arg(-1).arg("WITHSCORES"),
-                "hash" => p.cmd("HGETALL").arg(k),
-                "stream" => p.cmd("XRANGE").arg(k).arg("-").arg("+"),
-                // "none" (missing) and types the dataset does not have: compare the type only.
-                _ => p.cmd("PING"),
-            };
+            queue_value_read(&mut p, k, ty);
         }
         let values: Vec<redis::Value> = p
             .query(conn)

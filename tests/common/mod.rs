@@ -1027,6 +1027,21 @@ pub fn fill_dataset(server: &RedisServer) -> Dataset {
     }
 }
 
+/// Queue the ordinary command that reads a key of type `ty` whole (GET, LRANGE, SMEMBERS,
+/// ZRANGE WITHSCORES, HGETALL, XRANGE); a missing key or another type queues PING, so
+/// only its type is compared.
+pub fn queue_value_read(p: &mut redis::Pipeline, key: &[u8], ty: &str) {
+    match ty {
+        "string" => p.cmd("GET").arg(key),
+        "list" => p.cmd("LRANGE").arg(key).arg(0).arg(-1),
+        "set" => p.cmd("SMEMBERS").arg(key),
+        "zset" => p.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"),
+        "hash" => p.cmd("HGETALL").arg(key),
+        "stream" => p.cmd("XRANGE").arg(key).arg("-").arg("+"),
+        _ => p.cmd("PING"),
+    };
+}
+
 /// A reply as bytes: bulk and simple strings, OK, integers and doubles as their text.
 pub fn bulk(v: &redis::Value) -> Vec<u8> {
     match v {

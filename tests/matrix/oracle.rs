@@ -13,8 +13,8 @@ use redis::Connection;
 use super::build::Build;
 use super::truth::{expiries, wait_rehash_done, Expiry, MatrixTruth};
 use crate::common::{
-    bulk, bulks, dbsizes, keyspace_info, probe_streams, select, show, snippet, stream_differences,
-    stream_entries, RedisServer,
+    bulk, bulks, dbsizes, keyspace_info, probe_streams, queue_value_read, select, show, snippet,
+    stream_differences, stream_entries, RedisServer,
 };
 
 /// How the restored dataset is compared with the source's.
@@ -51,16 +51,7 @@ pub fn db_contents(conn: &mut Connection, db: u32) -> BTreeMap<Vec<u8>, KeyState
             .unwrap_or_else(|e| panic!("db {db}: TYPE pipeline: {e}"));
         let mut p = redis::pipe();
         for (k, ty) in chunk.iter().zip(&types) {
-            let k = k.as_slice();
-            match ty.as_str() {
-                "string" => p.cmd("GET").arg(k),
-                "list" => p.cmd("LRANGE").arg(k).arg(0).arg(-1),
-                "set" => p.cmd("SMEMBERS").arg(k),
-                "zset" => p.cmd("ZRANGE").arg(k).arg(0).arg(-1).arg("WITHSCORES"),
-                "hash" => p.cmd("HGETALL").arg(k),
-                "stream" => p.cmd("XRANGE").arg(k).arg("-").arg("+"),
-                _ => p.cmd("PING"),
-            };
+            queue_value_read(&mut p, k, ty);
         }
         let values: Vec<redis::Value> = p
             .query(conn)
