@@ -39,6 +39,8 @@ pub struct Options {
     pub progress: bool,
     /// RDB version to write instead of the one the source server writes.
     pub rdb_version: Option<u32>,
+    /// How damaged keys are treated (`--salvage`, `--timeout`).
+    pub walk: crate::walker::WalkOptions,
 }
 
 /// A recovery that produced nothing usable.
@@ -434,7 +436,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
             "the core is truncated: {missing} bytes of its segments are missing"
         ));
     }
-    let walker = KeyspaceWalker::new(&core.space, &layout);
+    let walker = KeyspaceWalker::new(&core.space, &layout).with_options(opts.walk);
     let expected: u64 = dbs.iter().map(|d| d.expected()).sum();
     let bar = if opts.progress {
         ProgressBar::with_draw_target(Some(expected), ProgressDrawTarget::stderr())

@@ -49,8 +49,15 @@ pub struct DbReport {
     pub expected_expires: u64,
     /// `expected - keys`: every key not recovered.
     pub lost: u64,
-    /// Lost entries whose key could not even be read.
+    /// Lost entries whose key could not even be read: behind a broken chain, or with an
+    /// unreadable key (`lost` minus the lost keys listed by name for this db).
     pub lost_unnamed: u64,
+    /// Keys written with only the readable part of their value (`--salvage`); they are
+    /// counted in `keys` too.
+    pub partial: u64,
+    /// Lost keys reported by name (the rest of `lost` is `lost_unnamed`).
+    #[serde(skip)]
+    lost_named: u64,
     /// The keys dict was mid-rehash (both tables walked).
     pub rehashing: bool,
     /// The keys dict's header could not be read: its keys are lost and uncounted.
@@ -110,6 +117,8 @@ pub struct Report {
     pub lost_keys: Vec<LostKey>,
     /// Lost keys beyond the listed ones.
     pub lost_keys_not_listed: u64,
+    /// Keys written incomplete (`--salvage`): what they are and why they are partial.
+    pub partial_keys: Vec<LostKey>,
     /// Things worth knowing that cost no key by themselves.
     pub warnings: Vec<String>,
 }
@@ -123,6 +132,7 @@ impl Report {
     /// True when every key the dicts counted was recovered.
     pub fn complete(&self) -> bool {
         self.totals.lost == 0
+            && self.totals.partial == 0
             && self.functions_lost.is_none()
             && self.totals.keys >= self.totals.expected
             && !self.dbs.values().any(|d| d.unreadable)
@@ -176,6 +186,23 @@ impl Report {
                 s,
                 "... {} more lost keys in the report",
                 self.lost_keys.len() - 20
+            );
+        }
+        for k in self.partial_keys.iter().take(20) {
+            let _ = writeln!(
+                s,
+                "partial: db {} key {} ({}): {}",
+                k.db,
+                k.key.as_deref().unwrap_or("<unreadable>"),
+                k.kind.as_deref().unwrap_or("?"),
+                k.reason
+            );
+        }
+        if self.partial_keys.len() > 20 {
+            let _ = writeln!(
+                s,
+                "... {} more partial keys in the report",
+                self.partial_keys.len() - 20
             );
         }
         s
@@ -258,8 +285,8 @@ impl ReportBuilder {
 
     /// A key lost, with its name when readable.
     pub fn lost(&mut self, db: u32, key: Option<&[u8]>, kind: Option<Kind>, f: &Fault) {
-        if key.is_none() {
-            self.db(db).lost_unnamed += 1;
+        if key.is_some() {
+            self.db(db).lost_named += 1;
         }
         if self.report.lost_keys.len() >= MAX_LISTED_LOST {
             self.report.lost_keys_not_listed += 1;
@@ -271,6 +298,19 @@ impl ReportBuilder {
             kind: kind.map(|k| format!("{}/{}", k.type_name, k.encoding)),
             reason: f.to_string(),
         });
+    }
+
+    /// A key written with only the readable part of its value (`--salvage`).
+    pub fn partial(&mut self, db: u32, key: &[u8], kind: Kind, f: &Fault) {
+        self.db(db).partial += 1;
+        if self.report.partial_keys.len() < MAX_LISTED_LOST {
+            self.report.partial_keys.push(LostKey {
+                db,
+                key: Some(printable(key)),
+                kind: Some(format!("{}/{}", kind.type_name, kind.encoding)),
+                reason: f.to_string(),
+            });
+        }
     }
 
     /// Chains of the keys dict that broke: the entries behind the break are unreadable.
@@ -343,12 +383,14 @@ impl ReportBuilder {
         let mut totals = DbReport::default();
         for r in self.report.dbs.values_mut() {
             r.lost = r.expected.saturating_sub(r.keys);
+            r.lost_unnamed = r.lost.saturating_sub(r.lost_named);
             totals.keys += r.keys;
             totals.expires += r.expires;
             totals.expected += r.expected;
             totals.expected_expires += r.expected_expires;
             totals.lost += r.lost;
             totals.lost_unnamed += r.lost_unnamed;
+            totals.partial += r.partial;
             totals.rehashing |= r.rehashing;
             totals.unreadable |= r.unreadable;
             for (t, encs) in &r.by_type {

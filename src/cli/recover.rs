@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use redis_rescue::recover::{recover, write_report, Options, RecoverError};
+use redis_rescue::walker::WalkOptions;
 
 /// Options of a recovery (the default command).
 #[derive(Debug, Args)]
@@ -50,6 +51,17 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "N")]
     pub rdb_version: Option<u32>,
 
+    /// Also write the readable part of damaged collections (a set, hash, zset or list
+    /// whose chain breaks part way). Such keys are listed as `partial_keys` in the report
+    /// and the exit status is 1. Off by default: without it a damaged key is lost whole.
+    #[arg(long)]
+    pub salvage: bool,
+
+    /// Give up on a key whose decoding takes longer than this many seconds (fractions
+    /// allowed) and report it lost; protects the run from a pathological structure.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+
     /// Overwrite an existing output; accept a binary whose build-id differs from the core.
     #[arg(long)]
     pub force: bool,
@@ -79,6 +91,10 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
         force: cli.force,
         progress: !quiet && std::io::stderr().is_terminal(),
         rdb_version: cli.rdb_version,
+        walk: WalkOptions {
+            salvage: cli.salvage,
+            key_timeout: cli.timeout,
+        },
     };
     let report_path = cli.report.clone().or_else(|| {
         (!cli.dry_run)
@@ -110,9 +126,14 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
             } else {
                 let unreadable = report.dbs.values().filter(|d| d.unreadable).count();
                 log(&format!(
-                    "{} of {} keys lost{}; see {}",
+                    "{} of {} keys lost{}{}; see {}",
                     report.totals.lost,
                     report.totals.expected,
+                    if report.totals.partial > 0 {
+                        format!(", {} written partial (--salvage)", report.totals.partial)
+                    } else {
+                        String::new()
+                    },
                     if unreadable > 0 {
                         format!(", and {unreadable} database(s) whose key count is unreadable")
                     } else {
@@ -133,4 +154,17 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A `--timeout` in seconds: positive, finite, at most a day.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{s}: the timeout must be above 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }

@@ -1,7 +1,8 @@
 //! `DictWalker`: every entry of a Redis `dict`, both tables while rehashing.
 
 use super::fault::Fault;
-use super::guard::ChainGuard;
+use super::guard::{deadline, ChainGuard};
+use super::seen::SeenEntries;
 use crate::core::AddressSpace;
 use crate::profile::layout::{DictFlavor, EntryFlavor, Field};
 use crate::profile::Layout;
@@ -79,20 +80,16 @@ impl WalkFaults {
     }
 }
 
-/// Hand the entries of one chain to `f`, each entry once. A looping chain is detected
-/// only after some links were walked twice, and Redis's loader crashes on a duplicate key,
-/// so when the chain looped, repeated entries (same address) are dropped first.
-pub(crate) fn emit_once(
-    chain: &mut Vec<(u64, u64, u64)>,
-    looped: bool,
-    mut f: impl FnMut(u64, u64),
-) {
-    if looped {
-        let mut seen = std::collections::HashSet::with_capacity(chain.len());
-        chain.retain(|(addr, _, _)| seen.insert(*addr));
-    }
-    for (_, key, v) in chain.drain(..) {
-        f(key, v);
+/// The fault for an entry a chain reached that was already handed out: a loop back into
+/// the same chain, or a damaged pointer into another chain. Either way the rest of the
+/// chain was (or will be) walked from its own start, so the chain stops here.
+pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool) -> Fault {
+    if in_this_chain {
+        Fault::Cycle(what)
+    } else {
+        Fault::bad(format!(
+            "{what} reaches entry {entry:#x} again, already found through another chain (a damaged pointer); it is kept once"
+        ))
     }
 }
 
@@ -211,13 +208,28 @@ impl<'s, 'a> DictWalker<'s, 'a> {
         }
     }
 
-    /// Call `f(key, value_word)` for every entry of both tables.
+    /// Call `f(key, value_word)` for every entry of both tables, each entry once.
     ///
     /// A broken chain costs the rest of that chain only; it is recorded and the walk goes
     /// on with the next bucket. The total number of entries visited is capped by the
     /// dict's counters (with slack), so garbage cannot make the walk run away.
-    pub fn for_each(&self, header: &DictHeader, mut f: impl FnMut(u64, u64)) -> WalkFaults {
+    pub fn for_each(&self, header: &DictHeader, f: impl FnMut(u64, u64)) -> WalkFaults {
+        let mut seen = SeenEntries::with_capacity(header.used());
+        self.for_each_unique(header, &mut seen, f)
+    }
+
+    /// [`DictWalker::for_each`] sharing `seen` with other walks, so that an entry reached
+    /// from two tables (the tables of one kvstore, or both tables while rehashing) is
+    /// handed out once.
+    pub fn for_each_unique(
+        &self,
+        header: &DictHeader,
+        seen: &mut SeenEntries,
+        mut f: impl FnMut(u64, u64),
+    ) -> WalkFaults {
+        const WHAT: &str = "dict bucket chain";
         let mut faults = WalkFaults::default();
+        let mut chain = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
                 continue;
@@ -231,21 +243,28 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                     continue;
                 }
             };
-            let mut chain = Vec::new();
             for (bi, slot) in buckets.chunks_exact(8).enumerate() {
+                if let Err(err) = deadline::check() {
+                    faults.push(bi as u64, err);
+                    return faults;
+                }
                 let mut p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
-                let mut guard = ChainGuard::new("dict bucket chain", budget);
+                let mut guard = ChainGuard::new(WHAT, budget);
                 chain.clear();
-                let mut looped = false;
                 while p != 0 {
                     if let Err(err) = guard.step(p) {
-                        looped = matches!(err, Fault::Cycle(_));
                         faults.push(bi as u64, err);
                         break;
                     }
+                    if !seen.first_visit(p) {
+                        faults.push(bi as u64, revisit_fault(WHAT, p, chain.contains(&p)));
+                        break;
+                    }
+                    chain.push(p);
                     match self.entry(p) {
                         Ok((key, v, next)) => {
-                            chain.push((p, key, v));
+                            visited += 1;
+                            f(key, v);
                             p = next;
                         }
                         Err(err) => {
@@ -254,10 +273,6 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                         }
                     }
                 }
-                emit_once(&mut chain, looped, |key, v| {
-                    visited += 1;
-                    f(key, v);
-                });
                 if visited > budget {
                     faults.push(
                         bi as u64,
@@ -357,6 +372,34 @@ mod tests {
         keys.sort_unstable();
         assert_eq!(keys, vec![10, 11, 12, 13]);
         assert!(matches!(faults.faults[0].1, Fault::Cycle(_)));
+    }
+
+    #[test]
+    fn an_entry_reached_from_two_chains_is_handed_out_once() {
+        let l = layout();
+        let mut m = dict_mem(3, -1, 2, -1);
+        let e = |i: u64| BASE + 0x200 + i * 24;
+        // Bucket 0 → e0 → e2 (its pointer to e1 was damaged); bucket 2 → e2. e1 is
+        // lost, and e2 must not come out twice.
+        put(&mut m, 0x100, e(0));
+        put(&mut m, 0x110, e(2));
+        for (i, key, next) in [(0u64, 10u64, e(2)), (1, 11, 0), (2, 12, 0)] {
+            let o = (0x200 + i * 24) as usize;
+            put(&mut m, o, key);
+            put(&mut m, o + 16, next);
+        }
+        let s = space(&m);
+        let w = DictWalker::new(&s, &l);
+        let h = w.header(BASE).unwrap();
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(keys, vec![10, 12]);
+        assert_eq!(faults.count, 1);
+        assert!(
+            faults.faults[0].1.to_string().contains("another chain"),
+            "{:?}",
+            faults.faults
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum Fault {
     /// A pointer chain that loops.
     #[error("cycle in {0}")]
     Cycle(&'static str),
+    /// Decoding the key took longer than `--timeout` (milliseconds).
+    #[error("decoding took longer than the --timeout of {0} ms")]
+    Timeout(u64),
     /// A value this version of the tool does not recover.
     #[error("{0}")]
     Unsupported(String),

@@ -1,9 +1,10 @@
 //! `HashtableWalker`: every entry of a Valkey 8.1 `hashtable` (buckets of 7 slots with
 //! presence bits, child buckets chained from the last slot, two tables while rehashing).
 
-use super::dict::{emit_once, DictHeader, Table, WalkFaults};
+use super::dict::{revisit_fault, DictHeader, Table, WalkFaults};
 use super::fault::Fault;
-use super::guard::ChainGuard;
+use super::guard::{deadline, ChainGuard};
+use super::seen::SeenEntries;
 use crate::core::AddressSpace;
 use crate::profile::layout::Field;
 use crate::profile::Layout;
@@ -68,12 +69,25 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
         Ok(DictHeader { tables, rehashidx })
     }
 
-    /// Call `f(entry)` for every entry of both tables. A broken bucket chain costs the
-    /// rest of that chain; it is recorded and the walk goes on.
-    pub fn for_each(&self, header: &DictHeader, mut f: impl FnMut(u64)) -> WalkFaults {
+    /// Call `f(entry)` for every entry of both tables, each entry once. A broken bucket
+    /// chain costs the rest of that chain; it is recorded and the walk goes on.
+    pub fn for_each(&self, header: &DictHeader, f: impl FnMut(u64)) -> WalkFaults {
+        let mut seen = SeenEntries::with_capacity(header.used());
+        self.for_each_unique(header, &mut seen, f)
+    }
+
+    /// [`HashtableWalker::for_each`] sharing `seen` with other walks.
+    pub fn for_each_unique(
+        &self,
+        header: &DictHeader,
+        seen: &mut SeenEntries,
+        mut f: impl FnMut(u64),
+    ) -> WalkFaults {
+        const WHAT: &str = "hashtable bucket chain";
         let h = &self.layout.hashtable;
         let mut faults = WalkFaults::default();
         let slots = h.slots.max(1);
+        let mut chain = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
                 continue;
@@ -81,15 +95,16 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
             // Each bucket holds up to `slots` entries, a chain at least slots-1 per link.
             let budget = t.used / slots.saturating_sub(1).max(1) + 64;
             let mut visited = 0u64;
-            let mut chain = Vec::new();
             for bi in 0..t.size {
+                if let Err(e) = deadline::check() {
+                    faults.push(bi, e);
+                    return faults;
+                }
                 let mut bucket = t.buckets.wrapping_add(bi * h.bucket_size);
-                let mut guard = ChainGuard::new("hashtable bucket chain", budget);
+                let mut guard = ChainGuard::new(WHAT, budget);
                 chain.clear();
-                let mut looped = false;
-                loop {
+                'chain: loop {
                     if let Err(e) = guard.step(bucket) {
-                        looped = matches!(e, Fault::Cycle(_));
                         faults.push(bi, e);
                         break;
                     }
@@ -115,7 +130,13 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
                         if chained == 1 && slot == last {
                             next = ptr;
                         } else if presence & (1 << slot) != 0 {
-                            chain.push((ptr, ptr, 0));
+                            if !seen.first_visit(ptr) {
+                                faults.push(bi, revisit_fault(WHAT, ptr, chain.contains(&ptr)));
+                                break 'chain;
+                            }
+                            chain.push(ptr);
+                            visited += 1;
+                            f(ptr);
                         }
                     }
                     if chained == 0 {
@@ -127,10 +148,6 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
                     }
                     bucket = next;
                 }
-                emit_once(&mut chain, looped, |entry, _| {
-                    visited += 1;
-                    f(entry);
-                });
             }
             if visited > t.used.saturating_mul(2).saturating_add(64) {
                 faults.push(

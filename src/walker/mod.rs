@@ -7,12 +7,14 @@ pub mod guard;
 pub mod hashtable;
 pub mod object;
 pub mod sds;
+pub mod seen;
 pub mod stream;
 
 use dict::{DictHeader, DictWalker};
 pub use fault::Fault;
 use hashtable::HashtableWalker;
 use object::ObjectDecoder;
+use seen::SeenEntries;
 
 use crate::core::AddressSpace;
 use crate::profile::layout::KeyspaceFlavor;
@@ -100,16 +102,37 @@ enum ExpireSource<'v> {
     Embedded,
 }
 
+/// How the walk treats damaged keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WalkOptions {
+    /// Write the readable part of a damaged collection, marked partial in the report,
+    /// instead of reporting the key lost (`--salvage`).
+    pub salvage: bool,
+    /// Give up on a key whose decoding takes longer than this (`--timeout`).
+    pub key_timeout: Option<std::time::Duration>,
+}
+
 /// Walks one core's keyspace with one build's layout.
 pub struct KeyspaceWalker<'s, 'a> {
     space: &'s AddressSpace<'a>,
     layout: &'s Layout,
+    options: WalkOptions,
 }
 
 impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// A walker over `space` with `layout`.
     pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
-        KeyspaceWalker { space, layout }
+        KeyspaceWalker {
+            space,
+            layout,
+            options: WalkOptions::default(),
+        }
+    }
+
+    /// The same walker with `options`.
+    pub fn with_options(mut self, options: WalkOptions) -> Self {
+        self.options = options;
+        self
     }
 
     fn key_tables(&self, addr: u64) -> Result<KeyTables, Fault> {
@@ -350,7 +373,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     ) -> Result<(), WalkError> {
         let mut visitor = KeyVisitor {
             space: self.space,
-            objects: ObjectDecoder::new(self.space, self.layout),
+            objects: ObjectDecoder::new(self.space, self.layout).with_salvage(self.options.salvage),
+            key_timeout: self.options.key_timeout,
             sds_format: sds::SdsFormat::of(self.layout),
             sink,
             fatal: None,
@@ -393,15 +417,23 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 .sink
                 .begin_db(db.index, keys.size_hint(), expires_hint.min(expires_found))?;
             visitor.matched_expires = 0;
+            // One set per db: a damaged pointer may lead from one table into another.
+            let mut seen = SeenEntries::with_capacity(keys.used());
             for (_, h) in &keys.tables {
                 let faults = if embedded {
-                    HashtableWalker::new(self.space, self.layout).for_each(h, |obj| {
-                        visitor.visit_embedded(db.index, obj, report, &mut progress)
-                    })
+                    HashtableWalker::new(self.space, self.layout).for_each_unique(
+                        h,
+                        &mut seen,
+                        |obj| visitor.visit_embedded(db.index, obj, report, &mut progress),
+                    )
                 } else {
-                    DictWalker::new(self.space, self.layout).for_each(h, |key, obj| {
-                        visitor.visit(db.index, key, obj, &source, report, &mut progress)
-                    })
+                    DictWalker::new(self.space, self.layout).for_each_unique(
+                        h,
+                        &mut seen,
+                        |key, obj| {
+                            visitor.visit(db.index, key, obj, &source, report, &mut progress)
+                        },
+                    )
                 };
                 if let Some(e) = visitor.fatal.take() {
                     return Err(e.into());
@@ -427,6 +459,7 @@ struct KeyVisitor<'v, 's, 'a> {
     objects: ObjectDecoder<'s, 'a>,
     sds_format: sds::SdsFormat,
     sink: &'v mut dyn Sink,
+    key_timeout: Option<std::time::Duration>,
     fatal: Option<SinkError>,
     matched_expires: u64,
     pending: u64,
@@ -509,10 +542,15 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             Ok(h) => h,
             Err(f) => return report.lost(db, Some(&key), None, &f),
         };
-        let value = match self.objects.value(&header) {
+        let decoded = {
+            let _limit = guard::deadline::Scope::start(self.key_timeout);
+            self.objects.value(&header)
+        };
+        let value = match decoded {
             Ok(v) => v,
             Err(f) => return report.lost(db, Some(&key), Some(header.kind), &f),
         };
+        let partial = self.objects.take_partial();
         if expire_ms.is_some() {
             self.matched_expires += 1;
         }
@@ -525,7 +563,12 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             value,
         };
         match self.sink.key(&rk) {
-            Ok(()) => report.recovered(db, header.kind, expire_ms.is_some()),
+            Ok(()) => {
+                report.recovered(db, header.kind, expire_ms.is_some());
+                if let Some(f) = partial {
+                    report.partial(db, &rk.key, header.kind, &f);
+                }
+            }
             Err(SinkError::Unwritable { reason }) => {
                 let f = Fault::Unsupported(reason);
                 report.lost(db, Some(&rk.key), Some(header.kind), &f);

@@ -6,6 +6,7 @@ use super::guard::ChainGuard;
 use super::hashtable::HashtableWalker;
 use super::stream::StreamReader;
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use super::sds::{read_mstr, read_sds, SdsFormat};
 use crate::core::AddressSpace;
@@ -46,6 +47,10 @@ pub struct ObjectDecoder<'s, 'a> {
     valkey_tables: bool,
     sds: SdsFormat,
     scratch: Vec<u8>,
+    /// `--salvage`: keep the readable part of a damaged collection.
+    salvage: bool,
+    /// Why the last value decoded is only part of the collection (salvage mode).
+    partial: Cell<Option<Fault>>,
 }
 
 impl<'s, 'a> ObjectDecoder<'s, 'a> {
@@ -59,6 +64,34 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             valkey_tables: layout.features.keyspace == KeyspaceFlavor::HashtableKvstore,
             sds: SdsFormat::of(layout),
             scratch: Vec::new(),
+            salvage: false,
+            partial: Cell::new(None),
+        }
+    }
+
+    /// Keep the readable part of damaged collections (`--salvage`) instead of losing them.
+    /// After each [`ObjectDecoder::value`], [`ObjectDecoder::take_partial`] says whether
+    /// the value is only a part.
+    pub fn with_salvage(mut self, salvage: bool) -> Self {
+        self.salvage = salvage;
+        self
+    }
+
+    /// Why the value just decoded is incomplete, when it was salvaged from damage.
+    pub fn take_partial(&self) -> Option<Fault> {
+        self.partial.take()
+    }
+
+    /// The end of a collection walk that hit `fault` after reading `out`: in salvage mode
+    /// a non-empty part is kept (and marked partial), otherwise the key is lost.
+    fn salvaged<T>(&self, out: Vec<T>, fault: Option<Fault>) -> Result<Vec<T>, Fault> {
+        match fault {
+            None => Ok(out),
+            Some(f) if self.salvage && !out.is_empty() => {
+                self.partial.set(Some(f));
+                Ok(out)
+            }
+            Some(f) => Err(f),
         }
     }
 
@@ -120,6 +153,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
 
     /// Decode the value of the object `h`.
     pub fn value(&mut self, h: &ObjHeader) -> Result<Value<'a>, Fault> {
+        self.partial.set(None);
         let ty = self.layout.types;
         let en = self.layout.enc;
         let (t, e) = (h.type_id, h.encoding_id);
@@ -314,23 +348,28 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let len = l.len.get(&head).ok_or_else(missing)?;
         let mut node = l.head.get(&head).ok_or_else(missing)?;
         let mut out = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
-        let mut guard = ChainGuard::new("linked list", len);
-        while node != 0 {
-            guard.step(node)?;
-            let nb = self.space.read(node, l.node_size as usize)?;
-            let (Some(next), Some(value)) = (l.next.get(&nb), l.value.get(&nb)) else {
-                return Err(missing());
-            };
-            out.push(self.string_object(value)?);
-            node = next;
-        }
-        if out.len() as u64 != len || len == 0 {
-            return Err(Fault::bad(format!(
-                "linked list holds {} nodes, its header says {len}",
-                out.len()
-            )));
-        }
-        Ok(out)
+        let mut guard = ChainGuard::new("linked list", len).remembering(self.salvage);
+        let walked = (|| {
+            while node != 0 {
+                guard.step(node)?;
+                let nb = self.space.read(node, l.node_size as usize)?;
+                let (Some(next), Some(value)) = (l.next.get(&nb), l.value.get(&nb)) else {
+                    return Err(missing());
+                };
+                out.push(self.string_object(value)?);
+                node = next;
+            }
+            Ok(())
+        })();
+        let fault = walked.err().or_else(|| {
+            (out.len() as u64 != len || len == 0).then(|| {
+                Fault::bad(format!(
+                    "linked list holds {} nodes, its header says {len}",
+                    out.len()
+                ))
+            })
+        });
+        self.salvaged(out, fault)
     }
 
     fn intset(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
@@ -360,88 +399,89 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let len = ql.len.get(&head).ok_or_else(missing)?;
         let mut node = ql.head.get(&head).ok_or_else(missing)?;
         let mut nodes = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
-        let mut guard = ChainGuard::new("quicklist node chain", len);
+        let mut guard = ChainGuard::new("quicklist node chain", len).remembering(self.salvage);
         let mut elements = 0u64;
-        while node != 0 {
-            guard.step(node)?;
-            let nb = self.space.read(node, qn.size as usize)?;
-            let (Some(next), Some(entry), Some(sz), Some(ncount), Some(enc), Some(container)) = (
-                qn.next.get(&nb),
-                qn.entry.get(&nb),
-                qn.sz.get(&nb),
-                qn.count.get(&nb),
-                qn.encoding.get(&nb),
-                qn.container.get(&nb),
-            ) else {
-                return Err(missing());
-            };
-            if sz > MAX_NODE_BYTES || ncount == 0 {
-                return Err(Fault::bad(format!(
-                    "quicklist node {node:#x} has size {sz} and count {ncount}"
-                )));
-            }
-            let plain_allowed = self.layout.features.quicklist == QuicklistFlavor::Listpack;
-            if plain_allowed && container == consts.container_plain {
-                if ncount != 1 {
+        let walked = (|| {
+            while node != 0 {
+                guard.step(node)?;
+                let nb = self.space.read(node, qn.size as usize)?;
+                let (Some(next), Some(entry), Some(sz), Some(ncount), Some(enc), Some(container)) = (
+                    qn.next.get(&nb),
+                    qn.entry.get(&nb),
+                    qn.sz.get(&nb),
+                    qn.count.get(&nb),
+                    qn.encoding.get(&nb),
+                    qn.container.get(&nb),
+                ) else {
+                    return Err(missing());
+                };
+                if sz > MAX_NODE_BYTES || ncount == 0 {
                     return Err(Fault::bad(format!(
-                        "PLAIN quicklist node with count {ncount}"
+                        "quicklist node {node:#x} has size {sz} and count {ncount}"
                     )));
                 }
-                if enc == consts.encoding_lzf {
-                    let compressed = self.lzf_decompress(entry, sz)?;
-                    nodes.push(QuicklistNode::PlainLzf {
-                        compressed,
-                        raw_len: sz,
-                    });
-                } else {
-                    nodes.push(QuicklistNode::Plain(self.blob(
-                        entry,
-                        sz,
-                        "PLAIN quicklist node",
-                    )?));
-                }
-            } else if container == consts.container_packed {
-                if enc == consts.encoding_lzf {
-                    let (compressed, lp_len) = self.lzf_node(entry, sz)?;
-                    if lp_len != ncount {
+                let plain_allowed = self.layout.features.quicklist == QuicklistFlavor::Listpack;
+                if plain_allowed && container == consts.container_plain {
+                    if ncount != 1 {
                         return Err(Fault::bad(format!(
-                            "quicklist node holds {lp_len} entries, its header says {ncount}"
+                            "PLAIN quicklist node with count {ncount}"
                         )));
                     }
-                    nodes.push(QuicklistNode::PackedLzf {
-                        compressed,
-                        raw_len: sz,
-                    });
-                } else if enc == consts.encoding_raw {
-                    let bytes = self.blob(entry, sz, "quicklist node")?;
-                    let (entries, total) = self.packed_info(&bytes)?;
-                    if entries != ncount || total != sz {
-                        return Err(Fault::bad(format!(
-                            "quicklist node holds {entries} entries / {total} bytes, its header says {ncount} / {sz}"
-                        )));
+                    if enc == consts.encoding_lzf {
+                        let compressed = self.lzf_decompress(entry, sz)?;
+                        nodes.push(QuicklistNode::PlainLzf {
+                            compressed,
+                            raw_len: sz,
+                        });
+                    } else {
+                        nodes.push(QuicklistNode::Plain(self.blob(
+                            entry,
+                            sz,
+                            "PLAIN quicklist node",
+                        )?));
                     }
-                    nodes.push(QuicklistNode::Packed(bytes));
+                } else if container == consts.container_packed {
+                    if enc == consts.encoding_lzf {
+                        let (compressed, lp_len) = self.lzf_node(entry, sz)?;
+                        if lp_len != ncount {
+                            return Err(Fault::bad(format!(
+                                "quicklist node holds {lp_len} entries, its header says {ncount}"
+                            )));
+                        }
+                        nodes.push(QuicklistNode::PackedLzf {
+                            compressed,
+                            raw_len: sz,
+                        });
+                    } else if enc == consts.encoding_raw {
+                        let bytes = self.blob(entry, sz, "quicklist node")?;
+                        let (entries, total) = self.packed_info(&bytes)?;
+                        if entries != ncount || total != sz {
+                            return Err(Fault::bad(format!(
+                                "quicklist node holds {entries} entries / {total} bytes, its header says {ncount} / {sz}"
+                            )));
+                        }
+                        nodes.push(QuicklistNode::Packed(bytes));
+                    } else {
+                        return Err(Fault::bad(format!("quicklist node encoding {enc}")));
+                    }
                 } else {
-                    return Err(Fault::bad(format!("quicklist node encoding {enc}")));
+                    return Err(Fault::bad(format!("quicklist node container {container}")));
                 }
-            } else {
-                return Err(Fault::bad(format!("quicklist node container {container}")));
+                elements += ncount;
+                node = next;
             }
-            elements += ncount;
-            node = next;
-        }
-        if guard.steps() != len || elements != count {
-            return Err(Fault::bad(format!(
-                "quicklist has {} nodes / {elements} elements, its header says {len} / {count}",
-                guard.steps()
-            )));
-        }
-        if count == 0 {
-            return Err(Fault::bad(
-                "quicklist is empty; Redis never keeps an empty key",
-            ));
-        }
-        Ok(nodes)
+            Ok(())
+        })();
+        let fault = walked.err().or_else(|| {
+            if guard.steps() != len || elements != count {
+                return Some(Fault::bad(format!(
+                    "quicklist has {} nodes / {elements} elements, its header says {len} / {count}",
+                    guard.steps()
+                )));
+            }
+            (count == 0).then(|| Fault::bad("quicklist is empty; Redis never keeps an empty key"))
+        });
+        self.salvaged(nodes, fault)
     }
 
     /// Read a compressed node's bytes and decompress them into `scratch` (checking the size).
@@ -491,36 +531,41 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 
     /// Visit every entry of a collection's table: `(key, value word)` of a dict, or
-    /// `(entry, 0)` of a Valkey hashtable. Returns the table's own entry count.
-    fn table_entries(&self, addr: u64, mut f: impl FnMut(u64, u64)) -> Result<u64, Fault> {
+    /// `(entry, 0)` of a Valkey hashtable. Returns the table's own entry count and the
+    /// first fault of the walk (entries after a broken link were not visited).
+    fn table_entries(
+        &self,
+        addr: u64,
+        mut f: impl FnMut(u64, u64),
+    ) -> Result<(u64, Option<Fault>), Fault> {
         if self.valkey_tables {
             let h = self.hashtables.header(addr)?;
-            self.hashtables.for_each(&h, |e| f(e, 0)).into_result()?;
-            Ok(h.used())
+            let faults = self.hashtables.for_each(&h, |e| f(e, 0));
+            Ok((h.used(), faults.into_result().err()))
         } else {
             let h = self.dicts.header(addr)?;
-            self.dicts.for_each(&h, f).into_result()?;
-            Ok(h.used())
+            let faults = self.dicts.for_each(&h, f);
+            Ok((h.used(), faults.into_result().err()))
         }
     }
 
     fn set_members(&self, table: u64) -> Result<Vec<Bytes<'a>>, Fault> {
         let mut out = Vec::new();
         let mut first = None;
-        let used = self.table_entries(table, |k, _| match self.element(k) {
+        let (used, broken) = self.table_entries(table, |k, _| match self.element(k) {
             Ok(m) => out.push(m),
             Err(e) => {
                 first.get_or_insert(e);
             }
         })?;
-        check_complete(first, out.len() as u64, used, "set")?;
-        Ok(out)
+        let fault = check_complete(broken.or(first), out.len() as u64, used, "set").err();
+        self.salvaged(out, fault)
     }
 
     fn hash_pairs(&self, table: u64) -> Result<Vec<HashField<'a>>, Fault> {
         let mut out = Vec::new();
         let mut first = None;
-        let used = self.table_entries(table, |k, v| {
+        let (used, broken) = self.table_entries(table, |k, v| {
             let pair = if self.valkey_tables {
                 self.hash_entry(k).map(|(f, v)| (f, v, None))
             } else if self.layout.features.mstr_hash_fields {
@@ -539,8 +584,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 }
             }
         })?;
-        check_complete(first, out.len() as u64, used, "hash")?;
-        Ok(out)
+        let fault = check_complete(broken.or(first), out.len() as u64, used, "hash").err();
+        self.salvaged(out, fault)
     }
 
     /// The TTL of a 7.4 hash field whose mstr carries metadata: a 16-bit flags word sits
@@ -715,33 +760,38 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             )));
         }
         let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
-        let mut guard = ChainGuard::new("skiplist level-0 chain", length);
+        let mut guard = ChainGuard::new("skiplist level-0 chain", length).remembering(self.salvage);
         let forward = |node: u64| -> Result<u64, Fault> {
             Ok(self
                 .space
                 .uint(node.wrapping_add(z.forward0.offset), z.forward0.size)?)
         };
-        let mut node = forward(header)?;
-        while node != 0 {
-            guard.step(node)?;
-            let nb = self.space.read(node, z.node_size as usize)?;
-            let (Some(ele), Some(score)) = (z.ele.get(&nb), z.score.get(&nb)) else {
-                return Err(missing());
-            };
-            let score = f64::from_bits(score);
-            if score.is_nan() {
-                return Err(Fault::bad("zset score is NaN"));
+        let walked = (|| {
+            let mut node = forward(header)?;
+            while node != 0 {
+                guard.step(node)?;
+                let nb = self.space.read(node, z.node_size as usize)?;
+                let (Some(ele), Some(score)) = (z.ele.get(&nb), z.score.get(&nb)) else {
+                    return Err(missing());
+                };
+                let score = f64::from_bits(score);
+                if score.is_nan() {
+                    return Err(Fault::bad("zset score is NaN"));
+                }
+                out.push((self.element(ele)?, score));
+                node = z.forward0.get(&nb).ok_or_else(missing)?;
             }
-            out.push((self.element(ele)?, score));
-            node = z.forward0.get(&nb).ok_or_else(missing)?;
-        }
-        if out.len() as u64 != length || length == 0 {
-            return Err(Fault::bad(format!(
-                "skiplist holds {} nodes, its header says {length}",
-                out.len()
-            )));
-        }
-        Ok(out)
+            Ok(())
+        })();
+        let fault = walked.err().or_else(|| {
+            (out.len() as u64 != length || length == 0).then(|| {
+                Fault::bad(format!(
+                    "skiplist holds {} nodes, its header says {length}",
+                    out.len()
+                ))
+            })
+        });
+        self.salvaged(out, fault)
     }
 }
 
