@@ -52,6 +52,9 @@ pub struct DbReport {
     /// Lost entries whose key could not even be read: behind a broken chain, or with an
     /// unreadable key (`lost` minus the lost keys listed by name for this db).
     pub lost_unnamed: u64,
+    /// Bucket chains of the keys tables that broke or looped: entries behind a break may
+    /// be missing even when the counters look satisfied (they can be damaged too).
+    pub broken_chains: u64,
     /// Keys written with only the readable part of their value (`--salvage`); they are
     /// counted in `keys` too.
     pub partial: u64,
@@ -133,6 +136,7 @@ impl Report {
     pub fn complete(&self) -> bool {
         self.totals.lost == 0
             && self.totals.partial == 0
+            && self.totals.broken_chains == 0
             && self.functions_lost.is_none()
             && self.totals.keys >= self.totals.expected
             && !self.dbs.values().any(|d| d.unreadable)
@@ -315,6 +319,9 @@ impl ReportBuilder {
 
     /// Chains of the keys dict that broke: the entries behind the break are unreadable.
     pub fn chain_faults(&mut self, db: u32, faults: &WalkFaults) {
+        if faults.count > 0 {
+            self.db(db).broken_chains += faults.count;
+        }
         for (bucket, f) in &faults.faults {
             self.report
                 .warnings
@@ -391,6 +398,7 @@ impl ReportBuilder {
             totals.lost += r.lost;
             totals.lost_unnamed += r.lost_unnamed;
             totals.partial += r.partial;
+            totals.broken_chains += r.broken_chains;
             totals.rehashing |= r.rehashing;
             totals.unreadable |= r.unreadable;
             for (t, encs) in &r.by_type {

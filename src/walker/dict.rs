@@ -114,6 +114,14 @@ impl<'s, 'a> DictWalker<'s, 'a> {
             f.get(&bytes)
                 .ok_or_else(|| Fault::bad("dict field outside the dict struct"))
         };
+        // Every dict of every supported build starts with its `dictType *type`, which
+        // dictCreate always sets: a NULL there is a zeroed or scribbled header, whose
+        // zero counters must not be taken as an empty dict.
+        if bytes.get(..8).is_some_and(|t| t.iter().all(|b| *b == 0)) {
+            return Err(Fault::bad(format!(
+                "dict {addr:#x} has a NULL type pointer: its header is zeroed or overwritten"
+            )));
+        }
         let rehashidx = field(d.rehashidx)? as i64;
         let mut tables = [Table::default(); 2];
         for (i, t) in tables.iter_mut().enumerate() {
@@ -311,6 +319,7 @@ mod tests {
     /// A 7.0 dict at BASE with a 4-bucket table at BASE+0x100 and entries from BASE+0x200.
     fn dict_mem(used: u64, rehashidx: i64, exp0: i8, exp1: i8) -> Vec<u8> {
         let mut m = vec![0u8; 0x400];
+        put(&mut m, 0, BASE + 0x380); // dictType
         put(&mut m, 8, BASE + 0x100);
         put(&mut m, 24, used);
         put(&mut m, 40, rehashidx as u64);

@@ -30,6 +30,13 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
     pub fn header(&self, addr: u64) -> Result<DictHeader, Fault> {
         let h = &self.layout.hashtable;
         let bytes = self.space.read(addr, h.size as usize)?;
+        // A hashtable starts with its `hashtableType *type`, always set: NULL means the
+        // header was zeroed or overwritten, not that the table is empty.
+        if bytes.get(..8).is_some_and(|t| t.iter().all(|b| *b == 0)) {
+            return Err(Fault::bad(format!(
+                "hashtable {addr:#x} has a NULL type pointer: its header is zeroed or overwritten"
+            )));
+        }
         let field = |f: Field| {
             f.get(&bytes)
                 .ok_or_else(|| Fault::bad("hashtable field outside its struct"))

@@ -2558,3 +2558,134 @@ pub fn check_rdb(checker: &Path, rdb: &Path) -> (u64, u64) {
     };
     (count(" keys read"), count(" expires"))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keys read back with ordinary commands
+// ---------------------------------------------------------------------------------------------
+
+/// A key as ordinary commands show it: TYPE, value, PEXPIRETIME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    pub ty: String,
+    /// string: [value]; list: elements in order; set: members sorted; zset: member, score,
+    /// member, score… in rank order; hash: field, value… sorted by field; stream: one item per
+    /// entry (XRANGE - +: ID, field, value…), then its XINFO STREAM FULL COUNT 0 reply.
+    pub value: Vec<Vec<u8>>,
+    pub pexpiretime: i64,
+}
+
+/// TYPE, value and PEXPIRETIME of `keys` in `db`, read with ordinary commands.
+pub fn key_states(conn: &mut Connection, db: u32, keys: &[Vec<u8>]) -> Vec<KeyState> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(200) {
+        let mut p = redis::pipe();
+        p.cmd("SELECT").arg(db).ignore();
+        for k in chunk {
+            p.cmd("TYPE").arg(k.as_slice());
+            p.cmd("PEXPIRETIME").arg(k.as_slice());
+        }
+        let meta: Vec<redis::Value> = p
+            .query(conn)
+            .unwrap_or_else(|e| panic!("db {db}: TYPE/PEXPIRETIME pipeline: {e}"));
+        let types: Vec<String> = meta
+            .iter()
+            .step_by(2)
+            .map(|v| String::from_utf8_lossy(&bulk(v)).into_owned())
+            .collect();
+        let times: Vec<i64> = meta
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|v| match v {
+                redis::Value::Int(i) => *i,
+                other => panic!("PEXPIRETIME reply {other:?}"),
+            })
+            .collect();
+        let mut p = redis::pipe();
+        p.cmd("SELECT").arg(db).ignore();
+        for (k, ty) in chunk.iter().zip(&types) {
+            queue_value_read(&mut p, k, ty);
+        }
+        let values: Vec<redis::Value> = p
+            .query(conn)
+            .unwrap_or_else(|e| panic!("db {db}: value pipeline: {e}"));
+        // A stream's groups, consumers and pending entries (all times absolute in 7.0).
+        let mut p = redis::pipe();
+        p.cmd("SELECT").arg(db).ignore();
+        for (k, ty) in chunk.iter().zip(&types) {
+            if ty == "stream" {
+                p.cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(k.as_slice())
+                    .arg("FULL")
+                    .arg("COUNT")
+                    .arg(0);
+            }
+        }
+        let infos: Vec<redis::Value> = if types.iter().any(|t| t == "stream") {
+            p.query(conn)
+                .unwrap_or_else(|e| panic!("db {db}: XINFO STREAM FULL pipeline: {e}"))
+        } else {
+            Vec::new()
+        };
+        let mut infos = infos.into_iter();
+        for ((ty, t), v) in types.into_iter().zip(times).zip(values) {
+            let value = match ty.as_str() {
+                "string" => vec![bulk(&v)],
+                "stream" => {
+                    let mut entries = stream_entries(&v);
+                    let info = infos
+                        .next()
+                        .expect("one XINFO STREAM FULL reply per stream");
+                    entries.push(format!("XINFO STREAM FULL COUNT 0: {info:?}").into_bytes());
+                    entries
+                }
+                "list" => bulks(&v),
+                "set" => {
+                    let mut m = bulks(&v);
+                    m.sort();
+                    m
+                }
+                "zset" => bulks(&v),
+                "hash" => {
+                    let flat = bulks(&v);
+                    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = flat
+                        .chunks(2)
+                        .map(|c| (c[0].clone(), c[1].clone()))
+                        .collect();
+                    pairs.sort();
+                    pairs.into_iter().flat_map(|(f, v)| [f, v]).collect()
+                }
+                _ => Vec::new(),
+            };
+            out.push(KeyState {
+                ty,
+                value,
+                pexpiretime: t,
+            });
+        }
+    }
+    out
+}
+
+/// The tool's printable form of a key (report.rs `printable`): UTF-8 kept, control characters,
+/// backslashes and invalid bytes as `\xNN`.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
