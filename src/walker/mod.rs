@@ -378,6 +378,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             sds_format: sds::SdsFormat::of(self.layout),
             sink,
             fatal: None,
+            key_names: std::collections::HashSet::new(),
             matched_expires: 0,
             pending: 0,
         };
@@ -417,6 +418,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 .sink
                 .begin_db(db.index, keys.size_hint(), expires_hint.min(expires_found))?;
             visitor.matched_expires = 0;
+            visitor.key_names =
+                std::collections::HashSet::with_capacity(keys.used().min(1 << 20) as usize);
             // One set per db: a damaged pointer may lead from one table into another.
             let mut seen = SeenEntries::with_capacity(keys.used());
             for (_, h) in &keys.tables {
@@ -461,6 +464,11 @@ struct KeyVisitor<'v, 's, 'a> {
     sink: &'v mut dyn Sink,
     key_timeout: Option<std::time::Duration>,
     fatal: Option<SinkError>,
+    /// Hashes of the key names written in the current db: two entries naming the same key
+    /// (one key pointer damaged into another key's string) must not both be written,
+    /// since Redis's loader stops on a duplicate key. 64-bit SipHash: a false match needs
+    /// a collision, about n²/2⁶⁵ for n keys.
+    key_names: std::collections::HashSet<u64>,
     matched_expires: u64,
     pending: u64,
 }
@@ -492,6 +500,9 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             Ok(k) => k,
             Err(f) => return report.lost(db, None, None, &f),
         };
+        if !self.claim_name(db, &key, report) {
+            return;
+        }
         let expire_ms = match source {
             ExpireSource::Dict { sorted, complete } => {
                 let found = sorted
@@ -525,9 +536,33 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             return;
         }
         match self.objects.embedded_key(obj_ptr) {
-            Ok((key, expire_ms)) => self.emit(db, key, expire_ms, obj_ptr, report),
+            Ok((key, expire_ms)) => {
+                if self.claim_name(db, &key, report) {
+                    self.emit(db, key, expire_ms, obj_ptr, report);
+                }
+            }
             Err(f) => report.lost(db, None, None, &f),
         }
+    }
+
+    /// True for the first entry of the db naming `key`: it decides the key's fate, written
+    /// or lost. Later ones are dropped with a warning (which one is genuine cannot be told)
+    /// and count among the unnamed losses, their real name being unknown.
+    fn claim_name(&mut self, db: u32, key: &[u8], report: &mut ReportBuilder) -> bool {
+        let name_hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            key.hash(&mut h);
+            h.finish()
+        };
+        if self.key_names.insert(name_hash) {
+            return true;
+        }
+        report.warning(format!(
+            "db {db}: a second entry names key {} (a damaged key pointer); only the first one found counts",
+            crate::report::printable(key)
+        ));
+        false
     }
 
     fn emit(

@@ -25,6 +25,8 @@ const MAX_PREALLOC: u64 = 1 << 16;
 /// The robj header fields.
 #[derive(Debug, Clone, Copy)]
 pub struct ObjHeader {
+    /// Where the robj is.
+    pub addr: u64,
     /// Type and encoding names.
     pub kind: Kind,
     /// Raw type number.
@@ -105,6 +107,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let ptr = r.ptr.get(&bytes).ok_or_else(missing)?;
         let lru = r.lru.get(&bytes).ok_or_else(missing)? as u32;
         Ok(ObjHeader {
+            addr,
             lru,
             kind: self.kind(type_id, encoding_id),
             type_id,
@@ -151,15 +154,91 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         }
     }
 
-    /// Decode the value of the object `h`.
+    /// Decode the value of the object `h`, checked to hold no duplicate set member, hash
+    /// field or zset member: Redis never keeps one, and its loader either refuses the
+    /// file or silently keeps a corrupt value when it meets one.
     pub fn value(&mut self, h: &ObjHeader) -> Result<Value<'a>, Fault> {
         self.partial.set(None);
+        let mut value = self.decode_value(h)?;
+        self.check_unique(&mut value)?;
+        Ok(value)
+    }
+
+    /// Fail on a duplicate member or field, or in salvage mode drop the later copies and
+    /// mark the value partial.
+    fn check_unique(&self, value: &mut Value<'a>) -> Result<(), Fault> {
+        let dup = |what: &str, d: &[u8]| {
+            Fault::bad(format!(
+                "{what} {} appears twice (a damaged pointer led to it again)",
+                crate::report::printable(d)
+            ))
+        };
+        let packed = |bytes: &[u8], ziplist: bool, stride: usize, what: &str| {
+            first_duplicate_packed(bytes, ziplist, stride).map_or(Ok(()), |d| Err(dup(what, &d)))
+        };
+        match value {
+            Value::SetListpack(b) => packed(b, false, 1, "set member"),
+            Value::ZsetListpack(b) => packed(b, false, 2, "zset member"),
+            Value::HashListpack(b) => packed(b, false, 2, "hash field"),
+            Value::HashListpackEx { lp, .. } => packed(lp, false, 3, "hash field"),
+            Value::ZsetZiplist(b) => packed(b, true, 2, "zset member"),
+            Value::HashZiplist(b) => packed(b, true, 2, "hash field"),
+            Value::SetMembers(m) => self.unique_or_salvage(m, |e| e, "set member"),
+            Value::ZsetPairs(m) => self.unique_or_salvage(m, |e| &e.0, "zset member"),
+            Value::HashPairs(m) => self.unique_or_salvage(m, |e| &e.0, "hash field"),
+            Value::HashPairsTtl(m) => self.unique_or_salvage(m, |e| &e.0, "hash field"),
+            _ => Ok(()),
+        }
+    }
+
+    /// See [`ObjectDecoder::check_unique`], for decoded collections.
+    fn unique_or_salvage<T>(
+        &self,
+        items: &mut Vec<T>,
+        name: impl Fn(&T) -> &Bytes<'a>,
+        what: &str,
+    ) -> Result<(), Fault> {
+        let mut seen: std::collections::HashSet<&[u8]> =
+            std::collections::HashSet::with_capacity(items.len());
+        let mut first_dup = None;
+        for item in items.iter() {
+            let n: &[u8] = name(item).as_ref();
+            if !seen.insert(n) {
+                first_dup = Some(n);
+                break;
+            }
+        }
+        let Some(d) = first_dup else {
+            return Ok(());
+        };
+        let fault = Fault::bad(format!(
+            "{what} {} appears twice (a damaged pointer led to it again)",
+            crate::report::printable(d)
+        ));
+        if !self.salvage {
+            return Err(fault);
+        }
+        let mut kept = std::collections::HashSet::with_capacity(items.len());
+        let mut keep = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            keep.push(kept.insert(name(item).to_vec()));
+        }
+        let mut flags = keep.into_iter();
+        items.retain(|_| flags.next().unwrap_or(false));
+        self.partial.set(Some(fault));
+        Ok(())
+    }
+
+    fn decode_value(&mut self, h: &ObjHeader) -> Result<Value<'a>, Fault> {
         let ty = self.layout.types;
         let en = self.layout.enc;
         let (t, e) = (h.type_id, h.encoding_id);
         if t == ty.string {
             if e == en.int {
                 return Ok(Value::String(StrValue::Int(h.ptr as i64)));
+            }
+            if e == en.embstr {
+                self.check_embedded_string(h)?;
             }
             if e == en.raw || e == en.embstr {
                 return Ok(Value::String(StrValue::Bytes(read_sds(
@@ -332,6 +411,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         if h.encoding_id == en.int {
             Ok(Cow::Owned((h.ptr as i64).to_string().into_bytes()))
         } else if h.encoding_id == en.raw || h.encoding_id == en.embstr {
+            if h.encoding_id == en.embstr {
+                self.check_embedded_string(&h)?;
+            }
             read_sds(self.space, self.sds, h.ptr)
         } else {
             Err(Fault::bad(format!(
@@ -482,6 +564,36 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             (count == 0).then(|| Fault::bad("quicklist is empty; Redis never keeps an empty key"))
         });
         self.salvaged(nodes, fault)
+    }
+
+    /// An embstr's sds lives in the same allocation, right after the robj (after the
+    /// embedded key and expire in Valkey), with an sdshdr8 header in every typed-sds build.
+    /// A `ptr` elsewhere is a damaged object that would otherwise read some other memory
+    /// as the value.
+    fn check_embedded_string(&self, h: &ObjHeader) -> Result<(), Fault> {
+        let start = h.addr.wrapping_add(self.layout.robj.size);
+        let (lowest, highest, typed) = match self.sds {
+            SdsFormat::LenFree(l) => (start + l.header_size, start + l.header_size, false),
+            // Valkey puts an optional 8-byte expire and an embedded key (a 1-byte header
+            // size, then an sds of up to 255 bytes with its header) before the value.
+            SdsFormat::Typed if self.valkey_tables => {
+                (start + 3, start + 8 + 1 + 3 + 256 + 3, true)
+            }
+            SdsFormat::Typed => (start + 3, start + 3, true),
+        };
+        if h.ptr < lowest || h.ptr > highest {
+            return Err(Fault::bad(format!(
+                "embstr object {:#x} points at {:#x}, outside its own allocation",
+                h.addr, h.ptr
+            )));
+        }
+        if typed && self.space.u8(h.ptr.wrapping_sub(1))? & 7 != 1 {
+            return Err(Fault::bad(format!(
+                "embstr object {:#x}: its string header is not an sdshdr8",
+                h.addr
+            )));
+        }
+        Ok(())
     }
 
     /// Read a compressed node's bytes and decompress them into `scratch` (checking the size).
@@ -819,6 +931,28 @@ fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Re
         )));
     }
     Ok(())
+}
+
+/// The first element that repeats among every `stride`-th element (from the first) of a
+/// validated listpack or ziplist; integers compare by their decimal text, as Redis does.
+fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<Vec<u8>> {
+    let names: Vec<Vec<u8>> = if ziplist {
+        Ziplist::parse(bytes)
+            .ok()?
+            .iter()
+            .step_by(stride)
+            .map(|e| e.to_vec())
+            .collect()
+    } else {
+        Listpack::parse(bytes)
+            .ok()?
+            .iter()
+            .step_by(stride)
+            .map(|e| e.to_vec())
+            .collect()
+    };
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names.into_iter().find(|n| !seen.insert(n.clone()))
 }
 
 #[cfg(test)]

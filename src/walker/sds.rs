@@ -55,6 +55,13 @@ fn typed_len(space: &AddressSpace<'_>, ptr: u64, flags: u8) -> Result<u64, Fault
             .ok_or_else(|| Fault::bad("sds pointer below its header"))
     };
     let (len, alloc) = match flags & 7 {
+        // sdsnewlen never makes an empty sdshdr5 (it picks sdshdr8 so the string can
+        // grow): a zero flags byte is zeroed memory, not an empty string.
+        0 if flags == 0 => {
+            return Err(Fault::bad(format!(
+                "sds at {ptr:#x} has a zero header, which Redis never writes (zeroed memory?)"
+            )))
+        }
         0 => (u64::from(flags >> 3), u64::MAX),
         1 => (u64::from(space.u8(at(3)?)?), u64::from(space.u8(at(2)?)?)),
         2 => (u64::from(space.u16(at(5)?)?), u64::from(space.u16(at(3)?)?)),

@@ -278,6 +278,24 @@ impl RedisServer {
         Self::start(binary, &args)
     }
 
+    /// Start a server on `rdb` like [`RedisServer::start_on_rdb`], but return why it did
+    /// not come up (for instance, it refused the file) instead of panicking.
+    pub fn try_start_on_rdb(binary: &Path, rdb: &Path) -> Result<RedisServer, String> {
+        let args = rdb_args(rdb);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        for _attempt in 0..5 {
+            match Self::try_start(binary, &args, false, true) {
+                Ok(server) => return Ok(server),
+                Err(StartError::PortTaken) => continue,
+                Err(StartError::Failed(msg)) => return Err(msg),
+            }
+        }
+        Err(format!(
+            "could not start {}: its port was taken on every attempt",
+            binary.display()
+        ))
+    }
+
     fn try_start(
         binary: &Path,
         extra_args: &[&str],
