@@ -10,6 +10,8 @@ pub mod binary;
 pub mod core;
 pub mod decode;
 pub mod dwarf;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod profile;
 pub mod recover;
 pub mod reencode;

@@ -227,8 +227,8 @@ impl<'a> AddressSpace<'a> {
     }
 }
 
-/// An address space of one segment holding `data` at `vaddr`, for unit tests of readers.
-#[cfg(test)]
+/// An address space of one segment holding `data` at `vaddr`, for unit tests of readers
+/// and the fuzz entry points (`crate::fuzz_entry`).
 pub(crate) fn single_segment(data: &[u8], vaddr: u64) -> AddressSpace<'_> {
     AddressSpace::new(
         data,
