@@ -111,23 +111,12 @@ struct CoreImage {
     pointer_slots: Vec<usize>,
 }
 
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
-}
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
-
 impl CoreImage {
     fn read(path: &Path) -> CoreImage {
         let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         assert_eq!(&bytes[..6], b"\x7fELF\x02\x01", "not a 64-bit LE ELF file");
-        let phoff = u64_at(&bytes, 0x20) as usize;
-        let phentsize = u16_at(&bytes, 0x36) as usize;
-        let phnum = u16_at(&bytes, 0x38) as usize;
+        let (phoff, phentsize, phnum) = phdr_table(&bytes);
+        let (phoff, phentsize, phnum) = (phoff as usize, phentsize as usize, phnum as usize);
         let mut loads = Vec::new();
         for i in 0..phnum {
             let ph = phoff + i * phentsize;

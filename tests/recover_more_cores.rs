@@ -703,27 +703,6 @@ fn server_address_of(pid: u32) -> u64 {
     base + offset
 }
 
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
-}
-
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
-
-/// (e_phoff, e_phentsize, e_phnum).
-fn phdr_table(b: &[u8]) -> (u64, u64, u64) {
-    (
-        u64_at(b, 0x20),
-        u64::from(u16_at(b, 0x36)),
-        u64::from(u16_at(b, 0x38)),
-    )
-}
-
 /// Check a partial recovery (exit 1) key by key against the still-running source server.
 fn check_partial_recovery(
     what: &str,

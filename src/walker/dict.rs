@@ -316,6 +316,15 @@ mod tests {
         m[off..off + 8].copy_from_slice(&v.to_le_bytes());
     }
 
+    /// dictEntry (key, next) number `i` at BASE+0x200+24·i, for each (i, key, next).
+    fn put_entries(m: &mut [u8], entries: &[(u64, u64, u64)]) {
+        for &(i, key, next) in entries {
+            let o = (0x200 + i * 24) as usize;
+            put(m, o, key);
+            put(m, o + 16, next);
+        }
+    }
+
     /// A 7.0 dict at BASE with a 4-bucket table at BASE+0x100 and entries from BASE+0x200.
     fn dict_mem(used: u64, rehashidx: i64, exp0: i8, exp1: i8) -> Vec<u8> {
         let mut m = vec![0u8; 0x400];
@@ -336,11 +345,7 @@ mod tests {
         let e = |i: u64| BASE + 0x200 + i * 24;
         put(&mut m, 0x108, e(0));
         put(&mut m, 0x118, e(2));
-        for (i, key, next) in [(0u64, 11u64, e(1)), (1, 12, 0), (2, 13, e(2))] {
-            let o = (0x200 + i * 24) as usize;
-            put(&mut m, o, key);
-            put(&mut m, o + 16, next);
-        }
+        put_entries(&mut m, &[(0u64, 11u64, e(1)), (1, 12, 0), (2, 13, e(2))]);
         let s = space(&m);
         let w = DictWalker::new(&s, &l);
         let h = w.header(BASE).unwrap();
@@ -363,16 +368,15 @@ mod tests {
         let e = |i: u64| BASE + 0x200 + i * 24;
         put(&mut m, 0x100, e(0));
         // X(0) -> A(1) -> B(2) -> C(3) -> A(1): Brent's check trips only on the second lap.
-        for (i, key, next) in [
-            (0u64, 10u64, e(1)),
-            (1, 11, e(2)),
-            (2, 12, e(3)),
-            (3, 13, e(1)),
-        ] {
-            let o = (0x200 + i * 24) as usize;
-            put(&mut m, o, key);
-            put(&mut m, o + 16, next);
-        }
+        put_entries(
+            &mut m,
+            &[
+                (0u64, 10u64, e(1)),
+                (1, 11, e(2)),
+                (2, 12, e(3)),
+                (3, 13, e(1)),
+            ],
+        );
         let s = space(&m);
         let w = DictWalker::new(&s, &l);
         let h = w.header(BASE).unwrap();
@@ -392,11 +396,7 @@ mod tests {
         // lost, and e2 must not come out twice.
         put(&mut m, 0x100, e(0));
         put(&mut m, 0x110, e(2));
-        for (i, key, next) in [(0u64, 10u64, e(2)), (1, 11, 0), (2, 12, 0)] {
-            let o = (0x200 + i * 24) as usize;
-            put(&mut m, o, key);
-            put(&mut m, o + 16, next);
-        }
+        put_entries(&mut m, &[(0u64, 10u64, e(2)), (1, 11, 0), (2, 12, 0)]);
         let s = space(&m);
         let w = DictWalker::new(&s, &l);
         let h = w.header(BASE).unwrap();

@@ -167,14 +167,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// Fail on a duplicate member or field, or in salvage mode drop the later copies and
     /// mark the value partial.
     fn check_unique(&self, value: &mut Value<'a>) -> Result<(), Fault> {
-        let dup = |what: &str, d: &[u8]| {
-            Fault::bad(format!(
-                "{what} {} appears twice (a damaged pointer led to it again)",
-                crate::report::printable(d)
-            ))
-        };
         let packed = |bytes: &[u8], ziplist: bool, stride: usize, what: &str| {
-            first_duplicate_packed(bytes, ziplist, stride).map_or(Ok(()), |d| Err(dup(what, &d)))
+            first_duplicate_packed(bytes, ziplist, stride)
+                .map_or(Ok(()), |d| Err(duplicate_fault(what, &d)))
         };
         match value {
             Value::SetListpack(b) => packed(b, false, 1, "set member"),
@@ -211,20 +206,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let Some(d) = first_dup else {
             return Ok(());
         };
-        let fault = Fault::bad(format!(
-            "{what} {} appears twice (a damaged pointer led to it again)",
-            crate::report::printable(d)
-        ));
+        let fault = duplicate_fault(what, d);
         if !self.salvage {
             return Err(fault);
         }
         let mut kept = std::collections::HashSet::with_capacity(items.len());
-        let mut keep = Vec::with_capacity(items.len());
-        for item in items.iter() {
-            keep.push(kept.insert(name(item).to_vec()));
-        }
-        let mut flags = keep.into_iter();
-        items.retain(|_| flags.next().unwrap_or(false));
+        items.retain(|item| kept.insert(name(item).to_vec()));
         self.partial.set(Some(fault));
         Ok(())
     }
@@ -931,6 +918,14 @@ fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Re
         )));
     }
     Ok(())
+}
+
+/// Why a value with a repeated member or field is not written as it is.
+fn duplicate_fault(what: &str, name: &[u8]) -> Fault {
+    Fault::bad(format!(
+        "{what} {} appears twice (a damaged pointer led to it again)",
+        crate::report::printable(name)
+    ))
 }
 
 /// The first element that repeats among every `stride`-th element (from the first) of a

@@ -2707,3 +2707,31 @@ pub fn printable(bytes: &[u8]) -> String {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// ELF core files, read whole
+// ---------------------------------------------------------------------------------------------
+
+/// Little-endian u16 at `o` of an ELF file read whole (panics past its end).
+pub fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
+}
+
+/// Little-endian u32 at `o`.
+pub fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+
+/// Little-endian u64 at `o`.
+pub fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+/// (e_phoff, e_phentsize, e_phnum).
+pub fn phdr_table(b: &[u8]) -> (u64, u64, u64) {
+    (
+        u64_at(b, 0x20),
+        u64::from(u16_at(b, 0x36)),
+        u64::from(u16_at(b, 0x38)),
+    )
+}
