@@ -15,8 +15,12 @@ pub enum Eviction {
         /// `server.lruclock` when the core was taken.
         clock: u32,
     },
-    /// An LFU policy: write FREQ (the object's logarithmic access counter).
-    Freq,
+    /// An LFU policy: write FREQ (the object's logarithmic access counter), decayed to
+    /// the time of the core as Redis's own SAVE does when `clock` is known.
+    Freq {
+        /// The server's LFU clock and decay period; `None` writes the counter undecayed.
+        clock: Option<LfuClock>,
+    },
     /// The policy uses neither: Redis writes nothing either.
     None,
     /// The profile does not locate the policy or the clock.
@@ -28,12 +32,53 @@ impl Eviction {
     pub fn name(&self) -> &'static str {
         match self {
             Eviction::Idle { .. } => "idle",
-            Eviction::Freq => "freq",
+            Eviction::Freq { clock: Some(_) } => "freq",
+            Eviction::Freq { clock: None } => {
+                "freq (not decayed: the profile does not locate unixtime and lfu_decay_time)"
+            }
             Eviction::None => "none (maxmemory-policy is neither LRU nor LFU)",
             Eviction::Unknown => {
                 "unknown (the profile does not locate maxmemory_policy and lruclock)"
             }
         }
+    }
+}
+
+/// The server's LFU clock when the core was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LfuClock {
+    /// `server.unixtime` in minutes, modulo 2^16 (the LFU access-time field's range).
+    pub now_minutes: u16,
+    /// `server.lfu_decay_time`: minutes per decrement of the counter; 0 never decays.
+    pub decay_minutes: u64,
+}
+
+impl LfuClock {
+    /// The clock from `server.unixtime` (seconds) and `server.lfu_decay_time`.
+    pub fn new(unixtime: u64, decay_minutes: u64) -> Self {
+        LfuClock {
+            now_minutes: ((unixtime / 60) & 0xffff) as u16,
+            decay_minutes,
+        }
+    }
+
+    /// The counter in an object's 24 `lru` bits (16-bit minute of the last decrement, 8-bit
+    /// counter), less one per decay period elapsed since: what OBJECT FREQ answered and
+    /// what Redis's SAVE writes at the moment of the core.
+    pub fn decayed(&self, lru: u32) -> u8 {
+        let counter = (lru & 0xff) as u8;
+        if self.decay_minutes == 0 {
+            return counter;
+        }
+        let then = ((lru >> 8) & 0xffff) as u16;
+        // Redis's 16-bit minute clock wraps at 65535, not 65536.
+        let elapsed = if self.now_minutes >= then {
+            u64::from(self.now_minutes - then)
+        } else {
+            65535 - u64::from(then) + u64::from(self.now_minutes)
+        };
+        let periods = elapsed / self.decay_minutes;
+        u8::try_from(u64::from(counter).saturating_sub(periods)).unwrap_or(0)
     }
 }
 
@@ -149,7 +194,10 @@ impl<W: Write> RdbSink<W> {
                     };
                     r.idle(u64::from(idle));
                 }
-                Eviction::Freq => r.freq((k.lru & 0xff) as u8),
+                Eviction::Freq { clock } => r.freq(match clock {
+                    Some(c) => c.decayed(k.lru),
+                    None => (k.lru & 0xff) as u8,
+                }),
                 Eviction::None | Eviction::Unknown => {}
             }
         }
@@ -450,5 +498,44 @@ impl<W: Write> Sink for RdbSink<W> {
             self.writer.function(code)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LfuClock;
+
+    /// `lru` bits of an object whose counter was last decremented at `minute`.
+    fn lru(minute: u16, counter: u8) -> u32 {
+        (u32::from(minute) << 8) | u32::from(counter)
+    }
+
+    #[test]
+    fn counters_decay_one_per_period_since_their_minute() {
+        let clock = LfuClock::new(60 * 1000 + 59, 1);
+        assert_eq!(clock.now_minutes, 1000);
+        assert_eq!(clock.decayed(lru(1000, 5)), 5);
+        assert_eq!(clock.decayed(lru(999, 5)), 4);
+        assert_eq!(clock.decayed(lru(990, 5)), 0, "never below zero");
+        let slow = LfuClock::new(60 * 1000, 4);
+        assert_eq!(
+            slow.decayed(lru(993, 200)),
+            199,
+            "7 minutes are one 4-minute period"
+        );
+    }
+
+    #[test]
+    fn zero_decay_time_keeps_the_counter() {
+        let clock = LfuClock::new(60 * 1000, 0);
+        assert_eq!(clock.decayed(lru(1, 77)), 77);
+    }
+
+    #[test]
+    fn the_minute_clock_wraps_like_redis() {
+        // Redis counts 65535 - then + now across the wrap, one less than modular distance.
+        let clock = LfuClock::new(60 * 65536 * 3 + 60 * 2, 1);
+        assert_eq!(clock.now_minutes, 2);
+        assert_eq!(clock.decayed(lru(65535, 10)), 8);
     }
 }

@@ -158,6 +158,10 @@ pub struct ServerLayout {
     pub maxmemory_policy: Option<Field>,
     /// `unsigned int lruclock` (24-bit LRU clock, seconds).
     pub lruclock: Option<Field>,
+    /// `time_t unixtime` (cached wall clock, seconds; the LFU clock derives from it).
+    pub unixtime: Option<Field>,
+    /// `int lfu_decay_time` (minutes per LFU counter decrement, from 4.0).
+    pub lfu_decay_time: Option<Field>,
     /// `dict *lua_scripts` (SHA1 → script body; up to 6.2).
     pub lua_scripts: Option<Field>,
 }
@@ -832,6 +836,8 @@ impl Layout {
                 dbnum: r.field("redisServer", "dbnum"),
                 maxmemory_policy: r.optional_field("redisServer", "maxmemory_policy"),
                 lruclock: r.optional_field("redisServer", "lruclock"),
+                unixtime: r.optional_field("redisServer", "unixtime"),
+                lfu_decay_time: r.optional_field("redisServer", "lfu_decay_time"),
                 lua_scripts: r.optional_field("redisServer", "lua_scripts"),
             },
             db: DbLayout {

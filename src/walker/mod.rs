@@ -274,7 +274,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         };
         match (read(policy), read(clock)) {
             (Some(p), Some(c)) if p & 1 != 0 => Eviction::Idle { clock: c as u32 },
-            (Some(p), Some(_)) if p & 2 != 0 => Eviction::Freq,
+            (Some(p), Some(_)) if p & 2 != 0 => Eviction::Freq {
+                clock: match (l.unixtime.and_then(read), l.lfu_decay_time.and_then(read)) {
+                    (Some(t), Some(d)) => Some(crate::sink::LfuClock::new(t, d)),
+                    _ => None,
+                },
+            },
             (Some(_), Some(_)) => Eviction::None,
             _ => Eviction::Unknown,
         }
