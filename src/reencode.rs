@@ -115,6 +115,14 @@ pub fn write_plain(
     let mut scratch = Vec::new();
     let mut elems = Vec::new();
     elements(v, &mut scratch, &mut elems)?;
+    // A field without its value (or a member without its score) would make a record that
+    // reads as something else; the walker rejects odd counts first, this keeps it so.
+    if matches!(t, PlainType::Hash | PlainType::Zset) && elems.len() % 2 != 0 {
+        return Err(DecodeError::BadHeader {
+            what: "hash or zset pairs",
+            detail: format!("{} elements, an odd count", elems.len()),
+        });
+    }
     match t {
         PlainType::List | PlainType::Set => {
             rec.len(elems.len() as u64);
@@ -157,5 +165,37 @@ fn parse_score(text: &[u8]) -> Option<f64> {
         "inf" | "+inf" => Some(f64::INFINITY),
         "-inf" => Some(f64::NEG_INFINITY),
         _ => s.parse::<f64>().ok().filter(|v| !v.is_nan()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdb::RecordBuilder;
+    use std::borrow::Cow;
+
+    /// A listpack of three one-byte strings: a field and its value, then a field alone.
+    fn listpack_of_three() -> Vec<u8> {
+        let mut lp = vec![0, 0, 0, 0, 3, 0];
+        for s in [b'f', b'v', b'g'] {
+            lp.extend_from_slice(&[0x81, s, 2]);
+        }
+        lp.push(0xff);
+        let total = lp.len() as u32;
+        lp[..4].copy_from_slice(&total.to_le_bytes());
+        lp
+    }
+
+    #[test]
+    fn an_odd_number_of_hash_elements_is_refused() {
+        let v = Value::HashListpack(Cow::Owned(listpack_of_three()));
+        let mut rec = RecordBuilder::new(false);
+        let err = write_plain(&v, PlainType::Hash, true, &mut rec).unwrap_err();
+        assert!(err.to_string().contains("odd"), "{err}");
+        let mut rec = RecordBuilder::new(false);
+        assert!(write_plain(&v, PlainType::Zset, true, &mut rec).is_err());
+        // The same three elements are a fine list.
+        let mut rec = RecordBuilder::new(false);
+        write_plain(&v, PlainType::List, true, &mut rec).unwrap();
     }
 }

@@ -103,6 +103,13 @@ mod tests {
     use super::*;
     use crate::decode::testutil::{for_each_mutation, Rng};
 
+    /// Compress with the rdb crate's compressor (the `lzf` crate's `compress` 1.0.0 can
+    /// index out of bounds on some inputs); `None` when the data does not shrink.
+    fn compress(data: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        rdb::compress::lzf_compress(data, data.len().saturating_sub(1), &mut out).then_some(out)
+    }
+
     fn dec(input: &[u8], n: usize) -> Result<Vec<u8>, DecodeError> {
         let mut out = vec![9, 9, 9]; // must be cleared
         decompress(input, n, &mut out).map(|()| out)
@@ -155,7 +162,7 @@ mod tests {
     fn matches_lzf_crate() {
         let mut compressed_ok = 0;
         for data in corpus() {
-            let Ok(c) = lzf::compress(&data) else {
+            let Some(c) = compress(&data) else {
                 continue; // incompressible
             };
             compressed_ok += 1;
@@ -296,7 +303,7 @@ mod tests {
     #[test]
     fn truncated_at_every_position() {
         let data = b"The quick brown fox jumps over the lazy dog; the quick brown fox!".repeat(8);
-        let c = lzf::compress(&data).unwrap();
+        let c = compress(&data).unwrap();
         for k in 0..c.len() {
             assert!(dec(&c[..k], data.len()).is_err(), "prefix {k}");
         }
@@ -305,7 +312,7 @@ mod tests {
     #[test]
     fn mutations_never_panic() {
         let data = b"abcabcabc-hello-hello-hello-0123456789-0123456789-xyz".repeat(6);
-        let c = lzf::compress(&data).unwrap();
+        let c = compress(&data).unwrap();
         let mut ok = 0;
         for_each_mutation(&c, |_, m| {
             for n in [data.len(), data.len() / 2, data.len() * 2] {
