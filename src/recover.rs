@@ -153,6 +153,8 @@ fn choose_binary(
                 return Ok(None);
             }
         }
+        // Without NT_FILE the image is looked up by the binary's build-id instead.
+        (None, _) if exe.is_none() => {}
         (None, _) | (_, None) => log(&format!(
             "warning: cannot compare build-ids of the core and {}; assuming they match",
             path.display()
@@ -160,6 +162,60 @@ fn choose_binary(
         _ => {}
     }
     Ok(Some(bin))
+}
+
+/// The executable of a core without NT_FILE: the ELF image in the core whose build-id is
+/// the binary's, else one a profile records (the one named by --profile, or any shipped).
+/// What the user should know about it goes to `warning`, for the log and the report.
+fn executable_by_build_id(
+    core: &CoreFile<'_>,
+    opts: &Options,
+    binary: Option<&Executable>,
+    warning: &mut Option<String>,
+) -> Option<ExecutableInCore> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    if let Some(b) = binary {
+        match &b.build_id {
+            Some(id) => wanted.push((id.clone(), b.path.display().to_string())),
+            None => {
+                *warning = Some(format!(
+                    "{} has no build-id to find it by in a core without NT_FILE",
+                    b.path.display()
+                ))
+            }
+        }
+    }
+    let profiles = match &opts.profile {
+        Some(p) => profile::load(p).map(|f| vec![f]).unwrap_or_default(),
+        None => profile::shipped_profiles().unwrap_or_default(),
+    };
+    for p in profiles {
+        if let Some(id) = p.identity.build_id {
+            wanted.push((id, format!("profile {}", p.name)));
+        }
+    }
+    for (id, whose) in &wanted {
+        if let Some(base) = core.find_image(id) {
+            *warning = Some(format!(
+                "the core has no NT_FILE note (a truncated gcore core loses it); found the executable's ELF header at {base:#x} by the build-id of {whose} ({id})"
+            ));
+            return Some(ExecutableInCore {
+                path: binary
+                    .map(|b| b.path.display().to_string())
+                    .unwrap_or_else(|| format!("(unnamed: found by build-id {id})")),
+                base,
+                build_id: Some(id.clone()),
+            });
+        }
+    }
+    if !wanted.is_empty() {
+        let whose: Vec<&str> = wanted.iter().map(|(_, w)| w.as_str()).collect();
+        *warning = Some(format!(
+            "the core has no NT_FILE note, and no ELF image dumped in it has the build-id of {}",
+            whose.join(", ")
+        ));
+    }
+    None
 }
 
 /// Why the core alone does not say which executable it is.
@@ -360,10 +416,18 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     let missing = core.space.missing_bytes();
     let exe = core.executable();
     let binary = choose_binary(opts, exe.as_ref(), log)?;
+    let mut exe_warning = None;
+    let exe = match exe {
+        Some(e) => Some(e),
+        None => executable_by_build_id(&core, opts, binary.as_ref(), &mut exe_warning),
+    };
     let build_id = exe
         .as_ref()
         .and_then(|e| e.build_id.clone())
         .or_else(|| binary.as_ref().and_then(|b| b.build_id.clone()));
+    if let Some(w) = &exe_warning {
+        log(&format!("warning: {w}"));
+    }
     let mut tried = Vec::new();
     let explicit = opts.profile.is_some() || opts.derive;
     let mut chosen = None;
@@ -431,6 +495,9 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         )));
     }
     let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);
+    if let Some(w) = exe_warning {
+        report.warning(w);
+    }
     if missing > 0 {
         report.warning(format!(
             "the core is truncated: {missing} bytes of its segments are missing"

@@ -146,6 +146,22 @@ impl<'a> CoreFile<'a> {
         })
     }
 
+    /// Where the ELF image with GNU build-id `id` (hex) has its header, found by reading the
+    /// start of every dumped segment. This locates the executable when NT_FILE is gone:
+    /// gdb writes notes after the memory, so a cut gcore core loses them first, while the
+    /// executable's header page (kept by the default coredump filter) sits low in the file.
+    pub fn find_image(&self, id: &str) -> Option<u64> {
+        self.space
+            .segments()
+            .iter()
+            .filter(|s| s.present >= 64)
+            .map(|s| s.vaddr)
+            .find(|&start| {
+                matches!(self.space.read_array::<4>(start), Ok(m) if m == *b"\x7fELF")
+                    && self.build_id_at(start).as_deref() == Some(id)
+            })
+    }
+
     /// Read the GNU build-id of the ELF image whose header is mapped at `base`.
     pub fn build_id_at(&self, base: u64) -> Option<String> {
         let avail = self.space.readable_len(base).min(64 * 1024) as usize;
