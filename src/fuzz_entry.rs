@@ -813,6 +813,7 @@ fn walk_core_into(
     let walker = KeyspaceWalker::new(&core.space, layout).with_options(WalkOptions {
         salvage: settings.salvage,
         key_timeout: None,
+        bucket_check: None,
     });
     let dbs = walker.databases(server).map_err(|e| e.to_string())?;
     let version = match settings.sink {

@@ -14,7 +14,9 @@ use crate::core::{CoreError, CoreFile, ExecutableInCore};
 use crate::profile::{self, Layout, ProfileError, ProfileFile};
 use crate::report::{Report, ReportBuilder, Source};
 use crate::sink::{CountingSink, RdbSink, Sink, SinkError};
-use crate::walker::{KeyspaceWalker, WalkError};
+use crate::walker::bucket::BucketCheck;
+use crate::walker::sds::SdsFormat;
+use crate::walker::{DbInfo, KeyspaceWalker, WalkError, WalkOptions};
 
 /// What the user asked for.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,8 @@ pub struct Options {
     pub rdb_version: Option<u32>,
     /// How damaged keys are treated (`--salvage`, `--timeout`).
     pub walk: crate::walker::WalkOptions,
+    /// Do not check dict entries against their buckets (`--no-bucket-check`).
+    pub no_bucket_check: bool,
 }
 
 /// A recovery that produced nothing usable.
@@ -216,6 +220,68 @@ fn executable_by_build_id(
         ));
     }
     None
+}
+
+/// Chain heads sampled to find and confirm the hash seed.
+const BUCKET_SAMPLES: usize = 64;
+
+/// The seeded hash that places keys in their buckets, so the walk can refuse entries a
+/// damaged link led into a wrong chain; and what the report should say about it. The seed
+/// comes from the binary's `dict_hash_function_seed` symbol, else from a search of the
+/// executable's writable image; either way it must place the sampled keys.
+fn calibrate_bucket_check(
+    core: &CoreFile<'_>,
+    layout: &Layout,
+    exe: Option<&ExecutableInCore>,
+    binary: Option<&Executable>,
+    dbs: &[DbInfo],
+) -> (Option<BucketCheck>, String) {
+    let samples = KeyspaceWalker::new(&core.space, layout).bucket_samples(dbs, BUCKET_SAMPLES);
+    if samples.is_empty() {
+        return (
+            None,
+            "off (no dict-based keys tables to calibrate on: empty, or Valkey hashtables)".into(),
+        );
+    }
+    let Some(exe) = exe else {
+        return (
+            None,
+            "off (the executable's load address is unknown)".into(),
+        );
+    };
+    let sds = SdsFormat::of(layout);
+    if let Some(sym) = binary.and_then(|b| b.symbol("dict_hash_function_seed")) {
+        if sym.size == 16 {
+            let at = exe.base.wrapping_add(sym.offset);
+            if let Ok(seed) = core.space.read_array::<16>(at) {
+                if let Some((_, found)) = BucketCheck::find_seed(&seed, &samples) {
+                    return (
+                        Some(BucketCheck::new(found, sds)),
+                        format!("on (SipHash seed from the binary's dict_hash_function_seed at {at:#x})"),
+                    );
+                }
+            }
+        }
+    }
+    for (start, image) in core.writable_image(exe.base) {
+        if let Some((offset, seed)) = BucketCheck::find_seed(&image, &samples) {
+            let at = start.wrapping_add(offset as u64);
+            return (
+                Some(BucketCheck::new(seed, sds)),
+                format!(
+                    "on (SipHash seed found at {at:#x} in the executable's data, placing {} sampled keys)",
+                    samples.len()
+                ),
+            );
+        }
+    }
+    (
+        None,
+        format!(
+            "off (no seed in the executable's data places the {} sampled keys: a version before 4.0 hashes with MurmurHash2, or too few keys to be sure)",
+            samples.len()
+        ),
+    )
 }
 
 /// Why the core alone does not say which executable it is.
@@ -503,7 +569,18 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
             "the core is truncated: {missing} bytes of its segments are missing"
         ));
     }
-    let walker = KeyspaceWalker::new(&core.space, &layout).with_options(opts.walk);
+    let (bucket_check, bucket_note) = if opts.no_bucket_check {
+        (None, "off (--no-bucket-check)".to_owned())
+    } else {
+        calibrate_bucket_check(&core, &layout, exe.as_ref(), binary.as_ref(), &dbs)
+    };
+    log(&format!("bucket check: {bucket_note}"));
+    report.set_bucket_check(bucket_note);
+    let walk = WalkOptions {
+        bucket_check,
+        ..opts.walk
+    };
+    let walker = KeyspaceWalker::new(&core.space, &layout).with_options(walk);
     let expected: u64 = dbs.iter().map(|d| d.expected()).sum();
     let bar = if opts.progress {
         ProgressBar::with_draw_target(Some(expected), ProgressDrawTarget::stderr())

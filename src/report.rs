@@ -107,6 +107,9 @@ pub struct Report {
     pub totals: DbReport,
     /// Per-key eviction data written: `idle`, `freq`, or why none.
     pub eviction_metadata: String,
+    /// Whether dict entries were checked against their buckets with the process's hash
+    /// seed (`on (...)`), or why not (`off (...)`).
+    pub bucket_check: String,
     /// EVAL scripts written as `lua` AUX fields (5.0 to 6.2 loaders read them).
     pub lua_scripts: u64,
     /// Why EVAL scripts in the core were not carried, when some were not. The scripts
@@ -322,6 +325,12 @@ impl ReportBuilder {
         if faults.count > 0 {
             self.db(db).broken_chains += faults.count;
         }
+        if faults.damaged_keys > 0 {
+            self.report.warnings.push(format!(
+                "db {db}: {} keys dict entries hold names whose bytes hash to another bucket (damaged names); they are lost",
+                faults.damaged_keys
+            ));
+        }
         for (bucket, f) in &faults.faults {
             self.report
                 .warnings
@@ -356,6 +365,11 @@ impl ReportBuilder {
                 self.report.lua_scripts_not_carried = Some(why);
             }
         }
+    }
+
+    /// Record whether entries were checked against their buckets.
+    pub fn set_bucket_check(&mut self, what: String) {
+        self.report.bucket_check = what;
     }
 
     /// Record what per-key eviction data was written.

@@ -281,6 +281,10 @@ struct Outcome {
     unloadable: Option<String>,
     /// Anything else that broke a promise (panic, signal, missing dump...).
     broken: Vec<String>,
+    /// The tool's one-line error when it wrote nothing (exit 2).
+    error: Option<String>,
+    /// The report's first warnings, shown for runs that lost much.
+    warnings: Vec<String>,
 }
 
 /// Whether `got` differs from `want` only where damaged bytes inside the key's own data
@@ -471,6 +475,7 @@ fn run_once(
             if rdb.exists() {
                 o.broken.push("exit 2, yet a dump was written".into());
             }
+            o.error = stderr.lines().last().map(str::to_owned);
             return o;
         }
         other => {
@@ -485,6 +490,15 @@ fn run_once(
         return o;
     }
     let report = read_report(&report_path);
+    o.warnings = report["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .take(4)
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let partial: BTreeSet<(u64, String)> = str_list(&report, "partial_keys").into_iter().collect();
     let lost: BTreeSet<(u64, String)> = str_list(&report, "lost_keys").into_iter().collect();
     o.partial = partial.len() as u64;
@@ -777,6 +791,17 @@ fn damaged_cores_never_crash_the_tool_nor_yield_a_wrong_key() {
                 o.wrong.len(),
                 if o.unloadable.is_some() { ", UNLOADABLE" } else { "" }
             );
+            if let Some(e) = &o.error {
+                eprintln!("    {}", e.chars().take(300).collect::<String>());
+            }
+            for w in o.wrong.iter().take(3) {
+                eprintln!("    wrong: {}", w.replace('\n', "\n    "));
+            }
+            if o.exit == 1 && o.keys * 10 < source_total * 9 {
+                for w in &o.warnings {
+                    eprintln!("    warning: {}", w.chars().take(300).collect::<String>());
+                }
+            }
             rows.push(o);
         }
         let n = rows.len().max(1) as f64;

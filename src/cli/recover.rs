@@ -62,6 +62,12 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
 
+    /// Do not check that each dict entry sits in the bucket its key hashes to. The check
+    /// (Redis 4.0+, with the process's hash seed found in the core) refuses entries that a
+    /// damaged pointer led into another chain; turn it off only to see what it refused.
+    #[arg(long)]
+    pub no_bucket_check: bool,
+
     /// Overwrite an existing output; accept a binary whose build-id differs from the core.
     #[arg(long)]
     pub force: bool,
@@ -94,7 +100,9 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
         walk: WalkOptions {
             salvage: cli.salvage,
             key_timeout: cli.timeout,
+            bucket_check: None,
         },
+        no_bucket_check: cli.no_bucket_check,
     };
     let report_path = cli.report.clone().or_else(|| {
         (!cli.dry_run)

@@ -162,6 +162,48 @@ impl<'a> CoreFile<'a> {
             })
     }
 
+    /// The dumped bytes of the writable PT_LOAD segments (`.data`, `.bss`) of the ELF image
+    /// whose header is mapped at `base`: `(address, bytes)`, each starting 8-aligned and cut
+    /// where the dump stops.
+    pub fn writable_image(&self, base: u64) -> Vec<(u64, std::borrow::Cow<'a, [u8]>)> {
+        let mut out = Vec::new();
+        let avail = self.space.readable_len(base).min(4096) as usize;
+        let Ok(page) = self.space.read(base, avail) else {
+            return out;
+        };
+        let Ok(header) = elf::FileHeader64::<Endianness>::parse(&*page) else {
+            return out;
+        };
+        let Ok(endian) = header.endian() else {
+            return out;
+        };
+        let Ok(phdrs) = header.program_headers(endian, &*page) else {
+            return out;
+        };
+        let loads = || phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD);
+        let first_vaddr = loads().map(|p| p.p_vaddr(endian)).min().unwrap_or(0);
+        for ph in loads().filter(|p| (p.p_flags(endian) & elf::PF_W).0 != 0) {
+            let Some(start) = ph
+                .p_vaddr(endian)
+                .checked_sub(first_vaddr)
+                .and_then(|o| base.checked_add(o))
+            else {
+                continue;
+            };
+            let start = start & !7;
+            // Redis's data and bss are a few MB; more is not an executable's image.
+            let len = ph
+                .p_memsz(endian)
+                .saturating_add(8)
+                .min(self.space.readable_len(start))
+                .min(64 << 20);
+            if let Ok(bytes) = self.space.read(start, len as usize) {
+                out.push((start, bytes));
+            }
+        }
+        out
+    }
+
     /// Read the GNU build-id of the ELF image whose header is mapped at `base`.
     pub fn build_id_at(&self, base: u64) -> Option<String> {
         let avail = self.space.readable_len(base).min(64 * 1024) as usize;

@@ -1,5 +1,6 @@
 //! `DictWalker`: every entry of a Redis `dict`, both tables while rehashing.
 
+use super::bucket::BucketCheck;
 use super::fault::Fault;
 use super::guard::{deadline, ChainGuard};
 use super::seen::SeenEntries;
@@ -59,6 +60,9 @@ pub struct WalkFaults {
     pub faults: Vec<(u64, Fault)>,
     /// Total number of faults (including those not kept).
     pub count: u64,
+    /// Entries whose key hashes to another bucket and that no other chain holds: their
+    /// key's bytes are damaged, so they are left out, but the chain around them is sound.
+    pub damaged_keys: u64,
 }
 
 impl WalkFaults {
@@ -72,10 +76,15 @@ impl WalkFaults {
 
     /// The first fault, as an error for callers that lose the whole value on any fault.
     pub fn into_result(mut self) -> Result<(), Fault> {
-        if self.faults.is_empty() {
-            Ok(())
-        } else {
+        if !self.faults.is_empty() {
             Err(self.faults.swap_remove(0).1)
+        } else if self.damaged_keys > 0 {
+            Err(Fault::bad(format!(
+                "{} entries hold keys whose bytes hash to another bucket (damaged bytes)",
+                self.damaged_keys
+            )))
+        } else {
+            Ok(())
         }
     }
 }
@@ -98,12 +107,62 @@ pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool)
 pub struct DictWalker<'s, 'a> {
     space: &'s AddressSpace<'a>,
     layout: &'s Layout,
+    check: Option<BucketCheck>,
 }
 
 impl<'s, 'a> DictWalker<'s, 'a> {
     /// A walker over `space` with `layout`.
     pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
-        DictWalker { space, layout }
+        DictWalker {
+            space,
+            layout,
+            check: None,
+        }
+    }
+
+    /// The same walker, checking each entry's sds key against its bucket with `check`
+    /// (only for dicts whose keys are sds hashed with the seeded hash: keys, expires, set
+    /// members, hash fields).
+    pub fn with_bucket_check(mut self, check: Option<BucketCheck>) -> Self {
+        self.check = check;
+        self
+    }
+
+    /// Up to `max` chain heads `(key pointer, bucket, table size)` spread over the tables,
+    /// to calibrate a [`BucketCheck`] with. A chain's head is reached through the bucket
+    /// array alone, so one damaged `next` pointer cannot place a sample in a wrong bucket.
+    pub fn chain_heads(&self, header: &DictHeader, max: usize) -> Vec<(u64, u64, u64)> {
+        let mut out = Vec::new();
+        for t in header.tables.iter().filter(|t| t.size > 1) {
+            let Ok(buckets) = self.space.read(t.buckets, (t.size * 8) as usize) else {
+                continue;
+            };
+            for (bi, slot) in buckets.chunks_exact(8).enumerate() {
+                if out.len() >= max {
+                    return out;
+                }
+                let p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
+                if p == 0 {
+                    continue;
+                }
+                if let Ok((key, _, _)) = self.entry(p) {
+                    out.push((key, bi as u64, t.size));
+                }
+            }
+        }
+        out
+    }
+
+    /// A fault when the key of an entry found in bucket `bucket` of a `size`-bucket table
+    /// hashes to another bucket: a damaged link led here from another chain.
+    fn misplaced(&self, key: u64, bucket: u64, size: u64) -> Option<Fault> {
+        let hash = self.check?.hash_of(self.space, key)?;
+        let home = hash & size.wrapping_sub(1);
+        (home != bucket).then(|| {
+            Fault::bad(format!(
+                "an entry found in bucket {bucket} has a key that hashes to bucket {home}: a damaged link leads into another chain"
+            ))
+        })
     }
 
     /// Read and check the dict header at `addr`.
@@ -238,6 +297,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
         const WHAT: &str = "dict bucket chain";
         let mut faults = WalkFaults::default();
         let mut chain = Vec::new();
+        let mut misplaced = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
                 continue;
@@ -271,6 +331,17 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                     chain.push(p);
                     match self.entry(p) {
                         Ok((key, v, next)) => {
+                            if let Some(err) = self.misplaced(key, bi as u64, t.size) {
+                                // Either the link here is damaged (the entry belongs to
+                                // another chain, which may still reach it: forget it) or
+                                // the key's bytes are (only the entry is lost). Which one
+                                // is known at the end. Go on: entries that follow and
+                                // belong here are kept, the others are refused one by one.
+                                seen.forget(p);
+                                misplaced.push((bi as u64, p, err));
+                                p = next;
+                                continue;
+                            }
                             visited += 1;
                             f(key, v);
                             p = next;
@@ -291,6 +362,19 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                     );
                     break;
                 }
+            }
+        }
+        // A refused entry that its own chain then handed out was reached through a
+        // damaged link: the chain that led to it lost its real continuation. One that no
+        // chain holds has a damaged key.
+        let mut redirected = std::collections::HashSet::new();
+        for (bucket, entry, err) in misplaced {
+            if seen.contains(entry) {
+                if redirected.insert(bucket) {
+                    faults.push(bucket, err);
+                }
+            } else {
+                faults.damaged_keys += 1;
             }
         }
         faults
@@ -409,6 +493,71 @@ mod tests {
             "{:?}",
             faults.faults
         );
+    }
+
+    #[test]
+    fn entries_are_checked_against_their_buckets() {
+        use crate::walker::bucket::BucketCheck;
+        use crate::walker::sds::SdsFormat;
+        let l = layout();
+        let check = BucketCheck::new([3; 16], SdsFormat::Typed);
+        // Names for each of the 4 buckets.
+        let mut names: [Option<String>; 4] = Default::default();
+        for i in 0.. {
+            let k = format!("k{i}");
+            let b = (check.hash_bytes(k.as_bytes()) & 3) as usize;
+            names[b].get_or_insert(k);
+            if names.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        let names: Vec<String> = names.into_iter().flatten().collect();
+        let mut m = dict_mem(4, -1, 2, -1);
+        // sdshdr8 strings at BASE+0x2c0+16·i: len, alloc, flags 1, bytes, NUL.
+        let sds = |m: &mut Vec<u8>, i: usize, s: &str| {
+            let o = 0x2c0 + 16 * i;
+            m[o] = s.len() as u8;
+            m[o + 1] = s.len() as u8;
+            m[o + 2] = 1;
+            m[o + 3..o + 3 + s.len()].copy_from_slice(s.as_bytes());
+            BASE + o as u64 + 3
+        };
+        let a = sds(&mut m, 0, &names[0]);
+        let b = sds(&mut m, 1, &names[1]);
+        let c_damaged = sds(&mut m, 2, &names[3]); // found in bucket 2, hashes to 3
+        let d = sds(&mut m, 3, &names[2]);
+        let e = |i: u64| BASE + 0x200 + i * 24;
+        // Bucket 0 → A → B (a damaged link: B is bucket 1's); bucket 1 → B;
+        // bucket 2 → C (a damaged name) → D.
+        put(&mut m, 0x100, e(0));
+        put(&mut m, 0x108, e(1));
+        put(&mut m, 0x110, e(2));
+        put_entries(
+            &mut m,
+            &[(0, a, e(1)), (1, b, 0), (2, c_damaged, e(3)), (3, d, 0)],
+        );
+        let s = space(&m);
+        let w = DictWalker::new(&s, &l);
+        let h = w.header(BASE).unwrap();
+        let mut keys = Vec::new();
+        let unchecked = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(
+            unchecked.count, 1,
+            "without the check only the revisit shows"
+        );
+        assert_eq!(keys, vec![a, b, c_damaged, d]);
+
+        let w = w.with_bucket_check(Some(check));
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(keys, vec![a, b, d], "B once, from its own chain; C refused");
+        assert_eq!(faults.damaged_keys, 1);
+        assert_eq!(faults.count, 1, "{:?}", faults.faults);
+        assert_eq!(faults.faults[0].0, 0, "the redirected chain is bucket 0's");
+        assert!(faults.faults[0]
+            .1
+            .to_string()
+            .contains("hashes to bucket 1"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The walk from `server` down to every key: `server.db[]` → keys dict → robj → value,
 //! with each key's expire from the expires dict.
 
+pub mod bucket;
 pub mod dict;
 pub mod fault;
 pub mod guard;
@@ -110,6 +111,8 @@ pub struct WalkOptions {
     pub salvage: bool,
     /// Give up on a key whose decoding takes longer than this (`--timeout`).
     pub key_timeout: Option<std::time::Duration>,
+    /// Check every entry of the keys, expires, set and hash dicts against its bucket.
+    pub bucket_check: Option<bucket::BucketCheck>,
 }
 
 /// Walks one core's keyspace with one build's layout.
@@ -133,6 +136,39 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     pub fn with_options(mut self, options: WalkOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// Chain heads of the largest readable keys tables, with their key bytes, to calibrate
+    /// a [`bucket::BucketCheck`]. Empty for Valkey's hashtables, which the check does not
+    /// cover.
+    pub fn bucket_samples(&self, dbs: &[DbInfo], max: usize) -> Vec<bucket::BucketSample> {
+        if self.layout.features.keyspace == KeyspaceFlavor::HashtableKvstore {
+            return Vec::new();
+        }
+        let dicts = DictWalker::new(self.space, self.layout);
+        let format = sds::SdsFormat::of(self.layout);
+        let mut tables: Vec<&DictHeader> = dbs
+            .iter()
+            .filter_map(|d| d.keys.as_ref().ok())
+            .flat_map(|k| k.tables.iter().map(|(_, h)| h))
+            .collect();
+        tables.sort_by_key(|h| std::cmp::Reverse(h.size_hint()));
+        let mut out = Vec::new();
+        for h in tables {
+            for (key, bucket, size) in dicts.chain_heads(h, max.saturating_sub(out.len())) {
+                if let Ok(k) = sds::read_sds(self.space, format, key) {
+                    out.push(bucket::BucketSample {
+                        key: k.into_owned(),
+                        bucket,
+                        size,
+                    });
+                }
+            }
+            if out.len() >= max {
+                break;
+            }
+        }
+        out
     }
 
     fn key_tables(&self, addr: u64) -> Result<KeyTables, Fault> {
@@ -297,11 +333,14 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             }
         };
         let mut out = Vec::with_capacity(t.used().min(1 << 24) as usize);
-        let dicts = DictWalker::new(self.space, self.layout);
+        let dicts =
+            DictWalker::new(self.space, self.layout).with_bucket_check(self.options.bucket_check);
         let mut fault_count = 0;
+        let mut damaged = 0;
         for (_, h) in &t.tables {
             let faults = dicts.for_each(h, |k, v| out.push((k, v as i64)));
             fault_count += faults.count;
+            damaged += faults.damaged_keys;
             for (bucket, f) in &faults.faults {
                 report.warning(format!(
                     "db {}: expires dict bucket {bucket}: {f}; keys whose TTL cannot be confirmed are reported lost",
@@ -309,7 +348,24 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 ));
             }
         }
-        let complete = fault_count == 0 && out.len() as u64 == t.used();
+        // An entry whose key hashes to another bucket has a damaged name; the key shares
+        // those bytes and is refused in the keys table too, so it needs no TTL. Many at
+        // once mean a redirected table rather than damaged names: then nothing is sure.
+        let few_damaged = damaged <= 1 + t.used() / 100;
+        if damaged > 0 {
+            report.warning(format!(
+                "db {}: {damaged} expires entries hold names whose bytes hash to another bucket{}",
+                db.index,
+                if few_damaged {
+                    " (damaged names: those keys are refused in the keys table too)"
+                } else {
+                    "; too many for damaged names, so keys whose TTL cannot be confirmed are reported lost"
+                }
+            ));
+        }
+        let complete = fault_count == 0
+            && few_damaged
+            && (out.len() as u64).saturating_add(damaged) == t.used();
         if fault_count == 0 && !complete {
             report.warning(format!(
                 "db {}: expires dict yielded {} entries, its counter says {}; keys whose TTL cannot be confirmed are reported lost",
@@ -378,7 +434,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     ) -> Result<(), WalkError> {
         let mut visitor = KeyVisitor {
             space: self.space,
-            objects: ObjectDecoder::new(self.space, self.layout).with_salvage(self.options.salvage),
+            objects: ObjectDecoder::new(self.space, self.layout)
+                .with_salvage(self.options.salvage)
+                .with_bucket_check(self.options.bucket_check),
             key_timeout: self.options.key_timeout,
             sds_format: sds::SdsFormat::of(self.layout),
             sink,
@@ -435,13 +493,11 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                         |obj| visitor.visit_embedded(db.index, obj, report, &mut progress),
                     )
                 } else {
-                    DictWalker::new(self.space, self.layout).for_each_unique(
-                        h,
-                        &mut seen,
-                        |key, obj| {
+                    DictWalker::new(self.space, self.layout)
+                        .with_bucket_check(self.options.bucket_check)
+                        .for_each_unique(h, &mut seen, |key, obj| {
                             visitor.visit(db.index, key, obj, &source, report, &mut progress)
-                        },
-                    )
+                        })
                 };
                 if let Some(e) = visitor.fatal.take() {
                     return Err(e.into());

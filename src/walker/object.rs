@@ -1,5 +1,6 @@
 //! `ObjectDecoder`: a `robj` and everything it points to, decoded into a [`Value`].
 
+use super::bucket::BucketCheck;
 use super::dict::DictWalker;
 use super::fault::Fault;
 use super::guard::ChainGuard;
@@ -76,6 +77,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// the value is only a part.
     pub fn with_salvage(mut self, salvage: bool) -> Self {
         self.salvage = salvage;
+        self
+    }
+
+    /// Check set members and hash fields against their dict buckets with `check` (sds
+    /// elements only; 7.4's mstr hash fields are hashed as mstr, so those stay unchecked).
+    pub fn with_bucket_check(mut self, check: Option<BucketCheck>) -> Self {
+        if self.layout.features.elements == ElementFlavor::Sds {
+            self.dicts = self.dicts.with_bucket_check(check);
+        }
         self
     }
 
@@ -635,6 +645,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     fn table_entries(
         &self,
         addr: u64,
+        checked: bool,
         mut f: impl FnMut(u64, u64),
     ) -> Result<(u64, Option<Fault>), Fault> {
         if self.valkey_tables {
@@ -642,8 +653,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             let faults = self.hashtables.for_each(&h, |e| f(e, 0));
             Ok((h.used(), faults.into_result().err()))
         } else {
-            let h = self.dicts.header(addr)?;
-            let faults = self.dicts.for_each(&h, f);
+            let dicts = if checked {
+                self.dicts
+            } else {
+                self.dicts.with_bucket_check(None)
+            };
+            let h = dicts.header(addr)?;
+            let faults = dicts.for_each(&h, f);
             Ok((h.used(), faults.into_result().err()))
         }
     }
@@ -651,7 +667,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     fn set_members(&self, table: u64) -> Result<Vec<Bytes<'a>>, Fault> {
         let mut out = Vec::new();
         let mut first = None;
-        let (used, broken) = self.table_entries(table, |k, _| match self.element(k) {
+        let (used, broken) = self.table_entries(table, true, |k, _| match self.element(k) {
             Ok(m) => out.push(m),
             Err(e) => {
                 first.get_or_insert(e);
@@ -664,7 +680,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     fn hash_pairs(&self, table: u64) -> Result<Vec<HashField<'a>>, Fault> {
         let mut out = Vec::new();
         let mut first = None;
-        let (used, broken) = self.table_entries(table, |k, v| {
+        let mstr = self.layout.features.mstr_hash_fields;
+        let (used, broken) = self.table_entries(table, !mstr, |k, v| {
             let pair = if self.valkey_tables {
                 self.hash_entry(k).map(|(f, v)| (f, v, None))
             } else if self.layout.features.mstr_hash_fields {

@@ -50,6 +50,17 @@ impl SeenEntries {
         self.set.insert(addr)
     }
 
+    /// Whether `addr` was handed out.
+    pub fn contains(&self, addr: u64) -> bool {
+        self.set.contains(&addr)
+    }
+
+    /// Forget `addr`: it was reached through a damaged link, and its own chain may still
+    /// hand it out.
+    pub fn forget(&mut self, addr: u64) {
+        self.set.remove(&addr);
+    }
+
     /// Number of distinct entries seen.
     pub fn len(&self) -> usize {
         self.set.len()

@@ -262,6 +262,17 @@ fn assert_report(
         build.native_rdb_version()
     );
 
+    // Redis 4.0+ hashes dict keys with SipHash and a seed the tool finds in the core; 2.8
+    // to 3.2 use MurmurHash2 and Valkey 8.1 hashtables, where the check stays off.
+    let bucket_check = report["bucket_check"].as_str().unwrap_or_default();
+    let expect_on = build.version.0 >= 4 && !build.name.starts_with("valkey-");
+    assert_eq!(
+        bucket_check.starts_with("on"),
+        expect_on,
+        "{} {label}: bucket_check is {bucket_check:?}",
+        build.name
+    );
+
     let source = &report["source"];
     assert_eq!(
         source

@@ -1,0 +1,227 @@
+//! `BucketCheck`: a dict entry must sit in the bucket its key hashes to.
+//!
+//! A damaged `next` pointer or a damaged key pointer can lead a chain walk to bytes that
+//! pass every structural check (another key's entry, another key's name). Redis keeps no
+//! checksum, but it does keep the bucket index: `hash(key) & (size - 1)`. With the hash
+//! function and the process's random seed, every entry can be checked against the bucket
+//! it was found in, which catches such redirections with probability `1 - 1/size`.
+//!
+//! Redis 4.0 and later (and Valkey) hash sds keys with SipHash-1-2 keyed by a 16-byte
+//! random seed kept in the executable's writable data (`dict_hash_function_seed`). The seed
+//! is taken from the binary's symbol when there is one, else found by trying every aligned
+//! 16 bytes of the executable's writable image against the head entries of the largest
+//! keys table. Older versions (MurmurHash2) never calibrate, and the check stays off.
+
+use super::sds::{read_sds, SdsFormat};
+use crate::core::AddressSpace;
+
+/// SipHash-1-2 with a 128-bit key, as Redis's `siphash()` computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipHash12 {
+    k0: u64,
+    k1: u64,
+}
+
+impl SipHash12 {
+    /// The hasher keyed by the 16 seed bytes (two little-endian words).
+    pub fn new(seed: [u8; 16]) -> Self {
+        let mut k0 = [0u8; 8];
+        let mut k1 = [0u8; 8];
+        k0.copy_from_slice(&seed[..8]);
+        k1.copy_from_slice(&seed[8..]);
+        SipHash12 {
+            k0: u64::from_le_bytes(k0),
+            k1: u64::from_le_bytes(k1),
+        }
+    }
+
+    /// The 64-bit hash of `data`.
+    pub fn hash(&self, data: &[u8]) -> u64 {
+        let mut v = [
+            0x736f_6d65_7073_6575 ^ self.k0,
+            0x646f_7261_6e64_6f6d ^ self.k1,
+            0x6c79_6765_6e65_7261 ^ self.k0,
+            0x7465_6462_7974_6573 ^ self.k1,
+        ];
+        let mut blocks = data.chunks_exact(8);
+        for block in &mut blocks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(block);
+            let m = u64::from_le_bytes(w);
+            v[3] ^= m;
+            round(&mut v);
+            v[0] ^= m;
+        }
+        // The last word: the remaining bytes, and the length's low byte on top.
+        let mut last = (data.len() as u64) << 56;
+        for (i, b) in blocks.remainder().iter().enumerate() {
+            last |= u64::from(*b) << (8 * i);
+        }
+        v[3] ^= last;
+        round(&mut v);
+        v[0] ^= last;
+        v[2] ^= 0xff;
+        round(&mut v);
+        round(&mut v);
+        v[0] ^ v[1] ^ v[2] ^ v[3]
+    }
+}
+
+/// One SipRound.
+fn round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13) ^ v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16) ^ v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21) ^ v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17) ^ v[2];
+    v[2] = v[2].rotate_left(32);
+}
+
+/// A known entry of a keys table: its key's bytes, and the bucket and table size it was
+/// found at.
+#[derive(Debug, Clone)]
+pub struct BucketSample {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The bucket index it was found in.
+    pub bucket: u64,
+    /// The table's size (a power of two).
+    pub size: u64,
+}
+
+/// Bits of evidence a seed must explain before it is trusted: the sum of `log2(size)` over
+/// the samples it matches. A wrong seed matches a sample with probability `1/size`.
+const MIN_EVIDENCE_BITS: u32 = 64;
+/// Samples a wrong candidate may still fail before it is rejected, so a sample read from
+/// a damaged entry does not keep the right seed from being found.
+const MAX_MISSES: usize = 2;
+
+/// Checks entries of sds-keyed dicts against their buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketCheck {
+    hasher: SipHash12,
+    sds: SdsFormat,
+}
+
+impl BucketCheck {
+    /// The check with a known seed.
+    pub fn new(seed: [u8; 16], sds: SdsFormat) -> Self {
+        BucketCheck {
+            hasher: SipHash12::new(seed),
+            sds,
+        }
+    }
+
+    /// Find the seed in `image` (bytes of the executable's writable data) that places the
+    /// samples in their buckets: the one 8-aligned 16-byte window explaining at least
+    /// [`MIN_EVIDENCE_BITS`] of them with at most [`MAX_MISSES`] misses. Returns its offset
+    /// in `image`, or `None` when no window (or more than one distinct seed) does.
+    pub fn find_seed(image: &[u8], samples: &[BucketSample]) -> Option<(usize, [u8; 16])> {
+        let total: u32 = samples.iter().map(|s| s.size.trailing_zeros()).sum();
+        if total < MIN_EVIDENCE_BITS || samples.iter().any(|s| !s.size.is_power_of_two()) {
+            return None;
+        }
+        let mut found: Option<(usize, [u8; 16])> = None;
+        let mut at = 0usize;
+        while let Some(window) = image.get(at..at.saturating_add(16)) {
+            let mut seed = [0u8; 16];
+            seed.copy_from_slice(window);
+            if seed != [0; 16] && Self::explains(SipHash12::new(seed), samples) {
+                match found {
+                    Some((_, s)) if s != seed => return None, // ambiguous: trust neither
+                    Some(_) => {}
+                    None => found = Some((at, seed)),
+                }
+            }
+            at += 8;
+        }
+        found
+    }
+
+    fn explains(h: SipHash12, samples: &[BucketSample]) -> bool {
+        let mut misses = 0;
+        let mut bits = 0;
+        for s in samples {
+            if h.hash(&s.key) & (s.size - 1) == s.bucket {
+                bits += s.size.trailing_zeros();
+            } else {
+                misses += 1;
+                if misses > MAX_MISSES {
+                    return false;
+                }
+            }
+        }
+        bits >= MIN_EVIDENCE_BITS
+    }
+
+    /// The hash of the sds key at `key_ptr`, or `None` when the key cannot be read (the
+    /// caller's own decoding then reports it).
+    pub fn hash_of(&self, space: &AddressSpace<'_>, key_ptr: u64) -> Option<u64> {
+        read_sds(space, self.sds, key_ptr)
+            .ok()
+            .map(|k| self.hasher.hash(&k))
+    }
+
+    /// The hash of `key`'s bytes.
+    pub fn hash_bytes(&self, key: &[u8]) -> u64 {
+        self.hasher.hash(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference SipHash paper's key 00 01 .. 0f.
+    fn paper_key() -> [u8; 16] {
+        let mut k = [0u8; 16];
+        for (i, b) in k.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        k
+    }
+
+    #[test]
+    fn siphash12_is_deterministic_and_keyed() {
+        let a = SipHash12::new(paper_key());
+        let b = SipHash12::new([7; 16]);
+        assert_eq!(a.hash(b"key:1"), a.hash(b"key:1"));
+        assert_ne!(a.hash(b"key:1"), a.hash(b"key:2"));
+        assert_ne!(a.hash(b"key:1"), b.hash(b"key:1"));
+        // Lengths that differ only in the final word's length byte hash apart.
+        assert_ne!(a.hash(b""), a.hash(b"\0"));
+        assert_ne!(a.hash(&[0; 8]), a.hash(&[0; 9]));
+    }
+
+    #[test]
+    fn the_seed_is_found_among_other_bytes() {
+        let seed = [0x5a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xa5];
+        let h = SipHash12::new(seed);
+        let samples: Vec<BucketSample> = (0..20)
+            .map(|i| {
+                let key = format!("key:{i}").into_bytes();
+                let size = 1024;
+                BucketSample {
+                    bucket: h.hash(&key) & (size - 1),
+                    key,
+                    size,
+                }
+            })
+            .collect();
+        let mut image = vec![0xeeu8; 4096];
+        image[1000..1016].copy_from_slice(&seed);
+        assert_eq!(BucketCheck::find_seed(&image, &samples), Some((1000, seed)));
+        // One damaged sample does not hide it.
+        let mut damaged = samples.clone();
+        damaged[3].bucket ^= 1;
+        assert_eq!(BucketCheck::find_seed(&image, &damaged), Some((1000, seed)));
+        // Too little evidence: no answer rather than a guess.
+        assert_eq!(BucketCheck::find_seed(&image, &samples[..5]), None);
+        // Not there at all.
+        assert_eq!(BucketCheck::find_seed(&[0xee; 4096], &samples), None);
+    }
+}
