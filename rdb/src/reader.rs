@@ -51,7 +51,9 @@ use crate::consts::{
 use blob::Item;
 use input::Input;
 
-pub use stream::{Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamPending};
+pub use stream::{
+    check_stream_node, Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamPending,
+};
 
 /// Initial capacity of a collection whose length comes from the file: never more than this
 /// until the elements are really there.

@@ -438,6 +438,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 .with_salvage(self.options.salvage)
                 .with_bucket_check(self.options.bucket_check),
             key_timeout: self.options.key_timeout,
+            salvage: self.options.salvage,
             sds_format: sds::SdsFormat::of(self.layout),
             sink,
             fatal: None,
@@ -524,6 +525,8 @@ struct KeyVisitor<'v, 's, 'a> {
     sds_format: sds::SdsFormat,
     sink: &'v mut dyn Sink,
     key_timeout: Option<std::time::Duration>,
+    /// `--salvage`: a key whose TTL cannot be confirmed is written without one, as partial.
+    salvage: bool,
     fatal: Option<SinkError>,
     /// Hashes of the key names written in the current db: two entries naming the same key
     /// (one key pointer damaged into another key's string) must not both be written,
@@ -572,16 +575,22 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
                     .and_then(|i| sorted.get(i))
                     .map(|e| e.1);
                 if found.is_none() && !complete {
+                    if !self.salvage {
+                        let f = Fault::bad(
+                            "its TTL cannot be known: the expires dict is damaged (see warnings)",
+                        );
+                        return report.lost(db, Some(&key), None, &f);
+                    }
                     let f = Fault::bad(
-                        "its TTL cannot be known: the expires dict is damaged (see warnings)",
+                        "written without a TTL: the expires dict is damaged, so any TTL it had is unknown (--salvage)",
                     );
-                    return report.lost(db, Some(&key), None, &f);
+                    return self.emit(db, key, None, obj_ptr, Some(f), report);
                 }
                 found
             }
             ExpireSource::Embedded => None,
         };
-        self.emit(db, key, expire_ms, obj_ptr, report);
+        self.emit(db, key, expire_ms, obj_ptr, None, report);
     }
 
     /// A Valkey object with its key and expire embedded.
@@ -599,7 +608,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         match self.objects.embedded_key(obj_ptr) {
             Ok((key, expire_ms)) => {
                 if self.claim_name(db, &key, report) {
-                    self.emit(db, key, expire_ms, obj_ptr, report);
+                    self.emit(db, key, expire_ms, obj_ptr, None, report);
                 }
             }
             Err(f) => report.lost(db, None, None, &f),
@@ -626,12 +635,15 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         false
     }
 
+    /// Decode the value at `obj_ptr` and write the key; `ttl_unknown` marks it partial
+    /// because its TTL could not be confirmed.
     fn emit(
         &mut self,
         db: u32,
         key: crate::value::Bytes<'a>,
         expire_ms: Option<i64>,
         obj_ptr: u64,
+        ttl_unknown: Option<Fault>,
         report: &mut ReportBuilder,
     ) {
         let header = match self.objects.header(obj_ptr) {
@@ -646,7 +658,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             Ok(v) => v,
             Err(f) => return report.lost(db, Some(&key), Some(header.kind), &f),
         };
-        let partial = self.objects.take_partial();
+        let partial = self.objects.take_partial().or(ttl_unknown);
         if expire_ms.is_some() {
             self.matched_expires += 1;
         }

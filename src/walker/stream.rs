@@ -142,6 +142,10 @@ impl<'s, 'a> StreamReader<'s, 'a> {
                 Some(Element::Int(n)) if n >= 0 => entries += n as u64,
                 _ => return Err(Fault::bad("stream listpack without a master entry count")),
             }
+            // Entry by entry, as Redis's deep sanitization would: a damaged element count
+            // loads fine and then sends XREVRANGE astray.
+            rdb::reader::check_stream_node(&bytes)
+                .map_err(|e| Fault::bad(format!("stream listpack: {e}")))?;
             listpacks.push((id, bytes));
             Ok(())
         })?;

@@ -142,6 +142,21 @@ const FLAG_DELETED: i64 = 1;
 /// Entry flag: the entry has the master entry's fields.
 const FLAG_SAMEFIELDS: i64 = 2;
 
+/// Check one stream listpack node, as Redis keeps it in memory and as an RDB carries it,
+/// entry by entry: the listpack itself, the master entry, every entry's flags, ID deltas,
+/// fields and trailing element count, and the live and deleted counts. Returns the number
+/// of live entries. A node that passes cannot make Redis read past an entry (XREVRANGE
+/// walks entries backwards by their element counts).
+pub fn check_stream_node(listpack: &[u8]) -> Result<u64, &'static str> {
+    let items = blob::listpack(listpack)?;
+    if items.is_empty() {
+        return Err("empty listpack inside a stream");
+    }
+    let mut entries = Vec::new();
+    decode_node(StreamId::default(), &items, &mut entries)?;
+    Ok(entries.len() as u64)
+}
+
 /// Decodes one listpack node of a stream whose master ID is `master`, appending live entries.
 fn decode_node(
     master: StreamId,
