@@ -341,3 +341,58 @@ impl<R: Read> RdbReader<R> {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::blob::tests::make_listpack;
+    use super::blob::Item::{Int, Str};
+    use super::check_stream_node;
+
+    /// A node with master fields (a, b), one live entry with the master's fields and one
+    /// deleted entry with its own field; `lp_count` is the first entry's element count.
+    fn node(lp_count: i64) -> Vec<u8> {
+        make_listpack(&[
+            Int(1), // live
+            Int(1), // deleted
+            Int(2), // master fields
+            Str(b"a"),
+            Str(b"b"),
+            Int(0), // end of the master entry
+            // flags SAMEFIELDS, ms diff, seq diff, two values, element count 3 + 2
+            Int(2),
+            Int(0),
+            Int(0),
+            Str(b"1"),
+            Str(b"2"),
+            Int(lp_count),
+            // flags DELETED, ms diff, seq diff, one field, field and value, count 3 + 3
+            Int(1),
+            Int(5),
+            Int(0),
+            Int(1),
+            Str(b"c"),
+            Str(b"3"),
+            Int(6),
+        ])
+    }
+
+    #[test]
+    fn a_sound_node_passes_and_counts_live_entries() {
+        assert_eq!(check_stream_node(&node(5)), Ok(1));
+    }
+
+    #[test]
+    fn a_damaged_element_count_is_refused() {
+        assert!(check_stream_node(&node(4)).is_err());
+        assert!(check_stream_node(&node(6)).is_err());
+    }
+
+    #[test]
+    fn a_node_cut_short_is_refused() {
+        let mut lp = node(5);
+        let items_end = lp.len() - 1;
+        lp.truncate(items_end - 2);
+        assert!(check_stream_node(&lp).is_err());
+        assert!(check_stream_node(&[]).is_err());
+    }
+}
