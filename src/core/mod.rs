@@ -40,6 +40,19 @@ pub struct CoreFile<'a> {
     pub auxv: Vec<(u64, u64)>,
 }
 
+/// A program header of an ELF image mapped in the core.
+struct ImageSegment {
+    /// `p_type`.
+    kind: elf::ProgramType,
+    /// `PF_W` is set.
+    writable: bool,
+    /// Where the segment starts in the process.
+    addr: u64,
+    filesz: u64,
+    memsz: u64,
+    align: u64,
+}
+
 /// Where the executable was loaded and what it is, read from the core alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutableInCore {
@@ -162,50 +175,10 @@ impl<'a> CoreFile<'a> {
             })
     }
 
-    /// The dumped bytes of the writable PT_LOAD segments (`.data`, `.bss`) of the ELF image
-    /// whose header is mapped at `base`: `(address, bytes)`, each starting 8-aligned and cut
-    /// where the dump stops.
-    pub fn writable_image(&self, base: u64) -> Vec<(u64, std::borrow::Cow<'a, [u8]>)> {
-        let mut out = Vec::new();
-        let avail = self.space.readable_len(base).min(4096) as usize;
-        let Ok(page) = self.space.read(base, avail) else {
-            return out;
-        };
-        let Ok(header) = elf::FileHeader64::<Endianness>::parse(&*page) else {
-            return out;
-        };
-        let Ok(endian) = header.endian() else {
-            return out;
-        };
-        let Ok(phdrs) = header.program_headers(endian, &*page) else {
-            return out;
-        };
-        let loads = || phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD);
-        let first_vaddr = loads().map(|p| p.p_vaddr(endian)).min().unwrap_or(0);
-        for ph in loads().filter(|p| (p.p_flags(endian) & elf::PF_W).0 != 0) {
-            let Some(start) = ph
-                .p_vaddr(endian)
-                .checked_sub(first_vaddr)
-                .and_then(|o| base.checked_add(o))
-            else {
-                continue;
-            };
-            let start = start & !7;
-            // Redis's data and bss are a few MB; more is not an executable's image.
-            let len = ph
-                .p_memsz(endian)
-                .saturating_add(8)
-                .min(self.space.readable_len(start))
-                .min(64 << 20);
-            if let Ok(bytes) = self.space.read(start, len as usize) {
-                out.push((start, bytes));
-            }
-        }
-        out
-    }
-
-    /// Read the GNU build-id of the ELF image whose header is mapped at `base`.
-    pub fn build_id_at(&self, base: u64) -> Option<String> {
+    /// The program headers of the ELF image whose header is mapped at `base`, each with
+    /// its segment's address in the process: `base` plus the segment's distance from the
+    /// PT_LOAD that maps file offset 0.
+    fn image_segments(&self, base: u64) -> Option<(Endianness, Vec<ImageSegment>)> {
         let avail = self.space.readable_len(base).min(64 * 1024) as usize;
         let image = self.space.read(base, avail).ok()?;
         let header = elf::FileHeader64::<Endianness>::parse(&*image).ok()?;
@@ -217,13 +190,54 @@ impl<'a> CoreFile<'a> {
             .map(|p| p.p_vaddr(endian))
             .min()
             .unwrap_or(0);
-        for ph in phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_NOTE) {
-            let addr = base.checked_add(ph.p_vaddr(endian).checked_sub(first_vaddr)?)?;
-            let len = usize::try_from(ph.p_filesz(endian)).ok()?.min(4096);
-            let Ok(bytes) = self.space.read(addr, len) else {
+        let segments = phdrs
+            .iter()
+            .filter_map(|p| {
+                Some(ImageSegment {
+                    kind: p.p_type(endian),
+                    writable: (p.p_flags(endian) & elf::PF_W).0 != 0,
+                    addr: base.checked_add(p.p_vaddr(endian).checked_sub(first_vaddr)?)?,
+                    filesz: p.p_filesz(endian),
+                    memsz: p.p_memsz(endian),
+                    align: p.p_align(endian),
+                })
+            })
+            .collect();
+        Some((endian, segments))
+    }
+
+    /// The dumped bytes of the writable PT_LOAD segments (`.data`, `.bss`) of the ELF image
+    /// whose header is mapped at `base`: `(address, bytes)`, each starting 8-aligned and cut
+    /// where the dump stops.
+    pub fn writable_image(&self, base: u64) -> Vec<(u64, std::borrow::Cow<'a, [u8]>)> {
+        let Some((_, segments)) = self.image_segments(base) else {
+            return Vec::new();
+        };
+        segments
+            .iter()
+            .filter(|s| s.kind == elf::PT_LOAD && s.writable)
+            .filter_map(|s| {
+                let start = s.addr & !7;
+                // Redis's data and bss are a few MB; more is not an executable's image.
+                let len = s
+                    .memsz
+                    .saturating_add(8)
+                    .min(self.space.readable_len(start))
+                    .min(64 << 20);
+                Some((start, self.space.read(start, len as usize).ok()?))
+            })
+            .collect()
+    }
+
+    /// Read the GNU build-id of the ELF image whose header is mapped at `base`.
+    pub fn build_id_at(&self, base: u64) -> Option<String> {
+        let (endian, segments) = self.image_segments(base)?;
+        for seg in segments.iter().filter(|s| s.kind == elf::PT_NOTE) {
+            let len = usize::try_from(seg.filesz).ok()?.min(4096);
+            let Ok(bytes) = self.space.read(seg.addr, len) else {
                 continue;
             };
-            let align = ph.p_align(endian).max(4);
+            let align = seg.align.max(4);
             let mut iter = object::read::elf::NoteIterator::<elf::FileHeader64<Endianness>>::new(
                 endian, align, &bytes,
             )
