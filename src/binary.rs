@@ -81,6 +81,12 @@ impl Executable {
         })
     }
 
+    /// The whole file, as mapped: for readers that need more than symbols (the machine code
+    /// [`crate::code_refs`] decodes).
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
     /// Look `name` up in `.symtab`, then `.dynsym`. A file-local static renamed by LTO
     /// (`name.lto_priv.N`) counts as `name`.
     pub fn symbol(&self, name: &str) -> Option<SymbolInfo> {

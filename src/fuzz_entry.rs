@@ -634,7 +634,12 @@ pub fn quicklist_node(data: &[u8]) {
     }
 
     let space = single_segment(&mem, IMAGE_BASE);
-    let mut objects = ObjectDecoder::new(&space, layout).with_salvage(salvage);
+    let options = WalkOptions {
+        salvage,
+        ..WalkOptions::default()
+    };
+    let ctx = crate::walker::context::WalkContext::new(&space, layout, options);
+    let mut objects = ObjectDecoder::new(&ctx);
     let header = match objects.header(IMAGE_BASE) {
         Ok(h) => h,
         Err(e) => panic!("the robj of the image is unreadable: {e}"),

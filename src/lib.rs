@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod binary;
+pub mod code_refs;
 pub mod core;
 pub mod decode;
 pub mod dwarf;

@@ -438,6 +438,57 @@ fn server_address(
         .ok_or_else(|| RecoverError::Symbol("address overflow".into()))
 }
 
+/// The offset from the load base of the static `name`: the binary's symbol, else the
+/// RIP-relative load in the exported getter that returns it (stripped builds keep only
+/// exported symbols), else the profile's record, which counts only for the build-id it was
+/// recorded for. Also says how it was found.
+fn static_offset(
+    name: &str,
+    binary: Option<&Executable>,
+    layout: &Layout,
+    recorded: Option<crate::profile::schema::SymbolSpec>,
+    core_build_id: Option<&str>,
+) -> Result<(u64, String), String> {
+    let mut tried = Vec::new();
+    if let Some(b) = binary {
+        if let Some(s) = b.symbol(name) {
+            return Ok((s.offset, format!("symbol of {}", b.path.display())));
+        }
+        match crate::code_refs::find_static(b, name) {
+            Ok(r) => {
+                return Ok((
+                    r.offset,
+                    format!(
+                        "found in the machine code of {}() in {} (no symbol)",
+                        r.function,
+                        b.path.display()
+                    ),
+                ))
+            }
+            Err(e) => tried.push(format!("{}: {e}", b.path.display())),
+        }
+    }
+    match (recorded, layout.identity.build_id.as_deref(), core_build_id) {
+        // As for `server`: a recorded offset counts unless the build-ids say it is another build's.
+        (Some(s), p, c) if p.is_none() || c.is_none() || p == c => {
+            Ok((s.offset, format!("recorded in profile {}", layout.name)))
+        }
+        (Some(_), p, c) => {
+            tried.push(format!(
+                "profile {} records it for build-id {}, the core is build-id {}",
+                layout.name,
+                p.unwrap_or("(none)"),
+                c.unwrap_or("(unknown)")
+            ));
+            Err(tried.join("; "))
+        }
+        (None, _, _) => {
+            tried.push(format!("profile {} does not record it", layout.name));
+            Err(tried.join("; "))
+        }
+    }
+}
+
 fn temp_output(output: &Path) -> Result<tempfile::NamedTempFile, RecoverError> {
     let dir = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -555,9 +606,10 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         server_address: format!("{server:#x}"),
     };
     let rdb_version = opts.rdb_version.unwrap_or(layout.identity.rdb_version);
-    if !(1..=12).contains(&rdb_version) {
+    if !(1..=rdb::consts::RDB_VERSION_MAX).contains(&rdb_version) {
         return Err(RecoverError::Usage(format!(
-            "RDB version {rdb_version} is not one redis-rescue writes (1 to 12)"
+            "RDB version {rdb_version} is not one redis-rescue writes (1 to {})",
+            rdb::consts::RDB_VERSION_MAX
         )));
     }
     let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);
@@ -598,19 +650,27 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     // Function libraries (7.0+): the static `curr_functions_lib_ctx` points at them.
     let functions = match &layout.functions {
         None => Ok(Vec::new()),
-        Some(f) => {
-            let offset = binary
-                .as_ref()
-                .and_then(|b| b.symbol("curr_functions_lib_ctx"))
-                .map(|s| s.offset)
-                .or(f.ctx_symbol.map(|s| s.offset));
-            match (offset, exe.as_ref()) {
-                (Some(off), Some(e)) => walker
+        Some(f) => match (
+            static_offset(
+                "curr_functions_lib_ctx",
+                binary.as_ref(),
+                &layout,
+                f.ctx_symbol,
+                build_id.as_deref(),
+            ),
+            exe.as_ref(),
+        ) {
+            (Ok((off, how)), Some(e)) => {
+                log(&format!("curr_functions_lib_ctx: {how}"));
+                walker
                     .functions(e.base.wrapping_add(off))
-                    .map_err(|f| format!("function libraries unreadable: {f}")),
-                _ => Err("function libraries not recovered: neither the binary nor the profile locates curr_functions_lib_ctx".into()),
+                    .map_err(|f| format!("function libraries unreadable: {f}"))
             }
-        }
+            (Ok(_), None) => Err(
+                "function libraries not recovered: the executable's load address is unknown".into(),
+            ),
+            (Err(why), _) => Err(format!("function libraries not recovered: {why}")),
+        },
     };
 
     let Some(output) = output else {

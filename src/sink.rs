@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use rdb::{RdbError, RdbWriter, RecordBuilder, ValueType};
+use rdb::{RdbError, RdbWriter, RecordBuilder, StreamIdmpConfig, ValueType};
 
 use crate::reencode::{plain_type, write_plain, PlainType};
 use crate::value::{QuicklistNode, RecoveredKey, StrValue, Value};
@@ -222,7 +222,8 @@ impl<W: Write> RdbSink<W> {
             Value::HashListpackEx { .. } => ValueType::HashListpackEx,
             Value::HashPairsTtl(_) => ValueType::HashMetadata,
             // The newest stream type both the data and the target know: newer loaders
-            // read older types, and an older type only drops metadata its loaders lack.
+            // read older types, and an older type only drops metadata its loaders lack
+            // (type 21 drops the IDMP state; counted as re-encoded).
             Value::Stream(st) => {
                 let version = self.writer.version();
                 let has_active = st
@@ -231,13 +232,22 @@ impl<W: Write> RdbSink<W> {
                     .flat_map(|g| &g.consumers)
                     .any(|c| c.active_time.is_some());
                 let natural = if st.first_id.is_none() {
+                    // A stream of a server before 7.0 stays type 15 even for RDB 13: its
+                    // loader derives the first ID and the groups' read counters from the
+                    // entries, which type 26 would have to carry made up.
                     ValueType::StreamListpacks
+                } else if st.idmp.is_some()
+                    || version >= ValueType::StreamListpacks4.min_rdb_version()
+                {
+                    // Redis 8.6's SAVE writes every stream as type 26.
+                    ValueType::StreamListpacks4
                 } else if has_active || (st.groups.is_empty() && version >= 11) {
                     ValueType::StreamListpacks3
                 } else {
                     ValueType::StreamListpacks2
                 };
                 let fitting = [
+                    ValueType::StreamListpacks4,
                     ValueType::StreamListpacks3,
                     ValueType::StreamListpacks2,
                     ValueType::StreamListpacks,
@@ -377,7 +387,7 @@ impl<W: Write> RdbSink<W> {
                     r.string(v);
                 }
             }
-            Value::Stream(st) => write_stream(r, st, ty),
+            Value::Stream(st) => write_stream(r, st, ty)?,
             Value::HashListpackEx { min_expire, lp } => {
                 r.millis(*min_expire as i64);
                 r.string(lp);
@@ -398,10 +408,31 @@ impl<W: Write> RdbSink<W> {
     }
 }
 
-/// A stream in the layout of RDB type `ty` (15, 19 or 21).
-fn write_stream(r: &mut RecordBuilder, st: &crate::value::StreamValue<'_>, ty: ValueType) {
+/// A stream in the layout of RDB type `ty` (15, 19, 21 or 26).
+fn write_stream(
+    r: &mut RecordBuilder,
+    st: &crate::value::StreamValue<'_>,
+    ty: ValueType,
+) -> Result<(), SinkError> {
     let v2 = ty != ValueType::StreamListpacks;
-    let v3 = ty == ValueType::StreamListpacks3;
+    let v3 = matches!(
+        ty,
+        ValueType::StreamListpacks3 | ValueType::StreamListpacks4
+    );
+    // Settings first: settings out of Redis's range would make the whole file unloadable,
+    // so such a stream fails before anything of it is written.
+    let idmp_config = match (&st.idmp, ty) {
+        (Some(i), ValueType::StreamListpacks4) => Some(
+            StreamIdmpConfig::new(i.duration, i.max_entries).map_err(|e| {
+                SinkError::Unwritable {
+                    reason: format!("stream idempotency settings: {e}"),
+                }
+            })?,
+        ),
+        // A stream of a server before 8.6 gets what 8.6 gives a new stream.
+        (None, ValueType::StreamListpacks4) => Some(StreamIdmpConfig::DEFAULT),
+        _ => None,
+    };
     r.len(st.listpacks.len() as u64);
     for (id, lp) in &st.listpacks {
         r.string(id);
@@ -448,6 +479,29 @@ fn write_stream(r: &mut RecordBuilder, st: &crate::value::StreamValue<'_>, ty: V
             }
         }
     }
+    if let Some(config) = idmp_config {
+        let rdb_id = |id: &crate::value::StreamId| rdb::reader::StreamId {
+            ms: id.ms,
+            seq: id.seq,
+        };
+        match &st.idmp {
+            Some(i) => r.stream_idmp(
+                config,
+                i.producers
+                    .iter()
+                    .map(|(pid, iids)| (pid, iids.iter().map(|(iid, id)| (iid, rdb_id(id))))),
+                i.iids_added,
+                i.iids_duplicates,
+            ),
+            None => r.stream_idmp(
+                config,
+                std::iter::empty::<(&[u8], std::iter::Empty<(&[u8], rdb::reader::StreamId)>)>(),
+                0,
+                0,
+            ),
+        }
+    }
+    Ok(())
 }
 
 impl<W: Write> Sink for RdbSink<W> {
@@ -503,7 +557,178 @@ impl<W: Write> Sink for RdbSink<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::LfuClock;
+    use std::borrow::Cow;
+
+    use super::{LfuClock, RdbSink, Sink, SinkError};
+    use crate::value::{
+        Kind, RecoveredKey, StreamConsumer, StreamGroup, StreamId, StreamIdmp, StreamValue, Value,
+    };
+    use rdb::reader::{RdbReader, RdbValue};
+
+    /// An empty stream (no entries) of a 7.0+ server with one group and consumer, the
+    /// consumer without an active time (as before 7.2).
+    fn stream(idmp: Option<StreamIdmp<'static>>) -> StreamValue<'static> {
+        let id = |ms, seq| StreamId { ms, seq };
+        StreamValue {
+            listpacks: Vec::new(),
+            length: 0,
+            last_id: id(5, 1),
+            first_id: Some(id(0, 0)),
+            max_deleted: Some(id(5, 1)),
+            entries_added: Some(3),
+            groups: vec![StreamGroup {
+                name: b"g".to_vec(),
+                last_id: id(5, 1),
+                entries_read: Some(3),
+                pel: Vec::new(),
+                consumers: vec![StreamConsumer {
+                    name: b"c".to_vec(),
+                    seen_time: 1_700_000_000_000,
+                    active_time: None,
+                    pel: Vec::new(),
+                }],
+            }],
+            idmp,
+        }
+    }
+
+    fn idmp(duration: u64, max_entries: u64) -> StreamIdmp<'static> {
+        let id = |ms, seq| StreamId { ms, seq };
+        StreamIdmp {
+            duration,
+            max_entries,
+            producers: vec![
+                (
+                    Cow::Borrowed(&b"p1"[..]),
+                    vec![
+                        (Cow::Borrowed(&b"i1"[..]), id(4, 0)),
+                        (Cow::Borrowed(&b"i2"[..]), id(5, 1)),
+                    ],
+                ),
+                (Cow::Borrowed(&b"p2"[..]), Vec::new()),
+            ],
+            iids_added: 2,
+            iids_duplicates: 7,
+        }
+    }
+
+    /// Writes `st` as key "s" into an RDB `version` file; the file (or the key's error) and
+    /// the count of re-encoded keys.
+    fn write(st: StreamValue<'static>, version: u32) -> (Result<Vec<u8>, SinkError>, u64) {
+        let key = RecoveredKey {
+            db: 0,
+            key: Cow::Borrowed(b"s"),
+            expire_ms: None,
+            kind: Kind {
+                type_name: "stream",
+                encoding: "stream",
+            },
+            lru: 0,
+            value: Value::Stream(Box::new(st)),
+        };
+        let mut sink = RdbSink::new(Vec::new(), version, &[]).unwrap();
+        sink.begin_db(0, 1, 0).unwrap();
+        let r = sink.key(&key);
+        let reencoded = sink.reencoded();
+        let file = sink.finish().unwrap().0;
+        (r.map(|()| file), reencoded)
+    }
+
+    /// The stream's type byte and value as the project's reader sees them.
+    fn read(file: &[u8]) -> (u8, rdb::reader::Stream) {
+        let mut r = RdbReader::new(file).unwrap();
+        let e = r.next_entry().unwrap().unwrap();
+        match e.value {
+            RdbValue::Stream(s) => (e.rdb_type, *s),
+            other => panic!("a {} came back", other.type_name()),
+        }
+    }
+
+    #[test]
+    fn rdb_13_writes_every_stream_as_type_26() {
+        // A stream of a server before 8.6 gets 8.6's defaults.
+        let (file, reencoded) = write(stream(None), 13);
+        let (ty, st) = read(&file.unwrap());
+        assert_eq!((ty, reencoded), (26, 0));
+        let i = st.idmp.unwrap();
+        assert_eq!(i.config, rdb::StreamIdmpConfig::DEFAULT);
+        assert_eq!((i.config.duration(), i.config.max_entries()), (100, 100));
+        assert!(i.producers.is_empty());
+        assert_eq!((i.iids_added, i.iids_duplicates), (0, 0));
+        // Type 21's active time, as Redis 7.2+ fills it when loading type 19.
+        let c = &st.groups[0].consumers[0];
+        assert_eq!(c.active_time, Some(c.seen_time));
+
+        // A stream of an 8.6 server keeps its own state.
+        let (file, reencoded) = write(stream(Some(idmp(300, 50))), 13);
+        let (ty, st) = read(&file.unwrap());
+        assert_eq!((ty, reencoded), (26, 0));
+        let i = st.idmp.unwrap();
+        assert_eq!((i.config.duration(), i.config.max_entries()), (300, 50));
+        let producers: Vec<_> = i
+            .producers
+            .iter()
+            .map(|p| {
+                let iids: Vec<_> = p
+                    .iids
+                    .iter()
+                    .map(|e| (e.iid.clone(), e.id.ms, e.id.seq))
+                    .collect();
+                (p.pid.clone(), iids)
+            })
+            .collect();
+        assert_eq!(
+            producers,
+            vec![
+                (
+                    b"p1".to_vec(),
+                    vec![(b"i1".to_vec(), 4, 0), (b"i2".to_vec(), 5, 1)]
+                ),
+                (b"p2".to_vec(), vec![]),
+            ]
+        );
+        assert_eq!((i.iids_added, i.iids_duplicates), (2, 7));
+    }
+
+    #[test]
+    fn older_targets_drop_the_idempotency_state_as_a_reencoding() {
+        for (version, want) in [(12, 21), (11, 21), (10, 19)] {
+            let (file, reencoded) = write(stream(Some(idmp(300, 50))), version);
+            let (ty, st) = read(&file.unwrap());
+            assert_eq!((ty, reencoded, st.idmp), (want, 1, None), "RDB {version}");
+        }
+        // Without IDMP state nothing is lost: the type the data has, not re-encoded.
+        let (file, reencoded) = write(stream(None), 12);
+        assert_eq!((read(&file.unwrap()).0, reencoded), (19, 0));
+    }
+
+    #[test]
+    fn a_stream_before_7_0_stays_type_15_in_rdb_13() {
+        let mut st = stream(None);
+        st.first_id = None;
+        st.max_deleted = None;
+        st.entries_added = None;
+        st.groups[0].entries_read = None;
+        let (file, reencoded) = write(st, 13);
+        let (ty, st) = read(&file.unwrap());
+        assert_eq!((ty, reencoded, st.idmp), (15, 0, None));
+    }
+
+    #[test]
+    fn settings_redis_would_refuse_lose_the_key_not_the_file() {
+        for (d, m) in [(0, 100), (86_401, 100), (100, 0), (100, 10_001)] {
+            let (r, _) = write(stream(Some(idmp(d, m))), 13);
+            match r {
+                Err(SinkError::Unwritable { reason }) => {
+                    assert!(reason.contains("out of range"), "{reason}")
+                }
+                other => panic!("({d}, {m}): {other:?}"),
+            }
+        }
+        // The file itself stays valid: the next key goes in, the failed one never did.
+        let (r, _) = write(stream(Some(idmp(86_400, 10_000))), 13);
+        assert_eq!(read(&r.unwrap()).0, 26);
+    }
 
     /// `lru` bits of an object whose counter was last decremented at `minute`.
     fn lru(minute: u16, counter: u8) -> u32 {

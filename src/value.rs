@@ -130,6 +130,22 @@ pub struct StreamGroup {
     pub consumers: Vec<StreamConsumer>,
 }
 
+/// A stream's idempotent-producer (IDMP) state (Redis 8.6+: `XADD … IDMP`/`IDMPAUTO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamIdmp<'a> {
+    /// Seconds an IID is remembered (`idmp_duration`).
+    pub duration: u64,
+    /// IIDs remembered per producer (`idmp_max_entries`).
+    pub max_entries: u64,
+    /// Producers in producer ID order: the producer ID, then its IIDs oldest first, each
+    /// with the ID of the entry it added.
+    pub producers: Vec<(Bytes<'a>, Vec<(Bytes<'a>, StreamId)>)>,
+    /// All-time count of entries added with an IID.
+    pub iids_added: u64,
+    /// All-time count of duplicate IIDs caught.
+    pub iids_duplicates: u64,
+}
+
 /// A stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamValue<'a> {
@@ -147,6 +163,8 @@ pub struct StreamValue<'a> {
     pub entries_added: Option<u64>,
     /// Consumer groups.
     pub groups: Vec<StreamGroup>,
+    /// Idempotent-producer state (8.6+); `None` for a stream of an older server.
+    pub idmp: Option<StreamIdmp<'a>>,
 }
 
 /// The type and encoding of a key, as Redis names them (`OBJECT ENCODING`).

@@ -519,6 +519,7 @@ fn version_override_and_missing_structs() {
             name: Some("custom".into()),
             redis_version: Some("7.0.15".into()),
             rdb_version: None,
+            symbols_from: None,
         },
     )
     .expect("derive");

@@ -532,6 +532,7 @@ fn derive_profile_api_matches_the_cli_defaults() {
             redis_version: Some("8.1.9".into()),
             rdb_version: Some(12),
             name: None,
+            symbols_from: None,
         },
     )
     .expect("derive with overrides");

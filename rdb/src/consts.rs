@@ -1,7 +1,7 @@
 //! RDB object type bytes, opcodes and version limits.
 
-/// Highest RDB version this crate writes (Redis 7.4 – 8.4).
-pub const RDB_VERSION_MAX: u32 = 12;
+/// Highest RDB version this crate writes and reads (Redis 8.6).
+pub const RDB_VERSION_MAX: u32 = 13;
 
 /// First RDB version with the 8-byte CRC-64 trailer after EOF.
 pub const RDB_VERSION_CHECKSUM: u32 = 5;
@@ -29,6 +29,10 @@ pub const MODULE_AUX: u8 = 0xF7;
 pub const FUNCTION2: u8 = 0xF5;
 /// Opcode: cluster slot info (slot, size, expires size). RDB >= 12.
 pub const SLOT_INFO: u8 = 0xF4;
+/// Opcode: module key metadata of the next key (Redis 8.6, RDB >= 13): a length `n`, then
+/// `n` times a 4-byte class spec and module-serialized data ending with the module EOF.
+/// Read (and skipped) by the reader, never written: it needs the module to mean anything.
+pub const KEY_META: u8 = 0xF3;
 
 /// Minimum RDB version for [`EXPIRETIME_MS`].
 pub const MIN_VERSION_EXPIRETIME_MS: u32 = 6;
@@ -38,6 +42,22 @@ pub const MIN_VERSION_AUX: u32 = 7;
 pub const MIN_VERSION_IDLE_FREQ: u32 = 9;
 /// Minimum RDB version for [`FUNCTION2`].
 pub const MIN_VERSION_FUNCTION2: u32 = 10;
+/// Minimum RDB version for [`KEY_META`]. Before it, byte 243 is no opcode (Valkey's
+/// RDB 80 uses it for something else).
+pub const MIN_VERSION_KEY_META: u32 = 13;
+
+/// Smallest stream IDMP duration (seconds) Redis 8.6 loads.
+pub const STREAM_IDMP_DURATION_MIN: u64 = 1;
+/// Largest stream IDMP duration (seconds) Redis 8.6 loads; `XCFGSET` refuses more too.
+pub const STREAM_IDMP_DURATION_MAX: u64 = 86_400;
+/// Smallest number of IIDs per producer (IDMP max entries) Redis 8.6 loads.
+pub const STREAM_IDMP_MAX_ENTRIES_MIN: u64 = 1;
+/// Largest number of IIDs per producer (IDMP max entries) Redis 8.6 loads.
+pub const STREAM_IDMP_MAX_ENTRIES_MAX: u64 = 10_000;
+/// Redis 8.6's default IDMP duration (`stream-idmp-duration`), what a new stream gets.
+pub const STREAM_IDMP_DURATION_DEFAULT: u64 = 100;
+/// Redis 8.6's default IDMP max entries (`stream-idmp-maxsize`), what a new stream gets.
+pub const STREAM_IDMP_MAX_ENTRIES_DEFAULT: u64 = 100;
 
 /// RDB object type byte written before a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,11 +107,14 @@ pub enum ValueType {
     HashMetadata = 24,
     /// Listpack hash with per-field TTLs (Redis 7.4+).
     HashListpackEx = 25,
+    /// Stream, fourth format (Redis 8.6+): the third format followed by the stream's
+    /// idempotent-producer (IDMP) state.
+    StreamListpacks4 = 26,
 }
 
 impl ValueType {
     /// Every type, in code order.
-    pub const ALL: [ValueType; 22] = [
+    pub const ALL: [ValueType; 23] = [
         ValueType::String,
         ValueType::List,
         ValueType::Set,
@@ -114,6 +137,7 @@ impl ValueType {
         ValueType::StreamListpacks3,
         ValueType::HashMetadata,
         ValueType::HashListpackEx,
+        ValueType::StreamListpacks4,
     ];
 
     /// The type byte as it appears in the file.
@@ -148,6 +172,7 @@ impl ValueType {
             | ValueType::StreamListpacks2 => 10,
             ValueType::SetListpack | ValueType::StreamListpacks3 => 11,
             ValueType::HashMetadata | ValueType::HashListpackEx => 12,
+            ValueType::StreamListpacks4 => 13,
         }
     }
 }
@@ -162,12 +187,14 @@ mod tests {
             assert_eq!(ValueType::from_code(t.code()), Some(t));
             assert!(t.min_rdb_version() >= 1 && t.min_rdb_version() <= RDB_VERSION_MAX);
         }
-        for missing in [6u8, 8, 22, 23, 26, 0xFF] {
+        for missing in [6u8, 8, 22, 23, 27, 0xF3, 0xFF] {
             assert_eq!(ValueType::from_code(missing), None);
         }
         assert_eq!(ValueType::Zset2.code(), 5);
         assert_eq!(ValueType::HashListpackEx.code(), 25);
         assert_eq!(ValueType::ListQuicklist2.min_rdb_version(), 10);
         assert_eq!(ValueType::SetListpack.min_rdb_version(), 11);
+        assert_eq!(ValueType::StreamListpacks4.code(), 26);
+        assert_eq!(ValueType::StreamListpacks4.min_rdb_version(), 13);
     }
 }

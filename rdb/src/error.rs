@@ -20,4 +20,17 @@ pub enum RdbError {
         /// The version being written.
         version: u32,
     },
+    /// A value outside the range the target's loader accepts; writing it would make the
+    /// whole file unloadable.
+    #[error("{what} {value} is out of range (a loader accepts {min}..={max})")]
+    OutOfRange {
+        /// The setting at fault.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
 }

@@ -54,5 +54,5 @@ pub use consts::ValueType;
 pub use crc::{crc64, Crc64};
 pub use error::RdbError;
 pub use reader::{Entry, RdbReader, RdbValue, ReadError};
-pub use record::RecordBuilder;
+pub use record::{RecordBuilder, StreamIdmpConfig};
 pub use writer::RdbWriter;

@@ -1,10 +1,11 @@
 //! Streaming RDB reader: one key at a time, with the CRC-64 trailer checked at the end.
 //!
-//! [`RdbReader`] parses any RDB file of version 1 to 12 from an [`std::io::Read`] (it buffers
+//! [`RdbReader`] parses any RDB file of version 1 to 13 from an [`std::io::Read`] (it buffers
 //! internally): the header, `AUX` fields, `SELECTDB`, `RESIZEDB`, expire times, `IDLE` and
-//! `FREQ`, functions and module aux data (skipped), and every value type Redis writes —
-//! plain and compact encodings (ziplist, listpack, intset, zipmap, quicklists), LZF-compressed
-//! strings, streams with their consumer groups, hashes with field TTLs (7.4+), and module
+//! `FREQ`, functions, module aux data and module key metadata (`KEY_META`, 8.6+; skipped and
+//! counted), and every value type Redis writes — plain and compact encodings (ziplist,
+//! listpack, intset, zipmap, quicklists), LZF-compressed strings, streams with their consumer
+//! groups and idempotent-producer state (8.6+), hashes with field TTLs (7.4+), and module
 //! values (skipped, their type name kept). Each key comes out as an [`Entry`] with its value
 //! decoded into an [`RdbValue`], so memory is bounded by the largest key, not the file.
 //!
@@ -45,14 +46,15 @@ mod stream;
 use std::io::Read;
 
 use crate::consts::{
-    AUX, EOF, EXPIRETIME, EXPIRETIME_MS, FREQ, FUNCTION2, IDLE, MODULE_AUX, RDB_VERSION_CHECKSUM,
-    RDB_VERSION_MAX, RESIZEDB, SELECTDB, SLOT_INFO,
+    AUX, EOF, EXPIRETIME, EXPIRETIME_MS, FREQ, FUNCTION2, IDLE, KEY_META, MIN_VERSION_KEY_META,
+    MODULE_AUX, RDB_VERSION_CHECKSUM, RDB_VERSION_MAX, RESIZEDB, SELECTDB, SLOT_INFO,
 };
 use blob::Item;
 use input::Input;
 
 pub use stream::{
-    check_stream_node, Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamPending,
+    check_stream_node, Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamIdmp,
+    StreamIid, StreamPending, StreamProducer,
 };
 
 /// Initial capacity of a collection whose length comes from the file: never more than this
@@ -65,6 +67,9 @@ const MAX_AUX_VALUE: usize = 4096;
 
 /// Opcode of the pre-GA function format of 7.0 release candidates (unsupported).
 const FUNCTION_PRE_GA: u8 = 0xF6;
+/// Most metadata classes one key can carry (classes 1 to 7 belong to modules); Redis 8.6's
+/// loader refuses more.
+const KEY_META_MAX_CLASSES: u64 = 7;
 
 /// What can go wrong while reading an RDB file.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +85,7 @@ pub enum ReadError {
     /// The file does not start with `REDIS` and four digits.
     #[error("not an RDB file (no REDIS magic and version at the start)")]
     NotRdb,
-    /// The version is outside 1..=12.
+    /// The version is outside 1..=13.
     #[error("unsupported RDB version {0} (this reader knows 1..={max})", max = RDB_VERSION_MAX)]
     BadVersion(u32),
     /// The file ends in the middle of something.
@@ -256,10 +261,11 @@ pub struct RdbReader<R> {
     /// Set after EOF or an error: no more entries.
     done: bool,
     keys: u64,
+    key_meta_skipped: u64,
 }
 
 impl<R: Read> RdbReader<R> {
-    /// Reads and checks the header (`REDIS` + four-digit version 1..=12).
+    /// Reads and checks the header (`REDIS` + four-digit version 1..=13).
     pub fn new(inner: R) -> Result<Self, ReadError> {
         let mut input = Input::new(inner);
         let magic: [u8; 9] = input.array("the header").map_err(|e| match e {
@@ -286,6 +292,7 @@ impl<R: Read> RdbReader<R> {
             checksum: None,
             done: false,
             keys: 0,
+            key_meta_skipped: 0,
         })
     }
 
@@ -320,6 +327,12 @@ impl<R: Read> RdbReader<R> {
     /// Keys returned so far.
     pub fn keys_read(&self) -> u64 {
         self.keys
+    }
+
+    /// Keys read so far whose module key metadata (`KEY_META`, Redis 8.6+) was skipped: the
+    /// keys come back without it.
+    pub fn key_meta_skipped(&self) -> u64 {
+        self.key_meta_skipped
     }
 
     /// Offset of the next byte to read.
@@ -419,24 +432,71 @@ impl<R: Read> RdbReader<R> {
                     self.finish_file()?;
                     return Ok(None);
                 }
-                ty => {
-                    let key = self.string("a key")?;
-                    let value = self
-                        .value(ty, at)
-                        .map_err(|e| add_context(e, &format!("key {}", printable(&key))))?;
-                    self.keys += 1;
-                    return Ok(Some(Entry {
-                        db: self.db,
-                        key,
-                        expire_ms,
-                        idle,
-                        freq,
-                        rdb_type: ty,
-                        value,
-                    }));
+                KEY_META if self.version >= MIN_VERSION_KEY_META => {
+                    self.skip_key_meta(at)?;
+                    // As in Redis's loader, the metadata belongs to the key right after it:
+                    // the next byte must be an object type, not another opcode.
+                    let ty_at = self.input.offset();
+                    let ty = self.input.u8("the object type after KEY_META")?;
+                    if ty >= KEY_META {
+                        return Err(self.corrupt(
+                            ty_at,
+                            format!("KEY_META is followed by opcode {ty:#04x}, not by a key"),
+                        ));
+                    }
+                    self.key_meta_skipped += 1;
+                    let entry = self.key_entry(ty, ty_at, expire_ms, idle, freq)?;
+                    return Ok(Some(entry));
                 }
+                ty => return self.key_entry(ty, at, expire_ms, idle, freq).map(Some),
             }
         }
+    }
+
+    /// The key and value of an object of type `ty` (its type byte at `at`).
+    fn key_entry(
+        &mut self,
+        ty: u8,
+        at: u64,
+        expire_ms: Option<i64>,
+        idle: Option<u64>,
+        freq: Option<u8>,
+    ) -> Result<Entry, ReadError> {
+        let key = self.string("a key")?;
+        let value = self
+            .value(ty, at)
+            .map_err(|e| add_context(e, &format!("key {}", printable(&key))))?;
+        self.keys += 1;
+        Ok(Entry {
+            db: self.db,
+            key,
+            expire_ms,
+            idle,
+            freq,
+            rdb_type: ty,
+            value,
+        })
+    }
+
+    /// Skips a `KEY_META` opcode's payload: a class count, then per class a 4-byte class
+    /// spec and the module's data in module opcodes up to the module EOF. Redis's own loader
+    /// skips a class it does not know the same way, so no module is needed to pass it.
+    fn skip_key_meta(&mut self, at: u64) -> Result<(), ReadError> {
+        let classes = self.len("KEY_META's class count")?;
+        if classes > KEY_META_MAX_CLASSES {
+            return Err(self.corrupt(
+                at,
+                format!(
+                    "KEY_META announces {classes} metadata classes (at most {KEY_META_MAX_CLASSES})"
+                ),
+            ));
+        }
+        for i in 0..classes {
+            let _spec: [u8; 4] = self.input.array("a KEY_META class spec")?;
+            self.skip_module_data(at)
+                .map_err(|e| add_context(e, &format!("key metadata class {}", i + 1)))?;
+        }
+        Ok(())
     }
 
     fn finish_file(&mut self) -> Result<(), ReadError> {
@@ -650,7 +710,7 @@ impl<R: Read> RdbReader<R> {
                 }
                 RdbValue::List(v)
             }
-            15 | 19 | 21 => RdbValue::Stream(Box::new(self.stream(ty, at)?)),
+            15 | 19 | 21 | 26 => RdbValue::Stream(Box::new(self.stream(ty, at)?)),
             16 => RdbValue::Hash(self.blob(at, "a listpack", |b| pairs(blob::listpack(b)?))?),
             17 => RdbValue::Zset(self.blob(at, "a listpack", |b| zset_pairs(blob::listpack(b)?))?),
             18 => {

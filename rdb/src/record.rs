@@ -2,8 +2,80 @@
 
 use crate::consts::{
     ValueType, EXPIRETIME_MS, FREQ, IDLE, MIN_VERSION_EXPIRETIME_MS, MIN_VERSION_IDLE_FREQ,
+    STREAM_IDMP_DURATION_DEFAULT, STREAM_IDMP_DURATION_MAX, STREAM_IDMP_DURATION_MIN,
+    STREAM_IDMP_MAX_ENTRIES_DEFAULT, STREAM_IDMP_MAX_ENTRIES_MAX, STREAM_IDMP_MAX_ENTRIES_MIN,
 };
 use crate::encode;
+use crate::error::RdbError;
+use crate::reader::StreamId;
+
+/// A stream's IDMP settings (Redis 8.6 `XCFGSET IDMP-DURATION … IDMP-MAXSIZE …`), checked on
+/// construction against the ranges Redis 8.6's loader accepts: it refuses the whole file when
+/// one stream is outside them, so a record can only be given valid ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamIdmpConfig {
+    duration: u64,
+    max_entries: u64,
+}
+
+impl Default for StreamIdmpConfig {
+    /// [`StreamIdmpConfig::DEFAULT`].
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl StreamIdmpConfig {
+    /// What every stream gets from Redis 8.6's default configuration (100 s, 100 IIDs):
+    /// the settings for a stream whose server had no IDMP yet.
+    pub const DEFAULT: StreamIdmpConfig = StreamIdmpConfig {
+        duration: STREAM_IDMP_DURATION_DEFAULT,
+        max_entries: STREAM_IDMP_MAX_ENTRIES_DEFAULT,
+    };
+
+    /// Settings of `duration` seconds and `max_entries` IIDs per producer; an error unless
+    /// `duration` is in 1..=86400 and `max_entries` in 1..=10000.
+    pub fn new(duration: u64, max_entries: u64) -> Result<Self, RdbError> {
+        let check = |what, value, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(RdbError::OutOfRange {
+                    what,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        check(
+            "stream IDMP duration",
+            duration,
+            STREAM_IDMP_DURATION_MIN,
+            STREAM_IDMP_DURATION_MAX,
+        )?;
+        check(
+            "stream IDMP max entries",
+            max_entries,
+            STREAM_IDMP_MAX_ENTRIES_MIN,
+            STREAM_IDMP_MAX_ENTRIES_MAX,
+        )?;
+        Ok(StreamIdmpConfig {
+            duration,
+            max_entries,
+        })
+    }
+
+    /// Seconds an IID is remembered.
+    pub fn duration(self) -> u64 {
+        self.duration
+    }
+
+    /// IIDs remembered per producer.
+    pub fn max_entries(self) -> u64 {
+        self.max_entries
+    }
+}
 
 /// A key's record (`[expire] [idle|freq] type key value…`) in a reusable
 /// scratch buffer.
@@ -157,6 +229,52 @@ impl RecordBuilder {
     pub fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
+
+    /// What a [`ValueType::StreamListpacks4`] stream has after the type-21 payload: the IDMP
+    /// settings, the producers (each a producer ID and its IIDs with the entry ID each one
+    /// added, oldest first) and the all-time counts of IIDs added and of duplicates caught.
+    ///
+    /// The producer and IID counts are those of the iterators, so they always match what
+    /// follows them; the settings are valid by construction of [`StreamIdmpConfig`].
+    pub fn stream_idmp<P, K, I, V>(
+        &mut self,
+        config: StreamIdmpConfig,
+        producers: P,
+        iids_added: u64,
+        iids_duplicates: u64,
+    ) where
+        P: IntoIterator<Item = (K, I)>,
+        K: AsRef<[u8]>,
+        I: IntoIterator<Item = (V, StreamId)>,
+        V: AsRef<[u8]>,
+    {
+        self.need(ValueType::StreamListpacks4.min_rdb_version());
+        encode::put_len(&mut self.buf, config.duration);
+        encode::put_len(&mut self.buf, config.max_entries);
+        // The counts come before their items, and iterators need not know their length:
+        // assemble the items aside, then write count and items.
+        let mut body = Vec::new();
+        let mut entries = Vec::new();
+        let mut n_producers = 0u64;
+        for (pid, iids) in producers {
+            n_producers += 1;
+            encode::put_string(&mut body, pid.as_ref(), self.compress);
+            entries.clear();
+            let mut n_iids = 0u64;
+            for (iid, id) in iids {
+                n_iids += 1;
+                encode::put_string(&mut entries, iid.as_ref(), self.compress);
+                encode::put_len(&mut entries, id.ms);
+                encode::put_len(&mut entries, id.seq);
+            }
+            encode::put_len(&mut body, n_iids);
+            body.extend_from_slice(&entries);
+        }
+        encode::put_len(&mut self.buf, n_producers);
+        self.buf.extend_from_slice(&body);
+        encode::put_len(&mut self.buf, iids_added);
+        encode::put_len(&mut self.buf, iids_duplicates);
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +328,59 @@ mod tests {
                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xAA
             ]
         );
+    }
+
+    #[test]
+    fn idmp_config_ranges() {
+        let ok = |d, m| StreamIdmpConfig::new(d, m).map(|c| (c.duration(), c.max_entries()));
+        assert_eq!(ok(1, 1).unwrap(), (1, 1));
+        assert_eq!(ok(86_400, 10_000).unwrap(), (86_400, 10_000));
+        assert_eq!(
+            StreamIdmpConfig::default(),
+            StreamIdmpConfig::new(100, 100).unwrap()
+        );
+        for (d, m, what, value) in [
+            (0, 100, "stream IDMP duration", 0),
+            (86_401, 100, "stream IDMP duration", 86_401),
+            (100, 0, "stream IDMP max entries", 0),
+            (100, 10_001, "stream IDMP max entries", 10_001),
+            (u64::MAX, 100, "stream IDMP duration", u64::MAX),
+        ] {
+            match StreamIdmpConfig::new(d, m) {
+                Err(RdbError::OutOfRange {
+                    what: w, value: v, ..
+                }) => assert_eq!((w, v), (what, value)),
+                other => panic!("({d}, {m}) gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn idmp_tail_bytes() {
+        let mut r = RecordBuilder::new(false);
+        let id = |ms, seq| StreamId { ms, seq };
+        let p1: [(&[u8], StreamId); 2] = [(b"a", id(5, 0)), (b"42", id(300, 1))];
+        let p2: [(&[u8], StreamId); 0] = [];
+        r.stream_idmp(
+            StreamIdmpConfig::new(300, 50).unwrap(),
+            [(&b"p1"[..], &p1[..]), (b"p2", &p2[..])].map(|(p, e)| (p, e.iter().copied())),
+            7,
+            2,
+        );
+        assert_eq!(
+            r.as_bytes(),
+            [
+                0x41, 0x2C, // duration 300
+                50,   // max entries
+                2,    // producers
+                2, b'p', b'1', 2, // pid, 2 IIDs
+                1, b'a', 5, 0, // IID "a" at 5-0
+                0xC0, 42, 0x41, 0x2C, 1, // IID "42" (int-encoded) at 300-1
+                2, b'p', b'2', 0, // pid, no IIDs
+                7, 2, // counters
+            ]
+        );
+        assert_eq!(r.min_rdb_version(), 13);
     }
 
     #[test]

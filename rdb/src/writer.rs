@@ -33,7 +33,7 @@ pub struct RdbWriter<W: Write> {
 }
 
 impl<W: Write> RdbWriter<W> {
-    /// Starts a file of RDB `rdb_version` (1..=12) by writing the magic
+    /// Starts a file of RDB `rdb_version` (1..=13) by writing the magic
     /// `REDIS` and the 4-digit version.
     pub fn new(inner: W, rdb_version: u32) -> Result<Self, RdbError> {
         if !(1..=RDB_VERSION_MAX).contains(&rdb_version) {
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_versions() {
-        for v in [0, 13, 80] {
+        for v in [0, 14, 80] {
             assert!(matches!(
                 RdbWriter::new(Vec::new(), v),
                 Err(RdbError::BadVersion(x)) if x == v
@@ -202,6 +202,10 @@ mod tests {
         let out = RdbWriter::new(Vec::new(), 9).unwrap().finish().unwrap();
         assert_eq!(&out[..10], b"REDIS0009\xFF");
         assert_eq!(out.len(), 18);
+        assert_eq!(out[10..], crc64(&out[..10]).to_le_bytes());
+
+        let out = RdbWriter::new(Vec::new(), 13).unwrap().finish().unwrap();
+        assert_eq!(&out[..10], b"REDIS0013\xFF");
         assert_eq!(out[10..], crc64(&out[..10]).to_le_bytes());
 
         // Before version 5 there is no checksum.

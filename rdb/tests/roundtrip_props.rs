@@ -21,9 +21,11 @@ use rdb::compress::lzf_compress;
 use rdb::encode;
 use rdb::reader::{
     Checksum, HashField, ModuleValue, ReadError, Stream, StreamConsumer, StreamEntry, StreamGroup,
-    StreamId, StreamPending,
+    StreamId, StreamIdmp, StreamIid, StreamPending, StreamProducer,
 };
-use rdb::{Entry, RdbError, RdbReader, RdbValue, RdbWriter, RecordBuilder, ValueType};
+use rdb::{
+    Entry, RdbError, RdbReader, RdbValue, RdbWriter, RecordBuilder, StreamIdmpConfig, ValueType,
+};
 
 /// A proptest configuration with `cases` cases (unless `PROPTEST_CASES` says otherwise) that
 /// writes no regression files into the source tree.
@@ -330,6 +332,19 @@ struct SGroup {
     consumers: Vec<SConsumer>,
 }
 
+/// An IDMP producer: its ID, and its IIDs with their entry IDs.
+type SProducer = (Vec<u8>, Vec<(Vec<u8>, (u64, u64))>);
+
+/// The IDMP state of a type-26 stream: settings, producers and the two counters.
+#[derive(Clone, Debug)]
+struct SIdmp {
+    duration: u64,
+    max_entries: u64,
+    producers: Vec<SProducer>,
+    added: u64,
+    duplicates: u64,
+}
+
 #[derive(Clone, Debug)]
 struct SModel {
     ty: ValueType,
@@ -340,6 +355,8 @@ struct SModel {
     max_deleted: (u64, u64),
     added: u64,
     groups: Vec<SGroup>,
+    /// Written only for type 26.
+    idmp: SIdmp,
 }
 
 /// A hash field with an optional TTL offset from the minimum (RDB type 24).
@@ -473,21 +490,49 @@ fn stream_group() -> impl Strategy<Value = SGroup> {
         })
 }
 
+/// IDMP settings across the whole range Redis 8.6 loads, its ends included.
+fn idmp_setting(max: u64) -> impl Strategy<Value = u64> {
+    prop_oneof![Just(1u64), Just(100), Just(max), 1..=max]
+}
+
+fn stream_idmp() -> impl Strategy<Value = SIdmp> {
+    let iid = prop_oneof![bytes(), int_like()];
+    let producer = (bytes(), vec((iid, stream_id()), 0..4));
+    (
+        idmp_setting(86_400),
+        idmp_setting(10_000),
+        vec(producer, 0..3),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(duration, max_entries, producers, added, duplicates)| SIdmp {
+                duration,
+                max_entries,
+                producers,
+                added,
+                duplicates,
+            },
+        )
+}
+
 fn stream() -> impl Strategy<Value = SModel> {
     (
         prop::sample::select(vec![
             ValueType::StreamListpacks,
             ValueType::StreamListpacks2,
             ValueType::StreamListpacks3,
+            ValueType::StreamListpacks4,
         ]),
         vec(stream_node(), 0..3),
         any::<u64>(),
         (stream_id(), stream_id(), stream_id()),
         any::<u64>(),
         vec(stream_group(), 0..3),
+        stream_idmp(),
     )
         .prop_map(
-            |(ty, nodes, length, (last, first, max_deleted), added, groups)| SModel {
+            |(ty, nodes, length, (last, first, max_deleted), added, groups, idmp)| SModel {
                 ty,
                 nodes,
                 length,
@@ -496,6 +541,7 @@ fn stream() -> impl Strategy<Value = SModel> {
                 max_deleted,
                 added,
                 groups,
+                idmp,
             },
         )
 }
@@ -646,7 +692,7 @@ fn file(max_dbs: usize, max_keys: usize) -> impl Strategy<Value = File> {
     )
         .prop_map(|(db, resize, recs)| Db { db, resize, recs });
     (
-        prop_oneof![1 => 1u32..=9, 3 => 10u32..=12],
+        prop_oneof![1 => 1u32..=9, 3 => 10u32..=13],
         vec(aux, 0..5),
         vec(prop_oneof![bytes(), compressible()], 0..3),
         vec(db, 0..max_dbs),
@@ -923,6 +969,7 @@ fn type_min_version(t: ValueType) -> u32 {
         16..=19 => 10,
         20 | 21 => 11,
         24 | 25 => 12,
+        26 => 13,
         other => panic!("unexpected type {other}"),
     }
 }
@@ -1020,38 +1067,17 @@ fn write_value(v: &Val, r: &mut RecordBuilder) {
         }
         Val::Module(name, encver, ops) => {
             r.len(module_id(name, *encver));
-            for op in ops {
-                match op {
-                    ModOp::SInt(v) => {
-                        r.len(1);
-                        r.len(*v);
-                    }
-                    ModOp::UInt(v) => {
-                        r.len(2);
-                        r.len(*v);
-                    }
-                    ModOp::Float(b) => {
-                        r.len(3);
-                        r.raw(b);
-                    }
-                    ModOp::Double(d) => {
-                        r.len(4);
-                        r.binary_double(*d);
-                    }
-                    ModOp::Str(s) => {
-                        r.len(5);
-                        r.string(s);
-                    }
-                }
-            }
-            r.len(0);
+            write_mod_ops(ops, r);
         }
     }
 }
 
 fn write_stream(s: &SModel, r: &mut RecordBuilder) {
     let v2 = s.ty != ValueType::StreamListpacks;
-    let v3 = s.ty == ValueType::StreamListpacks3;
+    let v3 = matches!(
+        s.ty,
+        ValueType::StreamListpacks3 | ValueType::StreamListpacks4
+    );
     let id = |r: &mut RecordBuilder, (ms, seq): (u64, u64)| {
         r.len(ms);
         r.len(seq);
@@ -1102,11 +1128,26 @@ fn write_stream(s: &SModel, r: &mut RecordBuilder) {
             }
         }
     }
+    if s.ty == ValueType::StreamListpacks4 {
+        let i = &s.idmp;
+        let config = StreamIdmpConfig::new(i.duration, i.max_entries).unwrap();
+        r.stream_idmp(
+            config,
+            i.producers
+                .iter()
+                .map(|(pid, iids)| (pid, iids.iter().map(|(iid, id)| (iid, sid(*id))))),
+            i.added,
+            i.duplicates,
+        );
+    }
 }
 
 fn expected_stream(s: &SModel) -> Stream {
     let v2 = s.ty != ValueType::StreamListpacks;
-    let v3 = s.ty == ValueType::StreamListpacks3;
+    let v3 = matches!(
+        s.ty,
+        ValueType::StreamListpacks3 | ValueType::StreamListpacks4
+    );
     let mut entries = Vec::new();
     for n in &s.nodes {
         for e in n.entries.iter().filter(|e| !e.deleted) {
@@ -1171,6 +1212,26 @@ fn expected_stream(s: &SModel) -> Stream {
         max_deleted_id: v2.then_some(sid(s.max_deleted)),
         entries_added: v2.then_some(s.added),
         groups,
+        idmp: (s.ty == ValueType::StreamListpacks4).then(|| StreamIdmp {
+            config: StreamIdmpConfig::new(s.idmp.duration, s.idmp.max_entries).unwrap(),
+            producers: s
+                .idmp
+                .producers
+                .iter()
+                .map(|(pid, iids)| StreamProducer {
+                    pid: pid.clone(),
+                    iids: iids
+                        .iter()
+                        .map(|(iid, id)| StreamIid {
+                            iid: iid.clone(),
+                            id: sid(*id),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            iids_added: s.idmp.added,
+            iids_duplicates: s.idmp.duplicates,
+        }),
     }
 }
 
@@ -1522,6 +1583,109 @@ proptest! {
     fn keyspace_round_trips(f in file(5, 8)) {
         let (bytes, exp) = write_file(&f)?;
         check_file(f.version, &bytes, &exp)?;
+    }
+}
+
+/// Appends module-serialized data (typed opcodes, then the module EOF).
+fn write_mod_ops(ops: &[ModOp], r: &mut RecordBuilder) {
+    for op in ops {
+        match op {
+            ModOp::SInt(v) => {
+                r.len(1);
+                r.len(*v);
+            }
+            ModOp::UInt(v) => {
+                r.len(2);
+                r.len(*v);
+            }
+            ModOp::Float(b) => {
+                r.len(3);
+                r.raw(b);
+            }
+            ModOp::Double(d) => {
+                r.len(4);
+                r.binary_double(*d);
+            }
+            ModOp::Str(s) => {
+                r.len(5);
+                r.string(s);
+            }
+        }
+    }
+    r.len(0);
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// IDMP settings: exactly those Redis 8.6's loader accepts (duration 1..=86400 s,
+    /// 1..=10000 IIDs per producer) can be built; the others are refused by name.
+    #[test]
+    fn idmp_settings_outside_the_loader_range_are_refused(
+        d in prop_oneof![0u64..=3, 86_398u64..=86_402, any::<u64>()],
+        m in prop_oneof![0u64..=3, 9_998u64..=10_002, any::<u64>()],
+    ) {
+        let r = StreamIdmpConfig::new(d, m);
+        let d_ok = (1..=86_400).contains(&d);
+        let m_ok = (1..=10_000).contains(&m);
+        match r {
+            Ok(c) => {
+                prop_assert!(d_ok && m_ok);
+                prop_assert_eq!((c.duration(), c.max_entries()), (d, m));
+            }
+            Err(RdbError::OutOfRange { what, value, .. }) => {
+                prop_assert!(!(d_ok && m_ok));
+                if d_ok {
+                    prop_assert_eq!((what, value), ("stream IDMP max entries", m));
+                } else {
+                    prop_assert_eq!((what, value), ("stream IDMP duration", d));
+                }
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("unexpected error {e}"))),
+        }
+    }
+
+    /// Module key metadata (`KEY_META`, RDB 13) of up to 7 classes with arbitrary module
+    /// data, before a key with or without an expire, is skipped: the key reads as if it
+    /// had none, and the reader counts it.
+    #[test]
+    fn key_meta_is_skipped(
+        classes in vec((any::<[u8; 4]>(), vec(mod_op(), 0..4)), 0..=7),
+        expire in option::of(expire()),
+        key in bytes(),
+        val in bytes(),
+    ) {
+        let mut r = RecordBuilder::new(false);
+        if let Some(ms) = expire {
+            r.expire_ms(ms);
+        }
+        r.raw(&[rdb::consts::KEY_META]);
+        r.len(classes.len() as u64);
+        for (spec, ops) in &classes {
+            r.raw(spec);
+            write_mod_ops(ops, &mut r);
+        }
+        r.value_type(ValueType::String);
+        r.key(&key);
+        r.string(&val);
+        let mut w = RdbWriter::new(Vec::new(), 13).unwrap();
+        w.select_db(0).unwrap();
+        w.record(&r).unwrap();
+        let file = w.finish().unwrap();
+        let (entries, rd) = match read_all(&file) {
+            Ok(x) => x,
+            Err(e) => return Err(TestCaseError::fail(format!("read failed: {e}"))),
+        };
+        prop_assert_eq!(rd.key_meta_skipped(), 1);
+        prop_assert_eq!(entries, vec![Entry {
+            db: 0,
+            key,
+            expire_ms: expire,
+            idle: None,
+            freq: None,
+            rdb_type: 0,
+            value: RdbValue::String(val),
+        }]);
     }
 }
 

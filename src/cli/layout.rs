@@ -49,6 +49,12 @@ pub struct DeriveArgs {
     #[arg(long, value_name = "N")]
     pub rdb_version: Option<u32>,
 
+    /// Record the symbols and build-id of this binary instead: the stripped executable a
+    /// distribution ships, when --binary is the same source rebuilt with DWARF (its
+    /// layouts apply, its addresses do not).
+    #[arg(long, value_name = "PATH")]
+    pub symbols_from: Option<PathBuf>,
+
     /// Compare with this profile (a shipped name or a JSON file); print the differences
     /// and exit 1 if there are any.
     #[arg(long, value_name = "NAME|PATH")]
@@ -84,6 +90,7 @@ fn derive(a: DeriveArgs) -> ExitCode {
         name,
         redis_version: a.redis_version.clone(),
         rdb_version: a.rdb_version,
+        symbols_from: a.symbols_from.clone(),
     };
     let derived = match dwarf::derive(&a.binary, &opts) {
         Ok(d) => d,

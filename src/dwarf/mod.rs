@@ -24,6 +24,11 @@ use gimli::{EndianSlice, RunTimeEndian};
 use object::Object;
 
 use crate::binary::Executable;
+use crate::profile::features::{
+    DbArrayFlavor, DictFlavor, ElementFlavor, EntryFlavor, ExpireFlavor, Features, HashFieldFlavor,
+    KeyObjectFlavor, KeyspaceFlavor, QuicklistFlavor, SdsFlavor, TableFlavor, ValueFlavor,
+    ZsetElementFlavor,
+};
 use crate::profile::schema::{FieldSpec, Identity, ProfileFile, SymbolSpec, SCHEMA_VERSION};
 
 pub use json::to_json;
@@ -109,6 +114,14 @@ pub enum DwarfError {
         /// Everything missing, by name.
         missing: Vec<String>,
     },
+    /// The derived profile does not resolve: a family this redis-rescue cannot walk.
+    #[error("the layout derived from {path} does not resolve: {reason}")]
+    Unresolvable {
+        /// The file.
+        path: PathBuf,
+        /// The resolver's error.
+        reason: String,
+    },
     /// A symbol the walker needs is in neither `.symtab` nor `.dynsym`.
     #[error("{path} has no symbol {name:?} in .symtab or .dynsym")]
     MissingSymbol {
@@ -144,6 +157,9 @@ pub struct DeriveOptions {
     pub redis_version: Option<String>,
     /// RDB version to record instead of the one implied by the server version.
     pub rdb_version: Option<u32>,
+    /// Take the symbols and the build-id from this binary instead (the stripped binary of
+    /// the build whose source was rebuilt with DWARF).
+    pub symbols_from: Option<PathBuf>,
 }
 
 /// A derived profile and what was noticed on the way.
@@ -264,6 +280,12 @@ const WANTED: &[Wanted] = &[
         "dictEntryEmbedded",
         &["dictEntryEmbedded"],
         &[&["v"], &["next"], &["key_header_size"]],
+    ),
+    // Its flags say whether a dict's untagged entries carry a value (`next_first` entries).
+    w(
+        "dictType",
+        &["dictType"],
+        &[&["no_value"], &["keys_are_odd"]],
     ),
     w(
         "dictEntryNoValue",
@@ -643,11 +665,11 @@ fn arch_name(obj: &object::File<'_>) -> String {
     }
 }
 
-/// The `features` map from the shapes of the chosen structs, and the structs the walker
-/// needs for that family that are missing.
-fn features(p: &Picked) -> (BTreeMap<String, String>, Vec<String>) {
+/// The typed features read from the shapes of the chosen structs, and the structs the
+/// walker needs for that family that are missing. Every choice is made from structure
+/// (which structs and members exist, in which order), never from the version.
+fn features(p: &Picked) -> (Option<Features>, Vec<String>) {
     let index = &p.index;
-    let mut f = BTreeMap::new();
     let mut missing: Vec<&'static str> = Vec::new();
     let need = |name: &'static str, missing: &mut Vec<&'static str>| {
         if !p.has(name) {
@@ -665,12 +687,21 @@ fn features(p: &Picked) -> (BTreeMap<String, String>, Vec<String>) {
     ] {
         need(s, &mut missing);
     }
+    let offset_of = |st: &'static str, member: &str| -> Option<u64> {
+        let r = p.chosen.get(st)?;
+        let spec = index.struct_spec(*r, st, &mut Vec::new())?;
+        match spec.fields.get(member)? {
+            FieldSpec::Bytes { offset, .. } => Some(*offset),
+            FieldSpec::Bits { bit_offset, .. } => Some(bit_offset / 8),
+        }
+    };
 
-    // keyspace
+    // keyspace and tables
     let db = p.members("redisDb");
-    let mut hashtable_keys = false;
+    let mut keyspace = None;
+    let mut tables = TableFlavor::Dict;
     if db.contains("dict") {
-        f.insert("keyspace".into(), "db_array".into());
+        keyspace = Some(KeyspaceFlavor::Dict);
     } else if db.contains("keys") {
         let kv_type = p
             .chosen
@@ -681,82 +712,142 @@ fn features(p: &Picked) -> (BTreeMap<String, String>, Vec<String>) {
         let kv = p.members("kvstore");
         if !matches!(kv_type.as_deref(), Some("_kvstore" | "kvstore")) || !p.has("kvstore") {
             need("kvstore", &mut missing);
-        } else if kv.contains("hashtables") {
-            f.insert("keyspace".into(), "hashtable_kvstore".into());
-            hashtable_keys = true;
-            need("hashtable", &mut missing);
-            need("hashtableBucket", &mut missing);
         } else {
-            f.insert("keyspace".into(), "kvstore".into());
+            keyspace = Some(KeyspaceFlavor::Kvstore);
+            if kv.contains("hashtables") {
+                tables = TableFlavor::Hashtable;
+                need("hashtable", &mut missing);
+                need("hashtableBucket", &mut missing);
+            }
         }
     }
 
     // dict
-    let dict = p.members("dict");
-    if dict.contains("ht") {
-        f.insert("dict".into(), "dictht".into());
+    let dict_members = p.members("dict");
+    let dict = if dict_members.contains("ht") {
         need("dictht", &mut missing);
         need("dictEntry", &mut missing);
-    } else if dict.contains("ht_table") {
-        f.insert("dict".into(), "ht_table".into());
+        Some(DictFlavor::Dictht)
+    } else if dict_members.contains("ht_table") {
         need("dictEntry", &mut missing);
-    } else if !hashtable_keys {
-        need("dict", &mut missing);
-    }
-    if p.has("dict") {
-        let tagged = p.has("dictEntryNoValue");
-        f.insert(
-            "dict_entry".into(),
-            if tagged { "tagged" } else { "plain" }.into(),
-        );
-    }
+        Some(DictFlavor::HtTable)
+    } else {
+        if tables == TableFlavor::Dict {
+            need("dict", &mut missing);
+        }
+        // Builds without dicts in the keyspace still read their functions dicts with
+        // these; an absent dict is reported by the resolver if the walker needs it.
+        None
+    };
+    let dict_type = p.members("dictType");
+    let dict_entry = if !p.has("dictEntryNoValue") {
+        EntryFlavor::Plain
+    } else if offset_of("dictEntry", "next") == Some(0) {
+        // `next` first: an entry without a value is the same shape minus `v`, told
+        // apart by the dict's type.
+        need("dictType", &mut missing);
+        EntryFlavor::NextFirst
+    } else if dict_type.contains("force_full_rehash") {
+        // The dictType that gained `force_full_rehash` came with the dict that tags
+        // value-less entries `100` and bare even keys `010`.
+        EntryFlavor::TaggedEvenKeys
+    } else {
+        EntryFlavor::Tagged
+    };
 
     // sds
-    if p.members("sdshdr").contains("free") {
-        f.insert("sds".into(), "len_free".into());
+    let sds = if p.members("sdshdr").contains("free") {
+        Some(SdsFlavor::LenFree)
     } else if p.has("sdshdr8") {
-        f.insert("sds".into(), "typed".into());
         for s in ["sdshdr16", "sdshdr32", "sdshdr64"] {
             need(s, &mut missing);
         }
+        Some(SdsFlavor::Typed)
     } else {
         missing.push("sdshdr or sdshdr8");
-    }
+        None
+    };
 
     // quicklist
     let node = p.members("quicklistNode");
-    if p.has("quicklist") {
-        if node.contains("zl") {
-            f.insert("quicklist".into(), "ziplist".into());
-        } else if node.contains("entry") {
-            f.insert("quicklist".into(), "listpack".into());
-        }
+    let quicklist = if p.has("quicklist") {
         need("quicklistNode", &mut missing);
         need("quicklistLZF", &mut missing);
+        if node.contains("zl") {
+            Some(QuicklistFlavor::Ziplist)
+        } else {
+            Some(QuicklistFlavor::Listpack)
+        }
     } else {
         need("list", &mut missing);
         need("listNode", &mut missing);
-    }
+        None
+    };
 
     // collection elements
     let zn = p.members("zskiplistNode");
-    if zn.contains("obj") {
-        f.insert("robj_keys".into(), "robj".into());
+    let (elements, zset_element) = if zn.contains("obj") {
+        (ElementFlavor::Robj, ZsetElementFlavor::Pointer)
     } else if zn.contains("ele") {
-        f.insert("robj_keys".into(), "sds".into());
-    } else if p.has("zskiplistNode") {
-        missing.push("zskiplistNode.obj or zskiplistNode.ele");
-    }
+        (ElementFlavor::Sds, ZsetElementFlavor::Pointer)
+    } else {
+        // No element member: the element is embedded after the node's levels.
+        (ElementFlavor::Sds, ZsetElementFlavor::Embedded)
+    };
+
+    // objects: where the key, the expire and the value live
+    let robj = p.members("robj");
+    let embeds_key = robj.contains("hasembkey") || robj.contains("iskvobj");
+    let key_object = if embeds_key {
+        KeyObjectFlavor::Embedded
+    } else {
+        KeyObjectFlavor::Separate
+    };
+    let expire = if robj.contains("metabits") {
+        ExpireFlavor::BeforeObject
+    } else if robj.contains("hasexpire") || robj.contains("expirable") {
+        ExpireFlavor::InObject
+    } else {
+        ExpireFlavor::ExpiresDict
+    };
+    // Hash elements that are field sds strings come with the opaque `struct _entry`
+    // (Redis 8.6's `Entry`); Valkey's hashtables hold such elements too.
+    let hash_fields = if tables == TableFlavor::Hashtable || index.has_struct_tag("_entry") {
+        HashFieldFlavor::Entry
+    } else if p.has("mstrhdr8") {
+        HashFieldFlavor::Mstr
+    } else {
+        HashFieldFlavor::Sds
+    };
 
     let wanted_by_name = |n: &str| WANTED.iter().find(|w| w.out == n);
-    let missing = missing
+    let missing: Vec<String> = missing
         .into_iter()
         .map(|n| match wanted_by_name(n) {
             Some(w) => needs_text(w),
             None => format!("struct {n}"),
         })
         .collect();
-    (f, missing)
+    let features = match (keyspace, sds) {
+        (Some(keyspace), Some(sds)) => Some(Features {
+            keyspace,
+            db_array: DbArrayFlavor::Structs,
+            tables,
+            // A build with hashtables only still names a dict shape for its few dicts.
+            dict: dict.unwrap_or(DictFlavor::HtTable),
+            dict_entry,
+            sds,
+            quicklist,
+            elements,
+            key_object,
+            expire,
+            value: ValueFlavor::Pointer,
+            hash_fields,
+            zset_element,
+        }),
+        _ => None,
+    };
+    (features, missing)
 }
 
 /// Derive a profile from the DWARF of the executable at `path`.
@@ -789,19 +880,29 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
         || !index.candidates("serverObject").is_empty();
     let server_kind = if valkey { "valkey" } else { "redis" };
 
-    let (features, missing) = features(&picked);
-    if !missing.is_empty() {
-        let family = features
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(DwarfError::MissingStructs {
-            path: path.to_owned(),
-            family: format!("{server_kind}; {family}"),
-            missing,
-        });
-    }
+    let (features, mut missing) = features(&picked);
+    let features = match features {
+        Some(f) if missing.is_empty() => f,
+        found => {
+            let family = found
+                .map(|f| {
+                    f.to_map()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_else(|| "keyspace or sds family not recognised".into());
+            if missing.is_empty() {
+                missing.push("redisDb.dict or redisDb.keys".into());
+            }
+            return Err(DwarfError::MissingStructs {
+                path: path.to_owned(),
+                family: format!("{server_kind}; {family}"),
+                missing,
+            });
+        }
+    };
 
     let mut structs = BTreeMap::new();
     for (out, r) in &picked.chosen {
@@ -811,22 +912,26 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
     }
 
     // Symbols.
-    let exe = Executable::open(path).map_err(|e| object_error(path, e))?;
+    // Symbols, from the binary itself or from the build the layout is recorded for (a
+    // distro's stripped binary whose source was rebuilt with DWARF: same layout, other
+    // addresses).
+    let sym_path = opts.symbols_from.as_deref().unwrap_or(path);
+    let exe = Executable::open(sym_path).map_err(|e| object_error(sym_path, e))?;
     let mut symbols = BTreeMap::new();
     for name in ["server", "shared", "curr_functions_lib_ctx"] {
-        if let Some(s) = exe.symbol(name) {
-            symbols.insert(
-                name.to_owned(),
-                SymbolSpec {
-                    offset: s.offset,
-                    size: s.size,
-                },
-            );
+        let found = exe.symbol(name).map(|s| (s.offset, s.size)).or_else(|| {
+            // Statics have no symbol in stripped builds: read the getter's machine code.
+            crate::code_refs::find_static(&exe, name)
+                .ok()
+                .map(|r| (r.offset, r.size))
+        });
+        if let Some((offset, size)) = found {
+            symbols.insert(name.to_owned(), SymbolSpec { offset, size });
         }
     }
     if !symbols.contains_key("server") {
         return Err(DwarfError::MissingSymbol {
-            path: path.to_owned(),
+            path: sym_path.to_owned(),
             name: "server".into(),
         });
     }
@@ -858,7 +963,7 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
             })?
         }
     };
-    let constants = version::constants(valkey, mm, features.get("quicklist").map(String::as_str));
+    let constants = version::constants(valkey, mm, &features);
 
     let mut dwarf_versions: Vec<u16> = index.units.iter().map(|u| u.version).collect();
     dwarf_versions.sort_unstable();
@@ -876,11 +981,22 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
         mm.1
     );
     let origin = format!(
-        "derived from DWARF {dwarf_versions} of {} (build-id {}){}{} by redis-rescue layout derive; \
-         server version from {version_how}; constants (types, encodings, quicklist_node) are \
-         macros, not in DWARF: filled from redis-rescue's table for the {family} family",
+        "derived from DWARF {dwarf_versions} of {} (build-id {}){}{}{} by redis-rescue layout derive; \
+         server version from {version_how}; constants (types, encodings, quicklist_node, \
+         hash_entry) are macros, not in DWARF: filled from redis-rescue's table for the {family} family",
         path.display(),
-        build_id.as_deref().unwrap_or("none"),
+        Executable::open(path)
+            .ok()
+            .and_then(|e| e.build_id)
+            .unwrap_or_else(|| "none".into()),
+        match &opts.symbols_from {
+            Some(s) => format!(
+                "; symbols from {} (build-id {})",
+                s.display(),
+                build_id.as_deref().unwrap_or("none")
+            ),
+            None => String::new(),
+        },
         match &debug_file {
             Some(d) => format!(" read from its debug file {}", d.display()),
             None => String::new(),
@@ -910,10 +1026,17 @@ pub fn derive(path: &Path, opts: &DeriveOptions) -> Result<Derived, DwarfError> 
             origin,
         },
         symbols,
-        features,
+        features: features.to_map(),
         structs,
         constants,
     };
+    // What derive writes is exactly what the resolver reads: check it before handing it out.
+    if let Err(e) = crate::profile::Layout::resolve(&profile) {
+        return Err(DwarfError::Unresolvable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        });
+    }
     Ok(Derived { profile, warnings })
 }
 

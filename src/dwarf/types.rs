@@ -503,6 +503,17 @@ impl TypeIndex {
         out
     }
 
+    /// True when some typedef leads to a struct tagged `tag`, complete or only declared
+    /// (an opaque type such as Redis 8.6's `Entry`, `struct _entry`).
+    pub fn has_struct_tag(&self, tag: &str) -> bool {
+        self.structs.contains_key(tag)
+            || self.typedefs.values().flatten().any(|t| {
+                self.strip(*t)
+                    .and_then(|s| self.die(s))
+                    .is_some_and(|d| d.kind == Kind::Struct && d.name.as_deref() == Some(tag))
+            })
+    }
+
     /// Member names of a struct, anonymous members flattened.
     pub fn member_names(&self, r: DieRef) -> HashSet<String> {
         let mut out = HashSet::new();

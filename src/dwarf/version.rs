@@ -247,7 +247,8 @@ pub fn rdb_version(valkey: bool, version: &str) -> Option<u32> {
         (5, 0) | (6, _) => Some(9),
         (7, 0) => Some(10),
         (7, 2) => Some(11),
-        (7, 4) => Some(12),
+        (7, 4) | (8, 0) | (8, 2) | (8, 4) => Some(12),
+        (8, 6) => Some(13),
         _ => None,
     }
 }
@@ -259,8 +260,10 @@ pub fn rdb_version(valkey: bool, version: &str) -> Option<u32> {
 pub fn constants(
     valkey: bool,
     version: (u32, u32),
-    quicklist: Option<&str>,
+    features: &crate::profile::features::Features,
 ) -> BTreeMap<String, BTreeMap<String, i64>> {
+    use crate::profile::features::{HashFieldFlavor, QuicklistFlavor};
+    let quicklist = features.quicklist.map(QuicklistFlavor::name);
     // Valkey forked from Redis 7.2.4: it has everything 7.2 has.
     let at_least = |m: u32, n: u32| valkey || version >= (m, n);
     let group = |items: &[(&str, i64)]| -> BTreeMap<String, i64> {
@@ -305,6 +308,17 @@ pub fn constants(
         enc.push(("listpack_ex", 12));
     }
     let mut out = BTreeMap::new();
+    if features.hash_fields == HashFieldFlavor::Entry {
+        // The aux bits of a field sds announcing the blocks before its header
+        // (t_hash.c / entry.c): Valkey 8.1 has only the value pointer (aux bit 0);
+        // Redis 8.6 puts an ExpireMeta (aux bit 0) before the value pointer (aux bit 1).
+        let entry: &[(&str, i64)] = if valkey {
+            &[("value_ptr_bit", 0)]
+        } else {
+            &[("expire_bit", 0), ("expire_size", 16), ("value_ptr_bit", 1)]
+        };
+        out.insert("hash_entry".to_owned(), group(entry));
+    }
     out.insert("types".to_owned(), group(&types));
     out.insert("encodings".to_owned(), group(&enc));
     match quicklist {
@@ -364,26 +378,35 @@ mod tests {
         assert_eq!(rdb_version(false, "7.0.15"), Some(10));
         assert_eq!(rdb_version(false, "7.2.6"), Some(11));
         assert_eq!(rdb_version(false, "7.4.1"), Some(12));
+        assert_eq!(rdb_version(false, "8.2.3"), Some(12));
+        assert_eq!(rdb_version(false, "8.6.3"), Some(13));
         assert_eq!(rdb_version(true, "8.1.8"), Some(11));
         assert_eq!(rdb_version(false, "9.9.9"), None);
     }
 
+    /// The features of a shipped profile.
+    fn features_of(name: &str) -> crate::profile::features::Features {
+        let p = crate::profile::load(name).unwrap();
+        crate::profile::features::Features::from_map(&p.features).unwrap()
+    }
+
     #[test]
     fn constants_match_the_shipped_7_0_profile() {
-        let c = constants(false, (7, 0), Some("listpack"));
+        let c = constants(false, (7, 0), &features_of("7.0.15-debian"));
         let shipped = crate::profile::load("7.0.15-debian").unwrap();
         assert_eq!(c, shipped.constants);
     }
 
     #[test]
     fn constants_by_family() {
-        let c = constants(false, (2, 8), None);
+        let c = constants(false, (2, 8), &features_of("2.8.17"));
         assert!(!c["encodings"].contains_key("embstr"));
         assert!(!c.contains_key("quicklist_node"));
-        let c = constants(false, (3, 2), Some("ziplist"));
+        let c = constants(false, (3, 2), &features_of("3.2.6"));
         assert_eq!(c["encodings"]["quicklist"], 9);
         assert!(!c["quicklist_node"].contains_key("container_plain"));
-        let c = constants(true, (8, 1), Some("listpack"));
+        let c = constants(true, (8, 1), &features_of("valkey-8.1.8"));
+        assert_eq!(c["hash_entry"]["value_ptr_bit"], 0);
         assert_eq!(c["encodings"]["listpack"], 11);
         assert!(!c["encodings"].contains_key("listpack_ex"));
     }

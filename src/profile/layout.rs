@@ -64,86 +64,11 @@ impl Bits {
     }
 }
 
-/// How the keyspace hangs off `server`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyspaceFlavor {
-    /// `server.db` points at a contiguous array of `dbnum` db structs, each holding a
-    /// `dict *` for keys and one for expires (Redis 2.8 to 7.2).
-    DbArrayOfDicts,
-    /// Each db holds a `kvstore` of dicts, one per cluster slot or a single one
-    /// (Redis 7.4+).
-    DictKvstore,
-    /// Each db holds a `kvstore` of Valkey hashtables whose entries are objects with the
-    /// key and expire embedded (Valkey 8.1); sets, hashes and zsets use hashtables too.
-    HashtableKvstore,
-}
-
-/// Shape of `dict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DictFlavor {
-    /// `ht_table[2]`, `ht_used[2]`, `ht_size_exp[2]` (Redis 7.0+).
-    HtTable,
-    /// `dictht ht[2]` with `table`, `size`, `sizemask`, `used` (Redis 2.8 to 6.2).
-    Dictht,
-}
-
-/// How dict bucket pointers are tagged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryFlavor {
-    /// Plain `dictEntry` chains, no tag bits (up to 7.0).
-    Plain,
-    /// Tagged bucket pointers (7.2+): an odd pointer is a bare key ending the chain,
-    /// tag 2 marks a `dictEntryNoValue {key, next}`, tag 0 a full `dictEntry`.
-    Tagged,
-}
-
-/// sds header family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SdsFlavor {
-    /// Typed headers sdshdr5/8/16/32/64 selected by the flags byte (3.2+).
-    Typed,
-    /// One `sdshdr {len, free}` header (2.8, 3.0).
-    LenFree,
-}
-
-/// What a packed quicklist node holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuicklistFlavor {
-    /// Listpack nodes, PLAIN nodes, 8-byte `quicklistLZF` header (7.0+).
-    Listpack,
-    /// Ziplist nodes, 4-byte `quicklistLZF` header (3.2 to 6.2).
-    Ziplist,
-    /// No quicklist: lists are linked lists or ziplists (2.8, 3.0).
-    Absent,
-}
-
-/// What collections hold as their elements (set and hash tables, skiplist nodes, list nodes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ElementFlavor {
-    /// Bare sds strings (4.0+).
-    Sds,
-    /// String objects (`robj *`), any string encoding (up to 3.2).
-    Robj,
-}
-
-/// The walker features a profile selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Features {
-    /// Keyspace family.
-    pub keyspace: KeyspaceFlavor,
-    /// dict family.
-    pub dict: DictFlavor,
-    /// dict entry tagging.
-    pub dict_entry: EntryFlavor,
-    /// sds headers.
-    pub sds: SdsFlavor,
-    /// quicklist nodes.
-    pub quicklist: QuicklistFlavor,
-    /// Collection elements.
-    pub elements: ElementFlavor,
-    /// Hash fields in hashtable-encoded hashes are `mstr` (Redis 7.4+), not sds.
-    pub mstr_hash_fields: bool,
-}
+pub use super::features::{
+    DbArrayFlavor, DictFlavor, ElementFlavor, EntryFlavor, ExpireFlavor, Features, HashFieldFlavor,
+    KeyObjectFlavor, KeyspaceFlavor, QuicklistFlavor, SdsFlavor, TableFlavor, ValueFlavor,
+    ZsetElementFlavor,
+};
 
 /// `redisServer` fields.
 #[derive(Debug, Clone, Copy, Default)]
@@ -367,6 +292,19 @@ pub struct FieldTtlLayout {
     pub trash: Bits,
 }
 
+/// Hash table elements that are the field sds itself (`hash_fields` = `entry`): which aux
+/// bits of the field's sds flags byte (bit 3 + n) announce which blocks before its header.
+/// These are macros, so the values come from the profile's `hash_entry` constants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HashEntryLayout {
+    /// Aux bit announcing an expire block (`None`: fields carry no TTL).
+    pub expire_bit: Option<u8>,
+    /// Bytes of the expire block (an `ExpireMeta` of 16 in Redis 8.6, an int64 in Valkey 9).
+    pub expire_size: u64,
+    /// Aux bit announcing a value pointer (8 bytes, right before the field's header).
+    pub value_ptr_bit: u8,
+}
+
 /// `dictEntry` fields.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EntryLayout {
@@ -384,6 +322,9 @@ pub struct EntryLayout {
     pub no_value_key: Field,
     /// `dictEntryNoValue.next`.
     pub no_value_next: Field,
+    /// `dictType.no_value`, read through each dict's type pointer (`next_first` entries:
+    /// an untagged entry has a value only in dicts whose type says `no_value == 0`).
+    pub type_no_value: Bits,
 }
 
 /// `robj` fields.
@@ -399,10 +340,15 @@ pub struct RobjLayout {
     pub lru: Bits,
     /// `void *ptr`.
     pub ptr: Field,
-    /// Valkey 8.1 `hasexpire:1` (an int64 expire follows the header).
-    pub hasexpire: Bits,
-    /// Valkey 8.1 `hasembkey:1` (the key sds is embedded after the header).
-    pub hasembkey: Bits,
+    /// The flag saying an int64 expire follows the header (`expire` = `in_object`:
+    /// Valkey 8.1 `hasexpire`, Redis 8.2 `expirable`).
+    pub expire_flag: Bits,
+    /// The flag saying the key is embedded after the header (`key_object` = `embedded`:
+    /// Valkey 8.1 `hasembkey`, Redis 8.2 `iskvobj`).
+    pub key_flag: Bits,
+    /// `metabits` (`expire` = `before_object`, Redis 8.6): bit `i` set means an 8-byte
+    /// metadata slot of class `i` sits before the object, class 0 being the expire.
+    pub metabits: Bits,
 }
 
 /// `quicklist` fields.
@@ -463,8 +409,11 @@ pub struct ZsetLayout {
     pub length: Field,
     /// Bytes of a node up to and including `level[0]`.
     pub node_size: u64,
-    /// `zskiplistNode.ele`.
-    pub ele: Field,
+    /// `zskiplistNode.ele` (`None`: the element is embedded, see [`ZsetLayout::span0`]).
+    pub ele: Option<Field>,
+    /// `level[0].span`, offset from the node: with embedded elements, its low 16 bits are
+    /// the element's offset from the node.
+    pub span0: Field,
     /// `zskiplistNode.score` (a double).
     pub score: Field,
     /// `level[0].forward`, offset from the node.
@@ -567,6 +516,8 @@ pub struct Layout {
     pub modules: Option<ModuleLayout>,
     /// Hash field TTLs, when the build has them.
     pub field_ttl: Option<FieldTtlLayout>,
+    /// Hash elements that are field sds strings (`hash_fields` = `entry`).
+    pub hash_entry: Option<HashEntryLayout>,
     /// `robj`.
     pub robj: RobjLayout,
     /// `quicklist`.
@@ -682,6 +633,24 @@ impl<'p> Resolver<'p> {
         }
     }
 
+    /// The first of `names` that `st` has as a bit-field (names differ between builds).
+    fn bits_any(&mut self, st: &str, names: &[&str]) -> Bits {
+        let found = names.iter().find(|n| {
+            matches!(
+                self.file.structs.get(st).and_then(|s| s.fields.get(**n)),
+                Some(FieldSpec::Bits { .. })
+            )
+        });
+        match found {
+            Some(n) => self.bits(st, n),
+            None => {
+                self.missing
+                    .push(format!("{st}.{} (bit-field)", names.join(" or ")));
+                Bits::default()
+            }
+        }
+    }
+
     fn constant(&mut self, group: &str, name: &str) -> u64 {
         match self.file.constants.get(group).and_then(|g| g.get(name)) {
             Some(v) if *v >= 0 => *v as u64,
@@ -704,25 +673,6 @@ impl<'p> Resolver<'p> {
             None => u64::MAX,
         }
     }
-
-    fn feature<T>(&mut self, name: &str, choices: &[(&str, T)]) -> Option<T>
-    where
-        T: Copy,
-    {
-        let value = self.file.features.get(name);
-        let found = value.and_then(|v| choices.iter().find(|(n, _)| n == v).map(|(_, t)| *t));
-        if found.is_none() {
-            let supported: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-            self.missing.push(match value {
-                Some(v) => format!(
-                    "feature {name}={v} (this redis-rescue walks: {})",
-                    supported.join(", ")
-                ),
-                None => format!("feature {name}"),
-            });
-        }
-        found
-    }
 }
 
 impl Layout {
@@ -744,73 +694,21 @@ impl Layout {
             file,
             missing: Vec::new(),
         };
-        let keyspace = r.feature(
-            "keyspace",
-            &[
-                ("db_array", KeyspaceFlavor::DbArrayOfDicts),
-                ("kvstore", KeyspaceFlavor::DictKvstore),
-                ("hashtable_kvstore", KeyspaceFlavor::HashtableKvstore),
-            ],
-        );
-        let dict = r.feature(
-            "dict",
-            &[
-                ("ht_table", DictFlavor::HtTable),
-                ("dictht", DictFlavor::Dictht),
-            ],
-        );
-        let dict_entry = r.feature(
-            "dict_entry",
-            &[
-                ("plain", EntryFlavor::Plain),
-                ("tagged", EntryFlavor::Tagged),
-            ],
-        );
-        let sds = r.feature(
-            "sds",
-            &[
-                ("typed", SdsFlavor::Typed),
-                ("len_free", SdsFlavor::LenFree),
-            ],
-        );
-        let quicklist = if file.features.contains_key("quicklist") {
-            r.feature(
-                "quicklist",
-                &[
-                    ("listpack", QuicklistFlavor::Listpack),
-                    ("ziplist", QuicklistFlavor::Ziplist),
-                ],
-            )
-        } else {
-            Some(QuicklistFlavor::Absent)
-        };
-        let elements = r.feature(
-            "robj_keys",
-            &[("sds", ElementFlavor::Sds), ("robj", ElementFlavor::Robj)],
-        );
-        let features = Features {
-            keyspace: keyspace.unwrap_or(KeyspaceFlavor::DbArrayOfDicts),
-            dict: dict.unwrap_or(DictFlavor::HtTable),
-            dict_entry: dict_entry.unwrap_or(EntryFlavor::Plain),
-            sds: sds.unwrap_or(SdsFlavor::Typed),
-            quicklist: quicklist.unwrap_or(QuicklistFlavor::Absent),
-            elements: elements.unwrap_or(ElementFlavor::Sds),
-            // Data-driven: builds with mstr headers keep hash fields in them.
-            mstr_hash_fields: file.structs.contains_key("mstrhdr8"),
-        };
+        let (features, missing) = Features::read_map(&file.features);
+        r.missing.extend(missing);
         // A layout-only profile (no symbols) needs a binary to locate `server`.
         let server_symbol = file.symbols.get("server").copied();
-        let ql_present = features.quicklist != QuicklistFlavor::Absent;
-        let valkey_tables = features.keyspace == KeyspaceFlavor::HashtableKvstore;
-        let keys_field = if features.keyspace == KeyspaceFlavor::DbArrayOfDicts {
-            "dict"
-        } else {
-            "keys"
+        let ql_present = features.quicklist.is_some();
+        let hashtables = features.tables == TableFlavor::Hashtable;
+        let keys_field = match features.keyspace {
+            KeyspaceFlavor::Dict => "dict",
+            KeyspaceFlavor::Kvstore => "keys",
         };
-        let tagged = features.dict_entry == EntryFlavor::Tagged;
+        // Builds with tagged or next-first entries have a `dictEntryNoValue` too.
+        let tagged = features.dict_entry != EntryFlavor::Plain;
         // 7.0 renamed the node's data pointer from `zl` to `entry`.
         let ql_data = match features.quicklist {
-            QuicklistFlavor::Ziplist => "zl",
+            Some(QuicklistFlavor::Ziplist) => "zl",
             _ => "entry",
         };
         let lzf_compressed = if ql_present {
@@ -825,6 +723,7 @@ impl Layout {
         let zsl_level = r.field("zskiplistNode", "level");
         let level_forward = r.field("zskiplistLevel", "forward");
         let level_size = r.size("zskiplistLevel");
+        let level_span = r.field("zskiplistLevel", "span");
         let layout = Layout {
             name: file.name.clone(),
             identity: file.identity.clone(),
@@ -875,7 +774,7 @@ impl Layout {
                 },
             },
             linked_list: match features.quicklist {
-                QuicklistFlavor::Absent => LinkedListLayout {
+                None => LinkedListLayout {
                     size: r.size("list"),
                     head: r.field("list", "head"),
                     len: r.field("list", "len"),
@@ -905,6 +804,11 @@ impl Layout {
                 } else {
                     Field::default()
                 },
+                type_no_value: if features.dict_entry == EntryFlavor::NextFirst {
+                    r.bits("dictType", "no_value")
+                } else {
+                    Bits::default()
+                },
             },
             robj: RobjLayout {
                 size: r.size("robj"),
@@ -912,18 +816,20 @@ impl Layout {
                 encoding: r.bits("robj", "encoding"),
                 lru: r.bits("robj", "lru"),
                 ptr: r.field("robj", "ptr"),
-                hasexpire: if valkey_tables {
-                    r.bits("robj", "hasexpire")
-                } else {
-                    Bits::default()
+                expire_flag: match features.expire {
+                    ExpireFlavor::InObject => r.bits_any("robj", &["hasexpire", "expirable"]),
+                    _ => Bits::default(),
                 },
-                hasembkey: if valkey_tables {
-                    r.bits("robj", "hasembkey")
-                } else {
-                    Bits::default()
+                key_flag: match features.key_object {
+                    KeyObjectFlavor::Embedded => r.bits_any("robj", &["hasembkey", "iskvobj"]),
+                    KeyObjectFlavor::Separate => Bits::default(),
+                },
+                metabits: match features.expire {
+                    ExpireFlavor::BeforeObject => r.bits("robj", "metabits"),
+                    _ => Bits::default(),
                 },
             },
-            hashtable: if valkey_tables {
+            hashtable: if hashtables {
                 let bucket = r.alias(&["hashtableBucket", "bucket"]);
                 let entries = r.array(&bucket, "entries");
                 let entries_size = r
@@ -1007,6 +913,30 @@ impl Layout {
             } else {
                 None
             },
+            hash_entry: match features.hash_fields {
+                HashFieldFlavor::Entry => {
+                    let bit = |r: &mut Resolver<'_>, name: &str| {
+                        let v = r.optional_constant("hash_entry", name);
+                        u8::try_from(v).ok().filter(|b| *b < 5)
+                    };
+                    let value_ptr_bit = bit(&mut r, "value_ptr_bit");
+                    if value_ptr_bit.is_none() {
+                        r.missing
+                            .push("constant hash_entry.value_ptr_bit (0 to 4)".into());
+                    }
+                    let expire_bit = bit(&mut r, "expire_bit");
+                    let expire_size = match expire_bit {
+                        Some(_) => r.constant("hash_entry", "expire_size"),
+                        None => 0,
+                    };
+                    Some(HashEntryLayout {
+                        expire_bit,
+                        expire_size,
+                        value_ptr_bit: value_ptr_bit.unwrap_or(0),
+                    })
+                }
+                _ => None,
+            },
             modules: if file.structs.contains_key("moduleValue")
                 && file.structs.contains_key("moduleType")
             {
@@ -1027,13 +957,13 @@ impl Layout {
                 None
             },
             kvstore: match features.keyspace {
-                KeyspaceFlavor::DbArrayOfDicts => KvstoreLayout::default(),
-                flavor => {
+                KeyspaceFlavor::Dict => KvstoreLayout::default(),
+                KeyspaceFlavor::Kvstore => {
                     let kv = r.alias(&["kvstore", "_kvstore"]);
-                    let (tables, count) = if flavor == KeyspaceFlavor::DictKvstore {
-                        ("dicts", "num_dicts")
-                    } else {
+                    let (tables, count) = if hashtables {
                         ("hashtables", "num_hashtables")
+                    } else {
+                        ("dicts", "num_dicts")
                     };
                     KvstoreLayout {
                         size: r.size(&kv),
@@ -1075,13 +1005,20 @@ impl Layout {
             },
             zset: ZsetLayout {
                 size: r.size("zset"),
-                dict: r.field("zset", if valkey_tables { "ht" } else { "dict" }),
+                dict: r.field("zset", if hashtables { "ht" } else { "dict" }),
                 zsl: r.field("zset", "zsl"),
                 list_size: r.size("zskiplist"),
                 header: r.field("zskiplist", "header"),
                 length: r.field("zskiplist", "length"),
                 node_size: zsl_level.offset + level_size,
-                ele: r.field("zskiplistNode", element_field),
+                ele: match features.zset_element {
+                    ZsetElementFlavor::Pointer => Some(r.field("zskiplistNode", element_field)),
+                    ZsetElementFlavor::Embedded => None,
+                },
+                span0: Field {
+                    offset: zsl_level.offset + level_span.offset,
+                    size: level_span.size,
+                },
                 score: r.field("zskiplistNode", "score"),
                 forward0: Field {
                     offset: zsl_level.offset + level_forward.offset,

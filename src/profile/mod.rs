@@ -4,6 +4,7 @@
 //! in `layouts/` are compiled into the binary. A profile is resolved into a typed
 //! [`Layout`] once, before the walk, and rejected if anything the walker needs is missing.
 
+pub mod features;
 pub mod layout;
 pub mod schema;
 

@@ -1,12 +1,10 @@
 //! `DictWalker`: every entry of a Redis `dict`, both tables while rehashing.
 
 use super::bucket::BucketCheck;
+use super::context::WalkContext;
 use super::fault::Fault;
-use super::guard::{deadline, ChainGuard};
 use super::seen::SeenEntries;
-use crate::core::AddressSpace;
 use crate::profile::layout::{DictFlavor, EntryFlavor, Field};
-use crate::profile::Layout;
 
 /// Largest table exponent accepted (2^40 buckets would be 8 TiB of pointers).
 const MAX_SIZE_EXP: i64 = 40;
@@ -31,6 +29,9 @@ pub struct DictHeader {
     pub tables: [Table; 2],
     /// `rehashidx` (−1 when not rehashing).
     pub rehashidx: i64,
+    /// The dict's type says its entries carry no value (read for `next_first` entries,
+    /// whose untagged form is the same with or without one).
+    pub no_value: bool,
 }
 
 impl DictHeader {
@@ -104,20 +105,15 @@ pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool)
 
 /// Reads dicts with the layout of one Redis build.
 #[derive(Clone, Copy)]
-pub struct DictWalker<'s, 'a> {
-    space: &'s AddressSpace<'a>,
-    layout: &'s Layout,
+pub struct DictWalker<'c, 'a> {
+    ctx: &'c WalkContext<'c, 'a>,
     check: Option<BucketCheck>,
 }
 
-impl<'s, 'a> DictWalker<'s, 'a> {
-    /// A walker over `space` with `layout`.
-    pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
-        DictWalker {
-            space,
-            layout,
-            check: None,
-        }
+impl<'c, 'a> DictWalker<'c, 'a> {
+    /// A walker in the walk context `ctx`.
+    pub fn new(ctx: &'c WalkContext<'c, 'a>) -> Self {
+        DictWalker { ctx, check: None }
     }
 
     /// The same walker, checking each entry's sds key against its bucket with `check`
@@ -134,7 +130,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
     pub fn chain_heads(&self, header: &DictHeader, max: usize) -> Vec<(u64, u64, u64)> {
         let mut out = Vec::new();
         for t in header.tables.iter().filter(|t| t.size > 1) {
-            let Ok(buckets) = self.space.read(t.buckets, (t.size * 8) as usize) else {
+            let Ok(buckets) = self.ctx.space.read(t.buckets, (t.size * 8) as usize) else {
                 continue;
             };
             for (bi, slot) in buckets.chunks_exact(8).enumerate() {
@@ -145,7 +141,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                 if p == 0 {
                     continue;
                 }
-                if let Ok((key, _, _)) = self.entry(p) {
+                if let Ok((key, _, _)) = self.entry(p, header.no_value) {
                     out.push((key, bi as u64, t.size));
                 }
             }
@@ -156,7 +152,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
     /// A fault when the key of an entry found in bucket `bucket` of a `size`-bucket table
     /// hashes to another bucket: a damaged link led here from another chain.
     fn misplaced(&self, key: u64, bucket: u64, size: u64) -> Option<Fault> {
-        let hash = self.check?.hash_of(self.space, key)?;
+        let hash = self.check?.hash_of(self.ctx.space, key)?;
         let home = hash & size.wrapping_sub(1);
         (home != bucket).then(|| {
             Fault::bad(format!(
@@ -167,8 +163,9 @@ impl<'s, 'a> DictWalker<'s, 'a> {
 
     /// Read and check the dict header at `addr`.
     pub fn header(&self, addr: u64) -> Result<DictHeader, Fault> {
-        let d = &self.layout.dict;
-        let bytes = self.space.read(addr, d.size as usize)?;
+        let layout = self.ctx.layout;
+        let d = &layout.dict;
+        let bytes = self.ctx.space.read(addr, d.size as usize)?;
         let field = |f: Field| {
             f.get(&bytes)
                 .ok_or_else(|| Fault::bad("dict field outside the dict struct"))
@@ -186,7 +183,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
         for (i, t) in tables.iter_mut().enumerate() {
             let i = i as u64;
             // Either shape comes down to (bucket array, size exponent or size, used).
-            let (buckets, size, used) = match self.layout.features.dict {
+            let (buckets, size, used) = match layout.features.dict {
                 DictFlavor::HtTable => {
                     let exp = field(d.ht_size_exp.element(i, 1))? as u8 as i8 as i64;
                     let size = match exp {
@@ -244,31 +241,69 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                 tables[1].size
             )));
         }
-        Ok(DictHeader { tables, rehashidx })
+        let no_value = if layout.features.dict_entry == EntryFlavor::NextFirst {
+            let ty = bytes
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_le_bytes);
+            self.type_no_value(ty)?
+        } else {
+            false
+        };
+        Ok(DictHeader {
+            tables,
+            rehashidx,
+            no_value,
+        })
     }
 
-    /// Decode the chain link `p`: (key, value word, next link).
-    fn entry(&self, p: u64) -> Result<(u64, u64, u64), Fault> {
-        let e = &self.layout.entry;
-        if self.layout.features.dict_entry == EntryFlavor::Tagged {
+    /// `dictType.no_value` of the type at `ty`.
+    fn type_no_value(&self, ty: u64) -> Result<bool, Fault> {
+        let bits = self.ctx.layout.entry.type_no_value;
+        let len = (bits.bit_offset + u64::from(bits.width)).div_ceil(8);
+        let b = self.ctx.space.read(ty, len as usize)?;
+        match bits.get(&b) {
+            Some(v) => Ok(v == 1),
+            None => Err(Fault::bad("dictType.no_value outside the dictType")),
+        }
+    }
+
+    /// The `{key, next}` of an entry without a value at `base`.
+    fn no_value_entry(&self, base: u64) -> Result<(u64, u64, u64), Fault> {
+        let e = &self.ctx.layout.entry;
+        let b = self.ctx.space.read(base, e.no_value_size as usize)?;
+        match (e.no_value_key.get(&b), e.no_value_next.get(&b)) {
+            (Some(k), Some(n)) => Ok((k, 0, n)),
+            _ => Err(Fault::bad("dictEntryNoValue fields outside the entry")),
+        }
+    }
+
+    /// Decode the chain link `p` of a dict whose type says `no_value`: (key, value word,
+    /// next link). A bare key ends the chain.
+    fn entry(&self, p: u64, no_value: bool) -> Result<(u64, u64, u64), Fault> {
+        let e = &self.ctx.layout.entry;
+        let flavor = self.ctx.layout.features.dict_entry;
+        if flavor != EntryFlavor::Plain {
             // An odd pointer is the key itself (an sds), stored bare: the chain ends.
             if p & 1 == 1 {
                 return Ok((p, 0, 0));
             }
-            match p & 7 {
-                0 => {}
-                2 => {
-                    let base = p & !7;
-                    let b = self.space.read(base, e.no_value_size as usize)?;
-                    return match (e.no_value_key.get(&b), e.no_value_next.get(&b)) {
-                        (Some(k), Some(n)) => Ok((k, 0, n)),
-                        _ => Err(Fault::bad("dictEntryNoValue fields outside the entry")),
-                    };
+            let tag = p & 7;
+            let base = p & !7;
+            match (flavor, tag) {
+                (_, 0) if flavor != EntryFlavor::NextFirst || !no_value => {}
+                (EntryFlavor::NextFirst, 0) => return self.no_value_entry(p),
+                (EntryFlavor::Tagged, 2) | (EntryFlavor::TaggedEvenKeys, 4) => {
+                    return self.no_value_entry(base)
                 }
-                tag => return Err(Fault::bad(format!("dict entry pointer with tag {tag}"))),
+                // A bare even key (an object pointer), tagged so: the chain ends.
+                (EntryFlavor::TaggedEvenKeys | EntryFlavor::NextFirst, 2) => {
+                    return Ok((base, 0, 0))
+                }
+                _ => return Err(Fault::bad(format!("dict entry pointer with tag {tag}"))),
             }
         }
-        let entry = self.space.read(p, e.size as usize)?;
+        let entry = self.ctx.space.read(p, e.size as usize)?;
         match (e.key.get(&entry), e.v.get(&entry), e.next.get(&entry)) {
             (Some(k), Some(v), Some(n)) => Ok((k, v, n)),
             _ => Err(Fault::bad("dictEntry fields outside the entry")),
@@ -304,7 +339,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
             }
             let budget = t.used.saturating_mul(2).saturating_add(64);
             let mut visited = 0u64;
-            let buckets = match self.space.read(t.buckets, (t.size * 8) as usize) {
+            let buckets = match self.ctx.space.read(t.buckets, (t.size * 8) as usize) {
                 Ok(b) => b,
                 Err(err) => {
                     faults.push(0, Fault::bad(format!("bucket array of table {ti}: {err}")));
@@ -312,12 +347,12 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                 }
             };
             for (bi, slot) in buckets.chunks_exact(8).enumerate() {
-                if let Err(err) = deadline::check() {
+                if let Err(err) = self.ctx.budget.check() {
                     faults.push(bi as u64, err);
                     return faults;
                 }
                 let mut p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
-                let mut guard = ChainGuard::new(WHAT, budget);
+                let mut guard = self.ctx.guard(WHAT, budget);
                 chain.clear();
                 while p != 0 {
                     if let Err(err) = guard.step(p) {
@@ -329,7 +364,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
                         break;
                     }
                     chain.push(p);
-                    match self.entry(p) {
+                    match self.entry(p, header.no_value) {
                         Ok((key, v, next)) => {
                             if let Some(err) = self.misplaced(key, bi as u64, t.size) {
                                 // Either the link here is damaged (the entry belongs to
@@ -384,6 +419,7 @@ impl<'s, 'a> DictWalker<'s, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::AddressSpace;
     use crate::profile::{self, Layout};
 
     const BASE: u64 = 0x20_0000;
@@ -431,7 +467,8 @@ mod tests {
         put(&mut m, 0x118, e(2));
         put_entries(&mut m, &[(0u64, 11u64, e(1)), (1, 12, 0), (2, 13, e(2))]);
         let s = space(&m);
-        let w = DictWalker::new(&s, &l);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c);
         let h = w.header(BASE).unwrap();
         assert_eq!(h.tables[0].size, 4);
         let mut keys = Vec::new();
@@ -462,7 +499,8 @@ mod tests {
             ],
         );
         let s = space(&m);
-        let w = DictWalker::new(&s, &l);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c);
         let h = w.header(BASE).unwrap();
         let mut keys = Vec::new();
         let faults = w.for_each(&h, |k, _| keys.push(k));
@@ -482,7 +520,8 @@ mod tests {
         put(&mut m, 0x110, e(2));
         put_entries(&mut m, &[(0u64, 10u64, e(2)), (1, 11, 0), (2, 12, 0)]);
         let s = space(&m);
-        let w = DictWalker::new(&s, &l);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c);
         let h = w.header(BASE).unwrap();
         let mut keys = Vec::new();
         let faults = w.for_each(&h, |k, _| keys.push(k));
@@ -537,7 +576,8 @@ mod tests {
             &[(0, a, e(1)), (1, b, 0), (2, c_damaged, e(3)), (3, d, 0)],
         );
         let s = space(&m);
-        let w = DictWalker::new(&s, &l);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c);
         let h = w.header(BASE).unwrap();
         let mut keys = Vec::new();
         let unchecked = w.for_each(&h, |k, _| keys.push(k));
@@ -574,7 +614,9 @@ mod tests {
             let m = dict_mem(used, rehashidx, e0, e1);
             let s = space(&m);
             assert!(
-                DictWalker::new(&s, &l).header(BASE).is_err(),
+                DictWalker::new(&WalkContext::new(&s, &l, Default::default()))
+                    .header(BASE)
+                    .is_err(),
                 "{used} {rehashidx} {e0} {e1}"
             );
         }
@@ -582,7 +624,8 @@ mod tests {
         let mut m = dict_mem(1, -1, 10, -1);
         put(&mut m, 8, 0xdead_0000);
         let s = space(&m);
-        let w = DictWalker::new(&s, &l);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c);
         let h = w.header(BASE).unwrap();
         assert_eq!(w.for_each(&h, |_, _| {}).count, 1);
     }

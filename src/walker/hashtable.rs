@@ -1,35 +1,32 @@
 //! `HashtableWalker`: every entry of a Valkey 8.1 `hashtable` (buckets of 7 slots with
 //! presence bits, child buckets chained from the last slot, two tables while rehashing).
 
+use super::context::WalkContext;
 use super::dict::{revisit_fault, DictHeader, Table, WalkFaults};
 use super::fault::Fault;
-use super::guard::{deadline, ChainGuard};
 use super::seen::SeenEntries;
-use crate::core::AddressSpace;
 use crate::profile::layout::Field;
-use crate::profile::Layout;
 
 /// Largest bucket exponent accepted.
 const MAX_BUCKET_EXP: i64 = 40;
 
 /// Reads hashtables with one build's layout.
 #[derive(Clone, Copy)]
-pub struct HashtableWalker<'s, 'a> {
-    space: &'s AddressSpace<'a>,
-    layout: &'s Layout,
+pub struct HashtableWalker<'c, 'a> {
+    ctx: &'c WalkContext<'c, 'a>,
 }
 
-impl<'s, 'a> HashtableWalker<'s, 'a> {
-    /// A walker over `space` with `layout`.
-    pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
-        HashtableWalker { space, layout }
+impl<'c, 'a> HashtableWalker<'c, 'a> {
+    /// A walker in the walk context `ctx`.
+    pub fn new(ctx: &'c WalkContext<'c, 'a>) -> Self {
+        HashtableWalker { ctx }
     }
 
     /// Read and check the hashtable header at `addr`. Its tables are expressed as a
     /// [`DictHeader`] whose `size` counts buckets.
     pub fn header(&self, addr: u64) -> Result<DictHeader, Fault> {
-        let h = &self.layout.hashtable;
-        let bytes = self.space.read(addr, h.size as usize)?;
+        let h = &self.ctx.layout.hashtable;
+        let bytes = self.ctx.space.read(addr, h.size as usize)?;
         // A hashtable starts with its `hashtableType *type`, always set: NULL means the
         // header was zeroed or overwritten, not that the table is empty.
         if bytes.get(..8).is_some_and(|t| t.iter().all(|b| *b == 0)) {
@@ -73,7 +70,11 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
                 tables[1].size
             )));
         }
-        Ok(DictHeader { tables, rehashidx })
+        Ok(DictHeader {
+            tables,
+            rehashidx,
+            no_value: true,
+        })
     }
 
     /// Call `f(entry)` for every entry of both tables, each entry once. A broken bucket
@@ -91,7 +92,7 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
         mut f: impl FnMut(u64),
     ) -> WalkFaults {
         const WHAT: &str = "hashtable bucket chain";
-        let h = &self.layout.hashtable;
+        let h = &self.ctx.layout.hashtable;
         let mut faults = WalkFaults::default();
         let slots = h.slots.max(1);
         let mut chain = Vec::new();
@@ -103,19 +104,19 @@ impl<'s, 'a> HashtableWalker<'s, 'a> {
             let budget = t.used / slots.saturating_sub(1).max(1) + 64;
             let mut visited = 0u64;
             for bi in 0..t.size {
-                if let Err(e) = deadline::check() {
+                if let Err(e) = self.ctx.budget.check() {
                     faults.push(bi, e);
                     return faults;
                 }
                 let mut bucket = t.buckets.wrapping_add(bi * h.bucket_size);
-                let mut guard = ChainGuard::new(WHAT, budget);
+                let mut guard = self.ctx.guard(WHAT, budget);
                 chain.clear();
                 'chain: loop {
                     if let Err(e) = guard.step(bucket) {
                         faults.push(bi, e);
                         break;
                     }
-                    let bytes = match self.space.read(bucket, h.bucket_size as usize) {
+                    let bytes = match self.ctx.space.read(bucket, h.bucket_size as usize) {
                         Ok(b) => b,
                         Err(e) => {
                             faults.push(bi, Fault::bad(format!("table {ti}: {e}")));

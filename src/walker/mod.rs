@@ -2,6 +2,7 @@
 //! with each key's expire from the expires dict.
 
 pub mod bucket;
+pub mod context;
 pub mod dict;
 pub mod fault;
 pub mod guard;
@@ -11,14 +12,14 @@ pub mod sds;
 pub mod seen;
 pub mod stream;
 
-use dict::{DictHeader, DictWalker};
+use context::WalkContext;
+use dict::DictHeader;
 pub use fault::Fault;
-use hashtable::HashtableWalker;
 use object::ObjectDecoder;
 use seen::SeenEntries;
 
 use crate::core::AddressSpace;
-use crate::profile::layout::KeyspaceFlavor;
+use crate::profile::layout::{ExpireFlavor, KeyspaceFlavor, TableFlavor};
 use crate::profile::Layout;
 use crate::report::ReportBuilder;
 use crate::sink::{Sink, SinkError};
@@ -99,7 +100,7 @@ enum ExpireSource<'v> {
         sorted: &'v [(u64, i64)],
         complete: bool,
     },
-    /// Stored inside the object (Valkey 8.1).
+    /// Kept with the object, which embeds its key (`key_object` = `embedded`).
     Embedded,
 }
 
@@ -117,36 +118,39 @@ pub struct WalkOptions {
 
 /// Walks one core's keyspace with one build's layout.
 pub struct KeyspaceWalker<'s, 'a> {
+    ctx: WalkContext<'s, 'a>,
     space: &'s AddressSpace<'a>,
     layout: &'s Layout,
-    options: WalkOptions,
 }
 
 impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// A walker over `space` with `layout`.
     pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
         KeyspaceWalker {
+            ctx: WalkContext::new(space, layout, WalkOptions::default()),
             space,
             layout,
-            options: WalkOptions::default(),
         }
     }
 
     /// The same walker with `options`.
-    pub fn with_options(mut self, options: WalkOptions) -> Self {
-        self.options = options;
-        self
+    pub fn with_options(self, options: WalkOptions) -> Self {
+        KeyspaceWalker {
+            ctx: WalkContext::new(self.space, self.layout, options),
+            ..self
+        }
     }
 
     /// Chain heads of the largest readable keys tables, with their key bytes, to calibrate
-    /// a [`bucket::BucketCheck`]. Empty for Valkey's hashtables, which the check does not
-    /// cover.
+    /// a [`bucket::BucketCheck`]. Empty when keys are not sds in dicts (hashtables, or
+    /// objects embedding their keys), which the check does not cover.
     pub fn bucket_samples(&self, dbs: &[DbInfo], max: usize) -> Vec<bucket::BucketSample> {
-        if self.layout.features.keyspace == KeyspaceFlavor::HashtableKvstore {
+        let f = self.layout.features;
+        if f.tables != TableFlavor::Dict || f.embedded_keys() {
             return Vec::new();
         }
-        let dicts = DictWalker::new(self.space, self.layout);
-        let format = sds::SdsFormat::of(self.layout);
+        let dicts = self.ctx.dicts();
+        let format = self.ctx.sds;
         let mut tables: Vec<&DictHeader> = dbs
             .iter()
             .filter_map(|d| d.keys.as_ref().ok())
@@ -172,14 +176,15 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     }
 
     fn key_tables(&self, addr: u64) -> Result<KeyTables, Fault> {
+        let hashtables = self.layout.features.tables == TableFlavor::Hashtable;
         match self.layout.features.keyspace {
-            KeyspaceFlavor::DbArrayOfDicts => {
-                let h = DictWalker::new(self.space, self.layout).header(addr)?;
+            KeyspaceFlavor::Dict => {
+                let h = self.ctx.dicts().header(addr)?;
                 Ok(KeyTables {
                     tables: vec![(addr, h)],
                 })
             }
-            flavor => {
+            KeyspaceFlavor::Kvstore => {
                 let kvl = &self.layout.kvstore;
                 let kv = self.space.read(addr, kvl.size as usize)?;
                 let (Some(array), Some(count)) = (kvl.tables.get(&kv), kvl.count.get(&kv)) else {
@@ -190,8 +195,6 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     return Err(Fault::bad(format!("kvstore {addr:#x} has {count} tables")));
                 }
                 let ptrs = self.space.read(array, count as usize * 8)?;
-                let dicts = DictWalker::new(self.space, self.layout);
-                let hashtables = HashtableWalker::new(self.space, self.layout);
                 let mut tables = Vec::new();
                 for chunk in ptrs.chunks_exact(8) {
                     let p = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
@@ -199,10 +202,10 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     if p == 0 {
                         continue;
                     }
-                    let h = if flavor == KeyspaceFlavor::DictKvstore {
-                        dicts.header(p)?
+                    let h = if hashtables {
+                        self.ctx.hashtables().header(p)?
                     } else {
-                        hashtables.header(p)?
+                        self.ctx.dicts().header(p)?
                     };
                     tables.push((p, h));
                 }
@@ -276,9 +279,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             if dict == 0 {
                 return Ok(Vec::new());
             }
-            let dicts = DictWalker::new(self.space, self.layout);
+            let dicts = self.ctx.dicts();
             let header = dicts.header(dict)?;
-            let objects = ObjectDecoder::new(self.space, self.layout);
+            let objects = ObjectDecoder::new(&self.ctx);
             let mut out = Vec::new();
             let mut first = None;
             dicts
@@ -333,8 +336,10 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             }
         };
         let mut out = Vec::with_capacity(t.used().min(1 << 24) as usize);
-        let dicts =
-            DictWalker::new(self.space, self.layout).with_bucket_check(self.options.bucket_check);
+        let dicts = self
+            .ctx
+            .dicts()
+            .with_bucket_check(self.ctx.options.bucket_check);
         let mut fault_count = 0;
         let mut damaged = 0;
         for (_, h) in &t.tables {
@@ -391,9 +396,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         let libraries = self
             .space
             .uint(ctx.wrapping_add(f.libraries.offset), f.libraries.size)?;
-        let dicts = DictWalker::new(self.space, self.layout);
+        let dicts = self.ctx.dicts();
         let header = dicts.header(libraries)?;
-        let format = sds::SdsFormat::of(self.layout);
+        let format = self.ctx.sds;
         let mut out = Vec::new();
         let mut first = None;
         dicts
@@ -432,14 +437,11 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         report: &mut ReportBuilder,
         mut progress: impl FnMut(u64),
     ) -> Result<(), WalkError> {
+        let ctx = &self.ctx;
         let mut visitor = KeyVisitor {
-            space: self.space,
-            objects: ObjectDecoder::new(self.space, self.layout)
-                .with_salvage(self.options.salvage)
-                .with_bucket_check(self.options.bucket_check),
-            key_timeout: self.options.key_timeout,
-            salvage: self.options.salvage,
-            sds_format: sds::SdsFormat::of(self.layout),
+            ctx,
+            objects: ObjectDecoder::new(ctx),
+            salvage: ctx.options.salvage,
             sink,
             fatal: None,
             key_names: std::collections::HashSet::new(),
@@ -458,7 +460,10 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             if keys.used() == 0 && db.expected_expires() == 0 {
                 continue;
             }
-            let embedded = self.layout.features.keyspace == KeyspaceFlavor::HashtableKvstore;
+            // Objects that embed their key keep their expire too, unless the build keeps
+            // expires in a dict.
+            let embedded = self.layout.features.embedded_keys()
+                && self.layout.features.expire != ExpireFlavor::ExpiresDict;
             let (expires, complete) = if embedded {
                 (Vec::new(), true)
             } else {
@@ -487,18 +492,24 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             // One set per db: a damaged pointer may lead from one table into another.
             let mut seen = SeenEntries::with_capacity(keys.used());
             for (_, h) in &keys.tables {
-                let faults = if embedded {
-                    HashtableWalker::new(self.space, self.layout).for_each_unique(
-                        h,
-                        &mut seen,
-                        |obj| visitor.visit_embedded(db.index, obj, report, &mut progress),
-                    )
-                } else {
-                    DictWalker::new(self.space, self.layout)
-                        .with_bucket_check(self.options.bucket_check)
+                let faults = match (self.layout.features.tables, embedded) {
+                    (TableFlavor::Hashtable, _) => {
+                        ctx.hashtables().for_each_unique(h, &mut seen, |obj| {
+                            visitor.visit_embedded(db.index, obj, report, &mut progress)
+                        })
+                    }
+                    // A value-less dict whose keys are the objects themselves.
+                    (TableFlavor::Dict, true) => {
+                        ctx.dicts().for_each_unique(h, &mut seen, |obj, _| {
+                            visitor.visit_embedded(db.index, obj, report, &mut progress)
+                        })
+                    }
+                    (TableFlavor::Dict, false) => ctx
+                        .dicts()
+                        .with_bucket_check(ctx.options.bucket_check)
                         .for_each_unique(h, &mut seen, |key, obj| {
                             visitor.visit(db.index, key, obj, &source, report, &mut progress)
-                        })
+                        }),
                 };
                 if let Some(e) = visitor.fatal.take() {
                     return Err(e.into());
@@ -520,11 +531,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
 
 /// Decodes one key at a time and hands it to the sink or the report.
 struct KeyVisitor<'v, 's, 'a> {
-    space: &'s AddressSpace<'a>,
+    ctx: &'s WalkContext<'s, 'a>,
     objects: ObjectDecoder<'s, 'a>,
-    sds_format: sds::SdsFormat,
     sink: &'v mut dyn Sink,
-    key_timeout: Option<std::time::Duration>,
     /// `--salvage`: a key whose TTL cannot be confirmed is written without one, as partial.
     salvage: bool,
     fatal: Option<SinkError>,
@@ -560,7 +569,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         if self.fatal.is_some() {
             return;
         }
-        let key = match sds::read_sds(self.space, self.sds_format, key_ptr) {
+        let key = match sds::read_sds(self.ctx.space, self.ctx.sds, key_ptr) {
             Ok(k) => k,
             Err(f) => return report.lost(db, None, None, &f),
         };
@@ -651,7 +660,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             Err(f) => return report.lost(db, Some(&key), None, &f),
         };
         let decoded = {
-            let _limit = guard::deadline::Scope::start(self.key_timeout);
+            let _budget = self.ctx.budget.key();
             self.objects.value(&header)
         };
         let value = match decoded {

@@ -1,9 +1,8 @@
 //! `ObjectDecoder`: a `robj` and everything it points to, decoded into a [`Value`].
 
-use super::bucket::BucketCheck;
+use super::context::WalkContext;
 use super::dict::DictWalker;
 use super::fault::Fault;
-use super::guard::ChainGuard;
 use super::hashtable::HashtableWalker;
 use super::stream::StreamReader;
 use std::borrow::Cow;
@@ -12,7 +11,9 @@ use std::cell::Cell;
 use super::sds::{read_mstr, read_sds, SdsFormat};
 use crate::core::AddressSpace;
 use crate::decode::{intset::Intset, listpack::Listpack, lzf, ziplist::Ziplist};
-use crate::profile::layout::{ElementFlavor, KeyspaceFlavor, QuicklistFlavor};
+use crate::profile::layout::{
+    ElementFlavor, ExpireFlavor, HashFieldFlavor, QuicklistFlavor, TableFlavor,
+};
 use crate::profile::Layout;
 use crate::value::{Bytes, Kind, QuicklistNode, StrValue, Value};
 
@@ -42,12 +43,13 @@ pub struct ObjHeader {
 
 /// Decodes values with one build's layout.
 pub struct ObjectDecoder<'s, 'a> {
+    ctx: &'s WalkContext<'s, 'a>,
     space: &'s AddressSpace<'a>,
     layout: &'s Layout,
     dicts: DictWalker<'s, 'a>,
     hashtables: HashtableWalker<'s, 'a>,
-    /// Collections use Valkey hashtables instead of dicts.
-    valkey_tables: bool,
+    /// Collections use hashtables instead of dicts.
+    hashtable_collections: bool,
     sds: SdsFormat,
     scratch: Vec<u8>,
     /// `--salvage`: keep the readable part of a damaged collection.
@@ -57,36 +59,30 @@ pub struct ObjectDecoder<'s, 'a> {
 }
 
 impl<'s, 'a> ObjectDecoder<'s, 'a> {
-    /// A decoder over `space` with `layout`.
-    pub fn new(space: &'s AddressSpace<'a>, layout: &'s Layout) -> Self {
+    /// A decoder in the walk context `ctx`: with `--salvage` it keeps the readable part of
+    /// damaged collections (after each [`ObjectDecoder::value`],
+    /// [`ObjectDecoder::take_partial`] says whether the value is only a part); with a
+    /// bucket check it checks set members and hash fields against their dict buckets (sds
+    /// elements only; mstr hash fields are hashed as mstr, so those stay unchecked).
+    pub fn new(ctx: &'s WalkContext<'s, 'a>) -> Self {
+        let layout = ctx.layout;
+        let check = if layout.features.elements == ElementFlavor::Sds {
+            ctx.options.bucket_check
+        } else {
+            None
+        };
         ObjectDecoder {
-            space,
+            ctx,
+            space: ctx.space,
             layout,
-            dicts: DictWalker::new(space, layout),
-            hashtables: HashtableWalker::new(space, layout),
-            valkey_tables: layout.features.keyspace == KeyspaceFlavor::HashtableKvstore,
-            sds: SdsFormat::of(layout),
+            dicts: DictWalker::new(ctx).with_bucket_check(check),
+            hashtables: HashtableWalker::new(ctx),
+            hashtable_collections: layout.features.tables == TableFlavor::Hashtable,
+            sds: ctx.sds,
             scratch: Vec::new(),
-            salvage: false,
+            salvage: ctx.options.salvage,
             partial: Cell::new(None),
         }
-    }
-
-    /// Keep the readable part of damaged collections (`--salvage`) instead of losing them.
-    /// After each [`ObjectDecoder::value`], [`ObjectDecoder::take_partial`] says whether
-    /// the value is only a part.
-    pub fn with_salvage(mut self, salvage: bool) -> Self {
-        self.salvage = salvage;
-        self
-    }
-
-    /// Check set members and hash fields against their dict buckets with `check` (sds
-    /// elements only; 7.4's mstr hash fields are hashed as mstr, so those stay unchecked).
-    pub fn with_bucket_check(mut self, check: Option<BucketCheck>) -> Self {
-        if self.layout.features.elements == ElementFlavor::Sds {
-            self.dicts = self.dicts.with_bucket_check(check);
-        }
-        self
     }
 
     /// Why the value just decoded is incomplete, when it was salvaged from damage.
@@ -245,13 +241,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         } else if t == ty.list {
             if e == en.quicklist {
                 return match self.layout.features.quicklist {
-                    QuicklistFlavor::Listpack => self.quicklist(h.ptr).map(Value::ListQuicklist),
-                    QuicklistFlavor::Ziplist => {
+                    Some(QuicklistFlavor::Listpack) => {
+                        self.quicklist(h.ptr).map(Value::ListQuicklist)
+                    }
+                    Some(QuicklistFlavor::Ziplist) => {
                         self.quicklist(h.ptr).map(Value::ListQuicklistZiplist)
                     }
-                    QuicklistFlavor::Absent => {
-                        Err(Fault::bad("quicklist in a build without quicklists"))
-                    }
+                    None => Err(Fault::bad("quicklist in a build without quicklists")),
                 };
             }
             if e == en.ziplist {
@@ -319,7 +315,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         } else if t == ty.stream {
             if e == en.stream {
                 if let Some(l) = &self.layout.stream {
-                    return StreamReader::new(self.space, l)
+                    return StreamReader::new(self.ctx, l)
                         .read(h.ptr)
                         .map(|s| Value::Stream(Box::new(s)));
                 }
@@ -427,7 +423,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let len = l.len.get(&head).ok_or_else(missing)?;
         let mut node = l.head.get(&head).ok_or_else(missing)?;
         let mut out = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
-        let mut guard = ChainGuard::new("linked list", len).remembering(self.salvage);
+        let mut guard = self.ctx.guard("linked list", len).remembering(self.salvage);
         let walked = (|| {
             while node != 0 {
                 guard.step(node)?;
@@ -478,7 +474,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let len = ql.len.get(&head).ok_or_else(missing)?;
         let mut node = ql.head.get(&head).ok_or_else(missing)?;
         let mut nodes = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
-        let mut guard = ChainGuard::new("quicklist node chain", len).remembering(self.salvage);
+        let mut guard = self
+            .ctx
+            .guard("quicklist node chain", len)
+            .remembering(self.salvage);
         let mut elements = 0u64;
         let walked = (|| {
             while node != 0 {
@@ -499,7 +498,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                         "quicklist node {node:#x} has size {sz} and count {ncount}"
                     )));
                 }
-                let plain_allowed = self.layout.features.quicklist == QuicklistFlavor::Listpack;
+                let plain_allowed =
+                    self.layout.features.quicklist == Some(QuicklistFlavor::Listpack);
                 if plain_allowed && container == consts.container_plain {
                     if ncount != 1 {
                         return Err(Fault::bad(format!(
@@ -571,9 +571,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let start = h.addr.wrapping_add(self.layout.robj.size);
         let (lowest, highest, typed) = match self.sds {
             SdsFormat::LenFree(l) => (start + l.header_size, start + l.header_size, false),
-            // Valkey puts an optional 8-byte expire and an embedded key (a 1-byte header
-            // size, then an sds of up to 255 bytes with its header) before the value.
-            SdsFormat::Typed if self.valkey_tables => {
+            // An object embedding its key puts an optional 8-byte expire and the key (a
+            // 1-byte header size, then an sds of up to 255 bytes with its header) before
+            // the value.
+            SdsFormat::Typed if self.layout.features.embedded_keys() => {
                 (start + 3, start + 8 + 1 + 3 + 256 + 3, true)
             }
             SdsFormat::Typed => (start + 3, start + 3, true),
@@ -617,7 +618,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// Validate a packed quicklist node (a listpack from 7.0, a ziplist before) and
     /// return its entry count and byte size.
     fn packed_info(&self, bytes: &[u8]) -> Result<(u64, u64), Fault> {
-        if self.layout.features.quicklist == QuicklistFlavor::Ziplist {
+        if self.layout.features.quicklist == Some(QuicklistFlavor::Ziplist) {
             let zl = Ziplist::parse(bytes).map_err(Fault::decode("quicklist ziplist"))?;
             Ok((zl.len() as u64, zl.total_bytes() as u64))
         } else {
@@ -648,7 +649,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         checked: bool,
         mut f: impl FnMut(u64, u64),
     ) -> Result<(u64, Option<Fault>), Fault> {
-        if self.valkey_tables {
+        if self.hashtable_collections {
             let h = self.hashtables.header(addr)?;
             let faults = self.hashtables.for_each(&h, |e| f(e, 0));
             Ok((h.used(), faults.into_result().err()))
@@ -680,18 +681,19 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     fn hash_pairs(&self, table: u64) -> Result<Vec<HashField<'a>>, Fault> {
         let mut out = Vec::new();
         let mut first = None;
-        let mstr = self.layout.features.mstr_hash_fields;
-        let (used, broken) = self.table_entries(table, !mstr, |k, v| {
-            let pair = if self.valkey_tables {
-                self.hash_entry(k).map(|(f, v)| (f, v, None))
-            } else if self.layout.features.mstr_hash_fields {
-                read_mstr(self.space, k).and_then(|(field, has_meta)| {
+        let fields = self.layout.features.hash_fields;
+        // mstr fields are hashed with their metadata layout, not as plain sds.
+        let checked = fields != HashFieldFlavor::Mstr;
+        let (used, broken) = self.table_entries(table, checked, |k, v| {
+            let pair = match fields {
+                HashFieldFlavor::Entry => self.hash_entry(k),
+                HashFieldFlavor::Mstr => read_mstr(self.space, k).and_then(|(field, has_meta)| {
                     let ttl = if has_meta { self.mstr_ttl(k)? } else { None };
                     Ok((field, self.element(v)?, ttl))
-                })
-            } else {
-                self.element(k)
-                    .and_then(|f| Ok((f, self.element(v)?, None)))
+                }),
+                HashFieldFlavor::Sds => self
+                    .element(k)
+                    .and_then(|f| Ok((f, self.element(v)?, None))),
             };
             match pair {
                 Ok(p) => out.push(p),
@@ -723,8 +725,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         if flags & 1 == 0 {
             return Ok(None);
         }
-        let meta_at = flags_at.wrapping_sub(ft.meta_size);
-        let meta = self.space.read(meta_at, ft.meta_size as usize)?;
+        self.expire_meta(flags_at.wrapping_sub(ft.meta_size))
+    }
+
+    /// The TTL in the `ExpireMeta` at `at` (`None` when it is marked trash: no TTL).
+    fn expire_meta(&self, at: u64) -> Result<Option<u64>, Fault> {
+        let Some(ft) = &self.layout.field_ttl else {
+            return Err(Fault::Unsupported(
+                "hash fields with TTLs: the profile has no ExpireMeta layout".into(),
+            ));
+        };
+        let meta = self.space.read(at, ft.meta_size as usize)?;
         let missing = || Fault::bad("ExpireMeta field outside its struct");
         if ft.trash.get(&meta).ok_or_else(missing)? == 1 {
             return Ok(None);
@@ -777,34 +788,67 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })
     }
 
-    /// A Valkey 8.1 hash entry: the field sds, with its value either embedded right
-    /// after it (an sdshdr8 string) or pointed to from the 8 bytes before its header.
-    fn hash_entry(&self, field_ptr: u64) -> Result<(Bytes<'a>, Bytes<'a>), Fault> {
+    /// A hash element that is the field sds itself (`hash_fields` = `entry`): aux bits in
+    /// the field's flags byte say whether a value pointer (right before the field's header)
+    /// and an expire block (before that) are present; without a pointer the value is an
+    /// sdshdr8 string right after the field's terminator.
+    fn hash_entry(&self, field_ptr: u64) -> Result<HashField<'a>, Fault> {
+        let Some(he) = self.layout.hash_entry else {
+            return Err(Fault::bad("the profile has no hash_entry constants"));
+        };
         let field = read_sds(self.space, SdsFormat::Typed, field_ptr)?;
         let flags = self.space.u8(field_ptr.wrapping_sub(1))?;
         let ty = flags & 7;
-        // sdshdr5 fields cannot carry the aux bit: their value is always embedded.
-        let value_ptr = if ty == 0 || flags & 0xF8 == 0 {
-            let v = field_ptr
-                .wrapping_add(field.len() as u64)
-                .wrapping_add(1 + 3);
-            if self.space.u8(v.wrapping_sub(1))? & 7 != 1 {
-                return Err(Fault::bad(format!(
-                    "hash entry at {field_ptr:#x}: embedded value is not an sdshdr8 string"
-                )));
-            }
-            v
-        } else {
-            let hdr = match ty {
-                1 => 3,
-                2 => 5,
-                3 => 9,
-                4 => 17,
-                _ => return Err(Fault::bad(format!("hash field sds type {ty}"))),
-            };
-            self.space.u64(field_ptr.wrapping_sub(hdr + 8))?
+        // sdshdr5 fields have no spare bits: their value is always embedded, no TTL.
+        let aux = if ty == 0 { 0 } else { flags >> 3 };
+        let hdr: u64 = match ty {
+            0 => 1,
+            1 => 3,
+            2 => 5,
+            3 => 9,
+            4 => 17,
+            _ => return Err(Fault::bad(format!("hash field sds type {ty}"))),
         };
-        Ok((field, read_sds(self.space, SdsFormat::Typed, value_ptr)?))
+        let mut before = field_ptr.wrapping_sub(hdr);
+        let value_ptr = if aux & (1 << he.value_ptr_bit) != 0 {
+            before = before.wrapping_sub(8);
+            Some(self.space.u64(before)?)
+        } else {
+            None
+        };
+        let ttl = match he.expire_bit {
+            Some(bit) if aux & (1 << bit) != 0 => {
+                let at = before.wrapping_sub(he.expire_size);
+                if he.expire_size == 8 {
+                    // A plain int64 of ms; -1 is a reserved slot without a TTL.
+                    Some(self.space.u64(at)? as i64)
+                        .filter(|t| *t >= 0)
+                        .map(|t| t as u64)
+                } else {
+                    self.expire_meta(at)?
+                }
+            }
+            _ => None,
+        };
+        let value_ptr = match value_ptr {
+            Some(p) => p,
+            None => {
+                let v = field_ptr
+                    .wrapping_add(field.len() as u64)
+                    .wrapping_add(1 + 3);
+                if self.space.u8(v.wrapping_sub(1))? & 7 != 1 {
+                    return Err(Fault::bad(format!(
+                        "hash entry at {field_ptr:#x}: embedded value is not an sdshdr8 string"
+                    )));
+                }
+                v
+            }
+        };
+        Ok((
+            field,
+            read_sds(self.space, SdsFormat::Typed, value_ptr)?,
+            ttl,
+        ))
     }
 
     /// The name and encoding version of a module value's type (`moduleValue.type->id`).
@@ -823,28 +867,43 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         Ok(module_type_name(id))
     }
 
-    /// The key and expire embedded in a Valkey 8.1 keyspace object.
+    /// The key embedded in a keyspace object (`key_object` = `embedded`), and its expire
+    /// when the object keeps it (inside after the header, or in the slot before it).
     pub fn embedded_key(&self, obj: u64) -> Result<(Bytes<'a>, Option<i64>), Fault> {
         let r = &self.layout.robj;
         let bytes = self.space.read(obj, r.size as usize)?;
-        let (Some(has_expire), Some(has_key)) = (r.hasexpire.get(&bytes), r.hasembkey.get(&bytes))
-        else {
-            return Err(Fault::bad("object flag bits outside the object"));
+        let flag = |b: crate::profile::layout::Bits| {
+            b.get(&bytes)
+                .ok_or_else(|| Fault::bad("object flag bits outside the object"))
         };
-        if has_key != 1 {
+        if flag(r.key_flag)? != 1 {
             return Err(Fault::bad(format!(
                 "keyspace object {obj:#x} has no embedded key"
             )));
         }
         let mut at = obj.wrapping_add(r.size);
-        let mut expire = None;
-        if has_expire == 1 {
+        // -1 is a reserved but unused expire slot.
+        let read_expire = |at: u64| -> Result<Option<i64>, Fault> {
             let ms = self.space.u64(at)? as i64;
-            // -1 is a reserved but unused expire slot.
-            if ms != -1 {
-                expire = Some(ms);
+            Ok((ms != -1).then_some(ms))
+        };
+        let expire = match self.layout.features.expire {
+            ExpireFlavor::InObject if flag(r.expire_flag)? == 1 => {
+                let e = read_expire(at)?;
+                at = at.wrapping_add(8);
+                e
             }
-            at = at.wrapping_add(8);
+            ExpireFlavor::BeforeObject if flag(r.metabits)? & 1 == 1 => {
+                read_expire(obj.wrapping_sub(8))?
+            }
+            _ => None,
+        };
+        if let Some(ms) = expire {
+            if ms < 0 {
+                return Err(Fault::bad(format!(
+                    "keyspace object {obj:#x} has expire time {ms}"
+                )));
+            }
         }
         let hdr = u64::from(self.space.u8(at)?);
         if ![1, 3, 5, 9, 17].contains(&hdr) {
@@ -865,7 +924,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let lb = self.space.read(zsl, z.list_size as usize)?;
         let header = z.header.get(&lb).ok_or_else(missing)?;
         let length = z.length.get(&lb).ok_or_else(missing)?;
-        let dict_used = if self.valkey_tables {
+        let dict_used = if self.hashtable_collections {
             self.hashtables.header(dict)?.used()
         } else {
             self.dicts.header(dict)?.used()
@@ -876,7 +935,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             )));
         }
         let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
-        let mut guard = ChainGuard::new("skiplist level-0 chain", length).remembering(self.salvage);
+        let mut guard = self
+            .ctx
+            .guard("skiplist level-0 chain", length)
+            .remembering(self.salvage);
         let forward = |node: u64| -> Result<u64, Fault> {
             Ok(self
                 .space
@@ -887,14 +949,31 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             while node != 0 {
                 guard.step(node)?;
                 let nb = self.space.read(node, z.node_size as usize)?;
-                let (Some(ele), Some(score)) = (z.ele.get(&nb), z.score.get(&nb)) else {
-                    return Err(missing());
+                let score = z.score.get(&nb).ok_or_else(missing)?;
+                // An embedded element sits at the 16-bit offset kept in level[0].span.
+                let ele = match z.ele {
+                    Some(f) => f.get(&nb).ok_or_else(missing)?,
+                    None => {
+                        let offset = z.span0.get(&nb).ok_or_else(missing)? & 0xffff;
+                        if offset < z.node_size {
+                            return Err(Fault::bad(format!(
+                                "skiplist node {node:#x} puts its element at offset {offset}, inside the node"
+                            )));
+                        }
+                        node.wrapping_add(offset)
+                    }
                 };
                 let score = f64::from_bits(score);
                 if score.is_nan() {
                     return Err(Fault::bad("zset score is NaN"));
                 }
-                out.push((self.element(ele)?, score));
+                out.push((
+                    match z.ele {
+                        Some(_) => self.element(ele)?,
+                        None => read_sds(self.space, self.sds, ele)?,
+                    },
+                    score,
+                ));
                 node = z.forward0.get(&nb).ok_or_else(missing)?;
             }
             Ok(())

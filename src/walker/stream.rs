@@ -1,6 +1,7 @@
 //! Streams: the radix tree of master IDs → listpacks, the stream's metadata, and its
 //! consumer groups with their pending entries and consumers.
 
+use super::context::WalkContext;
 use super::fault::Fault;
 use crate::core::AddressSpace;
 use crate::decode::{listpack::Listpack, Element};
@@ -12,6 +13,7 @@ const MAX_RAX_KEY: usize = 1 << 20;
 
 /// Reads streams with one build's layout.
 pub struct StreamReader<'s, 'a> {
+    ctx: &'s WalkContext<'s, 'a>,
     space: &'s AddressSpace<'a>,
     l: &'s StreamLayout,
 }
@@ -24,9 +26,13 @@ fn id_at(space: &AddressSpace<'_>, addr: u64) -> Result<StreamId, Fault> {
 }
 
 impl<'s, 'a> StreamReader<'s, 'a> {
-    /// A reader over `space` with the stream layout `l`.
-    pub fn new(space: &'s AddressSpace<'a>, l: &'s StreamLayout) -> Self {
-        StreamReader { space, l }
+    /// A reader in the walk context `ctx` with the stream layout `l`.
+    pub fn new(ctx: &'s WalkContext<'s, 'a>, l: &'s StreamLayout) -> Self {
+        StreamReader {
+            ctx,
+            space: ctx.space,
+            l,
+        }
     }
 
     /// Every (key, value pointer) of the rax at `rax`, in key order. The walk is bounded
@@ -48,6 +54,7 @@ impl<'s, 'a> StreamReader<'s, 'a> {
         let mut visited = 0u64;
         let mut elements = 0u64;
         while let Some((node, plen, edge)) = stack.pop() {
+            self.ctx.budget.check()?;
             visited += 1;
             if visited > numnodes.saturating_add(1) {
                 return Err(Fault::bad(format!(
@@ -175,6 +182,7 @@ impl<'s, 'a> StreamReader<'s, 'a> {
                 .map(|f| f.get(&s).ok_or_else(missing))
                 .transpose()?,
             groups,
+            idmp: None,
         })
     }
 

@@ -1,10 +1,11 @@
-//! Streams (RDB types 15, 19 and 21): the listpacks of entries, then the stream's metadata
-//! and its consumer groups.
+//! Streams (RDB types 15, 19, 21 and 26): the listpacks of entries, then the stream's
+//! metadata, its consumer groups and (type 26) its idempotent-producer state.
 
 use std::io::Read;
 
 use super::blob::{self, Item};
 use super::{cap, RdbReader, ReadError};
+use crate::record::StreamIdmpConfig;
 
 /// A stream entry ID.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,6 +89,37 @@ pub struct StreamGroup {
     pub consumers: Vec<StreamConsumer>,
 }
 
+/// An idempotency ID (IID) a producer added, with the entry it added (Redis 8.6+).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamIid {
+    /// The IID (given by `XADD … IDMP pid iid`, or a hash of the fields with `IDMPAUTO`).
+    pub iid: Vec<u8>,
+    /// The ID of the entry that IID added.
+    pub id: StreamId,
+}
+
+/// A producer of a stream's idempotency state (Redis 8.6+).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamProducer {
+    /// The producer ID.
+    pub pid: Vec<u8>,
+    /// Its remembered IIDs, oldest first.
+    pub iids: Vec<StreamIid>,
+}
+
+/// A stream's idempotent-producer (IDMP) state, RDB type 26 (Redis 8.6+).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamIdmp {
+    /// Duration and IIDs per producer; the reader refuses values Redis would not load.
+    pub config: StreamIdmpConfig,
+    /// Producers in file order (Redis writes them in producer ID order).
+    pub producers: Vec<StreamProducer>,
+    /// All-time count of entries added with an IID.
+    pub iids_added: u64,
+    /// All-time count of duplicate IIDs caught.
+    pub iids_duplicates: u64,
+}
+
 /// A stream value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stream {
@@ -105,6 +137,8 @@ pub struct Stream {
     pub entries_added: Option<u64>,
     /// Consumer groups.
     pub groups: Vec<StreamGroup>,
+    /// Idempotent-producer state (RDB type 26; `None` before).
+    pub idmp: Option<StreamIdmp>,
 }
 
 impl Stream {
@@ -133,7 +167,13 @@ impl Stream {
                         .sum::<usize>()
             })
             .sum();
-        entries + groups
+        let idmp: usize = self.idmp.as_ref().map_or(0, |i| {
+            i.producers
+                .iter()
+                .map(|p| 48 + p.pid.len() + p.iids.iter().map(|e| 48 + e.iid.len()).sum::<usize>())
+                .sum()
+        });
+        entries + groups + idmp
     }
 }
 
@@ -252,6 +292,7 @@ impl<R: Read> RdbReader<R> {
     pub(super) fn stream(&mut self, ty: u8, at: u64) -> Result<Stream, ReadError> {
         let v2 = ty >= 19;
         let v3 = ty >= 21;
+        let v4 = ty >= 26;
         let mut s = Stream::default();
         let nodes = self.len("a stream")?;
         for _ in 0..nodes {
@@ -338,7 +379,38 @@ impl<R: Read> RdbReader<R> {
             });
         }
         s.groups = groups;
+        if v4 {
+            s.idmp = Some(self.stream_idmp(at)?);
+        }
         Ok(s)
+    }
+
+    /// The IDMP state that type 26 appends to the type-21 payload.
+    fn stream_idmp(&mut self, at: u64) -> Result<StreamIdmp, ReadError> {
+        let duration = self.len("a stream's IDMP duration")?;
+        let max_entries = self.len("a stream's IDMP max entries")?;
+        // Redis 8.6 refuses the whole file for one stream outside these ranges.
+        let config = StreamIdmpConfig::new(duration, max_entries)
+            .map_err(|e| self.corrupt(at, format!("{e}: Redis refuses to load it")))?;
+        let nproducers = self.len("a stream's IDMP producer count")?;
+        let mut producers = Vec::with_capacity(cap(nproducers));
+        for _ in 0..nproducers {
+            let pid = self.string("an IDMP producer ID")?;
+            let n = self.len("an IDMP producer's IID count")?;
+            let mut iids = Vec::with_capacity(cap(n));
+            for _ in 0..n {
+                let iid = self.string("an IDMP IID")?;
+                let id = self.stream_id("an IDMP entry ID")?;
+                iids.push(StreamIid { iid, id });
+            }
+            producers.push(StreamProducer { pid, iids });
+        }
+        Ok(StreamIdmp {
+            config,
+            producers,
+            iids_added: self.len("a stream's IIDs added")?,
+            iids_duplicates: self.len("a stream's IID duplicates")?,
+        })
     }
 }
 

@@ -288,7 +288,79 @@ fn every_type_file(version: u32) -> Vec<u8> {
         ]));
         w.record(&r).unwrap();
     }
+    if version >= 13 {
+        // 26: the stream of "st" again, with a group and IDMP state.
+        r.clear();
+        r.value_type(ValueType::StreamListpacks4);
+        r.key(b"st4");
+        stream_payload_v3(&mut r);
+        let id = |ms, seq| StreamId { ms, seq };
+        let p1: [(&[u8], StreamId); 2] = [(b"iid-1", id(1000, 0)), (b"7", id(1001, 0))];
+        let p2: [(&[u8], StreamId); 0] = [];
+        r.stream_idmp(
+            crate::StreamIdmpConfig::new(300, 50).unwrap(),
+            [(&b"p1"[..], &p1[..]), (b"p2", &p2[..])].map(|(p, e)| (p, e.iter().copied())),
+            9,
+            4,
+        );
+        w.record(&r).unwrap();
+        // KEY_META of two module classes before a key with an expire.
+        r.clear();
+        r.expire_ms(1_900_000_000_000);
+        r.raw(&[crate::consts::KEY_META]);
+        r.len(2);
+        r.raw(b"ABCD");
+        r.len(2); // UINT 77
+        r.len(77);
+        r.len(5); // STRING
+        r.string(b"meta");
+        r.len(0); // EOF
+        r.raw(b"EFGH");
+        r.len(4); // DOUBLE
+        r.binary_double(0.5);
+        r.len(0);
+        r.value_type(ValueType::String);
+        r.key(b"with-meta");
+        r.string(b"v");
+        w.record(&r).unwrap();
+    }
     w.finish().unwrap()
+}
+
+/// The type-21 payload of a stream: the node of [`stream_node`] at master 1000-0, a group
+/// "g" with one pending entry owned by consumer "alice".
+fn stream_payload_v3(r: &mut RecordBuilder) {
+    r.len(1);
+    let mut master = Vec::new();
+    master.extend_from_slice(&1000u64.to_be_bytes());
+    master.extend_from_slice(&0u64.to_be_bytes());
+    r.string(&master);
+    r.string(&stream_node());
+    r.len(3); // length
+    r.len(1003);
+    r.len(4); // last id
+    r.len(1000);
+    r.len(0); // first id
+    r.len(1002);
+    r.len(0); // max deleted
+    r.len(4); // entries added
+    r.len(1); // groups
+    r.string(b"g");
+    r.len(1001);
+    r.len(0);
+    r.len(2); // entries read
+    r.len(1); // PEL
+    r.raw(&1001u64.to_be_bytes());
+    r.raw(&0u64.to_be_bytes());
+    r.millis(1_700_000_000_000);
+    r.len(2);
+    r.len(1); // consumers
+    r.string(b"alice");
+    r.millis(1_700_000_000_001);
+    r.millis(1_700_000_000_002); // active time
+    r.len(1);
+    r.raw(&1001u64.to_be_bytes());
+    r.raw(&0u64.to_be_bytes());
 }
 
 fn s(b: &[u8]) -> Vec<u8> {
@@ -441,6 +513,145 @@ fn reads_every_type() {
 }
 
 #[test]
+fn reads_rdb13_streams_and_skips_key_meta() {
+    let file = every_type_file(13);
+    let mut r = RdbReader::new(&file[..]).unwrap();
+    assert_eq!(r.version(), 13);
+    let entries: Vec<Entry> = r.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(entries.len(), 23);
+    assert!(matches!(r.checksum(), Some(Checksum::Verified(_))));
+    assert_eq!(r.key_meta_skipped(), 1);
+    let get = |k: &[u8]| entries.iter().find(|e| e.key == k).unwrap();
+    let meta = get(b"with-meta");
+    assert_eq!(
+        (meta.db, meta.expire_ms, meta.rdb_type, &meta.value),
+        (7, Some(1_900_000_000_000), 0, &RdbValue::String(s(b"v")))
+    );
+    let st4 = get(b"st4");
+    assert_eq!(st4.rdb_type, 26);
+    let (RdbValue::Stream(st4), RdbValue::Stream(st2)) = (&st4.value, &get(b"st").value) else {
+        panic!("not streams");
+    };
+    assert_eq!(st2.idmp, None);
+    // Same entries and metadata as the type-19 stream, plus an active time and IDMP state.
+    assert_eq!(
+        (&st4.entries, st4.length, st4.first_id, st4.entries_added),
+        (&st2.entries, st2.length, st2.first_id, st2.entries_added)
+    );
+    assert_eq!(
+        st4.groups[0].consumers[0].active_time,
+        Some(1_700_000_000_002)
+    );
+    let id = |ms, seq| StreamId { ms, seq };
+    assert_eq!(
+        st4.idmp,
+        Some(StreamIdmp {
+            config: crate::StreamIdmpConfig::new(300, 50).unwrap(),
+            producers: vec![
+                StreamProducer {
+                    pid: s(b"p1"),
+                    iids: vec![
+                        StreamIid {
+                            iid: s(b"iid-1"),
+                            id: id(1000, 0)
+                        },
+                        StreamIid {
+                            iid: s(b"7"),
+                            id: id(1001, 0)
+                        },
+                    ]
+                },
+                StreamProducer {
+                    pid: s(b"p2"),
+                    iids: vec![]
+                },
+            ],
+            iids_added: 9,
+            iids_duplicates: 4,
+        })
+    );
+    assert!(st4.weight() > st2.weight());
+}
+
+/// A version-13 file holding one stream record whose IDMP settings are `duration` and
+/// `max_entries`, written raw (the builder refuses them when out of range).
+fn stream_with_idmp_settings(duration: u64, max_entries: u64) -> Vec<u8> {
+    let mut r = RecordBuilder::new(false);
+    r.value_type(ValueType::StreamListpacks4);
+    r.key(b"s");
+    stream_payload_v3(&mut r);
+    r.len(duration);
+    r.len(max_entries);
+    r.len(0);
+    r.len(0);
+    r.len(0);
+    let mut w = RdbWriter::new(Vec::new(), 13).unwrap();
+    w.record(&r).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn idmp_settings_redis_refuses_are_corrupt() {
+    for (d, m) in [(1, 1), (86_400, 10_000)] {
+        let (entries, _) = read_all(&stream_with_idmp_settings(d, m)).unwrap();
+        let RdbValue::Stream(st) = &entries[0].value else {
+            panic!("not a stream");
+        };
+        let cfg = st.idmp.as_ref().unwrap().config;
+        assert_eq!((cfg.duration(), cfg.max_entries()), (d, m));
+    }
+    for (d, m, what) in [
+        (0, 100, "duration 0"),
+        (86_401, 100, "duration 86401"),
+        (100, 0, "max entries 0"),
+        (100, 10_001, "max entries 10001"),
+    ] {
+        let e = read_all(&stream_with_idmp_settings(d, m)).unwrap_err();
+        assert!(matches!(e, ReadError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains(what), "{e}");
+        assert!(e.to_string().contains("key s"), "{e}");
+    }
+}
+
+#[test]
+fn key_meta_must_precede_a_key_and_needs_rdb_13() {
+    let file = |version: u32, body: &[u8]| {
+        let mut f = format!("REDIS{version:04}").into_bytes();
+        f.extend_from_slice(body);
+        f
+    };
+    // One class with no data but its EOF, then a string key: fine.
+    let ok = file(
+        13,
+        &[
+            0xF3, 1, b'A', b'B', b'C', b'D', 0, 0, 1, b'k', 1, b'v', 0xFF,
+        ],
+    );
+    let mut r = RdbReader::new(&ok[..]).unwrap();
+    let e = r.next_entry().unwrap().unwrap();
+    assert_eq!(
+        (e.key.as_slice(), e.value),
+        (&b"k"[..], RdbValue::String(s(b"v")))
+    );
+    assert_eq!(r.key_meta_skipped(), 1);
+    // Followed by an opcode instead of a key.
+    let e = read_all(&file(13, &[0xF3, 0, 0xFE, 0])).unwrap_err();
+    assert!(e.to_string().contains("not by a key"), "{e}");
+    // More classes than modules can have.
+    let e = read_all(&file(13, &[0xF3, 8])).unwrap_err();
+    assert!(e.to_string().contains("8 metadata classes"), "{e}");
+    // A module opcode that does not exist.
+    let e = read_all(&file(13, &[0xF3, 1, 0, 0, 0, 0, 9])).unwrap_err();
+    assert!(e.to_string().contains("key metadata class 1"), "{e}");
+    // Cut inside the metadata.
+    let e = read_all(&file(13, &[0xF3, 1, 0, 0])).unwrap_err();
+    assert!(matches!(e, ReadError::Truncated { .. }), "{e}");
+    // Before RDB 13 the byte is no opcode.
+    let e = read_all(&file(12, &[0xF3, 0, 0, 1, b'k', 1, b'v', 0xFF])).unwrap_err();
+    assert!(e.to_string().contains("unknown object type 243"), "{e}");
+}
+
+#[test]
 fn header_aux_functions_and_hints() {
     let file = every_type_file(10);
     let mut r = RdbReader::new(&file[..]).unwrap();
@@ -499,8 +710,8 @@ fn bad_headers() {
         Err(ReadError::NotRdb)
     ));
     assert!(matches!(
-        RdbReader::new(&b"REDIS0013\xff"[..]),
-        Err(ReadError::BadVersion(13))
+        RdbReader::new(&b"REDIS0014\xff"[..]),
+        Err(ReadError::BadVersion(14))
     ));
     assert!(matches!(
         RdbReader::new(&b"REDIS0000\xff"[..]),
@@ -510,7 +721,7 @@ fn bad_headers() {
 
 #[test]
 fn every_truncation_is_an_error() {
-    for version in [7, 12] {
+    for version in [7, 12, 13] {
         let file = every_type_file(version);
         for cut in 0..file.len() {
             let r = read_all(&file[..cut]);
@@ -525,7 +736,7 @@ fn every_truncation_is_an_error() {
 
 #[test]
 fn flipped_bytes_are_caught() {
-    let file = every_type_file(12);
+    let file = every_type_file(13);
     let mut rng = crate::crc::tests::XorShift(11);
     for _ in 0..400 {
         let mut bad = file.clone();
@@ -546,14 +757,18 @@ fn random_garbage_never_panics() {
     let mut rng = crate::crc::tests::XorShift(5);
     for round in 0..3000 {
         let len = rng.below(300);
-        let mut f = b"REDIS0010".to_vec();
+        let mut f = if round % 2 == 0 {
+            b"REDIS0010".to_vec()
+        } else {
+            b"REDIS0013".to_vec()
+        };
         let mut tail = vec![0u8; len];
         rng.fill(&mut tail);
         // Start most files with a plausible opcode so parsing goes deeper.
         if let Some(b) = tail.first_mut() {
             *b = [
-                0u8, 1, 2, 3, 4, 5, 7, 14, 15, 18, 19, 21, 24, 25, 0xF7, 0xFA,
-            ][round % 16];
+                0u8, 1, 2, 3, 4, 5, 7, 14, 15, 18, 19, 21, 24, 25, 26, 0xF3, 0xF7, 0xFA,
+            ][round % 18];
         }
         f.extend_from_slice(&tail);
         let _ = read_all(&f);
