@@ -240,7 +240,7 @@ fn calibrate_bucket_check(
     if samples.is_empty() {
         return (
             None,
-            "off (no dict-based keys tables to calibrate on: empty, or Valkey hashtables)".into(),
+            "off (no keys tables of sds keys in dicts to calibrate on: empty, hashtables, or objects that embed their keys)".into(),
         );
     }
     let Some(exe) = exe else {
@@ -380,23 +380,54 @@ fn candidates(
     for (version, valkey) in versions {
         let kind = if valkey { "valkey" } else { "redis" };
         let mut any = false;
-        for p in shipped
-            .iter()
-            .filter(|p| p.identity.redis_version == version && p.identity.server == kind)
-        {
+        for p in same_release_line(&shipped, kind, &version) {
             any = true;
+            let why = if p.identity.redis_version == version {
+                format!(
+                    "shipped profile for {kind} {version} (the binary's version), checked against the live data"
+                )
+            } else {
+                format!(
+                    "shipped profile for {kind} {} of the same release line as the binary's {version} (nearest patch release first), checked against the live data",
+                    p.identity.redis_version
+                )
+            };
             out.push(Candidate {
                 file: p.clone(),
-                why: format!(
-                    "shipped profile for {kind} {version} (the binary's version), checked against the live data"
-                ),
+                why,
             });
         }
         if !any {
-            tried.push(format!("no shipped profile for {kind} {version}"));
+            tried.push(format!(
+                "no shipped profile for {kind} {version} or its release line"
+            ));
         }
     }
     Ok(out)
+}
+
+/// Shipped profiles of `kind` whose version shares `version`'s major.minor: the exact
+/// version first, then by distance of the patch release (the newer one first on a tie).
+fn same_release_line<'p>(
+    shipped: &'p [ProfileFile],
+    kind: &str,
+    version: &str,
+) -> Vec<&'p ProfileFile> {
+    let parse = |v: &str| -> Option<(u32, u32, u32)> {
+        let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+        Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+    };
+    let Some(want) = parse(version) else {
+        return Vec::new();
+    };
+    let mut line: Vec<(&ProfileFile, (u32, u32, u32))> = shipped
+        .iter()
+        .filter(|p| p.identity.server == kind)
+        .filter_map(|p| Some((p, parse(&p.identity.redis_version)?)))
+        .filter(|(_, v)| (v.0, v.1) == (want.0, want.1))
+        .collect();
+    line.sort_by_key(|(_, v)| (v.2.abs_diff(want.2), std::cmp::Reverse(v.2)));
+    line.into_iter().map(|(p, _)| p).collect()
 }
 
 fn server_address(
@@ -779,4 +810,42 @@ pub fn write_report(report: &Report, path: &Path) -> Result<(), RecoverError> {
     w.flush().map_err(err)?;
     temp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_release_line;
+    use crate::profile::{self, ProfileFile};
+
+    fn with_version(name: &str, version: &str) -> ProfileFile {
+        let mut p = profile::load(name).unwrap();
+        p.identity.redis_version = version.into();
+        p.name = format!("{name}@{version}");
+        p
+    }
+
+    #[test]
+    fn the_release_line_is_tried_nearest_patch_first() {
+        let shipped = vec![
+            with_version("7.0.15-debian", "7.0.3"),
+            with_version("7.0.15-debian", "7.0.15"),
+            with_version("7.0.15-debian", "7.0.9"),
+            with_version("7.0.15-debian", "7.0.11"),
+            with_version("7.2.6", "7.2.6"),
+            with_version("valkey-8.1.8", "7.0.10"),
+        ];
+        let names: Vec<&str> = same_release_line(&shipped, "redis", "7.0.10")
+            .iter()
+            .map(|p| p.identity.redis_version.as_str())
+            .collect();
+        // Distance 1 twice (the newer first), then 5, then 7; other lines and other
+        // server kinds are left out.
+        assert_eq!(names, ["7.0.11", "7.0.9", "7.0.15", "7.0.3"]);
+        let exact: Vec<&str> = same_release_line(&shipped, "redis", "7.0.15")
+            .iter()
+            .map(|p| p.identity.redis_version.as_str())
+            .collect();
+        assert_eq!(exact.first(), Some(&"7.0.15"));
+        assert!(same_release_line(&shipped, "redis", "nonsense").is_empty());
+    }
 }

@@ -105,12 +105,24 @@ pub enum SinkError {
     },
 }
 
+/// How a key was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Whole.
+    Whole,
+    /// Without a part the target cannot hold (the reason says which): the key is partial.
+    Without(String),
+}
+
+/// First RDB version with hash field TTLs (Redis 7.4).
+const RDB_VERSION_FIELD_TTLS: u32 = 12;
+
 /// Receives recovered keys in walk order.
 pub trait Sink {
     /// A database starts; `keys` and `expires` are the dict's counters (a size hint).
     fn begin_db(&mut self, db: u32, keys: u64, expires: u64) -> Result<(), SinkError>;
-    /// One key, complete and validated.
-    fn key(&mut self, key: &RecoveredKey<'_>) -> Result<(), SinkError>;
+    /// One key, complete and validated; says whether all of it could be written.
+    fn key(&mut self, key: &RecoveredKey<'_>) -> Result<Written, SinkError>;
     /// The source code of every function library, before the first database.
     fn functions(&mut self, _libraries: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
         Ok(())
@@ -129,8 +141,8 @@ impl Sink for CountingSink {
     fn begin_db(&mut self, _db: u32, _keys: u64, _expires: u64) -> Result<(), SinkError> {
         Ok(())
     }
-    fn key(&mut self, _key: &RecoveredKey<'_>) -> Result<(), SinkError> {
-        Ok(())
+    fn key(&mut self, _key: &RecoveredKey<'_>) -> Result<Written, SinkError> {
+        Ok(Written::Whole)
     }
 }
 
@@ -176,7 +188,7 @@ impl<W: Write> RdbSink<W> {
         Ok((self.writer.finish()?, written))
     }
 
-    fn encode(&mut self, k: &RecoveredKey<'_>) -> Result<(), SinkError> {
+    fn encode(&mut self, k: &RecoveredKey<'_>) -> Result<Written, SinkError> {
         let r = &mut self.record;
         r.clear();
         if let Some(ms) = k.expire_ms {
@@ -199,6 +211,30 @@ impl<W: Write> RdbSink<W> {
                     None => (k.lru & 0xff) as u8,
                 }),
                 Eviction::None | Eviction::Unknown => {}
+            }
+        }
+        // Hash field TTLs exist from RDB 12: older targets get the fields without them.
+        if self.writer.version() < RDB_VERSION_FIELD_TTLS {
+            if let Some(pairs) = hash_without_ttls(&k.value) {
+                let (pairs, with_ttl) = pairs.map_err(|e| SinkError::Unwritable {
+                    reason: format!("re-encoding for RDB {}: {e}", self.writer.version()),
+                })?;
+                r.value_type(ValueType::Hash);
+                r.key(&k.key);
+                r.len(pairs.len() as u64);
+                for (f, v) in &pairs {
+                    r.string(f);
+                    r.string(v);
+                }
+                self.reencoded += 1;
+                return Ok(if with_ttl == 0 {
+                    Written::Whole
+                } else {
+                    Written::Without(format!(
+                        "written without the TTLs of its {with_ttl} field(s): RDB {} has no hash field TTLs (they need RDB 12, Redis 7.4)",
+                        self.writer.version()
+                    ))
+                });
             }
         }
         // Binary scores (ZSET_2) exist from RDB 8 (Redis 4.0); older files use text scores.
@@ -294,7 +330,7 @@ impl<W: Write> RdbSink<W> {
                     }
                 })?;
                 self.reencoded += 1;
-                return Ok(());
+                return Ok(Written::Whole);
             }
             return Err(SinkError::Unwritable {
                 reason: format!(
@@ -404,7 +440,37 @@ impl<W: Write> RdbSink<W> {
                 }
             }
         }
-        Ok(())
+        Ok(Written::Whole)
+    }
+}
+
+/// The (field, value) pairs of a hash with field TTLs and how many fields had one, or `None`
+/// for any other value.
+#[allow(clippy::type_complexity)]
+fn hash_without_ttls(
+    v: &Value<'_>,
+) -> Option<Result<(Vec<(Vec<u8>, Vec<u8>)>, usize), crate::decode::DecodeError>> {
+    match v {
+        Value::HashPairsTtl(p) => Some(Ok((
+            p.iter().map(|(f, v, _)| (f.to_vec(), v.to_vec())).collect(),
+            p.iter().filter(|f| f.2.is_some()).count(),
+        ))),
+        Value::HashListpackEx { lp, .. } => Some((|| {
+            let lp = crate::decode::listpack::Listpack::parse(lp)?;
+            let items: Vec<crate::decode::Element<'_>> = lp.iter().collect();
+            let mut pairs = Vec::with_capacity(items.len() / 3);
+            let mut with_ttl = 0;
+            for t in items.chunks_exact(3) {
+                if let [f, v, ttl] = t {
+                    pairs.push((f.to_vec(), v.to_vec()));
+                    if !matches!(ttl, crate::decode::Element::Int(0)) {
+                        with_ttl += 1;
+                    }
+                }
+            }
+            Ok((pairs, with_ttl))
+        })()),
+        _ => None,
     }
 }
 
@@ -513,10 +579,10 @@ impl<W: Write> Sink for RdbSink<W> {
         Ok(())
     }
 
-    fn key(&mut self, key: &RecoveredKey<'_>) -> Result<(), SinkError> {
-        self.encode(key)?;
+    fn key(&mut self, key: &RecoveredKey<'_>) -> Result<Written, SinkError> {
+        let written = self.encode(key)?;
         self.writer.record(&self.record)?;
-        Ok(())
+        Ok(written)
     }
 
     fn lua_scripts(&mut self, scripts: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
@@ -631,7 +697,7 @@ mod tests {
         let r = sink.key(&key);
         let reencoded = sink.reencoded();
         let file = sink.finish().unwrap().0;
-        (r.map(|()| file), reencoded)
+        (r.map(|_| file), reencoded)
     }
 
     /// The stream's type byte and value as the project's reader sees them.
@@ -762,5 +828,43 @@ mod tests {
         let clock = LfuClock::new(60 * 65536 * 3 + 60 * 2, 1);
         assert_eq!(clock.now_minutes, 2);
         assert_eq!(clock.decayed(lru(65535, 10)), 8);
+    }
+
+    #[test]
+    fn field_ttls_are_dropped_for_older_targets_and_say_so() {
+        use crate::value::{Kind, RecoveredKey, Value};
+        use std::borrow::Cow;
+        let key = |value| RecoveredKey {
+            db: 0,
+            key: Cow::Borrowed(b"h"),
+            expire_ms: None,
+            kind: Kind {
+                type_name: "hash",
+                encoding: "hashtable",
+            },
+            lru: 0,
+            value,
+        };
+        let pairs = vec![
+            (
+                Cow::Borrowed(&b"a"[..]),
+                Cow::Borrowed(&b"1"[..]),
+                Some(4_102_444_800_000),
+            ),
+            (Cow::Borrowed(&b"b"[..]), Cow::Borrowed(&b"2"[..]), None),
+        ];
+        for (version, whole) in [(10, false), (12, true)] {
+            let mut sink = super::RdbSink::new(Vec::new(), version, &[]).unwrap();
+            sink.begin_db(0, 1, 0).unwrap();
+            let w = super::Sink::key(&mut sink, &key(Value::HashPairsTtl(pairs.clone()))).unwrap();
+            assert_eq!(w == super::Written::Whole, whole, "RDB {version}: {w:?}");
+            if let super::Written::Without(reason) = w {
+                assert!(reason.contains("1 field"), "{reason}");
+            }
+            let file = sink.finish().unwrap().0;
+            let mut r = rdb::RdbReader::new(&file[..]).unwrap();
+            let e = r.next_entry().unwrap().unwrap();
+            assert_eq!(e.key, b"h");
+        }
     }
 }

@@ -386,6 +386,17 @@ const WANTED: &[Wanted] = &[
         &[&["delivery_time"], &["delivery_count"]],
     ),
     w("rax", &["rax"], &[&["head"], &["numele"], &["numnodes"]]),
+    // Idempotent producers of streams (Redis 8.6+).
+    w(
+        "idmpProducer",
+        &["idmpProducer"],
+        &[&["idmp_dict"], &["idmp_head"]],
+    ),
+    w(
+        "idmpEntry",
+        &["idmpEntry"],
+        &[&["next"], &["id"], &["iid_len"], &["iid"]],
+    ),
     w("raxNode", &["raxNode"], &[&["iskey"], &["size"], &["data"]]),
     w("functionsLibCtx", &["functionsLibCtx"], &[&["libraries"]]),
     w("moduleValue", &["moduleValue"], &[&["type"], &["value"]]),

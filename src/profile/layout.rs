@@ -254,6 +254,38 @@ pub struct StreamLayout {
     pub nack_delivery_time: Field,
     /// `streamNACK.delivery_count`.
     pub nack_delivery_count: Field,
+    /// Idempotent-producer state (Redis 8.6+).
+    pub idmp: Option<IdmpLayout>,
+}
+
+/// A stream's idempotent-producer state (Redis 8.6+): counters in the stream, a rax of
+/// producer ID → `idmpProducer`, each with a list of `idmpEntry` oldest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdmpLayout {
+    /// `stream.idmp_duration`.
+    pub duration: Field,
+    /// `stream.idmp_max_entries`.
+    pub max_entries: Field,
+    /// `stream.idmp_producers` (rax, may be NULL).
+    pub producers: Field,
+    /// `stream.iids_added`.
+    pub iids_added: Field,
+    /// `stream.iids_duplicates`.
+    pub iids_duplicates: Field,
+    /// `sizeof(idmpProducer)`.
+    pub producer_size: u64,
+    /// `idmpProducer.idmp_head`.
+    pub head: Field,
+    /// `sizeof(idmpEntry)` (up to its flexible `iid`).
+    pub entry_size: u64,
+    /// `idmpEntry.next`.
+    pub next: Field,
+    /// `idmpEntry.id` (ms, then seq).
+    pub id: u64,
+    /// `idmpEntry.iid_len`.
+    pub iid_len: Field,
+    /// `idmpEntry.iid` (the bytes follow the struct).
+    pub iid: u64,
 }
 
 /// Functions (7.0+): the current functions library context and its libraries.
@@ -895,6 +927,24 @@ impl Layout {
                     nack_size: r.size("streamNACK"),
                     nack_delivery_time: r.field("streamNACK", "delivery_time"),
                     nack_delivery_count: r.field("streamNACK", "delivery_count"),
+                    idmp: if file.structs.contains_key("idmpEntry") {
+                        Some(IdmpLayout {
+                            duration: r.field("stream", "idmp_duration"),
+                            max_entries: r.field("stream", "idmp_max_entries"),
+                            producers: r.field("stream", "idmp_producers"),
+                            iids_added: r.field("stream", "iids_added"),
+                            iids_duplicates: r.field("stream", "iids_duplicates"),
+                            producer_size: r.size("idmpProducer"),
+                            head: r.field("idmpProducer", "idmp_head"),
+                            entry_size: r.size("idmpEntry"),
+                            next: r.field("idmpEntry", "next"),
+                            id: r.offset("idmpEntry", "id"),
+                            iid_len: r.field("idmpEntry", "iid_len"),
+                            iid: r.offset("idmpEntry", "iid"),
+                        })
+                    } else {
+                        None
+                    },
                 };
                 Some(stream)
             } else {

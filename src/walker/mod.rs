@@ -680,9 +680,13 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             value,
         };
         match self.sink.key(&rk) {
-            Ok(()) => {
+            Ok(written) => {
                 report.recovered(db, header.kind, expire_ms.is_some());
-                if let Some(f) = partial {
+                let dropped = match written {
+                    crate::sink::Written::Whole => None,
+                    crate::sink::Written::Without(reason) => Some(Fault::Unsupported(reason)),
+                };
+                if let Some(f) = partial.or(dropped) {
                     report.partial(db, &rk.key, header.kind, &f);
                 }
             }

@@ -5,8 +5,13 @@ use super::context::WalkContext;
 use super::fault::Fault;
 use crate::core::AddressSpace;
 use crate::decode::{listpack::Listpack, Element};
-use crate::profile::layout::StreamLayout;
-use crate::value::{Bytes, StreamConsumer, StreamGroup, StreamId, StreamNack, StreamValue};
+use crate::profile::layout::{IdmpLayout, StreamLayout};
+use crate::value::{
+    Bytes, StreamConsumer, StreamGroup, StreamId, StreamIdmp, StreamNack, StreamValue,
+};
+
+/// Most IIDs a producer may remember (the 8.6 loader refuses larger `idmp_max_entries`).
+const MAX_IDMP_ENTRIES: u64 = 10_000;
 
 /// Longest rax key accepted (group and consumer names are sds strings).
 const MAX_RAX_KEY: usize = 1 << 20;
@@ -182,7 +187,46 @@ impl<'s, 'a> StreamReader<'s, 'a> {
                 .map(|f| f.get(&s).ok_or_else(missing))
                 .transpose()?,
             groups,
-            idmp: None,
+            idmp: l.idmp.map(|i| self.idmp(&i, &s)).transpose()?,
+        })
+    }
+
+    /// The idempotent-producer state of a stream whose struct bytes are `s`.
+    fn idmp(&self, i: &IdmpLayout, s: &[u8]) -> Result<StreamIdmp<'a>, Fault> {
+        let missing = || Fault::bad("stream IDMP field outside the stream");
+        let producers_rax = i.producers.get(s).ok_or_else(missing)?;
+        let mut producers = Vec::new();
+        if producers_rax != 0 {
+            self.rax(producers_rax, |pid, producer| {
+                let pb = self.space.read(producer, i.producer_size as usize)?;
+                let mut entry = i.head.get(&pb).ok_or_else(missing)?;
+                let mut iids = Vec::new();
+                // The list is bounded by the cap on remembered IIDs.
+                let cap = i.max_entries.get(s).ok_or_else(missing)?;
+                let mut guard = self.ctx.guard("IDMP entry list", cap.max(MAX_IDMP_ENTRIES));
+                while entry != 0 {
+                    guard.step(entry)?;
+                    let eb = self.space.read(entry, i.entry_size as usize)?;
+                    let len = i.iid_len.get(&eb).ok_or_else(missing)?;
+                    if len > MAX_RAX_KEY as u64 || self.space.readable_len(entry) < i.iid + len {
+                        return Err(Fault::bad(format!(
+                            "IDMP entry {entry:#x} claims an IID of {len} bytes"
+                        )));
+                    }
+                    let iid = self.space.read(entry.wrapping_add(i.iid), len as usize)?;
+                    iids.push((iid, id_at(self.space, entry.wrapping_add(i.id))?));
+                    entry = i.next.get(&eb).ok_or_else(missing)?;
+                }
+                producers.push((std::borrow::Cow::Owned(pid.to_vec()), iids));
+                Ok(())
+            })?;
+        }
+        Ok(StreamIdmp {
+            duration: i.duration.get(s).ok_or_else(missing)?,
+            max_entries: i.max_entries.get(s).ok_or_else(missing)?,
+            producers,
+            iids_added: i.iids_added.get(s).ok_or_else(missing)?,
+            iids_duplicates: i.iids_duplicates.get(s).ok_or_else(missing)?,
         })
     }
 
