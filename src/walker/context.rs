@@ -110,7 +110,7 @@ impl<'s, 'a> WalkContext<'s, 'a> {
         DictWalker::new(self)
     }
 
-    /// A Valkey hashtable reader.
+    /// A hashtable reader (open addressing, 7-slot buckets).
     pub fn hashtables(&self) -> HashtableWalker<'_, 'a> {
         HashtableWalker::new(self)
     }

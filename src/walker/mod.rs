@@ -602,7 +602,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         self.emit(db, key, expire_ms, obj_ptr, None, report);
     }
 
-    /// A Valkey object with its key and expire embedded.
+    /// An object that embeds its key (and keeps its expire, by `expire`).
     fn visit_embedded(
         &mut self,
         db: u32,
@@ -615,9 +615,17 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             return;
         }
         match self.objects.embedded_key(obj_ptr) {
-            Ok((key, expire_ms)) => {
-                if self.claim_name(db, &key, report) {
-                    self.emit(db, key, expire_ms, obj_ptr, None, report);
+            Ok(k) => {
+                // Module key metadata (8.6 `metabits` classes 1-7) is the module's own
+                // format: the key is written without it.
+                let meta = (k.module_meta != 0).then(|| {
+                    Fault::Unsupported(format!(
+                        "written without its module key metadata (classes {:#04x}): it needs the module that wrote it",
+                        k.module_meta
+                    ))
+                });
+                if self.claim_name(db, &k.key, report) {
+                    self.emit(db, k.key, k.expire_ms, obj_ptr, meta, report);
                 }
             }
             Err(f) => report.lost(db, None, None, &f),
@@ -644,15 +652,15 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         false
     }
 
-    /// Decode the value at `obj_ptr` and write the key; `ttl_unknown` marks it partial
-    /// because its TTL could not be confirmed.
+    /// Decode the value at `obj_ptr` and write the key; `partial_reason` marks it partial
+    /// (its TTL could not be confirmed, or module metadata is left out).
     fn emit(
         &mut self,
         db: u32,
         key: crate::value::Bytes<'a>,
         expire_ms: Option<i64>,
         obj_ptr: u64,
-        ttl_unknown: Option<Fault>,
+        partial_reason: Option<Fault>,
         report: &mut ReportBuilder,
     ) {
         let header = match self.objects.header(obj_ptr) {
@@ -667,7 +675,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             Ok(v) => v,
             Err(f) => return report.lost(db, Some(&key), Some(header.kind), &f),
         };
-        let partial = self.objects.take_partial().or(ttl_unknown);
+        let partial = self.objects.take_partial().or(partial_reason);
         if expire_ms.is_some() {
             self.matched_expires += 1;
         }

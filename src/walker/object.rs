@@ -564,7 +564,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 
     /// An embstr's sds lives in the same allocation, right after the robj (after the
-    /// embedded key and expire in Valkey), with an sdshdr8 header in every typed-sds build.
+    /// embedded key and expire of objects that embed their key), with an sdshdr8 header in every typed-sds build.
     /// A `ptr` elsewhere is a damaged object that would otherwise read some other memory
     /// as the value.
     fn check_embedded_string(&self, h: &ObjHeader) -> Result<(), Fault> {
@@ -641,7 +641,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 
     /// Visit every entry of a collection's table: `(key, value word)` of a dict, or
-    /// `(entry, 0)` of a Valkey hashtable. Returns the table's own entry count and the
+    /// `(entry, 0)` of a hashtable. Returns the table's own entry count and the
     /// first fault of the walk (entries after a broken link were not visited).
     fn table_entries(
         &self,
@@ -869,7 +869,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
 
     /// The key embedded in a keyspace object (`key_object` = `embedded`), and its expire
     /// when the object keeps it (inside after the header, or in the slot before it).
-    pub fn embedded_key(&self, obj: u64) -> Result<(Bytes<'a>, Option<i64>), Fault> {
+    pub fn embedded_key(&self, obj: u64) -> Result<EmbeddedKey<'a>, Fault> {
         let r = &self.layout.robj;
         let bytes = self.space.read(obj, r.size as usize)?;
         let flag = |b: crate::profile::layout::Bits| {
@@ -912,7 +912,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             )));
         }
         let key = read_sds(self.space, SdsFormat::Typed, at.wrapping_add(1 + hdr))?;
-        Ok((key, expire))
+        let module_meta = match self.layout.features.expire {
+            ExpireFlavor::BeforeObject => (flag(r.metabits)? & 0xfe) as u8,
+            _ => 0,
+        };
+        Ok(EmbeddedKey {
+            key,
+            expire_ms: expire,
+            module_meta,
+        })
     }
 
     fn skiplist(&self, zs: u64) -> Result<Vec<(Bytes<'a>, f64)>, Fault> {
@@ -988,6 +996,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         });
         self.salvaged(out, fault)
     }
+}
+
+/// What an object that embeds its key holds besides its value.
+#[derive(Debug, Clone)]
+pub struct EmbeddedKey<'a> {
+    /// The key.
+    pub key: Bytes<'a>,
+    /// Its expire time (ms), when it has one.
+    pub expire_ms: Option<i64>,
+    /// Module key-metadata classes attached to it (`metabits` bits 1-7, Redis 8.6).
+    pub module_meta: u8,
 }
 
 /// Decode a module type id: a 9-character name in 6-bit symbols (most significant first),
