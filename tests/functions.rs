@@ -101,3 +101,58 @@ fn function_libraries_are_recovered() {
     );
     assert_eq!(report["totals"]["keys"], 1, "report: {report}");
 }
+
+/// A stripped binary without a profile recording the static: the functions context is found
+/// from the machine code of `functionsLibCtxGetCurrent` (Debian 12's binary keeps only
+/// `.dynsym`). The profile is 7.0.15-debian with its symbols and build-id removed, so
+/// nothing but the binary's code can say where `curr_functions_lib_ctx` is.
+#[test]
+fn a_stripped_binary_keeps_its_functions_through_its_machine_code() {
+    let bin = Path::new("/usr/bin/redis-server");
+    let src = RedisServer::start(bin, &[]);
+    let mut conn = src.conn();
+    for code in LIBS {
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query(&mut conn)
+            .expect("FUNCTION LOAD");
+    }
+    let truth = libraries(&mut conn);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = gcore(&src, dir.path());
+
+    let mut profile: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/7.0.15-debian.json"),
+        )
+        .expect("shipped profile"),
+    )
+    .expect("profile JSON");
+    profile["symbols"] = serde_json::json!({});
+    profile["identity"]["build_id"] = serde_json::Value::Null;
+    profile["name"] = "7.0.15-layout-only".into();
+    let profile_path = dir.path().join("layout-only.json");
+    std::fs::write(&profile_path, profile.to_string()).expect("write profile");
+
+    let rdb = dir.path().join("dump.rdb");
+    let out = run_rescue(&[
+        core.as_os_str(),
+        OsStr::new("--binary"),
+        OsStr::new("/usr/bin/redis-check-rdb"),
+        OsStr::new("--profile"),
+        profile_path.as_os_str(),
+        OsStr::new("-o"),
+        rdb.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("machine code of functionsLibCtxGetCurrent"),
+        "the log should say where the static came from: {log}"
+    );
+    let report = read_report(&dir.path().join("dump.rdb.report.json"));
+    assert_eq!(report["functions"], 2, "report: {report}");
+    let restored = RedisServer::start_on_rdb(bin, &rdb, &[]);
+    assert_eq!(libraries(&mut restored.conn()), truth);
+}
