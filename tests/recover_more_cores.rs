@@ -279,65 +279,6 @@ fn dry_run_of_zst_core_prints_table() {
 // A core written by the kernel
 // ---------------------------------------------------------------------------------------------
 
-/// The file name the kernel gives the core of `pid`, from `kernel.core_pattern` and
-/// `kernel.core_uses_pid`, relative to the crashing process's cwd. Panics (the test must not be
-/// skipped) when the pattern pipes to a helper or names an absolute path.
-fn kernel_core_name(pid: u32) -> String {
-    let pattern = fs::read_to_string("/proc/sys/kernel/core_pattern")
-        .expect("read /proc/sys/kernel/core_pattern")
-        .trim_end_matches('\n')
-        .to_string();
-    let uses_pid = fs::read_to_string("/proc/sys/kernel/core_uses_pid")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    let fix = "kernel_core_recovers needs the kernel to write cores as plain files in the crashing \
-               process's directory: .ci/run must set `sysctl -w kernel.core_pattern=core` (as root, \
-               before `cargo test`)";
-    assert!(
-        !pattern.starts_with('|'),
-        "kernel.core_pattern is {pattern:?}: cores go to a helper (systemd-coredump, apport…), not \
-         to a file. {fix}"
-    );
-    assert!(
-        !pattern.starts_with('/') && !pattern.contains('/'),
-        "kernel.core_pattern is {pattern:?}: cores are written under another directory. {fix}"
-    );
-    assert!(!pattern.is_empty(), "kernel.core_pattern is empty. {fix}");
-    let mut name = String::new();
-    let mut has_pid = false;
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            name.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') => name.push('%'),
-            Some('p') => {
-                has_pid = true;
-                name.push_str(&pid.to_string());
-            }
-            other => panic!(
-                "kernel.core_pattern {pattern:?} uses %{} which this test does not expand. {fix}",
-                other.map(String::from).unwrap_or_default()
-            ),
-        }
-    }
-    if uses_pid && !has_pid {
-        name.push_str(&format!(".{pid}"));
-    }
-    name
-}
-
-/// Removes a file when dropped (kernel cores are large and root-only).
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn kernel_core_recovers() {
     let started = Instant::now();

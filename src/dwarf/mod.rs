@@ -410,8 +410,10 @@ const WANTED: &[Wanted] = &[
     w(
         "moduleType",
         &["RedisModuleType", "ValkeyModuleType", "moduleType"],
-        &[&["id"]],
+        &[&["id", "entity"]],
     ),
+    // 8.6 keeps a module type's id in `moduleType.entity`.
+    w("ModuleEntityId", &["ModuleEntityId"], &[&["id"]]),
     w(
         "functionLibInfo",
         &["functionLibInfo"],
@@ -801,9 +803,13 @@ fn features(p: &Picked) -> (Option<Features>, Vec<String>) {
         (ElementFlavor::Robj, ZsetElementFlavor::Pointer)
     } else if zn.contains("ele") {
         (ElementFlavor::Sds, ZsetElementFlavor::Pointer)
+    } else if p.members("zskiplist").contains("header") {
+        // No element member: the element is embedded after the node's levels, at the
+        // offset kept in level[0].span.
+        (ElementFlavor::Sds, ZsetElementFlavor::SpanOffset)
     } else {
-        // No element member: the element is embedded after the node's levels.
-        (ElementFlavor::Sds, ZsetElementFlavor::Embedded)
+        // No element member and a zskiplist that is itself the header node.
+        (ElementFlavor::Sds, ZsetElementFlavor::AfterLevels)
     };
 
     // objects: where the key, the expire and the value live

@@ -51,6 +51,9 @@ feature! {
     DbArrayFlavor, "db_array" {
         /// A contiguous array of `dbnum` db structs, `db[i].id == i`.
         Structs = "structs",
+        /// An array of `dbnum` pointers to db structs, NULL for a db never used
+        /// (Valkey 9).
+        Pointers = "pointers",
     }
 }
 
@@ -152,6 +155,10 @@ feature! {
     ValueFlavor, "value" {
         /// `robj.ptr` (an embstr's pointer leads into the object's own allocation).
         Pointer = "pointer",
+        /// `robj.ptr`, unless the object's `hasembval` flag says the value (an embstr)
+        /// is embedded: then the object has no `ptr` and its data starts 8 bytes in
+        /// (Valkey 9.1).
+        EmbeddedOrPointer = "embedded_or_pointer",
     }
 }
 
@@ -176,7 +183,11 @@ feature! {
         Pointer = "pointer",
         /// It is embedded after the node's levels; `level[0].span` holds its offset
         /// (16 bits) and the node's level count (8 bits) (Redis 8.6).
-        Embedded = "embedded",
+        SpanOffset = "span_offset",
+        /// It is embedded right after the node's levels, behind a 1-byte header size;
+        /// `level[0].span` holds the node's level count, and the `zskiplist` itself is
+        /// the header node (Valkey 9.1).
+        AfterLevels = "after_levels",
     }
 }
 
@@ -379,7 +390,7 @@ mod tests {
             expire: ExpireFlavor::BeforeObject,
             value: ValueFlavor::Pointer,
             hash_fields: HashFieldFlavor::Entry,
-            zset_element: ZsetElementFlavor::Embedded,
+            zset_element: ZsetElementFlavor::SpanOffset,
         }
     }
 

@@ -594,6 +594,69 @@ pub fn gcore(server: &RedisServer, out_dir: &Path) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cores written by the kernel
+// ---------------------------------------------------------------------------------------------
+
+/// The file name the kernel gives the core of `pid`, from `kernel.core_pattern` and
+/// `kernel.core_uses_pid`, relative to the crashing process's cwd. Panics (the test must not be
+/// skipped) when the pattern pipes to a helper or names an absolute path.
+pub fn kernel_core_name(pid: u32) -> String {
+    let pattern = fs::read_to_string("/proc/sys/kernel/core_pattern")
+        .expect("read /proc/sys/kernel/core_pattern")
+        .trim_end_matches('\n')
+        .to_string();
+    let uses_pid = fs::read_to_string("/proc/sys/kernel/core_uses_pid")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    let fix = "the kernel-core tests (kernel_core_recovers, the matrix's *_kernel_core) need the \
+               kernel to write cores as plain files in the crashing process's directory: .ci/run \
+               must set `sysctl -w kernel.core_pattern=core` (as root, before `cargo test`)";
+    assert!(
+        !pattern.starts_with('|'),
+        "kernel.core_pattern is {pattern:?}: cores go to a helper (systemd-coredump, apport…), not \
+         to a file. {fix}"
+    );
+    assert!(
+        !pattern.starts_with('/') && !pattern.contains('/'),
+        "kernel.core_pattern is {pattern:?}: cores are written under another directory. {fix}"
+    );
+    assert!(!pattern.is_empty(), "kernel.core_pattern is empty. {fix}");
+    let mut name = String::new();
+    let mut has_pid = false;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            name.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => name.push('%'),
+            Some('p') => {
+                has_pid = true;
+                name.push_str(&pid.to_string());
+            }
+            other => panic!(
+                "kernel.core_pattern {pattern:?} uses %{} which this test does not expand. {fix}",
+                other.map(String::from).unwrap_or_default()
+            ),
+        }
+    }
+    if uses_pid && !has_pid {
+        name.push_str(&format!(".{pid}"));
+    }
+    name
+}
+
+/// Removes a file when dropped (kernel cores are large and root-only).
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The dataset
 // ---------------------------------------------------------------------------------------------
 
@@ -1130,7 +1193,13 @@ pub fn builds_dir() -> PathBuf {
 /// test fails, it is not skipped) when READY is missing or does not list the build;
 /// `hint` says how to provision it.
 pub fn ready_entry(name: &str, hint: &str) -> (String, String) {
-    let ready_path = builds_dir().join("READY");
+    ready_entry_in("READY", name, hint)
+}
+
+/// [`ready_entry`] from another list of the builds dir: `READY8`, which
+/// `.ci/provision-redis8.sh` writes for the Redis 8 builds.
+pub fn ready_entry_in(file: &str, name: &str, hint: &str) -> (String, String) {
+    let ready_path = builds_dir().join(file);
     let ready = std::fs::read_to_string(&ready_path).unwrap_or_else(|e| {
         panic!(
             "build {name}: cannot read {} ({e}): the Redis builds are missing; {hint}",

@@ -1,9 +1,10 @@
-//! The real server builds `.ci/provision-redis.sh` installs into `target/redis-builds/<version>/`
-//! and what each of them can do (commands, encodings, checker, RDB version).
+//! The real server builds `.ci/provision-redis.sh` (listed in READY) and `.ci/provision-redis8.sh`
+//! (Redis 8, listed in READY8) install into `target/redis-builds/<name>/`, and what each of them
+//! can do (commands, encodings, checker, RDB version).
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{builds_dir, elf_build_id, ready_entry};
+use crate::common::{builds_dir, elf_build_id, ready_entry_in};
 
 /// Which family of in-memory encodings a build has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +18,10 @@ pub enum Generation {
     /// Valkey 8.1: listpacks (lists, sets, hashes, zsets), quicklists of listpacks, the new
     /// key hashtable.
     Valkey81,
+    /// Redis 8.0 to 8.6: listpacks (lists, sets, hashes, zsets), quicklists of listpacks and
+    /// PLAIN nodes, hash field TTLs (`listpackex` and hashtable hashes), keyspace dicts in a
+    /// kvstore, keys embedded in their objects from 8.2, the `vectorset` module type built in.
+    Redis8,
 }
 
 /// One provisioned build.
@@ -27,27 +32,41 @@ pub struct Build {
     pub name: &'static str,
     /// `major.minor.patch` of the server itself (`8.1.8` for Valkey).
     pub version: (u32, u32, u32),
+    /// What starts a server: the binary, or for a Debian chroot build the launcher script
+    /// that execs the chroot's server (the pid it is spawned with is the server's).
     pub server: PathBuf,
-    /// `redis-check-dump` (2.8, 3.0), `redis-check-rdb` (3.2+), `valkey-check-rdb`.
+    /// `redis-check-dump` (2.8, 3.0), `redis-check-rdb` (3.2+; a launcher for chroot builds),
+    /// `valkey-check-rdb`.
     pub checker: PathBuf,
+    /// The ELF file the server process runs, whose build-id the core carries: `server` itself,
+    /// or the chroot's `/usr/bin/redis-check-rdb` (Debian's `redis-server` is a symlink to it).
+    pub binary: PathBuf,
+    /// A Debian build run in a chroot (`<name>/root`).
+    pub chroot: bool,
     pub build_id: String,
 }
 
 const HINT: &str = "run .ci/provision-redis.sh (it builds every version into target/redis-builds/ and writes READY)";
+const HINT8: &str = "run .ci/provision-redis8.sh (it installs the Redis 8 builds 8.0.2-debian, 8.2.3 and 8.6.3-debian into target/redis-builds/ and writes READY8)";
 
 impl Build {
     /// Locate the build `name`; panics (the test fails, it is not skipped) when it is missing,
     /// incomplete or not the one READY lists.
     pub fn locate(name: &'static str) -> Build {
         let dir = builds_dir();
-        let (line, ready_id) = ready_entry(name, HINT);
         let valkey = name.starts_with("valkey-");
         let number = name.strip_prefix("valkey-").unwrap_or(name);
+        let chroot = number.ends_with("-debian");
+        let number = number.strip_suffix("-debian").unwrap_or(number);
         let parts: Vec<u32> = number
             .split('.')
             .map(|p| p.parse().unwrap_or_else(|_| panic!("version {name:?}")))
             .collect();
         let version = (parts[0], parts[1], parts[2]);
+        if !valkey && version >= (8, 0, 0) {
+            return Self::locate_redis8(name, version, chroot);
+        }
+        let (line, ready_id) = ready_entry_in("READY", name, HINT);
         let (server_name, checker_name) = if valkey {
             ("valkey-server", "valkey-check-rdb")
         } else if version < (3, 2, 0) {
@@ -87,8 +106,53 @@ impl Build {
         Build {
             name,
             version,
+            binary: server.clone(),
             server,
             checker,
+            chroot: false,
+            build_id,
+        }
+    }
+
+    /// A Redis 8 build of `.ci/provision-redis8.sh`: `<name>/redis-server` and
+    /// `<name>/redis-check-rdb` (the binary and a symlink to it, or launcher scripts of the
+    /// Debian chroot `<name>/root`), listed in READY8 with the build-id of the real binary.
+    fn locate_redis8(name: &'static str, version: (u32, u32, u32), chroot: bool) -> Build {
+        let dir = builds_dir().join(name);
+        let (_, ready_id) = ready_entry_in("READY8", name, HINT8);
+        let server = dir.join("redis-server");
+        let checker = dir.join("redis-check-rdb");
+        let binary = if chroot {
+            dir.join("root/usr/bin/redis-check-rdb")
+        } else {
+            server.clone()
+        };
+        for f in [&server, &checker, &binary] {
+            assert!(
+                f.is_file(),
+                "build {name}: {} is missing; {HINT8}",
+                f.display()
+            );
+        }
+        let build_id = elf_build_id(&binary).unwrap_or_else(|| {
+            panic!(
+                "build {name}: {} has no GNU build-id; {HINT8}",
+                binary.display()
+            )
+        });
+        assert_eq!(
+            build_id,
+            ready_id,
+            "build {name}: {} is not the binary READY8 lists; {HINT8}",
+            binary.display()
+        );
+        Build {
+            name,
+            version,
+            server,
+            checker,
+            binary,
+            chroot,
             build_id,
         }
     }
@@ -106,6 +170,8 @@ impl Build {
             Generation::Redis30
         } else if self.version < (7, 0, 0) {
             Generation::Quicklist
+        } else if self.version >= (8, 0, 0) {
+            Generation::Redis8
         } else {
             panic!("the matrix has no dataset for Redis {}", self.name)
         }
@@ -127,6 +193,9 @@ impl Build {
         match self.generation() {
             Generation::Redis28 | Generation::Redis30 => 6,
             Generation::Valkey81 => 11,
+            // 8.0.2 and 8.2.3 write RDB 12, 8.6.3 writes 13 (seen on the provisioned builds).
+            Generation::Redis8 if self.version < (8, 6, 0) => 12,
+            Generation::Redis8 => 13,
             Generation::Quicklist if self.version < (4, 0, 0) => 7,
             Generation::Quicklist if self.version < (5, 0, 0) => 8,
             Generation::Quicklist => 9,
@@ -177,7 +246,7 @@ impl Build {
 
     /// Names the compact encodings go by in OBJECT ENCODING for small hashes and zsets.
     pub fn compact(&self) -> &'static str {
-        if self.is_valkey() {
+        if matches!(self.generation(), Generation::Valkey81 | Generation::Redis8) {
             "listpack"
         } else {
             "ziplist"
@@ -185,14 +254,21 @@ impl Build {
     }
 
     /// Longest string value stored as EMBSTR whatever its key: 39 bytes in 3.0, 44 in 3.2 to
-    /// 6.2. `None` for 2.8 (no EMBSTR) and Valkey 8.1 (the limit depends on the key, which is
-    /// embedded too).
+    /// 6.2 and in 8.0. `None` for 2.8 (no EMBSTR), Valkey 8.1 and Redis 8.2+ (the limit
+    /// depends on the key, which is embedded too).
     pub fn embstr_max(&self) -> Option<usize> {
         match self.generation() {
             Generation::Redis30 => Some(39),
             Generation::Quicklist => Some(44),
-            Generation::Redis28 | Generation::Valkey81 => None,
+            Generation::Redis8 if !self.embeds_keys() => Some(44),
+            Generation::Redis28 | Generation::Valkey81 | Generation::Redis8 => None,
         }
+    }
+
+    /// Redis 8.2+: the key lives in its object (`kvobj`), and an EMBSTR value shares that
+    /// allocation with it.
+    pub fn embeds_keys(&self) -> bool {
+        self.generation() == Generation::Redis8 && self.version >= (8, 2, 0)
     }
 
     /// A tag for directories and messages.

@@ -28,6 +28,9 @@ pub struct FillOptions {
     /// `CONFIG SET list-compress-depth 1` before filling (quicklist versions only), so that
     /// inner quicklist nodes are LZF-compressed.
     pub compress_lists: bool,
+    /// Redis 8: also a `vectorset` key (the built-in module type, which redis-rescue does not
+    /// recover) in dbs 0 and 9.
+    pub vectorsets: bool,
 }
 
 /// What [`fill`] made.
@@ -44,6 +47,13 @@ pub struct Filled {
     pub big_lists: Vec<(u32, Vec<u8>)>,
     /// Every stream key (5.0+: dbs 0 and 1), as (db, key).
     pub streams: Vec<(u32, Vec<u8>)>,
+    /// Every hash with field TTLs (Redis 8), as (db, key).
+    pub field_ttl_hashes: Vec<(u32, Vec<u8>)>,
+    /// Keys of a module type (`vectorset`), as (db, key): not in `census`, to be reported
+    /// lost.
+    pub module_keys: Vec<(u32, Vec<u8>)>,
+    /// Function libraries were loaded (Redis 8).
+    pub functions: bool,
     /// What the fill checked, one line each, for `--nocapture`.
     pub notes: Vec<String>,
 }
@@ -87,6 +97,12 @@ struct Filler<'b> {
     ttl_counter: i64,
     /// The stream keys [`fill_streams`] made in this db.
     streams: Vec<Vec<u8>>,
+    /// Value length of every string expected as EMBSTR (for the TTL rule of Redis 8.2).
+    embstr_lens: BTreeMap<Vec<u8>, usize>,
+    /// Hashes given field TTLs in this db.
+    field_ttl_hashes: Vec<Vec<u8>>,
+    /// `vectorset` keys made in this db.
+    module_keys: Vec<Vec<u8>>,
 }
 
 impl<'b> Filler<'b> {
@@ -102,6 +118,9 @@ impl<'b> Filler<'b> {
             ttl_keys: Vec::new(),
             ttl_counter: 0,
             streams: Vec::new(),
+            embstr_lens: BTreeMap::new(),
+            field_ttl_hashes: Vec::new(),
+            module_keys: Vec::new(),
         }
     }
 
@@ -145,6 +164,24 @@ impl<'b> Filler<'b> {
             // Valkey 8.1 embeds the key in the EMBSTR allocation (64 bytes at most): measured
             // on 8.1.8, a key of up to 31 bytes leaves room for 33 - keylen value bytes, with
             // or without a TTL; keys of 41+ bytes never make an EMBSTR.
+            // Redis 8.0: EMBSTR up to 44 value bytes, whatever the key (measured on 8.0.2).
+            Generation::Redis8 if !self.build.embeds_keys() => {
+                if value.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            // Redis 8.2+ embeds the key in the object: EMBSTR while key + value are at most 41
+            // bytes (measured on 8.2.3 and 8.6.3 for keys of 1 to 300 bytes; a TTL set later
+            // changes that on 8.2, see `ttl`).
+            Generation::Redis8 => {
+                if key.len() + value.len() <= 41 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
             Generation::Valkey81 => match key.len() {
                 0..=31 if key.len() + value.len() <= 33 => "embstr",
                 0..=31 => "raw",
@@ -168,6 +205,9 @@ impl<'b> Filler<'b> {
         c.arg(key).arg(value);
         self.cmd(conn, c);
         self.expect(key, "string", enc);
+        if enc == "embstr" {
+            self.embstr_lens.insert(key.to_vec(), value.len());
+        }
     }
 
     fn rpush(&mut self, conn: &mut Connection, key: &[u8], items: &[Vec<u8>]) {
@@ -218,6 +258,21 @@ impl<'b> Filler<'b> {
 
     /// A TTL 1–10 days out, with a different command each time (all exist in 2.8).
     fn ttl(&mut self, conn: &mut Connection, key: &[u8]) {
+        if self.build.embeds_keys() && self.build.version < (8, 6, 0) {
+            // 8.2 moves a string to a new allocation that holds the expire too: measured on
+            // 8.2.3, an EMBSTR with a key of up to 31 bytes stays one while key + value are
+            // at most 33 bytes; other lengths follow no simple rule (8.6.3 keeps 41).
+            if let Some(&vlen) = self.embstr_lens.get(key) {
+                assert!(
+                    key.len() <= 31 && key.len() + vlen <= 33,
+                    "{}: an EMBSTR of {}+{vlen} key+value bytes has no simple encoding rule once \
+                     it gets a TTL on 8.2; pick another key than {}",
+                    self.build.name,
+                    key.len(),
+                    show(key)
+                );
+            }
+        }
         self.ttl_counter += 1;
         let n = self.ttl_counter;
         let offset_ms = DAY_MS + (n * 7_919_113 + i64::from(self.db) * 104_729) % (9 * DAY_MS);
@@ -379,7 +434,10 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
         "{}: the fill needs a server started with --activerehashing no",
         build.name
     );
-    let quicklists = matches!(gen, Generation::Quicklist | Generation::Valkey81);
+    let quicklists = matches!(
+        gen,
+        Generation::Quicklist | Generation::Valkey81 | Generation::Redis8
+    );
     if quicklists {
         let depth = if opts.compress_lists { "1" } else { "0" };
         config_set(conn, "list-compress-depth", depth);
@@ -408,7 +466,7 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     let small_list_enc = match gen {
         Generation::Redis28 | Generation::Redis30 => "ziplist",
         Generation::Quicklist => "quicklist",
-        Generation::Valkey81 => "listpack",
+        Generation::Valkey81 | Generation::Redis8 => "listpack",
     };
     for i in 0..base {
         let key = format!("r:{i:05}").into_bytes();
@@ -523,15 +581,43 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     let mut ttl_keys = Vec::new();
     let mut big_lists = Vec::new();
     let mut streams = Vec::new();
+    let mut field_ttl_hashes = Vec::new();
+    let mut module_keys = Vec::new();
+    assert!(
+        !opts.vectorsets || gen == Generation::Redis8,
+        "{} has no vectorset type",
+        build.name
+    );
     for (db, bulk) in MIXED_DBS {
         let mut d = Filler::new(build, db);
-        fill_mixed_db(server, conn, &mut d, bulk, &mut notes);
+        fill_mixed_db(server, conn, &mut d, bulk, opts, &mut notes);
         ttl_keys.extend(d.ttl_keys.iter().map(|k| (db, k.clone())));
         streams.extend(d.streams.iter().map(|k| (db, k.clone())));
+        field_ttl_hashes.extend(d.field_ttl_hashes.iter().map(|k| (db, k.clone())));
+        module_keys.extend(d.module_keys.iter().map(|k| (db, k.clone())));
         if quicklists {
             big_lists.push((db, b("list:big")));
         }
         let mut db_census = census_of_db(conn, db);
+        // Module values are not recovered: they are left out of the census the report must
+        // match, and checked on their own.
+        let vsets: u64 = db_census
+            .remove("vectorset")
+            .map(|encs| encs.values().sum())
+            .unwrap_or(0);
+        assert_eq!(
+            vsets,
+            d.module_keys.len() as u64,
+            "{}: db {db}: vectorset keys SCAN found vs the ones the fill made",
+            build.name
+        );
+        // OBJECT ENCODING says `listpackex` for a listpack hash with field TTLs; the report
+        // names the encoding `listpack_ex`.
+        if let Some(encs) = db_census.get_mut("hash") {
+            if let Some(n) = encs.remove("listpackex") {
+                *encs.entry("listpack_ex".into()).or_default() += n;
+            }
+        }
         if build.stream_encoding() != "stream" {
             // The report's name for the encoding 5.0 calls `unknown` (checked key by key).
             if let Some(encs) = db_census.get_mut("stream") {
@@ -543,13 +629,249 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
         census.insert(db, db_census);
     }
 
+    let functions = gen == Generation::Redis8;
+    if functions {
+        load_functions(conn, build);
+        notes.push("function libraries rescue_lib and second_lib loaded".into());
+    }
+
     Filled {
         ttl_keys,
         census,
         rehash_base: u64::from(capacity),
         big_lists,
         streams,
+        field_ttl_hashes,
+        module_keys,
+        functions,
         notes,
+    }
+}
+
+/// Two Lua function libraries (7.0+): one with a read-only function with a description.
+fn load_functions(conn: &mut Connection, build: &Build) {
+    let libs = [
+        "#!lua name=rescue_lib\n\
+         redis.register_function('rescue_get', function(keys, args) return redis.call('GET', keys[1]) end)\n\
+         redis.register_function{function_name='rescue_echo', callback=function(keys, args) return args[1] end, flags={'no-writes'}, description='echoes its argument'}\n",
+        "#!lua name=second_lib\n\
+         local function incr_by(keys, args) return redis.call('INCRBY', keys[1], args[1]) end\n\
+         redis.register_function('second_incr', incr_by)\n",
+    ];
+    for code in libs {
+        let name: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query(conn)
+            .unwrap_or_else(|e| panic!("{}: FUNCTION LOAD: {e}", build.name));
+        assert!(
+            code.contains(&format!("name={name}")),
+            "FUNCTION LOAD {name}"
+        );
+    }
+}
+
+/// Redis 8 keys: names longer than 128 bytes with values too big to share their object's
+/// allocation, strings on both sides of the EMBSTR limits, hashes with field TTLs
+/// (`listpackex` and hashtable, set with HPEXPIRE, HEXPIRE, HPEXPIREAT, HEXPIREAT and HSETEX,
+/// some with a key TTL too), and with `vectorsets` a `vectorset` key in dbs 0 and 9.
+fn fill_redis8(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
+    let db = d.db;
+    let tag = format!("db{db}");
+
+    // ---- long names (> 128 bytes), values > 64 bytes ----
+    let long_name = |kind: &str| -> Vec<u8> {
+        let mut k = format!("big:{kind}:").into_bytes();
+        k.extend(compressible(&format!("{tag}-{kind}-name"), 150));
+        k
+    };
+    let k = long_name("string");
+    d.set(
+        conn,
+        &k,
+        &compressible(&format!("{tag}-bigval"), 200),
+        "raw",
+    );
+    d.ttl(conn, &k);
+    let k = long_name("list");
+    d.rpush(
+        conn,
+        &k,
+        &[
+            compressible("l1", 80),
+            compressible("l2", 100),
+            b("3"),
+            pseudo_random_bytes(u64::from(db) + 500, 90),
+        ],
+    );
+    d.expect(&k, "list", "listpack");
+    let k = long_name("set");
+    d.sadd(
+        conn,
+        &k,
+        &[compressible("s1", 70), compressible("s2", 90), b("x")],
+    );
+    d.expect(&k, "set", "hashtable");
+    d.ttl(conn, &k);
+    let k = long_name("zset");
+    d.zadd(
+        conn,
+        &k,
+        &[
+            ("1.5".into(), compressible("z1", 70)),
+            ("-2".into(), compressible("z2", 65)),
+        ],
+    );
+    d.expect(&k, "zset", "skiplist");
+    let k = long_name("hash");
+    d.hmset(
+        conn,
+        &k,
+        &[
+            (b("f"), compressible("h1", 100)),
+            (b("g"), b("1")),
+            (compressible("hf", 70), b("v")),
+        ],
+    );
+    d.expect(&k, "hash", "hashtable");
+    d.ttl(conn, &k);
+    let k = long_name("int");
+    d.set(conn, &k, b"-123456789", "int");
+
+    // ---- EMBSTR limits: 44 value bytes (8.0), 41 key + value bytes (8.2+) ----
+    d.set_str(conn, b"str:kv41", &[b'a'; 33]);
+    d.set_str(conn, b"str:kv42", &[b'b'; 34]);
+    d.set_str(conn, b"str:v44", &[b'c'; 44]);
+    d.set_str(conn, b"str:v45", &[b'd'; 45]);
+
+    // ---- hash field TTLs ----
+    let now = now_ms();
+    // An absolute time 1 to 10 days out, different for each i and db.
+    let at = |i: i64| now + DAY_MS + (i * 3_600_123 + i64::from(db) * 7_777) % (9 * DAY_MS);
+    let field_cmd = |name: &str, key: &[u8], when: i64, fields: &[Vec<u8>]| -> redis::Cmd {
+        let mut c = redis::cmd(name);
+        c.arg(key).arg(when).arg("FIELDS").arg(fields.len());
+        for f in fields {
+            c.arg(f.as_slice());
+        }
+        c
+    };
+    // listpackex, by every field TTL command; some fields keep no TTL.
+    let key = b("hfe:lp");
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..10)
+        .map(|i| {
+            let v = if i % 3 == 0 {
+                format!("{}", i * 1000 - 7)
+            } else {
+                format!("{tag}-hfe-{i}")
+            };
+            (format!("f{i}").into_bytes(), v.into_bytes())
+        })
+        .collect();
+    pairs.push((b"\x00bin\xff".to_vec(), b"\r\n\x00".to_vec()));
+    pairs.push((Vec::new(), b("empty field name")));
+    d.hmset(conn, &key, &pairs);
+    let c = field_cmd("HPEXPIRE", &key, at(1) - now, &[b("f0"), b("f1")]);
+    d.cmd(conn, c);
+    let c = field_cmd("HEXPIRE", &key, (at(2) - now) / 1000, &[b("f2")]);
+    d.cmd(conn, c);
+    let c = field_cmd(
+        "HPEXPIREAT",
+        &key,
+        at(3),
+        &[b("f3"), b"\x00bin\xff".to_vec()],
+    );
+    d.cmd(conn, c);
+    let c = field_cmd("HEXPIREAT", &key, at(4) / 1000, &[b("f4"), Vec::new()]);
+    d.cmd(conn, c);
+    d.expect(&key, "hash", "listpackex");
+    d.field_ttl_hashes.push(key);
+    // listpackex with a key TTL too.
+    let key = b("hfe:lp:keyttl");
+    d.hmset(conn, &key, &[(b("a"), b("1")), (b("b"), b("two"))]);
+    let c = field_cmd("HPEXPIREAT", &key, at(5), &[b("b")]);
+    d.cmd(conn, c);
+    d.ttl(conn, &key);
+    d.expect(&key, "hash", "listpackex");
+    d.field_ttl_hashes.push(key);
+    // HSETEX (8.0+) sets values and their TTL in one command.
+    let key = b("hfe:setex");
+    let mut c = redis::cmd("HSETEX");
+    c.arg(key.as_slice())
+        .arg("PXAT")
+        .arg(at(6))
+        .arg("FIELDS")
+        .arg(3)
+        .arg("x")
+        .arg("1")
+        .arg("y")
+        .arg(format!("{tag}-y"))
+        .arg("z")
+        .arg("-3");
+    d.cmd(conn, c);
+    d.expect(&key, "hash", "listpackex");
+    d.field_ttl_hashes.push(key);
+    // hashtable by its number of fields (hash-max-listpack-entries is 512), a TTL on every
+    // fourth field.
+    let key = b("hfe:ht:many");
+    let many: Vec<(Vec<u8>, Vec<u8>)> = (0..600u32)
+        .map(|i| {
+            (
+                format!("field-{i}").into_bytes(),
+                format!("{tag}-many-{i}").into_bytes(),
+            )
+        })
+        .collect();
+    d.hmset(conn, &key, &many);
+    for group in 0..6i64 {
+        let fields: Vec<Vec<u8>> = (0..600i64)
+            .filter(|i| i % 4 == 0 && (i / 4) % 6 == group)
+            .map(|i| format!("field-{i}").into_bytes())
+            .collect();
+        let c = if group % 2 == 0 {
+            field_cmd("HPEXPIREAT", &key, at(10 + group), &fields)
+        } else {
+            field_cmd("HPEXPIRE", &key, at(10 + group) - now, &fields)
+        };
+        d.cmd(conn, c);
+    }
+    d.expect(&key, "hash", "hashtable");
+    d.field_ttl_hashes.push(key);
+    // hashtable by a long value (hash-max-listpack-value is 64), with a key TTL.
+    let key = b("hfe:ht:long");
+    d.hmset(
+        conn,
+        &key,
+        &[
+            (b("a"), b("1")),
+            (b("long"), compressible(&format!("{tag}-hfe-long"), 100)),
+            (b("c"), b("three")),
+        ],
+    );
+    let c = field_cmd("HPEXPIRE", &key, at(20) - now, &[b("a"), b("long")]);
+    d.cmd(conn, c);
+    d.ttl(conn, &key);
+    d.expect(&key, "hash", "hashtable");
+    d.field_ttl_hashes.push(key);
+    // The long-named hash gets field TTLs as well.
+    let key = long_name("hash");
+    let c = field_cmd("HPEXPIREAT", &key, at(21), &[b("f")]);
+    d.cmd(conn, c);
+    d.field_ttl_hashes.push(key);
+
+    // ---- vectorset (a module type: reported lost, never written) ----
+    if opts.vectorsets && (db == 0 || db == 9) {
+        let key = format!("vset:{tag}").into_bytes();
+        for (elem, v) in [("elem", [0.1, 0.2, 0.3]), ("other", [0.4, -0.5, 0.6])] {
+            let mut c = redis::cmd("VADD");
+            c.arg(key.as_slice()).arg("VALUES").arg(3);
+            for x in v {
+                c.arg(x);
+            }
+            c.arg(elem);
+            d.cmd(conn, c);
+        }
+        d.module_keys.push(key);
     }
 }
 
@@ -560,6 +882,7 @@ fn fill_mixed_db(
     conn: &mut Connection,
     d: &mut Filler<'_>,
     bulk: u32,
+    opts: FillOptions,
     notes: &mut Vec<String>,
 ) {
     let build = d.build;
@@ -567,6 +890,8 @@ fn fill_mixed_db(
     let db = d.db;
     let tag = format!("db{db}");
     let old = matches!(gen, Generation::Redis28 | Generation::Redis30);
+    // Listpacks for small lists, sets, hashes and zsets (Valkey 8.1, Redis 8).
+    let listpacks = matches!(gen, Generation::Valkey81 | Generation::Redis8);
 
     // ---- strings ----
     d.set(conn, b"str:int:shared", b"5", "int");
@@ -656,7 +981,7 @@ fn fill_mixed_db(
     let (small_list, big_list) = match gen {
         Generation::Redis28 | Generation::Redis30 => ("ziplist", "linkedlist"),
         Generation::Quicklist => ("quicklist", "quicklist"),
-        Generation::Valkey81 => ("listpack", "quicklist"),
+        Generation::Valkey81 | Generation::Redis8 => ("listpack", "quicklist"),
     };
     d.rpush(
         conn,
@@ -753,7 +1078,7 @@ fn fill_mixed_db(
         config_set(conn, "list-max-ziplist-value", "64");
         d.expect(b"list:zl:wide", "list", "ziplist");
     }
-    if gen == Generation::Valkey81 {
+    if listpacks {
         // PLAIN quicklist nodes: elements at or above the packed threshold get a node each.
         d.flush(conn);
         let reply: String = redis::cmd("DEBUG")
@@ -817,11 +1142,7 @@ fn fill_mixed_db(
         .collect();
     d.sadd(conn, b"set:int:large", &set_int_large);
     d.expect(b"set:int:large", "set", "hashtable");
-    let small_set = if gen == Generation::Valkey81 {
-        "listpack"
-    } else {
-        "hashtable"
-    };
+    let small_set = if listpacks { "listpack" } else { "hashtable" };
     d.sadd(
         conn,
         b"set:str:small",
@@ -944,7 +1265,7 @@ fn fill_mixed_db(
 
     // Compact hash and zset holding a 16500-byte string (32-bit length header), allowed by
     // raising the *-max-*-value limit for the time of the write.
-    let (hash_value_cfg, zset_value_cfg) = if gen == Generation::Valkey81 {
+    let (hash_value_cfg, zset_value_cfg) = if listpacks {
         ("hash-max-listpack-value", "zset-max-listpack-value")
     } else {
         ("hash-max-ziplist-value", "zset-max-ziplist-value")
@@ -1005,6 +1326,10 @@ fn fill_mixed_db(
         d.streams = made.keys;
     }
 
+    if gen == Generation::Redis8 {
+        fill_redis8(conn, d, opts);
+    }
+
     // ---- bulk: many small keys, some with TTLs ----
     for i in 0..bulk {
         let key = format!("bulk:{i:05}").into_bytes();
@@ -1034,7 +1359,7 @@ fn fill_mixed_db(
 
     d.verify(conn);
 
-    if gen == Generation::Valkey81 {
+    if listpacks {
         let nodes = crate::common::quicklist_nodes(server, conn, db, b"list:big");
         let lzf = nodes
             .iter()

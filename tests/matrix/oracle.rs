@@ -11,7 +11,9 @@ use std::time::Duration;
 use redis::Connection;
 
 use super::build::Build;
-use super::truth::{expiries, wait_rehash_done, Expiry, MatrixTruth};
+use super::truth::{
+    expiries, field_ttls, function_list, wait_rehash_done, Expiry, FieldTtls, MatrixTruth,
+};
 use crate::common::{
     bulk, bulks, dbsizes, keyspace_info, probe_streams, queue_value_read, select, show, snippet,
     stream_differences, stream_entries, RedisServer,
@@ -197,7 +199,7 @@ pub fn assert_restores(
     build: &Build,
     rdb: &Path,
     truth: &MatrixTruth,
-    source: &RedisServer,
+    source: Option<&RedisServer>,
     oracle: Oracle,
     what: &str,
 ) -> String {
@@ -223,6 +225,28 @@ pub fn assert_restores(
     );
     let got = expiries(&mut conn, build, &truth.filled.ttl_keys);
     assert_expiries(build, truth, &got, what);
+    let mut extra_notes = Vec::new();
+    if !truth.field_ttls.is_empty() {
+        let got = field_ttls(&mut conn, &truth.filled.field_ttl_hashes);
+        assert_field_ttls(build, &truth.field_ttls, &got, what);
+        let n: usize = truth.field_ttls.iter().map(|h| h.fields.len()).sum();
+        extra_notes.push(format!(
+            "HPEXPIRETIME of all {n} fields of {} hashes equal",
+            truth.field_ttls.len()
+        ));
+    }
+    if let Some(want) = &truth.functions {
+        let got = function_list(&mut conn);
+        assert_eq!(
+            &got, want,
+            "{} {what}: FUNCTION LIST WITHCODE after restoring (left) vs the source (right)",
+            build.name
+        );
+        extra_notes.push(format!(
+            "FUNCTION LIST WITHCODE equal ({} libraries)",
+            want.len()
+        ));
+    }
     // Consumer groups, which DEBUG DIGEST does not cover (and key by key does not read).
     let got_streams = probe_streams(&mut conn, &truth.filled.streams, build.has_xinfo_full());
     let diffs = stream_differences(&truth.streams, &got_streams);
@@ -255,6 +279,12 @@ pub fn assert_restores(
     let dbs: Vec<u32> = truth.dbsizes.keys().copied().collect();
 
     let key_by_key = |reason: &str| -> String {
+        let Some(source) = source else {
+            panic!(
+                "{} {what}: {reason}, and the source server is gone (it died for a kernel core): nothing to compare key by key with",
+                build.name
+            )
+        };
         // The server that answers may be a new one when DEBUG DIGEST killed the first.
         let fresh;
         let target = if server_alive(&server) {
@@ -292,8 +322,15 @@ pub fn assert_restores(
                     format!("DEBUG DIGEST {got} equal to the source's ({waited})")
                 }
                 Ok(got) => {
-                    let (diffs, _) =
-                        key_by_key_diff(&mut source.conn(), &mut server.conn(), &dbs, 30);
+                    let (diffs, _) = match source {
+                        Some(source) => {
+                            key_by_key_diff(&mut source.conn(), &mut server.conn(), &dbs, 30)
+                        }
+                        None => (
+                            vec!["(the source server is gone: no key-by-key diff)".into()],
+                            0,
+                        ),
+                    };
                     panic!(
                         "{} {what}: oracle DEBUG DIGEST: restored {got}, source {want}; key-by-key differences ({}):\n{}",
                         build.name,
@@ -314,7 +351,47 @@ pub fn assert_restores(
             }
         }
     };
-    format!("{verdict}; {streams_note}")
+    extra_notes.insert(0, streams_note);
+    format!("{verdict}; {}", extra_notes.join("; "))
+}
+
+/// Every field of every hash with field TTLs must be back, with the same HPEXPIRETIME.
+pub fn assert_field_ttls(build: &Build, want: &[FieldTtls], got: &[FieldTtls], what: &str) {
+    let mut bad = Vec::new();
+    for (w, g) in want.iter().zip(got) {
+        if w == g {
+            continue;
+        }
+        let wf: BTreeMap<&[u8], i64> = w.fields.iter().map(|(f, t)| (f.as_slice(), *t)).collect();
+        let gf: BTreeMap<&[u8], i64> = g.fields.iter().map(|(f, t)| (f.as_slice(), *t)).collect();
+        let mut lines: Vec<String> = wf
+            .iter()
+            .filter(|(f, t)| gf.get(*f) != Some(*t))
+            .map(|(f, t)| format!("field {}: source {t}, restored {:?}", show(f), gf.get(f)))
+            .collect();
+        lines.extend(
+            gf.keys()
+                .filter(|f| !wf.contains_key(*f))
+                .map(|f| format!("field {}: not in the source", show(f))),
+        );
+        lines.truncate(10);
+        bad.push(format!(
+            "db {} hash {} ({} fields in the source, {} restored):\n  {}",
+            w.db,
+            show(&w.key),
+            w.fields.len(),
+            g.fields.len(),
+            lines.join("\n  ")
+        ));
+    }
+    assert!(
+        bad.is_empty() && want.len() == got.len(),
+        "{} {what}: {} of {} hashes with field TTLs differ after restoring (HPEXPIRETIME of every field; -1 no TTL, -2 no field):\n{}",
+        build.name,
+        bad.len(),
+        want.len(),
+        bad.join("\n")
+    );
 }
 
 fn server_alive(server: &RedisServer) -> bool {

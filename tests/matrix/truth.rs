@@ -29,6 +29,14 @@ pub struct Expiry {
     pub hi: i64,
 }
 
+/// Every field of one hash with field TTLs and its HPEXPIRETIME (-1: no TTL), fields sorted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldTtls {
+    pub db: u32,
+    pub key: Vec<u8>,
+    pub fields: Vec<(Vec<u8>, i64)>,
+}
+
 #[derive(Clone, Debug)]
 pub struct MatrixTruth {
     pub build: Build,
@@ -45,6 +53,14 @@ pub struct MatrixTruth {
     /// DEBUG DIGEST covers stream entries only): XINFO STREAM FULL COUNT 0 (6.0+, Valkey), or
     /// 5.0's XINFO STREAM / GROUPS / CONSUMERS and XPENDING without their idle times.
     pub streams: Vec<StreamProbe>,
+    /// HPEXPIRETIME of every field of every hash with field TTLs (Redis 8).
+    pub field_ttls: Vec<FieldTtls>,
+    /// FUNCTION LIST WITHCODE, one canonical line per library ([`function_list`]), when the
+    /// fill loaded libraries.
+    pub functions: Option<Vec<String>>,
+    /// The module keys (`filled.module_keys`) were deleted from the source after the core,
+    /// and `digest` and `dbsizes` taken again without them: what a restored server must hold.
+    pub module_keys_dropped: bool,
     pub filled: Filled,
 }
 
@@ -75,6 +91,119 @@ impl MatrixTruth {
     pub fn total_expires(&self) -> u64 {
         self.expires.values().sum()
     }
+
+    /// After the core: delete the module keys (which redis-rescue reports lost) from the
+    /// source, and take DEBUG DIGEST and DBSIZE again: the truth a restored server must match.
+    pub fn drop_module_keys(&mut self, server: &RedisServer) {
+        if self.filled.module_keys.is_empty() {
+            return;
+        }
+        let mut conn = server.conn();
+        for (db, key) in &self.filled.module_keys {
+            select(&mut conn, *db);
+            let n: i64 = redis::cmd("DEL")
+                .arg(key.as_slice())
+                .query(&mut conn)
+                .unwrap_or_else(|e| panic!("DEL {}: {e}", show(key)));
+            assert_eq!(n, 1, "{}: DEL db {db} {}", self.build.name, show(key));
+        }
+        let sizes = dbsizes(&mut conn);
+        for (db, n) in &self.dbsizes {
+            let gone = self
+                .filled
+                .module_keys
+                .iter()
+                .filter(|(d, _)| d == db)
+                .count() as u64;
+            assert_eq!(
+                sizes.get(db).copied().unwrap_or(0),
+                n - gone,
+                "{}: db {db}: DBSIZE after deleting its {gone} module keys",
+                self.build.name
+            );
+        }
+        if self.digest.is_some() {
+            self.digest = Some(
+                redis::cmd("DEBUG")
+                    .arg("DIGEST")
+                    .query(&mut conn)
+                    .expect("DEBUG DIGEST without the module keys"),
+            );
+        }
+        self.dbsizes = sizes;
+        self.module_keys_dropped = true;
+    }
+}
+
+/// [`FieldTtls`] of every hash in `keys`: HKEYS, then HPEXPIRETIME of each field. Leaves
+/// the connection on db 0.
+pub fn field_ttls(conn: &mut Connection, keys: &[(u32, Vec<u8>)]) -> Vec<FieldTtls> {
+    let mut out = Vec::new();
+    for (db, key) in keys {
+        select(conn, *db);
+        let mut fields: Vec<Vec<u8>> = redis::cmd("HKEYS")
+            .arg(key.as_slice())
+            .query(conn)
+            .unwrap_or_else(|e| panic!("HKEYS {}: {e}", show(key)));
+        fields.sort();
+        let mut c = redis::cmd("HPEXPIRETIME");
+        c.arg(key.as_slice()).arg("FIELDS").arg(fields.len());
+        for f in &fields {
+            c.arg(f.as_slice());
+        }
+        let times: Vec<i64> = if fields.is_empty() {
+            Vec::new()
+        } else {
+            c.query(conn)
+                .unwrap_or_else(|e| panic!("HPEXPIRETIME {}: {e}", show(key)))
+        };
+        out.push(FieldTtls {
+            db: *db,
+            key: key.clone(),
+            fields: fields.into_iter().zip(times).collect(),
+        });
+    }
+    select(conn, 0);
+    out
+}
+
+/// FUNCTION LIST WITHCODE, one line per library (its fields in order, its functions sorted),
+/// libraries sorted: their order follows dict iteration, which differs between processes.
+pub fn function_list(conn: &mut Connection) -> Vec<String> {
+    let reply: redis::Value = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("WITHCODE")
+        .query(conn)
+        .expect("FUNCTION LIST WITHCODE");
+    let redis::Value::Array(libs) = reply else {
+        panic!("FUNCTION LIST WITHCODE reply {reply:?}")
+    };
+    let mut out: Vec<String> = libs
+        .iter()
+        .map(|lib| {
+            let redis::Value::Array(kv) = lib else {
+                panic!("FUNCTION LIST library {lib:?}")
+            };
+            kv.chunks(2)
+                .map(|p| {
+                    let name = super::fill::value_text(&p[0]);
+                    let value = match (&name[..], p.get(1)) {
+                        ("functions", Some(redis::Value::Array(fs))) => {
+                            let mut fs: Vec<String> = fs.iter().map(|f| format!("{f:?}")).collect();
+                            fs.sort();
+                            fs.join(", ")
+                        }
+                        (_, Some(v)) => format!("{v:?}"),
+                        (_, None) => "<none>".into(),
+                    };
+                    format!("{name}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn now_ms() -> i64 {
@@ -355,6 +484,45 @@ pub fn record_truth(
     );
     let streams = probe_streams(conn, &filled.streams, build.has_xinfo_full());
 
+    let field_ttls = field_ttls(conn, &filled.field_ttl_hashes);
+    let now = now_ms();
+    for h in &field_ttls {
+        let with_ttl = h.fields.iter().filter(|(_, t)| *t > now).count();
+        let bad: Vec<String> = h
+            .fields
+            .iter()
+            .filter(|(_, t)| *t != -1 && *t <= now)
+            .map(|(f, t)| format!("{}={t}", show(f)))
+            .collect();
+        assert!(
+            with_ttl > 0 && bad.is_empty(),
+            "{}: db {} hash {} should have fields with TTLs in the future (and no others but -1): {with_ttl} with TTL, bad {bad:?}",
+            build.name,
+            h.db,
+            show(&h.key)
+        );
+    }
+    if !field_ttls.is_empty() {
+        let fields: usize = field_ttls.iter().map(|h| h.fields.len()).sum();
+        let with_ttl: usize = field_ttls
+            .iter()
+            .map(|h| h.fields.iter().filter(|(_, t)| *t > 0).count())
+            .sum();
+        notes.push(format!(
+            "{} hashes with field TTLs: {fields} fields, {with_ttl} with a TTL (HPEXPIRETIME)",
+            field_ttls.len()
+        ));
+    }
+    let functions = filled.functions.then(|| function_list(conn));
+    if let Some(libs) = &functions {
+        assert_eq!(
+            libs.len(),
+            2,
+            "{}: FUNCTION LIST should show the 2 libraries the fill loaded:\n{libs:#?}",
+            build.name
+        );
+    }
+
     if build.generation() == Generation::Quicklist {
         let counts = quicklist_lzf_nodes(server.pid(), &filled.big_lists, server.dir());
         for ((db, key), (nodes, lzf)) in filled.big_lists.iter().zip(&counts) {
@@ -426,7 +594,8 @@ pub fn record_truth(
         .values()
         .flat_map(|t| t.values())
         .flat_map(|e| e.values())
-        .sum();
+        .sum::<u64>()
+        + filled.module_keys.len() as u64;
     assert_eq!(
         census_total,
         sizes.values().sum::<u64>(),
@@ -458,6 +627,9 @@ pub fn record_truth(
         rehashing,
         rehash_detail,
         streams,
+        field_ttls,
+        functions,
+        module_keys_dropped: false,
         filled,
     }
 }
