@@ -430,43 +430,77 @@ fn same_release_line<'p>(
     line.into_iter().map(|(p, _)| p).collect()
 }
 
+/// Where `server` is, and how that was found: the binary's `server` symbol, else the
+/// offset the profile records (for its own build-id; any with `--force`), else a search of
+/// the executable's writable image for the structure the layout describes, accepted only
+/// when one candidate alone passes ([`crate::walker::locate`]).
 fn server_address(
+    core: &CoreFile<'_>,
     layout: &Layout,
     exe: Option<&ExecutableInCore>,
     binary: Option<&Executable>,
     build_id: Option<&str>,
     force: bool,
-) -> Result<u64, RecoverError> {
-    let base = exe.map(|e| e.base).ok_or_else(|| {
-        RecoverError::Symbol(
-            "the core has no readable NT_FILE note naming the executable's mapping (missing or cut off by truncation), so its load address is unknown".into(),
-        )
-    })?;
-    let offset = match binary.and_then(|b| b.symbol("server")) {
-        Some(s) => s.offset,
-        None => {
-            let pid = layout.identity.build_id.as_deref();
-            if let (Some(p), Some(c)) = (pid, build_id) {
-                if p != c && !force {
-                    return Err(RecoverError::Symbol(format!(
-                        "profile {} records symbols for build-id {p}, but the core is build-id {c}; give the matching --binary (or --force)",
-                        layout.name
-                    )));
-                }
-            }
-            match layout.server_symbol {
-                Some(s) => s.offset,
-                None => {
-                    return Err(RecoverError::Symbol(format!(
-                        "profile {} describes a layout only (no symbol offsets) and no binary with a `server` symbol was usable; give --binary",
-                        layout.name
-                    )))
-                }
-            }
-        }
+) -> Result<(u64, String), RecoverError> {
+    let base = exe.map(|e| e.base);
+    let at = |base: u64, offset: u64| {
+        base.checked_add(offset)
+            .ok_or_else(|| RecoverError::Symbol("address overflow".into()))
     };
-    base.checked_add(offset)
-        .ok_or_else(|| RecoverError::Symbol("address overflow".into()))
+    let unknown_base = "the executable's load address is unknown (no readable NT_FILE note: missing, or cut off by truncation)";
+    let mut why_not = Vec::new();
+    if let Some(b) = binary {
+        match (b.symbol("server"), base) {
+            (Some(s), Some(base)) => {
+                return Ok((
+                    at(base, s.offset)?,
+                    format!("symbol of {}", b.path.display()),
+                ))
+            }
+            (Some(_), None) => why_not.push(format!(
+                "{} has a `server` symbol, but {unknown_base}",
+                b.path.display()
+            )),
+            (None, _) => why_not.push(format!("{} has no `server` symbol", b.path.display())),
+        }
+    }
+    let (recorded, p, c) = (
+        layout.server_symbol,
+        layout.identity.build_id.as_deref(),
+        build_id,
+    );
+    match recorded {
+        // A recorded offset counts unless the build-ids say it is another build's.
+        Some(s) if p.is_none() || c.is_none() || p == c || force => match base {
+            Some(base) => {
+                return Ok((
+                    at(base, s.offset)?,
+                    format!("recorded in profile {}", layout.name),
+                ))
+            }
+            None => why_not.push(format!(
+                "profile {} records its offset, but {unknown_base}",
+                layout.name
+            )),
+        },
+        Some(_) => why_not.push(format!(
+            "profile {} records symbols for build-id {}, but the core is build-id {} (a matching --binary, or --force, would use them)",
+            layout.name,
+            p.unwrap_or("(none)"),
+            c.unwrap_or("(unknown)")
+        )),
+        None => why_not.push(format!(
+            "profile {} describes a layout only (no symbol offsets)",
+            layout.name
+        )),
+    }
+    match crate::walker::locate::find_server(core, layout, base) {
+        Ok(found) => Ok((found.address, found.summary())),
+        Err(e) => Err(RecoverError::Symbol(format!(
+            "{}; and the structure search found no unique `server`: {e}",
+            why_not.join("; ")
+        ))),
+    }
 }
 
 /// The offset from the load base of the static `name`: the binary's symbol, else the
@@ -517,6 +551,29 @@ fn static_offset(
             tried.push(format!("profile {} does not record it", layout.name));
             Err(tried.join("; "))
         }
+    }
+}
+
+/// The function libraries through a `curr_functions_lib_ctx` found by the structure it
+/// points to, when no symbol or profile record says where it is (`why`).
+fn functions_by_structure<'a>(
+    core: &CoreFile<'a>,
+    layout: &Layout,
+    exe_base: Option<u64>,
+    walker: &KeyspaceWalker<'_, 'a>,
+    why: &str,
+    log: Log<'_>,
+) -> Result<Vec<crate::value::Bytes<'a>>, String> {
+    match crate::walker::locate::find_functions_ctx(core, layout, exe_base) {
+        Ok(found) => {
+            log(&format!("curr_functions_lib_ctx: {}", found.summary()));
+            walker
+                .functions(found.address)
+                .map_err(|f| format!("function libraries unreadable: {f}"))
+        }
+        Err(e) => Err(format!(
+            "function libraries not recovered: {why}; and by structure: {e}"
+        )),
     }
 }
 
@@ -591,7 +648,8 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         let attempt = Layout::resolve(&cand.file)
             .map_err(RecoverError::from)
             .and_then(|layout| {
-                let server = server_address(
+                let (server, found_by) = server_address(
+                    &core,
                     &layout,
                     exe.as_ref(),
                     binary.as_ref(),
@@ -599,7 +657,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
                     opts.force,
                 )?;
                 let dbs = KeyspaceWalker::new(&core.space, &layout).databases(server)?;
-                Ok((layout, server, dbs))
+                Ok((layout, (server, found_by), dbs))
             });
         match attempt {
             Ok((layout, server, dbs)) => {
@@ -618,13 +676,14 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
             Err(e) => tried.push(format!("{} ({}): {e}", cand.file.name, cand.why)),
         }
     }
-    let Some((layout, server, dbs, choice)) = chosen else {
+    let Some((layout, (server, server_found_by), dbs, choice)) = chosen else {
         return Err(RecoverError::NoProfile(format!(
             "tried: {}; pass --profile NAME|PATH or a --binary with debug info",
             tried.join("; ")
         )));
     };
     log(&format!("profile {} ({choice})", layout.name));
+    log(&format!("server at {server:#x}: {server_found_by}"));
     let source = Source {
         core: opts.core.display().to_string(),
         binary: binary.as_ref().map(|b| b.path.display().to_string()),
@@ -633,14 +692,16 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         profile: layout.name.clone(),
         profile_choice: choice,
         redis_version: layout.identity.redis_version.clone(),
+        server: layout.identity.server.clone(),
         pid: core.process.as_ref().map(|p| p.pid),
         server_address: format!("{server:#x}"),
+        server_found_by,
     };
     let rdb_version = opts.rdb_version.unwrap_or(layout.identity.rdb_version);
-    if !(1..=rdb::consts::RDB_VERSION_MAX).contains(&rdb_version) {
+    if !rdb::is_known_version(rdb_version) {
         return Err(RecoverError::Usage(format!(
-            "RDB version {rdb_version} is not one redis-rescue writes (1 to {})",
-            rdb::consts::RDB_VERSION_MAX
+            "RDB version {rdb_version} does not exist; redis-rescue writes RDB {} (Redis's 1 to 13, Valkey 9's 80)",
+            rdb::consts::describe_versions(rdb::is_known_version)
         )));
     }
     let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);
@@ -697,10 +758,17 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
                     .functions(e.base.wrapping_add(off))
                     .map_err(|f| format!("function libraries unreadable: {f}"))
             }
-            (Ok(_), None) => Err(
-                "function libraries not recovered: the executable's load address is unknown".into(),
+            (Ok(_), None) => functions_by_structure(
+                &core,
+                &layout,
+                None,
+                &walker,
+                "the executable's load address is unknown",
+                &mut *log,
             ),
-            (Err(why), _) => Err(format!("function libraries not recovered: {why}")),
+            (Err(why), e) => {
+                functions_by_structure(&core, &layout, e.map(|e| e.base), &walker, &why, &mut *log)
+            }
         },
     };
 

@@ -28,12 +28,17 @@ pub struct Source {
     pub profile: String,
     /// How the profile was chosen.
     pub profile_choice: String,
-    /// Redis version of the profile.
+    /// Redis version of the profile (Valkey: its own version).
     pub redis_version: String,
+    /// `redis` or `valkey`: which server the dump is for.
+    pub server: String,
     /// Process id in the core.
     pub pid: Option<i32>,
     /// Address of `server`.
     pub server_address: String,
+    /// How `server` was found: `symbol of BINARY`, `recorded in profile NAME`, or
+    /// `structure search: unique candidate at ADDRESS (evidence)` when nothing names it.
+    pub server_found_by: String,
 }
 
 /// Per-database figures.

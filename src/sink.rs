@@ -114,8 +114,11 @@ pub enum Written {
     Without(String),
 }
 
-/// First RDB version with hash field TTLs (Redis 7.4).
-const RDB_VERSION_FIELD_TTLS: u32 = 12;
+/// Whether RDB `version` can hold hash field TTLs: Redis's types 24 and 25 (RDB 12, Redis
+/// 7.4) or Valkey's type 22 (RDB 80, Valkey 9).
+fn has_field_ttls(version: u32) -> bool {
+    ValueType::HashMetadata.fits(version) || ValueType::Hash2.fits(version)
+}
 
 /// Receives recovered keys in walk order.
 pub trait Sink {
@@ -213,8 +216,8 @@ impl<W: Write> RdbSink<W> {
                 Eviction::None | Eviction::Unknown => {}
             }
         }
-        // Hash field TTLs exist from RDB 12: older targets get the fields without them.
-        if self.writer.version() < RDB_VERSION_FIELD_TTLS {
+        // Hash field TTLs exist in RDB 12, 13 and 80: other targets get the fields without.
+        if !has_field_ttls(self.writer.version()) {
             if let Some(pairs) = hash_without_ttls(&k.value) {
                 let (pairs, with_ttl) = pairs.map_err(|e| SinkError::Unwritable {
                     reason: format!("re-encoding for RDB {}: {e}", self.writer.version()),
@@ -231,14 +234,30 @@ impl<W: Write> RdbSink<W> {
                     Written::Whole
                 } else {
                     Written::Without(format!(
-                        "written without the TTLs of its {with_ttl} field(s): RDB {} has no hash field TTLs (they need RDB 12, Redis 7.4)",
+                        "written without the TTLs of its {with_ttl} field(s): RDB {} has no hash field TTLs (they need RDB 12, Redis 7.4, or RDB 80, Valkey 9)",
                         self.writer.version()
                     ))
                 });
             }
         }
+        // Valkey 9 keeps hash field TTLs in its own type 22 only.
+        if ValueType::Hash2.fits(self.writer.version()) {
+            if let Some(fields) = hash_fields_with_ttls(&k.value) {
+                let fields = fields.map_err(|e| SinkError::Unwritable {
+                    reason: format!("re-encoding for RDB {}: {e}", self.writer.version()),
+                })?;
+                // A listpack_ex hash (Redis 7.4+) is decoded and rewritten: re-encoded.
+                if matches!(k.value, Value::HashListpackEx { .. }) {
+                    self.reencoded += 1;
+                }
+                write_hash2(r, &k.key, &fields).map_err(|e| SinkError::Unwritable {
+                    reason: format!("RDB {}: {e}", self.writer.version()),
+                })?;
+                return Ok(Written::Whole);
+            }
+        }
         // Binary scores (ZSET_2) exist from RDB 8 (Redis 4.0); older files use text scores.
-        let binary_scores = self.writer.version() >= ValueType::Zset2.min_rdb_version();
+        let binary_scores = ValueType::Zset2.fits(self.writer.version());
         let ty = match &k.value {
             Value::String(_) => ValueType::String,
             Value::ListQuicklist(_) => ValueType::ListQuicklist2,
@@ -257,9 +276,10 @@ impl<W: Write> RdbSink<W> {
             Value::HashPairs(_) => ValueType::Hash,
             Value::HashListpackEx { .. } => ValueType::HashListpackEx,
             Value::HashPairsTtl(_) => ValueType::HashMetadata,
-            // The newest stream type both the data and the target know: newer loaders
-            // read older types, and an older type only drops metadata its loaders lack
-            // (type 21 drops the IDMP state; counted as re-encoded).
+            // The richest stream type both the data and the target know: loaders read the
+            // poorer types, and a poorer type only drops metadata its loaders lack (type 21
+            // drops the IDMP state; counted as re-encoded). Types 26, 21, 19, 15 each carry
+            // less than the one before; RDB 80 has 21 but not 26.
             Value::Stream(st) => {
                 let version = self.writer.version();
                 let has_active = st
@@ -272,12 +292,12 @@ impl<W: Write> RdbSink<W> {
                     // loader derives the first ID and the groups' read counters from the
                     // entries, which type 26 would have to carry made up.
                     ValueType::StreamListpacks
-                } else if st.idmp.is_some()
-                    || version >= ValueType::StreamListpacks4.min_rdb_version()
-                {
+                } else if st.idmp.is_some() || ValueType::StreamListpacks4.fits(version) {
                     // Redis 8.6's SAVE writes every stream as type 26.
                     ValueType::StreamListpacks4
-                } else if has_active || (st.groups.is_empty() && version >= 11) {
+                } else if has_active
+                    || (st.groups.is_empty() && ValueType::StreamListpacks3.fits(version))
+                {
                     ValueType::StreamListpacks3
                 } else {
                     ValueType::StreamListpacks2
@@ -289,8 +309,8 @@ impl<W: Write> RdbSink<W> {
                     ValueType::StreamListpacks,
                 ]
                 .into_iter()
-                .filter(|t| t.min_rdb_version() <= natural.min_rdb_version())
-                .find(|t| t.min_rdb_version() <= version);
+                .skip_while(|&t| t != natural)
+                .find(|t| t.fits(version));
                 match fitting {
                     Some(t) => {
                         if t != natural {
@@ -301,14 +321,14 @@ impl<W: Write> RdbSink<W> {
                     None => {
                         return Err(SinkError::Unwritable {
                             reason: format!(
-                                "RDB {version} has no stream type (streams need RDB 9, Redis 5.0)"
+                                "RDB {version} has no stream type (streams need RDB 9, Redis 5.0, or later)"
                             ),
                         })
                     }
                 }
             }
         };
-        if ty.min_rdb_version() > self.writer.version() {
+        if !ty.fits(self.writer.version()) {
             if let Some(plain) = plain_type(&k.value) {
                 // An older target: write the plain type every loader reads, never a blob
                 // it cannot parse.
@@ -474,6 +494,70 @@ fn hash_without_ttls(
     }
 }
 
+/// A field, its value and its expire time (Unix ms), if any.
+type TtlField = (Vec<u8>, Vec<u8>, Option<u64>);
+
+/// The fields of a hash with field TTLs (the listpack_ex triplets decoded, TTL 0 = none), or
+/// `None` for any other value. The error says what is wrong with the listpack.
+fn hash_fields_with_ttls(v: &Value<'_>) -> Option<Result<Vec<TtlField>, String>> {
+    match v {
+        Value::HashPairsTtl(p) => Some(Ok(p
+            .iter()
+            .map(|(f, v, t)| (f.to_vec(), v.to_vec(), *t))
+            .collect())),
+        Value::HashListpackEx { lp, .. } => Some((|| {
+            let lp = crate::decode::listpack::Listpack::parse(lp).map_err(|e| e.to_string())?;
+            let items: Vec<crate::decode::Element<'_>> = lp.iter().collect();
+            if !items.len().is_multiple_of(3) {
+                return Err(format!(
+                    "a listpack_ex of {} elements is not made of (field, value, TTL) triplets",
+                    items.len()
+                ));
+            }
+            let mut fields = Vec::with_capacity(items.len() / 3);
+            for t in items.chunks_exact(3) {
+                if let [f, v, ttl] = t {
+                    let ttl = match ttl {
+                        crate::decode::Element::Int(0) => None,
+                        crate::decode::Element::Int(t) => Some(
+                            u64::try_from(*t)
+                                .map_err(|_| format!("negative hash field TTL {t}"))?,
+                        ),
+                        crate::decode::Element::Bytes(_) => {
+                            return Err("a hash field TTL is not an integer".into())
+                        }
+                    };
+                    fields.push((f.to_vec(), v.to_vec(), ttl));
+                }
+            }
+            Ok(fields)
+        })()),
+        _ => None,
+    }
+}
+
+/// A hash with field TTLs as Valkey 9 saves it: type 22 (fields without TTL get -1), or type
+/// 4 when no field has a TTL (Valkey writes type 22 only for hashes with volatile fields).
+fn write_hash2(r: &mut RecordBuilder, key: &[u8], fields: &[TtlField]) -> Result<(), RdbError> {
+    let volatile = fields.iter().any(|f| f.2.is_some());
+    r.value_type(if volatile {
+        ValueType::Hash2
+    } else {
+        ValueType::Hash
+    });
+    r.key(key);
+    r.len(fields.len() as u64);
+    for (f, v, t) in fields {
+        if volatile {
+            r.hash2_field(f, v, *t)?;
+        } else {
+            r.string(f);
+            r.string(v);
+        }
+    }
+    Ok(())
+}
+
 /// A stream in the layout of RDB type `ty` (15, 19, 21 or 26).
 fn write_stream(
     r: &mut RecordBuilder,
@@ -605,8 +689,11 @@ impl<W: Write> Sink for RdbSink<W> {
         if libraries.is_empty() {
             return Ok(());
         }
-        if self.writer.version() < ValueType::ListQuicklist2.min_rdb_version() {
-            // FUNCTION2 came with RDB 10 (7.0), like the quicklist-2 type.
+        if !rdb::consts::has_redis_feature(
+            self.writer.version(),
+            rdb::consts::MIN_VERSION_FUNCTION2,
+        ) {
+            // FUNCTION2 came with RDB 10 (7.0); RDB 80 (Valkey 9) has it too.
             return Err(SinkError::Unwritable {
                 reason: format!(
                     "RDB {} cannot carry functions (FUNCTION2 needs RDB 10)",
@@ -758,7 +845,7 @@ mod tests {
 
     #[test]
     fn older_targets_drop_the_idempotency_state_as_a_reencoding() {
-        for (version, want) in [(12, 21), (11, 21), (10, 19)] {
+        for (version, want) in [(12, 21), (11, 21), (10, 19), (80, 21)] {
             let (file, reencoded) = write(stream(Some(idmp(300, 50))), version);
             let (ty, st) = read(&file.unwrap());
             assert_eq!((ty, reencoded, st.idmp), (want, 1, None), "RDB {version}");
@@ -766,6 +853,33 @@ mod tests {
         // Without IDMP state nothing is lost: the type the data has, not re-encoded.
         let (file, reencoded) = write(stream(None), 12);
         assert_eq!((read(&file.unwrap()).0, reencoded), (19, 0));
+        // RDB 80 writes streams as RDB 11 does (Valkey 9 saves type 21 for 7.2+ streams).
+        for version in [11, 80] {
+            let mut active = stream(None);
+            active.groups[0].consumers[0].active_time = Some(1_700_000_000_001);
+            let (file, reencoded) = write(active, version);
+            assert_eq!(
+                (read(&file.unwrap()).0, reencoded),
+                (21, 0),
+                "RDB {version}"
+            );
+            let (file, reencoded) = write(stream(None), version);
+            assert_eq!(
+                (read(&file.unwrap()).0, reencoded),
+                (19, 0),
+                "RDB {version}"
+            );
+            let mut no_groups = stream(None);
+            no_groups.groups.clear();
+            let (file, reencoded) = write(no_groups, version);
+            assert_eq!(
+                (read(&file.unwrap()).0, reencoded),
+                (21, 0),
+                "RDB {version}"
+            );
+        }
+        let file = write(stream(None), 80).0.unwrap();
+        assert!(file.starts_with(b"VALKEY080"));
     }
 
     #[test]
@@ -830,6 +944,204 @@ mod tests {
         assert_eq!(clock.decayed(lru(65535, 10)), 8);
     }
 
+    /// A hash key `h` holding `value`.
+    fn hash_key(value: Value<'static>) -> RecoveredKey<'static> {
+        RecoveredKey {
+            db: 0,
+            key: Cow::Borrowed(b"h"),
+            expire_ms: Some(1_900_000_000_000),
+            kind: Kind {
+                type_name: "hash",
+                encoding: "hashtable",
+            },
+            lru: 0,
+            value,
+        }
+    }
+
+    /// Writes `k` into an RDB `version` file: what the sink said, the count of re-encoded
+    /// keys, and the key's type byte and value as the reader sees them.
+    fn write_hash(
+        k: &RecoveredKey<'_>,
+        version: u32,
+    ) -> (super::Written, u64, u8, Option<i64>, RdbValue) {
+        let mut sink = RdbSink::new(Vec::new(), version, &[]).unwrap();
+        sink.begin_db(0, 1, 1).unwrap();
+        let w = sink.key(k).unwrap();
+        let reencoded = sink.reencoded();
+        let file = sink.finish().unwrap().0;
+        let mut r = RdbReader::new(&file[..]).unwrap();
+        let e = r.next_entry().unwrap().unwrap();
+        assert!(r.next_entry().unwrap().is_none());
+        (w, reencoded, e.rdb_type, e.expire_ms, e.value)
+    }
+
+    /// Field, value and expire time of a `HashPairsTtl`.
+    type Field = (Cow<'static, [u8]>, Cow<'static, [u8]>, Option<u64>);
+
+    fn ttl_fields() -> Vec<Field> {
+        vec![
+            (
+                Cow::Borrowed(&b"a"[..]),
+                Cow::Borrowed(&b"1"[..]),
+                Some(4_102_444_800_000),
+            ),
+            (Cow::Borrowed(&b"b"[..]), Cow::Borrowed(&b"2"[..]), None),
+        ]
+    }
+
+    fn expected_ttl_fields() -> RdbValue {
+        RdbValue::HashWithTtl(vec![
+            rdb::reader::HashField {
+                field: b"a".to_vec(),
+                value: b"1".to_vec(),
+                expire_ms: Some(4_102_444_800_000),
+            },
+            rdb::reader::HashField {
+                field: b"b".to_vec(),
+                value: b"2".to_vec(),
+                expire_ms: None,
+            },
+        ])
+    }
+
+    /// The listpack_ex of [`ttl_fields`]: (field, value, TTL or 0) triplets.
+    fn listpack_ex() -> Value<'static> {
+        use crate::decode::listpack::ListpackBuilder;
+        use crate::decode::Element;
+        let mut lp = ListpackBuilder::new();
+        for e in [
+            Element::Bytes(b"a"),
+            Element::Bytes(b"1"),
+            Element::Int(4_102_444_800_000),
+            Element::Bytes(b"b"),
+            Element::Bytes(b"2"),
+            Element::Int(0),
+        ] {
+            lp.push(e).unwrap();
+        }
+        Value::HashListpackEx {
+            min_expire: 4_102_444_800_000,
+            lp: Cow::Owned(lp.finish()),
+        }
+    }
+
+    #[test]
+    fn rdb_80_writes_field_ttls_as_type_22() {
+        use super::Written;
+        // A hashtable hash with field TTLs: Valkey 9's own shape, not a re-encoding.
+        let (w, reencoded, ty, expire, value) =
+            write_hash(&hash_key(Value::HashPairsTtl(ttl_fields())), 80);
+        assert_eq!((w, reencoded, ty), (Written::Whole, 0, 22));
+        assert_eq!(expire, Some(1_900_000_000_000));
+        assert_eq!(value, expected_ttl_fields());
+        // A listpack_ex hash (Redis 7.4+): decoded, rewritten as type 22, re-encoded.
+        let (w, reencoded, ty, _, value) = write_hash(&hash_key(listpack_ex()), 80);
+        assert_eq!((w, reencoded, ty), (Written::Whole, 1, 22));
+        assert_eq!(value, expected_ttl_fields());
+        // RDB 12 and 13 keep Redis's types for both.
+        for version in [12, 13] {
+            let (_, reencoded, ty, _, value) =
+                write_hash(&hash_key(Value::HashPairsTtl(ttl_fields())), version);
+            assert_eq!((reencoded, ty), (0, 24));
+            assert_eq!(value, expected_ttl_fields());
+            let (_, reencoded, ty, _, value) = write_hash(&hash_key(listpack_ex()), version);
+            assert_eq!((reencoded, ty), (0, 25));
+            assert_eq!(value, expected_ttl_fields());
+        }
+    }
+
+    #[test]
+    fn rdb_80_writes_a_hash_without_field_ttls_as_type_4() {
+        use super::Written;
+        let mut fields = ttl_fields();
+        fields[0].2 = None;
+        let (w, reencoded, ty, _, value) = write_hash(&hash_key(Value::HashPairsTtl(fields)), 80);
+        assert_eq!((w, reencoded, ty), (Written::Whole, 0, 4));
+        assert_eq!(
+            value,
+            RdbValue::Hash(vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec())
+            ])
+        );
+    }
+
+    #[test]
+    fn rdb_80_refuses_what_type_22_cannot_hold() {
+        // A field TTL beyond int64 loses the key, not the file.
+        let mut fields = ttl_fields();
+        fields[0].2 = Some(1 << 63);
+        let mut sink = RdbSink::new(Vec::new(), 80, &[]).unwrap();
+        sink.begin_db(0, 2, 0).unwrap();
+        match sink.key(&hash_key(Value::HashPairsTtl(fields))) {
+            Err(SinkError::Unwritable { reason }) => {
+                assert!(reason.contains("out of range"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        sink.key(&hash_key(Value::HashPairsTtl(ttl_fields())))
+            .unwrap();
+        let file = sink.finish().unwrap().0;
+        let mut r = RdbReader::new(&file[..]).unwrap();
+        assert_eq!(
+            r.next_entry().unwrap().unwrap().value,
+            expected_ttl_fields()
+        );
+        assert!(r.next_entry().unwrap().is_none());
+        // A listpack_ex that is not made of triplets.
+        let mut lp = crate::decode::listpack::ListpackBuilder::new();
+        lp.push(crate::decode::Element::Bytes(b"a")).unwrap();
+        let odd = Value::HashListpackEx {
+            min_expire: 0,
+            lp: Cow::Owned(lp.finish()),
+        };
+        let mut sink = RdbSink::new(Vec::new(), 80, &[]).unwrap();
+        match sink.key(&hash_key(odd)) {
+            Err(SinkError::Unwritable { reason }) => {
+                assert!(reason.contains("triplets"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rdb_80_reencodes_what_it_lacks_as_rdb_11_does() {
+        // Every compact type of RDB 11 goes in as it is.
+        let key = |value| RecoveredKey {
+            db: 0,
+            key: Cow::Borrowed(b"k"),
+            expire_ms: None,
+            kind: Kind {
+                type_name: "set",
+                encoding: "listpack",
+            },
+            lru: 0,
+            value,
+        };
+        let mut lp = crate::decode::listpack::ListpackBuilder::new();
+        lp.push(crate::decode::Element::Bytes(b"m")).unwrap();
+        let lp = lp.finish();
+        for version in [11, 80] {
+            let (w, reencoded, ty, _, value) =
+                write_hash(&key(Value::SetListpack(Cow::Owned(lp.clone()))), version);
+            assert_eq!((w, reencoded, ty), (super::Written::Whole, 0, 20));
+            assert_eq!(value, RdbValue::Set(vec![b"m".to_vec()]));
+        }
+        // Functions are carried, the EVAL scripts cache is not (as for RDB 11).
+        let mut sink = RdbSink::new(Vec::new(), 80, &[("valkey-ver", "9.1.2".into())]).unwrap();
+        sink.functions(&[Cow::Borrowed(&b"#!lua name=l"[..])])
+            .unwrap();
+        assert!(sink
+            .lua_scripts(&[Cow::Borrowed(&b"return 1"[..])])
+            .is_err());
+        let file = sink.finish().unwrap().0;
+        let mut r = RdbReader::new(&file[..]).unwrap();
+        assert!(r.next_entry().unwrap().is_none());
+        assert_eq!(r.functions(), 1);
+        assert_eq!(r.aux_value(b"valkey-ver"), Some(&b"9.1.2"[..]));
+    }
+
     #[test]
     fn field_ttls_are_dropped_for_older_targets_and_say_so() {
         use crate::value::{Kind, RecoveredKey, Value};
@@ -853,7 +1165,7 @@ mod tests {
             ),
             (Cow::Borrowed(&b"b"[..]), Cow::Borrowed(&b"2"[..]), None),
         ];
-        for (version, whole) in [(10, false), (12, true)] {
+        for (version, whole) in [(10, false), (11, false), (12, true), (80, true)] {
             let mut sink = super::RdbSink::new(Vec::new(), version, &[]).unwrap();
             sink.begin_db(0, 1, 0).unwrap();
             let w = super::Sink::key(&mut sink, &key(Value::HashPairsTtl(pairs.clone()))).unwrap();

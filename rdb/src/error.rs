@@ -6,19 +6,19 @@ pub enum RdbError {
     /// The underlying writer failed.
     #[error("I/O error while writing RDB: {0}")]
     Io(#[from] std::io::Error),
-    /// The requested RDB version is outside what this crate writes.
-    #[error("unsupported RDB version {0} (supported: 1..={max})", max = crate::consts::RDB_VERSION_MAX)]
+    /// The requested RDB version does not exist.
+    #[error("RDB version {0} does not exist (the versions are {versions})", versions = crate::consts::describe_versions(crate::consts::is_known_version))]
     BadVersion(u32),
     /// Something was written that the target RDB version cannot express,
     /// so a loader of that version would reject the file.
-    #[error("{what} needs RDB version {needed} or later, but the file is version {version}")]
-    TooNew {
+    #[error("{what} is not in RDB version {version} (only in RDB {holders})")]
+    NotInVersion {
         /// The opcode or object type at fault.
-        what: &'static str,
-        /// The first RDB version that has it.
-        needed: u32,
+        what: String,
         /// The version being written.
         version: u32,
+        /// The RDB versions that have it, as text ("10 to 13, 80").
+        holders: String,
     },
     /// A value outside the range the target's loader accepts; writing it would make the
     /// whole file unloadable.

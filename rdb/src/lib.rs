@@ -1,9 +1,12 @@
-//! Streaming writer and reader for Redis RDB files.
+//! Streaming writer and reader for Redis and Valkey RDB files: Redis's RDB 1 to 13
+//! (`REDIS0001` to `REDIS0013`) and Valkey 9's RDB 80 (`VALKEY080`). The versions are not a
+//! line (RDB 80 descends from 11 and lacks 12 and 13's types): ask [`ValueType::fits`] or
+//! [`is_known_version`], never compare version numbers.
 //!
 //! The crate is split into small layers:
 //!
 //! * [`crc`]: the CRC-64 variant Redis uses for the file trailer;
-//! * [`consts`]: object type bytes ([`ValueType`]) and opcodes;
+//! * [`consts`]: object type bytes ([`ValueType`]), opcodes and the versions that exist;
 //! * [`compress`]: a bounded-output LZF compressor;
 //! * [`encode`]: free functions appending RDB primitives (lengths, strings,
 //!   doubles, times) to a `Vec<u8>`;
@@ -50,7 +53,7 @@ pub mod reader;
 mod record;
 mod writer;
 
-pub use consts::ValueType;
+pub use consts::{is_known_version, ValueType};
 pub use crc::{crc64, Crc64};
 pub use error::RdbError;
 pub use reader::{Entry, RdbReader, RdbValue, ReadError};

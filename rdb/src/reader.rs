@@ -1,12 +1,19 @@
 //! Streaming RDB reader: one key at a time, with the CRC-64 trailer checked at the end.
 //!
-//! [`RdbReader`] parses any RDB file of version 1 to 13 from an [`std::io::Read`] (it buffers
-//! internally): the header, `AUX` fields, `SELECTDB`, `RESIZEDB`, expire times, `IDLE` and
-//! `FREQ`, functions, module aux data and module key metadata (`KEY_META`, 8.6+; skipped and
-//! counted), and every value type Redis writes — plain and compact encodings (ziplist,
-//! listpack, intset, zipmap, quicklists), LZF-compressed strings, streams with their consumer
-//! groups and idempotent-producer state (8.6+), hashes with field TTLs (7.4+), and module
-//! values (skipped, their type name kept). Each key comes out as an [`Entry`] with its value
+//! [`RdbReader`] parses any RDB file of Redis's versions 1 to 13 (`REDIS0001` to
+//! `REDIS0013`) and of Valkey 9's version 80 (`VALKEY080`) from an [`std::io::Read`] (it
+//! buffers internally): the header, `AUX` fields, `SELECTDB`, `RESIZEDB`, expire times,
+//! `IDLE` and `FREQ`, functions, module aux data, module key metadata (`KEY_META`, 8.6+) and
+//! Valkey's slot import state (`SLOT_IMPORT`, RDB 80) — both skipped and counted — and every
+//! value type Redis and Valkey write — plain and compact encodings (ziplist, listpack,
+//! intset, zipmap, quicklists), LZF-compressed strings, streams with their consumer groups
+//! and idempotent-producer state (8.6+), hashes with field TTLs (Redis 7.4+ types 24 and 25,
+//! Valkey 9's type 22), and module values (skipped, their type name kept).
+//!
+//! As Valkey's loader does, the reader takes the `VALKEY` magic only with version 80 and the
+//! `REDIS` magic only with versions up to 13, and it reads the object types and opcodes each
+//! version has: type 22 only in RDB 80, types 24 to 26 never in it, byte 243 as `KEY_META`
+//! in RDB 13 and as `SLOT_IMPORT` in RDB 80. Each key comes out as an [`Entry`] with its value
 //! decoded into an [`RdbValue`], so memory is bounded by the largest key, not the file.
 //!
 //! The reader never panics and never trusts a length before the data is there: a corrupt
@@ -46,8 +53,9 @@ mod stream;
 use std::io::Read;
 
 use crate::consts::{
-    AUX, EOF, EXPIRETIME, EXPIRETIME_MS, FREQ, FUNCTION2, IDLE, KEY_META, MIN_VERSION_KEY_META,
-    MODULE_AUX, RDB_VERSION_CHECKSUM, RDB_VERSION_MAX, RESIZEDB, SELECTDB, SLOT_INFO,
+    describe_versions, has_redis_feature, is_known_version, ValueType, AUX, EOF, EXPIRETIME,
+    EXPIRETIME_MS, FREQ, FUNCTION2, IDLE, KEY_META, MIN_VERSION_KEY_META, MODULE_AUX,
+    RDB_VERSION_CHECKSUM, RDB_VERSION_VALKEY_9, RESIZEDB, SELECTDB, SLOT_IMPORT, SLOT_INFO,
 };
 use blob::Item;
 use input::Input;
@@ -82,12 +90,23 @@ pub enum ReadError {
         /// The error.
         source: std::io::Error,
     },
-    /// The file does not start with `REDIS` and four digits.
-    #[error("not an RDB file (no REDIS magic and version at the start)")]
+    /// The file does not start with `REDIS` and four digits or `VALKEY` and three.
+    #[error("not an RDB file (no REDIS or VALKEY magic and version at the start)")]
     NotRdb,
-    /// The version is outside 1..=13.
-    #[error("unsupported RDB version {0} (this reader knows 1..={max})", max = RDB_VERSION_MAX)]
+    /// The version does not exist (14 to 79, above 80, 0).
+    #[error("unsupported RDB version {0} (the versions are {known}: REDIS0001 to REDIS0013, VALKEY080)", known = describe_versions(is_known_version))]
     BadVersion(u32),
+    /// A version under the other vendor's magic (`REDIS0080`, `VALKEY011`): Valkey's loader
+    /// takes `VALKEY` only above 79 and `REDIS` only below 80, and so does this reader.
+    #[error("RDB version {version} under the {magic} magic: {expected}")]
+    MagicMismatch {
+        /// The magic found, `REDIS` or `VALKEY`.
+        magic: &'static str,
+        /// The version after it.
+        version: u32,
+        /// What a file of that version starts with.
+        expected: &'static str,
+    },
     /// The file ends in the middle of something.
     #[error("file truncated at offset {offset}: it ends inside {what}")]
     Truncated {
@@ -152,7 +171,7 @@ pub struct Entry {
     pub value: RdbValue,
 }
 
-/// A hash field with its own expire time (Redis 7.4+ hash field TTLs).
+/// A hash field with its own expire time (Redis 7.4+ and Valkey 9 hash field TTLs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HashField {
     /// Field name.
@@ -185,7 +204,7 @@ pub enum RdbValue {
     Zset(Vec<(Vec<u8>, f64)>),
     /// Hash fields and values, in file order.
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
-    /// A hash some of whose fields have their own TTL (RDB types 24 and 25).
+    /// A hash some of whose fields have their own TTL (RDB types 24 and 25, Valkey's 22).
     HashWithTtl(Vec<HashField>),
     /// A stream with its consumer groups.
     Stream(Box<Stream>),
@@ -262,24 +281,52 @@ pub struct RdbReader<R> {
     done: bool,
     keys: u64,
     key_meta_skipped: u64,
+    slot_imports_skipped: u64,
 }
 
 impl<R: Read> RdbReader<R> {
-    /// Reads and checks the header (`REDIS` + four-digit version 1..=13).
+    /// Reads and checks the header: `REDIS` and a four-digit version 1..=13, or `VALKEY`
+    /// and a three-digit version 80.
     pub fn new(inner: R) -> Result<Self, ReadError> {
         let mut input = Input::new(inner);
         let magic: [u8; 9] = input.array("the header").map_err(|e| match e {
             ReadError::Truncated { .. } => ReadError::NotRdb,
             other => other,
         })?;
-        let (tag, digits) = magic.split_at(5);
-        if tag != b"REDIS" || !digits.iter().all(u8::is_ascii_digit) {
+        let (valkey, digits) = if let Some(d) = magic.strip_prefix(b"REDIS") {
+            (false, d)
+        } else if let Some(d) = magic.strip_prefix(b"VALKEY") {
+            (true, d)
+        } else {
+            return Err(ReadError::NotRdb);
+        };
+        if !digits.iter().all(u8::is_ascii_digit) {
             return Err(ReadError::NotRdb);
         }
         let version = digits
             .iter()
             .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
-        if !(1..=RDB_VERSION_MAX).contains(&version) {
+        // Valkey's `rdbIsVersionAccepted`: VALKEY needs > 79, REDIS needs <= 79.
+        match (valkey, version > 79) {
+            (true, false) => {
+                return Err(ReadError::MagicMismatch {
+                    magic: "VALKEY",
+                    version,
+                    expected:
+                        "VALKEY files are of version 80 and up; a version below 80 is a REDIS file",
+                })
+            }
+            (false, true) => {
+                return Err(ReadError::MagicMismatch {
+                    magic: "REDIS",
+                    version,
+                    expected:
+                        "versions from 80 on are Valkey's, in VALKEY files (RDB 80 is VALKEY080)",
+                })
+            }
+            _ => {}
+        }
+        if !is_known_version(version) {
             return Err(ReadError::BadVersion(version));
         }
         Ok(RdbReader {
@@ -293,6 +340,7 @@ impl<R: Read> RdbReader<R> {
             done: false,
             keys: 0,
             key_meta_skipped: 0,
+            slot_imports_skipped: 0,
         })
     }
 
@@ -333,6 +381,13 @@ impl<R: Read> RdbReader<R> {
     /// keys come back without it.
     pub fn key_meta_skipped(&self) -> u64 {
         self.key_meta_skipped
+    }
+
+    /// Valkey slot import states (`SLOT_IMPORT`, RDB 80) skipped so far. Valkey writes one
+    /// per slot import under way in cluster mode; the keys of those slots are in the file
+    /// (and come back) although the server did not count them yet.
+    pub fn slot_imports_skipped(&self) -> u64 {
+        self.slot_imports_skipped
     }
 
     /// Offset of the next byte to read.
@@ -432,7 +487,11 @@ impl<R: Read> RdbReader<R> {
                     self.finish_file()?;
                     return Ok(None);
                 }
-                KEY_META if self.version >= MIN_VERSION_KEY_META => {
+                SLOT_IMPORT if self.version == RDB_VERSION_VALKEY_9 => {
+                    self.skip_slot_import()?;
+                    self.slot_imports_skipped += 1;
+                }
+                KEY_META if has_redis_feature(self.version, MIN_VERSION_KEY_META) => {
                     self.skip_key_meta(at)?;
                     // As in Redis's loader, the metadata belongs to the key right after it:
                     // the next byte must be an object type, not another opcode.
@@ -476,6 +535,20 @@ impl<R: Read> RdbReader<R> {
             rdb_type: ty,
             value,
         })
+    }
+
+    /// Skips a `SLOT_IMPORT` opcode's payload (Valkey's `clusterRDBLoadSlotImport`): the job
+    /// name, a count of slot ranges, then each range's start and end slot.
+    fn skip_slot_import(&mut self) -> Result<(), ReadError> {
+        self.skip_string("SLOT_IMPORT's job name")?;
+        // Valkey checks neither the count nor the ranges; every range costs bytes read, so
+        // a false count ends at the end of the file.
+        let ranges = self.len("SLOT_IMPORT's range count")?;
+        for _ in 0..ranges {
+            self.len("a SLOT_IMPORT range")?;
+            self.len("a SLOT_IMPORT range")?;
+        }
+        Ok(())
     }
 
     /// Skips a `KEY_META` opcode's payload: a class count, then per class a 4-byte class
@@ -650,6 +723,23 @@ impl<R: Read> RdbReader<R> {
     // ---------------------------------------------------------------------- values
 
     fn value(&mut self, ty: u8, at: u64) -> Result<RdbValue, ReadError> {
+        // Where Redis's and Valkey's formats part, a type of the other line is refused as
+        // their loaders do: in RDB 80 whatever it lacks (Redis's 24 to 26), elsewhere
+        // Valkey's type 22. Within 1..=13 the reader takes any type of that line.
+        if let Some(t) = ValueType::from_code(ty) {
+            if !t.fits(self.version)
+                && (self.version == RDB_VERSION_VALKEY_9 || t == ValueType::Hash2)
+            {
+                return Err(ReadError::Unsupported {
+                    offset: at,
+                    what: format!(
+                        "object type {ty} ({t:?}) is not in RDB {} (only in RDB {})",
+                        self.version,
+                        t.versions()
+                    ),
+                });
+            }
+        }
         Ok(match ty {
             0 => RdbValue::String(self.string("a string value")?),
             1 => RdbValue::List(self.strings("a list")?),
@@ -742,6 +832,31 @@ impl<R: Read> RdbReader<R> {
             20 => RdbValue::Set(self.blob(at, "a listpack", |b| {
                 Ok(blob::listpack(b)?.into_iter().map(Item::to_vec).collect())
             })?),
+            22 => {
+                let n = self.elements("a hash")?;
+                let mut v = Vec::with_capacity(cap(n));
+                for _ in 0..n {
+                    let field = self.string("a hash field")?;
+                    let value = self.string("a hash value")?;
+                    let ms = self.millis("a hash field expire time")?;
+                    // Valkey's loader refuses times below -1 (-1 is "none").
+                    let expire_ms = match ms {
+                        -1 => None,
+                        t if t >= 0 => Some(t),
+                        t => {
+                            return Err(
+                                self.corrupt(at, format!("hash field expire time {t} (below -1)"))
+                            )
+                        }
+                    };
+                    v.push(HashField {
+                        field,
+                        value,
+                        expire_ms,
+                    });
+                }
+                RdbValue::HashWithTtl(v)
+            }
             24 => {
                 let min_expire = self.millis("a hash's minimum field expire")?;
                 let n = self.elements("a hash")?;

@@ -1,9 +1,10 @@
 //! One key's serialized record, built before it is committed to the file.
 
 use crate::consts::{
-    ValueType, EXPIRETIME_MS, FREQ, IDLE, MIN_VERSION_EXPIRETIME_MS, MIN_VERSION_IDLE_FREQ,
-    STREAM_IDMP_DURATION_DEFAULT, STREAM_IDMP_DURATION_MAX, STREAM_IDMP_DURATION_MIN,
-    STREAM_IDMP_MAX_ENTRIES_DEFAULT, STREAM_IDMP_MAX_ENTRIES_MAX, STREAM_IDMP_MAX_ENTRIES_MIN,
+    describe_versions, has_redis_feature, ValueType, EXPIRETIME_MS, FREQ, IDLE,
+    MIN_VERSION_EXPIRETIME_MS, MIN_VERSION_IDLE_FREQ, STREAM_IDMP_DURATION_DEFAULT,
+    STREAM_IDMP_DURATION_MAX, STREAM_IDMP_DURATION_MIN, STREAM_IDMP_MAX_ENTRIES_DEFAULT,
+    STREAM_IDMP_MAX_ENTRIES_MAX, STREAM_IDMP_MAX_ENTRIES_MIN,
 };
 use crate::encode;
 use crate::error::RdbError;
@@ -92,7 +93,12 @@ impl StreamIdmpConfig {
 pub struct RecordBuilder {
     buf: Vec<u8>,
     compress: bool,
-    min_version: u32,
+    /// The Redis version that introduced the newest key opcode written (1 when none).
+    opcodes_since: u32,
+    /// Bit `code` set for every object type written.
+    types: u32,
+    /// Whether a stream's IDMP state (only in [`ValueType::StreamListpacks4`]) was written.
+    idmp: bool,
     value_type: Option<ValueType>,
 }
 
@@ -109,7 +115,9 @@ impl RecordBuilder {
         RecordBuilder {
             buf: Vec::with_capacity(4096),
             compress,
-            min_version: 1,
+            opcodes_since: 1,
+            types: 0,
+            idmp: false,
             value_type: None,
         }
     }
@@ -117,7 +125,9 @@ impl RecordBuilder {
     /// Forgets the current record, keeping the buffer's capacity.
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.min_version = 1;
+        self.opcodes_since = 1;
+        self.types = 0;
+        self.idmp = false;
         self.value_type = None;
     }
 
@@ -141,10 +151,44 @@ impl RecordBuilder {
         self.compress
     }
 
-    /// The lowest RDB version whose loader understands everything written so
-    /// far (checked by [`RdbWriter::record`](crate::RdbWriter::record)).
-    pub fn min_rdb_version(&self) -> u32 {
-        self.min_version
+    /// Whether a loader of RDB `version` understands everything written so far (checked by
+    /// [`RdbWriter::record`](crate::RdbWriter::record)).
+    pub fn fits(&self, version: u32) -> bool {
+        self.check_version(version).is_ok()
+    }
+
+    /// `Ok` when a loader of RDB `version` understands everything written so far, else
+    /// [`RdbError::NotInVersion`] naming the first part it lacks and the versions that
+    /// have it.
+    pub fn check_version(&self, version: u32) -> Result<(), RdbError> {
+        let unfit = |what: String, holders: String| RdbError::NotInVersion {
+            what,
+            version,
+            holders,
+        };
+        if !has_redis_feature(version, self.opcodes_since) {
+            let since = self.opcodes_since;
+            return Err(unfit(
+                "a key opcode (EXPIRETIME_MS, IDLE or FREQ)".into(),
+                describe_versions(|v| has_redis_feature(v, since)),
+            ));
+        }
+        if let Some(t) = ValueType::ALL
+            .into_iter()
+            .find(|t| self.types & (1 << t.code()) != 0 && !t.fits(version))
+        {
+            return Err(unfit(
+                format!("object type {} ({t:?})", t.code()),
+                t.versions(),
+            ));
+        }
+        if self.idmp && !ValueType::StreamListpacks4.fits(version) {
+            return Err(unfit(
+                "a stream's IDMP state".into(),
+                ValueType::StreamListpacks4.versions(),
+            ));
+        }
+        Ok(())
     }
 
     /// The object type written by [`value_type`](Self::value_type), if any.
@@ -152,8 +196,9 @@ impl RecordBuilder {
         self.value_type
     }
 
-    fn need(&mut self, version: u32) {
-        self.min_version = self.min_version.max(version);
+    /// Notes a key opcode Redis introduced in RDB `since`.
+    fn need(&mut self, since: u32) {
+        self.opcodes_since = self.opcodes_since.max(since);
     }
 
     /// `EXPIRETIME_MS` opcode with an absolute Unix time in milliseconds.
@@ -179,7 +224,7 @@ impl RecordBuilder {
 
     /// The object type byte.
     pub fn value_type(&mut self, t: ValueType) {
-        self.need(t.min_rdb_version());
+        self.types |= 1 << t.code();
         self.value_type = Some(t);
         self.buf.push(t.code());
     }
@@ -225,6 +270,31 @@ impl RecordBuilder {
         encode::put_millis(&mut self.buf, ms);
     }
 
+    /// One field of a [`ValueType::Hash2`] hash (after its [`len`](Self::len)): the field,
+    /// the value and the field's expire time in Unix ms as an int64 little-endian, -1 for
+    /// `None`. A time above `i64::MAX` is refused (nothing is written): the format has no
+    /// room for it.
+    pub fn hash2_field(
+        &mut self,
+        field: &[u8],
+        value: &[u8],
+        expire_ms: Option<u64>,
+    ) -> Result<(), RdbError> {
+        let ms = match expire_ms {
+            None => -1,
+            Some(t) => i64::try_from(t).map_err(|_| RdbError::OutOfRange {
+                what: "hash field expire time (ms)",
+                value: t,
+                min: 0,
+                max: i64::MAX.unsigned_abs(),
+            })?,
+        };
+        self.string(field);
+        self.string(value);
+        encode::put_millis(&mut self.buf, ms);
+        Ok(())
+    }
+
     /// Bytes appended verbatim, for encodings this builder has no helper for.
     pub fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
@@ -248,7 +318,7 @@ impl RecordBuilder {
         I: IntoIterator<Item = (V, StreamId)>,
         V: AsRef<[u8]>,
     {
-        self.need(ValueType::StreamListpacks4.min_rdb_version());
+        self.idmp = true;
         encode::put_len(&mut self.buf, config.duration);
         encode::put_len(&mut self.buf, config.max_entries);
         // The counts come before their items, and iterators need not know their length:
@@ -305,11 +375,22 @@ mod tests {
             ]
         );
         assert_eq!(r.byte_len(), 20);
-        assert_eq!(r.min_rdb_version(), 9);
+        assert!(!r.fits(8) && r.fits(9) && r.fits(13) && r.fits(80));
+        match r.check_version(8) {
+            Err(RdbError::NotInVersion {
+                what,
+                version: 8,
+                holders,
+            }) => {
+                assert!(what.contains("FREQ"), "{what}");
+                assert_eq!(holders, "9 to 13, 80");
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(r.written_value_type(), Some(ValueType::Set));
         r.clear();
         assert!(r.is_empty());
-        assert_eq!(r.min_rdb_version(), 1);
+        assert!(r.fits(1) && r.fits(80));
         assert_eq!(r.written_value_type(), None);
         r.idle(70);
         r.value_type(ValueType::Zset);
@@ -380,7 +461,73 @@ mod tests {
                 7, 2, // counters
             ]
         );
-        assert_eq!(r.min_rdb_version(), 13);
+        assert!(r.fits(13));
+        for v in [12, 80] {
+            match r.check_version(v) {
+                Err(RdbError::NotInVersion { what, holders, .. }) => {
+                    assert_eq!(
+                        (what.as_str(), holders.as_str()),
+                        ("a stream's IDMP state", "13")
+                    )
+                }
+                other => panic!("RDB {v}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn types_fit_by_version() {
+        let mut r = RecordBuilder::new(false);
+        r.value_type(ValueType::HashMetadata);
+        assert!(r.fits(12) && r.fits(13) && !r.fits(11) && !r.fits(80));
+        match r.check_version(80) {
+            Err(RdbError::NotInVersion {
+                what,
+                version: 80,
+                holders,
+            }) => assert_eq!(
+                (what.as_str(), holders.as_str()),
+                ("object type 24 (HashMetadata)", "12, 13")
+            ),
+            other => panic!("{other:?}"),
+        }
+        r.clear();
+        r.value_type(ValueType::Hash2);
+        assert!(r.fits(80));
+        assert!((1..=13).all(|v| !r.fits(v)));
+        r.clear();
+        r.value_type(ValueType::SetListpack);
+        assert!(r.fits(11) && r.fits(80) && !r.fits(10));
+        // Versions that do not exist hold nothing, not even an empty record.
+        r.clear();
+        assert!(!r.fits(14) && !r.fits(0) && !r.fits(81));
+    }
+
+    #[test]
+    fn hash2_fields() {
+        let mut r = RecordBuilder::new(false);
+        r.value_type(ValueType::Hash2);
+        r.key(b"h");
+        r.len(2);
+        r.hash2_field(b"a", b"x", Some(0x0102_0304_0506_0708))
+            .unwrap();
+        r.hash2_field(b"b", b"y", None).unwrap();
+        let before = r.byte_len();
+        match r.hash2_field(b"c", b"3", Some(1 << 63)) {
+            Err(RdbError::OutOfRange { value, max, .. }) => {
+                assert_eq!((value, max), (1 << 63, i64::MAX as u64))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.byte_len(), before, "a refused field writes nothing");
+        assert_eq!(
+            r.as_bytes(),
+            [
+                22, 1, b'h', 2, // type, key, len
+                1, b'a', 1, b'x', 8, 7, 6, 5, 4, 3, 2, 1, // a = x, expire
+                1, b'b', 1, b'y', 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, // b = y, -1
+            ]
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use crate::consts::{
-    AUX, EOF, FUNCTION2, MIN_VERSION_AUX, MIN_VERSION_FUNCTION2, RDB_VERSION_CHECKSUM,
-    RDB_VERSION_MAX, RESIZEDB, SELECTDB,
+    describe_versions, has_redis_feature, magic, AUX, EOF, FUNCTION2, MIN_VERSION_AUX,
+    MIN_VERSION_FUNCTION2, RDB_VERSION_CHECKSUM, RESIZEDB, SELECTDB,
 };
 use crate::crc::Crc64;
 use crate::encode;
@@ -33,12 +33,12 @@ pub struct RdbWriter<W: Write> {
 }
 
 impl<W: Write> RdbWriter<W> {
-    /// Starts a file of RDB `rdb_version` (1..=13) by writing the magic
-    /// `REDIS` and the 4-digit version.
+    /// Starts a file of RDB `rdb_version` (Redis's 1 to 13, Valkey 9's 80) by writing the
+    /// magic: `REDIS` and the 4-digit version, or for 80 `VALKEY080`.
     pub fn new(inner: W, rdb_version: u32) -> Result<Self, RdbError> {
-        if !(1..=RDB_VERSION_MAX).contains(&rdb_version) {
+        let Some(magic) = magic(rdb_version) else {
             return Err(RdbError::BadVersion(rdb_version));
-        }
+        };
         let mut w = RdbWriter {
             inner,
             buf: Vec::with_capacity(BUF_CAP),
@@ -46,7 +46,7 @@ impl<W: Write> RdbWriter<W> {
             version: rdb_version,
             flushed: 0,
         };
-        write!(w.buf, "REDIS{rdb_version:04}")?;
+        w.buf.extend_from_slice(&magic);
         Ok(w)
     }
 
@@ -60,12 +60,13 @@ impl<W: Write> RdbWriter<W> {
         self.flushed + self.buf.len() as u64
     }
 
-    fn require(&self, what: &'static str, needed: u32) -> Result<(), RdbError> {
-        if self.version < needed {
-            return Err(RdbError::TooNew {
-                what,
-                needed,
+    /// Fails unless the file's version has `what`, which Redis introduced in RDB `since`.
+    fn require(&self, what: &'static str, since: u32) -> Result<(), RdbError> {
+        if !has_redis_feature(self.version, since) {
+            return Err(RdbError::NotInVersion {
+                what: what.into(),
                 version: self.version,
+                holders: describe_versions(|v| has_redis_feature(v, since)),
             });
         }
         Ok(())
@@ -155,13 +156,7 @@ impl<W: Write> RdbWriter<W> {
     /// Appends a complete key record. Fails without writing anything if the
     /// record uses a type or opcode the file's RDB version lacks.
     pub fn record(&mut self, rec: &RecordBuilder) -> Result<(), RdbError> {
-        if rec.min_rdb_version() > self.version {
-            return Err(RdbError::TooNew {
-                what: "record (object type or key opcode)",
-                needed: rec.min_rdb_version(),
-                version: self.version,
-            });
-        }
+        rec.check_version(self.version)?;
         self.put(rec.as_bytes())
     }
 
@@ -189,7 +184,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_versions() {
-        for v in [0, 14, 80] {
+        for v in [0, 14, 79, 81, 99, 100] {
             assert!(matches!(
                 RdbWriter::new(Vec::new(), v),
                 Err(RdbError::BadVersion(x)) if x == v
@@ -206,6 +201,11 @@ mod tests {
 
         let out = RdbWriter::new(Vec::new(), 13).unwrap().finish().unwrap();
         assert_eq!(&out[..10], b"REDIS0013\xFF");
+        assert_eq!(out[10..], crc64(&out[..10]).to_le_bytes());
+
+        let out = RdbWriter::new(Vec::new(), 80).unwrap().finish().unwrap();
+        assert_eq!(&out[..10], b"VALKEY080\xFF");
+        assert_eq!(out.len(), 18);
         assert_eq!(out[10..], crc64(&out[..10]).to_le_bytes());
 
         // Before version 5 there is no checksum.
@@ -244,22 +244,25 @@ mod tests {
     #[test]
     fn version_gates() {
         let mut w = RdbWriter::new(Vec::new(), 6).unwrap();
-        assert!(matches!(
-            w.aux(b"a", b"b"),
-            Err(RdbError::TooNew { needed: 7, .. })
-        ));
+        match w.aux(b"a", b"b") {
+            Err(RdbError::NotInVersion {
+                version: 6,
+                holders,
+                ..
+            }) => assert_eq!(holders, "7 to 13, 80"),
+            other => panic!("{other:?}"),
+        }
         assert!(w.resize_db(1, 0).is_err());
         assert!(w.function(b"x").is_err());
         let mut r = RecordBuilder::new(false);
         r.value_type(ValueType::Zset2);
-        assert!(matches!(
-            w.record(&r),
-            Err(RdbError::TooNew {
-                needed: 8,
-                version: 6,
-                ..
-            })
-        ));
+        match w.record(&r) {
+            Err(e @ RdbError::NotInVersion { version: 6, .. }) => assert_eq!(
+                e.to_string(),
+                "object type 5 (Zset2) is not in RDB version 6 (only in RDB 8 to 13, 80)"
+            ),
+            other => panic!("{other:?}"),
+        }
         r.clear();
         r.expire_ms(5);
         r.value_type(ValueType::String);
@@ -268,6 +271,54 @@ mod tests {
         w.record(&r).unwrap();
         // Failed calls wrote nothing.
         assert_eq!(w.bytes_written(), 9 + r.byte_len() as u64);
+    }
+
+    #[test]
+    fn rdb_80_has_rdb_11_and_type_22_only() {
+        let mut w = RdbWriter::new(Vec::new(), 80).unwrap();
+        w.aux(b"valkey-ver", b"9.1.2").unwrap();
+        w.function(b"#!lua name=x").unwrap();
+        w.select_db(0).unwrap();
+        w.resize_db(1, 0).unwrap();
+        let mut r = RecordBuilder::new(false);
+        for t in [
+            ValueType::HashMetadata,
+            ValueType::HashListpackEx,
+            ValueType::StreamListpacks4,
+        ] {
+            r.clear();
+            r.value_type(t);
+            let before = w.bytes_written();
+            assert!(
+                matches!(
+                    w.record(&r),
+                    Err(RdbError::NotInVersion { version: 80, .. })
+                ),
+                "{t:?}"
+            );
+            assert_eq!(w.bytes_written(), before);
+        }
+        r.clear();
+        r.idle(3);
+        r.value_type(ValueType::Hash2);
+        r.key(b"h");
+        r.len(1);
+        r.hash2_field(b"f", b"v", Some(5)).unwrap();
+        w.record(&r).unwrap();
+        // And type 22 nowhere else.
+        for v in [11, 12, 13] {
+            let mut old = RdbWriter::new(Vec::new(), v).unwrap();
+            assert!(old.record(&r).is_err(), "RDB {v}");
+        }
+    }
+
+    #[test]
+    fn bad_version_names_the_versions() {
+        let e = RdbWriter::new(Vec::new(), 14).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "RDB version 14 does not exist (the versions are 1 to 13, 80)"
+        );
     }
 
     /// A writer that accepts at most `chunk` bytes per call, to exercise

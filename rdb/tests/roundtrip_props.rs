@@ -397,6 +397,8 @@ enum Val {
     HashMetadata(i64, Vec<MetaField>),
     /// Minimum expire, (field, value, TTL or 0) triplets.
     HashListpackEx(i64, Vec<(It, It, i64)>),
+    /// Valkey's type 22: (field, value, expire time) triplets.
+    Hash2(Vec<(Vec<u8>, Vec<u8>, Option<u64>)>),
     /// Type name (indexes into the 64-character set), encoding version, data.
     Module(Vec<usize>, u32, Vec<ModOp>),
 }
@@ -612,6 +614,20 @@ fn value() -> impl Strategy<Value = Val> {
         )
             .prop_map(|(m, t)| Val::HashListpackEx(m, t))
             .boxed(),
+        vec(
+            (
+                bytes(),
+                bytes(),
+                option::of(prop_oneof![
+                    Just(0u64),
+                    1_600_000_000_000u64..1_900_000_000_000,
+                    0..=i64::MAX as u64,
+                ]),
+            ),
+            N,
+        )
+        .prop_map(Val::Hash2)
+        .boxed(),
         (vec(0usize..64, 9), 0u32..1024, vec(mod_op(), 0..5))
             .prop_map(|(n, e, d)| Val::Module(n, e, d))
             .boxed(),
@@ -692,7 +708,7 @@ fn file(max_dbs: usize, max_keys: usize) -> impl Strategy<Value = File> {
     )
         .prop_map(|(db, resize, recs)| Db { db, resize, recs });
     (
-        prop_oneof![1 => 1u32..=9, 3 => 10u32..=13],
+        prop_oneof![1 => 1u32..=9, 3 => 10u32..=13, 2 => Just(80u32)],
         vec(aux, 0..5),
         vec(prop_oneof![bytes(), compressible()], 0..3),
         vec(db, 0..max_dbs),
@@ -953,13 +969,25 @@ fn value_type(v: &Val) -> ValueType {
         Val::Stream(s) => s.ty,
         Val::HashMetadata(..) => ValueType::HashMetadata,
         Val::HashListpackEx(..) => ValueType::HashListpackEx,
+        Val::Hash2(..) => ValueType::Hash2,
         Val::Module(..) => ValueType::Module2,
     }
 }
 
-/// First RDB version with each object type, from the format's history (not from the crate).
-fn type_min_version(t: ValueType) -> u32 {
-    match t.code() {
+/// Whether RDB `v` has what Redis introduced in RDB `since`, from the format's history
+/// (not from the crate): Redis's versions have everything up to their number; Valkey 9's 80
+/// descends from RDB 11 and has nothing of 12 or 13.
+fn has(v: u32, since: u32) -> bool {
+    if v == 80 {
+        since <= 11
+    } else {
+        v >= since
+    }
+}
+
+/// Whether RDB `v` holds object type `t`, from the format's history (not from the crate).
+fn type_in_version(t: ValueType, v: u32) -> bool {
+    let since = match t.code() {
         0..=4 => 1,
         9..=12 => 2,
         13 => 6,
@@ -968,10 +996,12 @@ fn type_min_version(t: ValueType) -> u32 {
         15 => 9,
         16..=19 => 10,
         20 | 21 => 11,
+        22 => return v == 80,
         24 | 25 => 12,
         26 => 13,
         other => panic!("unexpected type {other}"),
-    }
+    };
+    has(v, since)
 }
 
 fn write_value(v: &Val, r: &mut RecordBuilder) {
@@ -1064,6 +1094,12 @@ fn write_value(v: &Val, r: &mut RecordBuilder) {
                 .flat_map(|(f, v, ttl)| [f.clone(), v.clone(), It::Int(*ttl)])
                 .collect();
             r.string(&listpack(&items));
+        }
+        Val::Hash2(fields) => {
+            r.len(fields.len() as u64);
+            for (f, v, t) in fields {
+                r.hash2_field(f, v, *t).unwrap();
+            }
         }
         Val::Module(name, encver, ops) => {
             r.len(module_id(name, *encver));
@@ -1295,6 +1331,16 @@ fn expected_value(v: &Val) -> RdbValue {
                 })
                 .collect(),
         ),
+        Val::Hash2(fields) => RdbValue::HashWithTtl(
+            fields
+                .iter()
+                .map(|(f, v, t)| HashField {
+                    field: f.clone(),
+                    value: v.clone(),
+                    expire_ms: t.map(|t| t as i64),
+                })
+                .collect(),
+        ),
         Val::Module(name, encver, _) => RdbValue::Module(ModuleValue {
             type_name: name
                 .iter()
@@ -1336,44 +1382,47 @@ fn write_file(f: &File) -> Result<(Vec<u8>, Expected), TestCaseError> {
         resize_hints: Vec::new(),
         body_len: 0,
     };
-    let refused = |r: Result<(), RdbError>, needed: u32| -> Result<(), TestCaseError> {
-        match r {
-            Err(RdbError::TooNew {
-                needed: n, version, ..
-            }) => {
-                prop_assert_eq!(n, needed);
-                prop_assert_eq!(version, v);
-                Ok(())
+    // A refusal must name the file's version and exactly the versions `holds` accepts.
+    let refused =
+        |r: Result<(), RdbError>, holds: &dyn Fn(u32) -> bool| -> Result<(), TestCaseError> {
+            let want = rdb::consts::describe_versions(holds);
+            match r {
+                Err(RdbError::NotInVersion {
+                    version, holders, ..
+                }) => {
+                    prop_assert_eq!(holders, want);
+                    prop_assert_eq!(version, v);
+                    Ok(())
+                }
+                other => Err(TestCaseError::fail(format!(
+                    "RDB {v} must refuse a feature of RDB {want}, got {other:?}"
+                ))),
             }
-            other => Err(TestCaseError::fail(format!(
-                "RDB {v} must refuse a feature of RDB {needed}, got {other:?}"
-            ))),
-        }
-    };
+        };
     for a in &f.aux {
         let before = w.bytes_written();
         let (r, k, val) = match a {
             Aux::Str(k, val) => (w.aux(k, val), k, val.clone()),
             Aux::Int(k, i) => (w.aux_int(k, *i), k, i.to_string().into_bytes()),
         };
-        if v >= 7 {
+        if has(v, 7) {
             r.unwrap();
             if exp.aux.len() < 64 && val.len() <= 4096 {
                 exp.aux.push((k.clone(), val));
             }
         } else {
-            refused(r, 7)?;
+            refused(r, &|x| has(x, 7))?;
             prop_assert_eq!(w.bytes_written(), before);
         }
     }
     for code in &f.functions {
         let before = w.bytes_written();
         let r = w.function(code);
-        if v >= 10 {
+        if has(v, 10) {
             r.unwrap();
             exp.functions += 1;
         } else {
-            refused(r, 10)?;
+            refused(r, &|x| has(x, 10))?;
             prop_assert_eq!(w.bytes_written(), before);
         }
     }
@@ -1382,38 +1431,43 @@ fn write_file(f: &File) -> Result<(Vec<u8>, Expected), TestCaseError> {
         if let Some((keys, expires)) = db.resize {
             let before = w.bytes_written();
             let r = w.resize_db(keys, expires);
-            if v >= 7 {
+            if has(v, 7) {
                 r.unwrap();
                 exp.resize_hints.push((db.db, keys, expires));
             } else {
-                refused(r, 7)?;
+                refused(r, &|x| has(x, 7))?;
                 prop_assert_eq!(w.bytes_written(), before);
             }
         }
         for rec in &db.recs {
             let mut r = RecordBuilder::new(rec.compress);
-            let mut needed = type_min_version(value_type(&rec.val));
+            // The newest key opcode, then the type: what a refusal names first.
+            let mut opcodes = 1;
             if let Some(ms) = rec.expire {
                 r.expire_ms(ms);
-                needed = needed.max(6);
+                opcodes = opcodes.max(6);
             }
             if let Some(secs) = rec.idle {
                 r.idle(secs);
-                needed = needed.max(9);
+                opcodes = opcodes.max(9);
             }
             if let Some(c) = rec.freq {
                 r.freq(c);
-                needed = needed.max(9);
+                opcodes = opcodes.max(9);
             }
             let ty = value_type(&rec.val);
             r.value_type(ty);
             r.key(&rec.key);
             write_value(&rec.val, &mut r);
-            prop_assert_eq!(r.min_rdb_version(), needed);
+            let idmp = matches!(&rec.val, Val::Stream(s) if s.ty == ValueType::StreamListpacks4);
+            let holds = |x: u32| has(x, opcodes) && type_in_version(ty, x) && (!idmp || has(x, 13));
+            for x in rdb::consts::RDB_VERSIONS {
+                prop_assert_eq!(r.fits(x), holds(x), "RDB {}", x);
+            }
             prop_assert_eq!(r.written_value_type(), Some(ty));
             let before = w.bytes_written();
             let res = w.record(&r);
-            if needed <= v {
+            if holds(v) {
                 res.unwrap();
                 prop_assert_eq!(w.bytes_written(), before + r.byte_len() as u64);
                 exp.entries.push(Entry {
@@ -1425,8 +1479,11 @@ fn write_file(f: &File) -> Result<(Vec<u8>, Expected), TestCaseError> {
                     rdb_type: ty.code(),
                     value: expected_value(&rec.val),
                 });
+            } else if !has(v, opcodes) {
+                refused(res, &|x| has(x, opcodes))?;
+                prop_assert_eq!(w.bytes_written(), before);
             } else {
-                refused(res, needed)?;
+                refused(res, &|x| type_in_version(ty, x))?;
                 prop_assert_eq!(w.bytes_written(), before);
             }
         }
@@ -1465,7 +1522,11 @@ fn read_all(file: &[u8]) -> Result<(Vec<Entry>, RdbReader<&[u8]>), ReadError> {
 fn check_file(version: u32, file: &[u8], exp: &Expected) -> Result<(), TestCaseError> {
     let trailer = if version >= 5 { 8 } else { 0 };
     prop_assert_eq!(file.len() as u64, exp.body_len + 1 + trailer);
-    let magic = format!("REDIS{version:04}");
+    let magic = if version == 80 {
+        "VALKEY080".to_owned()
+    } else {
+        format!("REDIS{version:04}")
+    };
     prop_assert_eq!(&file[..9], magic.as_bytes());
     let (entries, r) = match read_all(file) {
         Ok(x) => x,
@@ -1686,6 +1747,75 @@ proptest! {
             rdb_type: 0,
             value: RdbValue::String(val),
         }]);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1024))]
+
+    /// Headers are taken as Valkey's loader takes them (`rdbIsVersionAccepted`, strict):
+    /// `REDIS` + 4 digits for Redis's 1..=13, `VALKEY` + 3 digits for 80; a version under
+    /// the other vendor's magic (`REDIS0080`, `VALKEY011`) is a `MagicMismatch`, any other
+    /// number a `BadVersion`; a file the writer starts reads back with its version.
+    #[test]
+    fn headers_are_taken_as_valkey_does(
+        valkey in any::<bool>(),
+        version in prop_oneof![0u32..=100, Just(11u32), Just(13u32), Just(80u32), 0u32..=9999],
+    ) {
+        let digits = if valkey { 3 } else { 4 };
+        prop_assume!(version < 10u32.pow(digits));
+        let magic = if valkey {
+            format!("VALKEY{version:03}")
+        } else {
+            format!("REDIS{version:04}")
+        };
+        let mut file = magic.clone().into_bytes();
+        file.push(0xFF);
+        let sum = rdb::crc64(&file);
+        // No trailer before RDB 5.
+        if !(1..5).contains(&version) {
+            file.extend_from_slice(&sum.to_le_bytes());
+        }
+        let accepted = if valkey { version == 80 } else { (1..=13).contains(&version) };
+        match RdbReader::new(&file[..]) {
+            Ok(mut r) => {
+                prop_assert!(accepted, "{} was accepted", magic);
+                prop_assert_eq!(r.version(), version);
+                prop_assert!(r.next_entry().unwrap().is_none());
+                let want = if version < 5 { Checksum::Absent } else { Checksum::Verified(sum) };
+                prop_assert_eq!(r.checksum(), Some(want));
+                // The writer starts such a file the same way.
+                let w = RdbWriter::new(Vec::new(), version).unwrap().finish().unwrap();
+                prop_assert_eq!(w, file);
+            }
+            Err(ReadError::MagicMismatch { version: got, .. }) => {
+                prop_assert!(!accepted);
+                prop_assert_eq!(got, version);
+                prop_assert!(if valkey { version < 80 } else { version > 79 }, "{}", magic);
+            }
+            Err(ReadError::BadVersion(got)) => {
+                prop_assert!(!accepted);
+                prop_assert_eq!(got, version);
+                prop_assert!(if valkey { version > 80 } else { version == 0 || (14..=79).contains(&version) }, "{}", magic);
+                prop_assert!(RdbWriter::new(Vec::new(), version).is_err());
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("{magic}: {e}"))),
+        }
+    }
+
+    /// Nine arbitrary bytes never panic the reader; whatever it takes starts with one of
+    /// the 14 magics.
+    #[test]
+    fn arbitrary_headers(h in prop_oneof![
+        any::<[u8; 9]>().prop_map(|b| b.to_vec()),
+        (prop::sample::select(vec![&b"REDIS"[..], b"VALKEY"]), vec(any::<u8>(), 3..5))
+            .prop_map(|(m, d)| [m, &d[..]].concat()),
+    ]) {
+        if let Ok(r) = RdbReader::new(&h[..]) {
+            let v = r.version();
+            prop_assert!(rdb::consts::is_known_version(v));
+            prop_assert_eq!(&h[..9], &rdb::consts::magic(v).unwrap()[..]);
+        }
     }
 }
 

@@ -46,8 +46,9 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
-    /// RDB version to write (default: the one the source server writes). For an older
-    /// target, compact encodings it cannot read are re-encoded as plain types.
+    /// RDB version to write (default: the one the source server writes): Redis's 1 to 13,
+    /// or 80 for Valkey 9. For an older target, compact encodings it cannot read are
+    /// re-encoded as plain types.
     #[arg(long, value_name = "N")]
     pub rdb_version: Option<u32>,
 

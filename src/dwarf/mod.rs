@@ -306,7 +306,7 @@ const WANTED: &[Wanted] = &[
     w(
         "robj",
         &["redisObject", "serverObject", "robj"],
-        &[&["type"], &["encoding"], &["ptr"]],
+        &[&["type"], &["encoding"], &["ptr", "val_ptr"]],
     ),
     w("sdshdr", &["sdshdr"], &[&["len"], &["free"], &["buf"]]),
     w("sdshdr5", &["sdshdr5"], &[&["flags"], &["buf"]]),
@@ -348,7 +348,8 @@ const WANTED: &[Wanted] = &[
         &[&["sz"], &["compressed"]],
     ),
     w("zset", &["zset"], &[&["zsl"]]),
-    w("zskiplist", &["zskiplist"], &[&["header"], &["length"]]),
+    // Valkey 9.1's zskiplist is only its embedded header node (the length in its score).
+    w("zskiplist", &["zskiplist"], &[&["header"]]),
     w(
         "zskiplistNode",
         &["zskiplistNode"],
@@ -803,12 +804,12 @@ fn features(p: &Picked) -> (Option<Features>, Vec<String>) {
         (ElementFlavor::Robj, ZsetElementFlavor::Pointer)
     } else if zn.contains("ele") {
         (ElementFlavor::Sds, ZsetElementFlavor::Pointer)
-    } else if p.members("zskiplist").contains("header") {
-        // No element member: the element is embedded after the node's levels, at the
-        // offset kept in level[0].span.
+    } else if offset_of("zskiplist", "length").is_some() {
+        // No element member, a list with a header pointer and a length: the element is
+        // embedded after the node's levels, at the offset kept in level[0].span.
         (ElementFlavor::Sds, ZsetElementFlavor::SpanOffset)
     } else {
-        // No element member and a zskiplist that is itself the header node.
+        // No element member and a zskiplist that is only its embedded header node.
         (ElementFlavor::Sds, ZsetElementFlavor::AfterLevels)
     };
 
@@ -845,10 +846,28 @@ fn features(p: &Picked) -> (Option<Features>, Vec<String>) {
             None => format!("struct {n}"),
         })
         .collect();
+    // `server.db` is `redisDb *` (an array of structs) or `serverDb **` (of pointers).
+    let db_is_pointer_array = p
+        .chosen
+        .get("redisServer")
+        .and_then(|r| index.member_type(*r, "db"))
+        .and_then(|t| index.pointee(t))
+        .and_then(|t| index.pointee(t))
+        .is_some();
+    let db_array = if db_is_pointer_array {
+        DbArrayFlavor::Pointers
+    } else {
+        DbArrayFlavor::Structs
+    };
+    let value = if robj.contains("hasembval") {
+        ValueFlavor::EmbeddedOrPointer
+    } else {
+        ValueFlavor::Pointer
+    };
     let features = match (keyspace, sds) {
         (Some(keyspace), Some(sds)) => Some(Features {
             keyspace,
-            db_array: DbArrayFlavor::Structs,
+            db_array,
             tables,
             // A build with hashtables only still names a dict shape for its few dicts.
             dict: dict.unwrap_or(DictFlavor::HtTable),
@@ -858,7 +877,7 @@ fn features(p: &Picked) -> (Option<Features>, Vec<String>) {
             elements,
             key_object,
             expire,
-            value: ValueFlavor::Pointer,
+            value,
             hash_fields,
             zset_element,
         }),

@@ -237,6 +237,7 @@ pub fn rdb_version(valkey: bool, version: &str) -> Option<u32> {
     if valkey {
         return match (major, minor) {
             (7, 2) | (8, _) => Some(11),
+            (9, _) => Some(80),
             _ => None,
         };
     }
@@ -312,7 +313,20 @@ pub fn constants(
         // The aux bits of a field sds announcing the blocks before its header
         // (t_hash.c / entry.c): Valkey 8.1 has only the value pointer (aux bit 0);
         // Redis 8.6 puts an ExpireMeta (aux bit 0) before the value pointer (aux bit 1).
-        let entry: &[(&str, i64)] = if valkey {
+        let entry: &[(&str, i64)] = if valkey && version.0 >= 9 {
+            // Valkey 9: an int64 expiry (aux bit 0) before the value pointer (aux bit 1);
+            // 9.1 adds aux bit 2, the pointer leads to a module-shared string reference.
+            if version >= (9, 1) {
+                &[
+                    ("expire_bit", 0),
+                    ("expire_size", 8),
+                    ("value_ptr_bit", 1),
+                    ("string_ref_bit", 2),
+                ]
+            } else {
+                &[("expire_bit", 0), ("expire_size", 8), ("value_ptr_bit", 1)]
+            }
+        } else if valkey {
             &[("value_ptr_bit", 0)]
         } else {
             &[("expire_bit", 0), ("expire_size", 16), ("value_ptr_bit", 1)]

@@ -295,6 +295,13 @@ pub struct FunctionsLayout {
     pub ctx_symbol: Option<SymbolSpec>,
     /// `functionsLibCtx.libraries` (dict of name → functionLibInfo).
     pub libraries: Field,
+    /// `sizeof(functionsLibCtx)`.
+    pub ctx_size: u64,
+    /// `functionsLibCtx.functions` (dict of name → functionInfo), when the profile has it.
+    pub functions: Option<Field>,
+    /// `functionsLibCtx.engines_stats` (dict of engine name → stats), when the profile has
+    /// it: with `functions`, what finds the context by structure in a build without symbols.
+    pub engines_stats: Option<Field>,
     /// `functionLibInfo.code` (sds).
     pub code: Field,
 }
@@ -335,6 +342,9 @@ pub struct HashEntryLayout {
     pub expire_size: u64,
     /// Aux bit announcing a value pointer (8 bytes, right before the field's header).
     pub value_ptr_bit: u8,
+    /// Aux bit saying the value pointer leads to a `stringRef {buf, len}` (a buffer shared
+    /// with a module) instead of an sds (Valkey 9.1).
+    pub string_ref_bit: Option<u8>,
 }
 
 /// `dictEntry` fields.
@@ -381,6 +391,21 @@ pub struct RobjLayout {
     /// `metabits` (`expire` = `before_object`, Redis 8.6): bit `i` set means an 8-byte
     /// metadata slot of class `i` sits before the object, class 0 being the expire.
     pub metabits: Bits,
+    /// The flag saying the value is embedded and there is no `ptr` (`value` =
+    /// `embedded_or_pointer`: Valkey 9.1 `hasembval`).
+    pub value_flag: Bits,
+}
+
+impl RobjLayout {
+    /// Bytes of the object header before any embedded data: without `ptr` when the value
+    /// is embedded.
+    pub fn data_start(&self, embedded_value: bool) -> u64 {
+        if embedded_value {
+            self.ptr.offset
+        } else {
+            self.size
+        }
+    }
 }
 
 /// `quicklist` fields.
@@ -435,8 +460,8 @@ pub struct ZsetLayout {
     pub zsl: Field,
     /// `zskiplist` size.
     pub list_size: u64,
-    /// `zskiplist.header`.
-    pub header: Field,
+    /// `zskiplist.header` (`None`: the `zskiplist` is itself the header node).
+    pub header: Option<Field>,
     /// `zskiplist.length`.
     pub length: Field,
     /// Bytes of a node up to and including `level[0]`.
@@ -450,6 +475,8 @@ pub struct ZsetLayout {
     pub score: Field,
     /// `level[0].forward`, offset from the node.
     pub forward0: Field,
+    /// `sizeof(zskiplistLevel)`.
+    pub level_size: u64,
 }
 
 /// Object type numbers.
@@ -728,25 +755,7 @@ impl Layout {
         };
         let (features, missing) = Features::read_map(&file.features);
         r.missing.extend(missing);
-        // Shapes named for Valkey 9 that the walker does not read yet.
-        for (on, what) in [
-            (
-                features.db_array == DbArrayFlavor::Pointers,
-                "feature db_array=pointers (not walked yet)",
-            ),
-            (
-                features.value == ValueFlavor::EmbeddedOrPointer,
-                "feature value=embedded_or_pointer (not walked yet)",
-            ),
-            (
-                features.zset_element == ZsetElementFlavor::AfterLevels,
-                "feature zset_element=after_levels (not walked yet)",
-            ),
-        ] {
-            if on {
-                r.missing.push(what.into());
-            }
-        }
+
         // A layout-only profile (no symbols) needs a binary to locate `server`.
         let server_symbol = file.symbols.get("server").copied();
         let ql_present = features.quicklist.is_some();
@@ -866,7 +875,10 @@ impl Layout {
                 type_: r.bits("robj", "type"),
                 encoding: r.bits("robj", "encoding"),
                 lru: r.bits("robj", "lru"),
-                ptr: r.field("robj", "ptr"),
+                ptr: match r.optional_field("robj", "ptr") {
+                    Some(f) => f,
+                    None => r.field("robj", "val_ptr"),
+                },
                 expire_flag: match features.expire {
                     ExpireFlavor::InObject => r.bits_any("robj", &["hasexpire", "expirable"]),
                     _ => Bits::default(),
@@ -878,6 +890,10 @@ impl Layout {
                 metabits: match features.expire {
                     ExpireFlavor::BeforeObject => r.bits("robj", "metabits"),
                     _ => Bits::default(),
+                },
+                value_flag: match features.value {
+                    ValueFlavor::EmbeddedOrPointer => r.bits("robj", "hasembval"),
+                    ValueFlavor::Pointer => Bits::default(),
                 },
             },
             hashtable: if hashtables {
@@ -998,10 +1014,12 @@ impl Layout {
                         Some(_) => r.constant("hash_entry", "expire_size"),
                         None => 0,
                     };
+                    let string_ref_bit = bit(&mut r, "string_ref_bit");
                     Some(HashEntryLayout {
                         expire_bit,
                         expire_size,
                         value_ptr_bit: value_ptr_bit.unwrap_or(0),
+                        string_ref_bit,
                     })
                 }
                 _ => None,
@@ -1031,6 +1049,9 @@ impl Layout {
                 Some(FunctionsLayout {
                     ctx_symbol: file.symbols.get("curr_functions_lib_ctx").copied(),
                     libraries: r.field("functionsLibCtx", "libraries"),
+                    ctx_size: r.size("functionsLibCtx"),
+                    functions: r.optional_field("functionsLibCtx", "functions"),
+                    engines_stats: r.optional_field("functionsLibCtx", "engines_stats"),
                     code: r.field("functionLibInfo", "code"),
                 })
             } else {
@@ -1088,8 +1109,23 @@ impl Layout {
                 dict: r.field("zset", if hashtables { "ht" } else { "dict" }),
                 zsl: r.field("zset", "zsl"),
                 list_size: r.size("zskiplist"),
-                header: r.field("zskiplist", "header"),
-                length: r.field("zskiplist", "length"),
+                // The list is its own header node when elements follow the levels.
+                header: match features.zset_element {
+                    ZsetElementFlavor::AfterLevels => None,
+                    _ => Some(r.field("zskiplist", "header")),
+                },
+                // The list's length, or (its own header node) the header's length.
+                length: match features.zset_element {
+                    ZsetElementFlavor::AfterLevels => {
+                        let header = r.offset("zskiplist", "header");
+                        let length = r.field("zskiplistNode", "length");
+                        Field {
+                            offset: header + length.offset,
+                            size: length.size,
+                        }
+                    }
+                    _ => r.field("zskiplist", "length"),
+                },
                 node_size: zsl_level.offset + level_size,
                 ele: match features.zset_element {
                     ZsetElementFlavor::Pointer => Some(r.field("zskiplistNode", element_field)),
@@ -1104,6 +1140,7 @@ impl Layout {
                     offset: zsl_level.offset + level_forward.offset,
                     size: level_forward.size,
                 },
+                level_size,
             },
             types: TypeConsts {
                 string: r.constant("types", "string"),

@@ -405,7 +405,7 @@ fn check_key(e: &Entry, r: &[Value], mode: ExpireMode, w: Window) -> Verdict {
     let want_type = e.value.type_name();
     match text(ty) {
         Some(b"none") => {
-            return if expired_by_now {
+            return if expired_by_now || all_fields_expired(&e.value, w.after) {
                 Verdict::Expired
             } else {
                 Verdict::Differs(
@@ -432,6 +432,14 @@ fn check_key(e: &Entry, r: &[Value], mode: ExpireMode, w: Window) -> Verdict {
         Some(_) if expired_by_now => Verdict::Expired,
         Some((expected, found)) => Verdict::Differs("value", expected, found),
     }
+}
+
+/// A hash whose fields all have a TTL that has passed: the server drops such a key (Valkey
+/// 9 and Redis 7.4+ skip it while loading, or expire its last field later), so its absence
+/// is an expiry, not a difference.
+pub fn all_fields_expired(v: &RdbValue, now: i64) -> bool {
+    matches!(v, RdbValue::HashWithTtl(h)
+        if !h.is_empty() && h.iter().all(|f| f.expire_ms.is_some_and(|t| t <= now)))
 }
 
 fn expire_text(t: Option<i64>) -> String {
@@ -955,6 +963,47 @@ mod tests {
         // An error reply instead of a value.
         let err = verdict(&h, &[ty("hash"), Value::Int(-1), Value::Nil], pm);
         assert!(err.starts_with("value"), "{err}");
+    }
+
+    #[test]
+    fn hashes_with_field_ttls() {
+        use rdb::reader::HashField;
+        let pm = ExpireMode::Pexpiretime;
+        let ty = |s: &str| Value::SimpleString(s.into());
+        let field = |f: &str, expire_ms| HashField {
+            field: f.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+            expire_ms,
+        };
+        // Field "a" expired before the batch ran, "b" later, "c" never.
+        let h = entry(
+            RdbValue::HashWithTtl(vec![
+                field("a", Some(999_000)),
+                field("b", Some(5_000_000)),
+                field("c", None),
+            ]),
+            None,
+        );
+        let got = |fields: &[&str]| arr(fields.iter().flat_map(|f| [bulk(f), bulk("v")]).collect());
+        for fields in [&["b", "c"][..], &["a", "b", "c"]] {
+            assert_eq!(
+                verdict(&h, &[ty("hash"), Value::Int(-1), got(fields)], pm),
+                "match",
+                "{fields:?}"
+            );
+        }
+        let d = verdict(&h, &[ty("hash"), Value::Int(-1), got(&["c"])], pm);
+        assert!(d.starts_with("value") && d.contains("\"b\""), "{d}");
+        let none = [ty("none"), Value::Int(-2), Value::Nil];
+        assert!(verdict(&h, &none, pm).starts_with("missing"));
+        // Every field's time has passed: the server dropped the key.
+        let gone = entry(
+            RdbValue::HashWithTtl(vec![field("a", Some(999_000)), field("b", Some(1_000_010))]),
+            None,
+        );
+        assert_eq!(verdict(&gone, &none, pm), "expired");
+        let empty = entry(RdbValue::HashWithTtl(Vec::new()), None);
+        assert!(verdict(&empty, &none, pm).starts_with("missing"));
     }
 
     #[test]

@@ -750,7 +750,7 @@ fn verify_on_server(
                 Ok(None) => break,
                 Err(e) => return o.not_verified(format!("the dump changed while verifying: {e}")),
             };
-            if e.expire_ms.is_some_and(|t| t <= t0) {
+            if e.expire_ms.is_some_and(|t| t <= t0) || compare::all_fields_expired(&e.value, t0) {
                 *expired_t0.entry(e.db).or_default() += 1;
             }
             let take = match next_pick.as_mut() {

@@ -18,6 +18,8 @@ pub struct ReportSource {
     pub build_id: Option<String>,
     /// Profile name.
     pub profile: String,
+    /// `redis` or `valkey` (reports before this field: empty, told by the profile's name).
+    pub server: String,
 }
 
 /// Per-database figures of a recovery report.
@@ -120,7 +122,9 @@ impl RecoveryReport {
         if v.is_empty() {
             return None;
         }
-        let valkey = self.source.profile.starts_with("valkey") && !v.starts_with("valkey");
+        let valkey = (self.source.server == "valkey"
+            || (self.source.server.is_empty() && self.source.profile.starts_with("valkey")))
+            && !v.starts_with("valkey");
         Some(if valkey {
             format!("valkey-{v}")
         } else {

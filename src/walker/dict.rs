@@ -8,6 +8,8 @@ use crate::profile::layout::{DictFlavor, EntryFlavor, Field};
 
 /// Largest table exponent accepted (2^40 buckets would be 8 TiB of pointers).
 const MAX_SIZE_EXP: i64 = 40;
+/// Buckets of one table a sample looks through (a nearly empty huge table yields fewer).
+pub const MAX_SAMPLE_BUCKETS: usize = 1 << 24;
 /// Chain faults kept verbatim per table; the rest are only counted.
 const MAX_KEPT_FAULTS: usize = 100;
 
@@ -143,6 +145,39 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                 }
                 if let Ok((key, _, _)) = self.entry(p, header.no_value) {
                     out.push((key, bi as u64, t.size));
+                }
+            }
+        }
+        out
+    }
+
+    /// Up to `max` entries `(key, value word)` of a dict, from its first non-empty chains
+    /// (table 0, then table 1; the first [`MAX_SAMPLE_BUCKETS`] buckets of each), each
+    /// chain followed until `max` is reached: a cheap sample for checking that a keyspace
+    /// decodes before trusting it (see [`crate::walker::locate`]). A link that cannot be
+    /// read, or was already sampled, ends its chain, so each entry counts once and a
+    /// looping chain cannot run away.
+    pub fn sample_entries(&self, header: &DictHeader, max: usize) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for t in header.tables.iter().filter(|t| t.size > 0) {
+            let Ok(buckets) = self.ctx.space.read(t.buckets, (t.size * 8) as usize) else {
+                continue;
+            };
+            for slot in buckets.chunks_exact(8).take(MAX_SAMPLE_BUCKETS) {
+                let mut p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
+                while p != 0 {
+                    if out.len() >= max {
+                        return out;
+                    }
+                    if !seen.insert(p) {
+                        break;
+                    }
+                    let Ok((key, value, next)) = self.entry(p, header.no_value) else {
+                        break;
+                    };
+                    out.push((key, value));
+                    p = next;
                 }
             }
         }

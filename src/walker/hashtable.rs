@@ -9,6 +9,8 @@ use crate::profile::layout::Field;
 
 /// Largest bucket exponent accepted.
 const MAX_BUCKET_EXP: i64 = 40;
+/// Child buckets a sample follows from one top-level bucket.
+pub const MAX_SAMPLE_CHAIN: u32 = 1024;
 
 /// Reads hashtables with one build's layout.
 #[derive(Clone, Copy)]
@@ -75,6 +77,61 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             rehashidx,
             no_value: true,
         })
+    }
+
+    /// Up to `max` entries of a hashtable, from its first buckets (table 0, then table 1;
+    /// at most [`super::dict::MAX_SAMPLE_BUCKETS`] of each) and their child buckets: a
+    /// cheap sample for checking that a keyspace decodes before trusting it (see
+    /// [`crate::walker::locate`]). A bucket that cannot be read ends its chain (or, for a
+    /// top-level bucket, its table: the array is contiguous), and a chain is followed for
+    /// at most [`MAX_SAMPLE_CHAIN`] child buckets, so nothing runs away; an entry met
+    /// again (a damaged child pointer) is not sampled twice.
+    pub fn sample_entries(&self, header: &DictHeader, max: usize) -> Vec<u64> {
+        let h = &self.ctx.layout.hashtable;
+        let slots = h.slots.max(1);
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for t in header.tables.iter().filter(|t| t.size > 0) {
+            'table: for bi in 0..t.size.min(super::dict::MAX_SAMPLE_BUCKETS as u64) {
+                let mut bucket = t.buckets.wrapping_add(bi.wrapping_mul(h.bucket_size));
+                for depth in 0..=MAX_SAMPLE_CHAIN {
+                    if out.len() >= max {
+                        return out;
+                    }
+                    let Ok(bytes) = self.ctx.space.read(bucket, h.bucket_size as usize) else {
+                        if depth == 0 {
+                            break 'table;
+                        }
+                        break;
+                    };
+                    let (Some(chained), Some(presence)) =
+                        (h.chained.get(&bytes), h.presence.get(&bytes))
+                    else {
+                        break;
+                    };
+                    let mut next = 0;
+                    for slot in 0..slots {
+                        let Some(ptr) = h.entries.element(slot, 8).get(&bytes) else {
+                            break;
+                        };
+                        // The last slot of a chained bucket points at the child bucket.
+                        if chained == 1 && slot == slots - 1 {
+                            next = ptr;
+                        } else if presence.checked_shr(slot as u32).unwrap_or(0) & 1 == 1
+                            && out.len() < max
+                            && seen.insert(ptr)
+                        {
+                            out.push(ptr);
+                        }
+                    }
+                    if chained == 0 || next == 0 {
+                        break;
+                    }
+                    bucket = next;
+                }
+            }
+        }
+        out
     }
 
     /// Call `f(entry)` for every entry of both tables, each entry once. A broken bucket

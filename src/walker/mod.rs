@@ -7,6 +7,7 @@ pub mod dict;
 pub mod fault;
 pub mod guard;
 pub mod hashtable;
+pub mod locate;
 pub mod object;
 pub mod sds;
 pub mod seen;
@@ -19,7 +20,7 @@ use object::ObjectDecoder;
 use seen::SeenEntries;
 
 use crate::core::AddressSpace;
-use crate::profile::layout::{ExpireFlavor, KeyspaceFlavor, TableFlavor};
+use crate::profile::layout::{DbArrayFlavor, ExpireFlavor, KeyspaceFlavor, TableFlavor};
 use crate::profile::Layout;
 use crate::report::ReportBuilder;
 use crate::sink::{Sink, SinkError};
@@ -28,7 +29,7 @@ use crate::value::RecoveredKey;
 /// Keys walked between two progress updates.
 const PROGRESS_BATCH: u64 = 4096;
 /// Databases beyond this count are taken as a sign of a wrong layout.
-const MAX_DBNUM: u64 = 1 << 16;
+pub(crate) const MAX_DBNUM: u64 = 1 << 16;
 
 /// A failure that stops the whole walk.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,17 @@ impl DbInfo {
     pub fn expected_expires(&self) -> u64 {
         self.expires.as_ref().map_or(0, KeyTables::used)
     }
+}
+
+/// What decoding a sample of a keyspace's keys showed (see [`KeyspaceWalker::sample_keys`]).
+#[derive(Debug, Clone, Default)]
+pub struct KeySample {
+    /// Entries tried.
+    pub sampled: u64,
+    /// Of those, keys whose name, object header and value decoded.
+    pub decoded: u64,
+    /// Why the first one that did not decode failed.
+    pub first_fault: Option<Fault>,
 }
 
 /// Most per-slot tables a kvstore may have (cluster mode: 16384 slots).
@@ -175,6 +187,79 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         out
     }
 
+    /// Decode up to `max` keys spread over the databases' readable keys tables (the heads
+    /// of each table's first chains or buckets): name, object header and value, each value
+    /// within the walker's per-key time budget. Cheap evidence that `dbs` really is a
+    /// keyspace; nothing is written anywhere.
+    pub fn sample_keys(&self, dbs: &[DbInfo], max: usize) -> KeySample {
+        let mut out = KeySample::default();
+        let tables: Vec<&DictHeader> = dbs
+            .iter()
+            .filter_map(|d| d.keys.as_ref().ok())
+            .flat_map(|k| k.tables.iter().map(|(_, h)| h))
+            .filter(|h| h.used() > 0)
+            .collect();
+        if tables.is_empty() {
+            return out;
+        }
+        let quota = max.div_ceil(tables.len()).max(1);
+        let embedded = self.layout.features.embedded_keys();
+        let mut objects = ObjectDecoder::new(&self.ctx);
+        for h in tables {
+            let want = quota.min(max.saturating_sub(out.sampled as usize));
+            if want == 0 {
+                break;
+            }
+            let entries: Vec<(u64, u64)> = match self.layout.features.tables {
+                TableFlavor::Hashtable => self
+                    .ctx
+                    .hashtables()
+                    .sample_entries(h, want)
+                    .into_iter()
+                    .map(|e| (e, e))
+                    .collect(),
+                TableFlavor::Dict => self.ctx.dicts().sample_entries(h, want),
+            };
+            for (key, value) in entries {
+                out.sampled += 1;
+                match self.sample_key(&mut objects, key, value, embedded) {
+                    Ok(()) => out.decoded += 1,
+                    Err(f) => {
+                        out.first_fault.get_or_insert(f);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Decode one sampled entry: an object embedding its key, or an sds key and its object.
+    fn sample_key(
+        &self,
+        objects: &mut ObjectDecoder<'_, 'a>,
+        key: u64,
+        value: u64,
+        embedded: bool,
+    ) -> Result<(), Fault> {
+        let obj = if embedded {
+            objects.embedded_key(key)?;
+            key
+        } else {
+            sds::read_sds(self.space, self.ctx.sds, key)?;
+            value
+        };
+        let header = objects.header(obj)?;
+        let _budget = self.ctx.budget.key();
+        match objects.value(&header) {
+            Ok(_) => Ok(()),
+            // A module value, or one too big for the time budget: its name and object
+            // header decoded, which is what the sample is for.
+            Err(Fault::Unsupported(_)) if header.type_id == self.layout.types.module => Ok(()),
+            Err(Fault::Timeout(_)) => Ok(()),
+            Err(f) => Err(f),
+        }
+    }
+
     fn key_tables(&self, addr: u64) -> Result<KeyTables, Fault> {
         let hashtables = self.layout.features.tables == TableFlavor::Hashtable;
         match self.layout.features.keyspace {
@@ -234,7 +319,10 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             )));
         }
         let dbnum = dbnum as u64;
-        let array_len = dbnum * l.db.size;
+        // The array holds the db structs, or pointers to them (NULL: a db never used).
+        let pointers = l.features.db_array == DbArrayFlavor::Pointers;
+        let stride = if pointers { 8 } else { l.db.size };
+        let array_len = dbnum * stride;
         if db_array == 0 || self.space.readable_len(db_array) < array_len {
             return Err(err(format!(
                 "server.db ({db_array:#x}) does not point at {dbnum} readable databases"
@@ -242,7 +330,19 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         }
         let mut out = Vec::with_capacity(dbnum as usize);
         for i in 0..dbnum {
-            let base = db_array + i * l.db.size;
+            let slot = db_array + i * stride;
+            let base = if pointers {
+                let p = self
+                    .space
+                    .u64(slot)
+                    .map_err(|e| err(format!("db {i} pointer: {e}")))?;
+                if p == 0 {
+                    continue;
+                }
+                p
+            } else {
+                slot
+            };
             let bytes = self
                 .space
                 .read(base, l.db.size as usize)
@@ -303,15 +403,22 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     pub fn eviction(&self, server_addr: u64) -> crate::sink::Eviction {
         use crate::sink::Eviction;
         let l = &self.layout.server;
-        let (Some(policy), Some(clock)) = (l.maxmemory_policy, l.lruclock) else {
-            return Eviction::Unknown;
-        };
         let read = |f: crate::profile::layout::Field| {
             self.space
                 .uint(server_addr.wrapping_add(f.offset), f.size)
                 .ok()
         };
-        match (read(policy), read(clock)) {
+        let Some(policy) = l.maxmemory_policy else {
+            return Eviction::Unknown;
+        };
+        // A server without `lruclock` (Valkey 9.1) ticks its LRU clock from the wall clock
+        // in seconds, as `unixtime` keeps it.
+        let clock = match (l.lruclock, l.unixtime) {
+            (Some(c), _) => read(c),
+            (None, Some(t)) => read(t).map(|t| t & 0xff_ffff),
+            (None, None) => None,
+        };
+        match (read(policy), clock) {
             (Some(p), Some(c)) if p & 1 != 0 => Eviction::Idle { clock: c as u32 },
             (Some(p), Some(_)) if p & 2 != 0 => Eviction::Freq {
                 clock: match (l.unixtime.and_then(read), l.lfu_decay_time.and_then(read)) {

@@ -12,7 +12,8 @@ use super::sds::{read_mstr, read_sds, SdsFormat};
 use crate::core::AddressSpace;
 use crate::decode::{intset::Intset, listpack::Listpack, lzf, ziplist::Ziplist};
 use crate::profile::layout::{
-    ElementFlavor, ExpireFlavor, HashFieldFlavor, QuicklistFlavor, TableFlavor,
+    ElementFlavor, ExpireFlavor, HashFieldFlavor, QuicklistFlavor, TableFlavor, ValueFlavor,
+    ZsetElementFlavor,
 };
 use crate::profile::Layout;
 use crate::value::{Bytes, Kind, QuicklistNode, StrValue, Value};
@@ -21,6 +22,8 @@ use crate::value::{Bytes, Kind, QuicklistNode, StrValue, Value};
 const MAX_NODE_BYTES: u64 = u32::MAX as u64;
 /// LZF cannot expand by more than this factor (a 3-byte back-reference yields 264 bytes).
 const MAX_LZF_RATIO: u64 = 100;
+/// Most levels a skiplist node can have (ZSKIPLIST_MAXLEVEL).
+const MAX_SKIPLIST_LEVELS: u64 = 32;
 /// Initial capacity cap for collections whose size comes from the core.
 const MAX_PREALLOC: u64 = 1 << 16;
 
@@ -103,14 +106,57 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         }
     }
 
+    /// Whether the object at `addr` embeds its value (Valkey 9.1 `hasembval`): then it has
+    /// no `ptr` and its embedded data starts right after the flags word.
+    fn embeds_value(&self, addr: u64) -> Result<bool, Fault> {
+        if self.layout.features.value != ValueFlavor::EmbeddedOrPointer {
+            return Ok(false);
+        }
+        let r = &self.layout.robj;
+        let bytes = self.space.read(addr, r.ptr.offset as usize)?;
+        r.value_flag
+            .get(&bytes)
+            .map(|v| v == 1)
+            .ok_or_else(|| Fault::bad("object flag bits outside the object"))
+    }
+
+    /// Where the embedded value of an object without `ptr` is: after its expire and key,
+    /// an sdshdr8 string.
+    fn embedded_value(&self, addr: u64) -> Result<u64, Fault> {
+        let r = &self.layout.robj;
+        let head = self.space.read(addr, r.ptr.offset as usize)?;
+        let flag = |b: crate::profile::layout::Bits| {
+            b.get(&head)
+                .ok_or_else(|| Fault::bad("object flag bits outside the object"))
+        };
+        let mut at = addr.wrapping_add(r.data_start(true));
+        if self.layout.features.expire == ExpireFlavor::InObject && flag(r.expire_flag)? == 1 {
+            at = at.wrapping_add(8);
+        }
+        if self.layout.features.embedded_keys() && flag(r.key_flag)? == 1 {
+            let hdr = u64::from(self.space.u8(at)?);
+            let key_at = at.wrapping_add(1 + hdr);
+            let key = read_sds(self.space, SdsFormat::Typed, key_at)?;
+            at = key_at.wrapping_add(key.len() as u64 + 1);
+        }
+        Ok(at.wrapping_add(3))
+    }
+
     /// Read the robj header at `addr`.
     pub fn header(&self, addr: u64) -> Result<ObjHeader, Fault> {
         let r = &self.layout.robj;
-        let bytes = self.space.read(addr, r.size as usize)?;
+        let embedded = self.embeds_value(addr)?;
+        let bytes = self
+            .space
+            .read(addr, r.data_start(embedded).max(r.ptr.offset) as usize)?;
         let missing = || Fault::bad("robj field outside the robj struct");
         let type_id = r.type_.get(&bytes).ok_or_else(missing)?;
         let encoding_id = r.encoding.get(&bytes).ok_or_else(missing)?;
-        let ptr = r.ptr.get(&bytes).ok_or_else(missing)?;
+        let ptr = if embedded {
+            self.embedded_value(addr)?
+        } else {
+            r.ptr.get(&bytes).ok_or_else(missing)?
+        };
         let lru = r.lru.get(&bytes).ok_or_else(missing)? as u32;
         Ok(ObjHeader {
             addr,
@@ -568,7 +614,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// A `ptr` elsewhere is a damaged object that would otherwise read some other memory
     /// as the value.
     fn check_embedded_string(&self, h: &ObjHeader) -> Result<(), Fault> {
-        let start = h.addr.wrapping_add(self.layout.robj.size);
+        let start = h
+            .addr
+            .wrapping_add(self.layout.robj.data_start(self.embeds_value(h.addr)?));
         let (lowest, highest, typed) = match self.sds {
             SdsFormat::LenFree(l) => (start + l.header_size, start + l.header_size, false),
             // An object embedding its key puts an optional 8-byte expire and the key (a
@@ -830,6 +878,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             }
             _ => None,
         };
+        // A value shared with a module: the pointer leads to `stringRef {buf, len}`.
+        if let (Some(bit), Some(p)) = (he.string_ref_bit, value_ptr) {
+            if aux & (1 << bit) != 0 {
+                let buf = self.space.u64(p)?;
+                let len = self.space.u64(p.wrapping_add(8))?;
+                let value = self.blob(buf, len, "hash value string reference")?;
+                return Ok((field, value, ttl));
+            }
+        }
         let value_ptr = match value_ptr {
             Some(p) => p,
             None => {
@@ -881,7 +938,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 "keyspace object {obj:#x} has no embedded key"
             )));
         }
-        let mut at = obj.wrapping_add(r.size);
+        let mut at = obj.wrapping_add(r.data_start(self.embeds_value(obj)?));
         // -1 is a reserved but unused expire slot.
         let read_expire = |at: u64| -> Result<Option<i64>, Fault> {
             let ms = self.space.u64(at)? as i64;
@@ -930,7 +987,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let zsl = z.zsl.get(&zb).ok_or_else(missing)?;
         let dict = z.dict.get(&zb).ok_or_else(missing)?;
         let lb = self.space.read(zsl, z.list_size as usize)?;
-        let header = z.header.get(&lb).ok_or_else(missing)?;
+        let header = match z.header {
+            Some(f) => f.get(&lb).ok_or_else(missing)?,
+            // The list is its own header node.
+            None => zsl,
+        };
         let length = z.length.get(&lb).ok_or_else(missing)?;
         let dict_used = if self.hashtable_collections {
             self.hashtables.header(dict)?.used()
@@ -959,9 +1020,24 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 let nb = self.space.read(node, z.node_size as usize)?;
                 let score = z.score.get(&nb).ok_or_else(missing)?;
                 // An embedded element sits at the 16-bit offset kept in level[0].span.
-                let ele = match z.ele {
-                    Some(f) => f.get(&nb).ok_or_else(missing)?,
-                    None => {
+                let ele = match (z.ele, self.layout.features.zset_element) {
+                    (Some(f), _) => f.get(&nb).ok_or_else(missing)?,
+                    (None, ZsetElementFlavor::AfterLevels) => {
+                        // level[0].span is the node's level count; the element follows
+                        // the levels behind its 1-byte header size.
+                        let levels = z.span0.get(&nb).ok_or_else(missing)?;
+                        if !(1..=MAX_SKIPLIST_LEVELS).contains(&levels) {
+                            return Err(Fault::bad(format!(
+                                "skiplist node {node:#x} claims {levels} levels"
+                            )));
+                        }
+                        let after = node
+                            .wrapping_add(z.forward0.offset)
+                            .wrapping_add(levels * z.level_size);
+                        let hdr = u64::from(self.space.u8(after)?);
+                        after.wrapping_add(1 + hdr)
+                    }
+                    (None, _) => {
                         let offset = z.span0.get(&nb).ok_or_else(missing)? & 0xffff;
                         if offset < z.node_size {
                             return Err(Fault::bad(format!(

@@ -4,6 +4,7 @@
 use super::blob::tests::{make_listpack, make_ziplist};
 use super::blob::Item;
 use super::*;
+use crate::consts::has_redis_feature;
 use crate::{RdbWriter, RecordBuilder, ValueType};
 
 fn read_all(file: &[u8]) -> Result<(Vec<Entry>, Option<Checksum>), ReadError> {
@@ -82,7 +83,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
     let mut w = RdbWriter::new(Vec::new(), version).unwrap();
     w.aux(b"redis-ver", b"7.0.15").unwrap();
     w.aux_int(b"ctime", 1_700_000_000).unwrap();
-    if version >= 10 {
+    if has_redis_feature(version, 10) {
         w.function(b"#!lua name=lib\nredis.register_function('f', function() return 1 end)")
             .unwrap();
     }
@@ -92,7 +93,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
     let mut r = RecordBuilder::new(true);
     // 0: strings, int-encoded and LZF-compressed
     r.expire_ms(1_900_000_000_123);
-    if version >= 9 {
+    if has_redis_feature(version, 9) {
         r.idle(5);
     }
     r.value_type(ValueType::String);
@@ -100,7 +101,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
     r.string(&big);
     w.record(&r).unwrap();
     r.clear();
-    if version >= 9 {
+    if has_redis_feature(version, 9) {
         r.freq(9);
     }
     r.value_type(ValueType::String);
@@ -141,7 +142,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
     r.string(b"f");
     r.string(b"v");
     w.record(&r).unwrap();
-    if version >= 8 {
+    if ValueType::Zset2.fits(version) {
         r.clear();
         r.value_type(ValueType::Zset2);
         r.key(b"z5");
@@ -188,7 +189,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
     r.string(&make_ziplist(&[Str(b"a"), Str(b"b")]));
     r.string(&make_ziplist(&[Int(3)]));
     w.record(&r).unwrap();
-    if version >= 10 {
+    if ValueType::HashListpack.fits(version) {
         // 16, 17, 18
         w.record(&blob_record(
             ValueType::HashListpack,
@@ -247,7 +248,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
         r.raw(&0u64.to_be_bytes());
         w.record(&r).unwrap();
     }
-    if version >= 11 {
+    if ValueType::SetListpack.fits(version) {
         w.record(&blob_record(
             ValueType::SetListpack,
             b"sl",
@@ -261,7 +262,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
     r.key(b"in7");
     r.string(b"");
     w.record(&r).unwrap();
-    if version >= 12 {
+    if ValueType::HashMetadata.fits(version) {
         r.clear();
         r.value_type(ValueType::HashMetadata);
         r.key(b"hm");
@@ -288,7 +289,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
         ]));
         w.record(&r).unwrap();
     }
-    if version >= 13 {
+    if ValueType::StreamListpacks4.fits(version) {
         // 26: the stream of "st" again, with a group and IDMP state.
         r.clear();
         r.value_type(ValueType::StreamListpacks4);
@@ -322,6 +323,28 @@ fn every_type_file(version: u32) -> Vec<u8> {
         r.value_type(ValueType::String);
         r.key(b"with-meta");
         r.string(b"v");
+        w.record(&r).unwrap();
+    }
+    if ValueType::Hash2.fits(version) {
+        // 22, after Valkey's slot opcodes: SLOT_INFO (foreign, skipped) and SLOT_IMPORT.
+        r.clear();
+        r.raw(&[crate::consts::SLOT_INFO]);
+        r.len(5);
+        r.len(100);
+        r.len(3);
+        r.raw(&[crate::consts::SLOT_IMPORT]);
+        r.string(&[b'a'; 40]);
+        r.len(2);
+        for slot in [0, 99, 1000, 16383] {
+            r.len(slot);
+        }
+        r.expire_ms(1_900_000_000_000);
+        r.value_type(ValueType::Hash2);
+        r.key(b"h22");
+        r.len(3);
+        r.hash2_field(b"a", b"1", Some(4_102_444_800_000)).unwrap();
+        r.hash2_field(b"b", b"2", None).unwrap();
+        r.hash2_field(b"c", &big, Some(0)).unwrap();
         w.record(&r).unwrap();
     }
     w.finish().unwrap()
@@ -652,6 +675,127 @@ fn key_meta_must_precede_a_key_and_needs_rdb_13() {
 }
 
 #[test]
+fn reads_valkey_80() {
+    let file = every_type_file(80);
+    assert!(file.starts_with(b"VALKEY080"));
+    let mut r = RdbReader::new(&file[..]).unwrap();
+    assert_eq!(r.version(), 80);
+    let entries: Vec<Entry> = r.by_ref().collect::<Result<_, _>>().unwrap();
+    assert!(matches!(r.checksum(), Some(Checksum::Verified(_))));
+    assert_eq!((r.slot_imports_skipped(), r.key_meta_skipped()), (1, 0));
+    assert_eq!(r.functions(), 1);
+    // Everything of RDB 11, plus the type-22 hash.
+    let (rdb11, _) = read_all(&every_type_file(11)).unwrap();
+    assert_eq!(entries.len(), rdb11.len() + 1);
+    assert_eq!(&entries[..rdb11.len()], &rdb11[..]);
+    let h = entries.last().unwrap();
+    assert_eq!(
+        (h.key.as_slice(), h.db, h.rdb_type, h.expire_ms),
+        (&b"h22"[..], 7, 22, Some(1_900_000_000_000))
+    );
+    assert_eq!(
+        h.value,
+        RdbValue::HashWithTtl(vec![
+            HashField {
+                field: s(b"a"),
+                value: s(b"1"),
+                expire_ms: Some(4_102_444_800_000)
+            },
+            HashField {
+                field: s(b"b"),
+                value: s(b"2"),
+                expire_ms: None
+            },
+            HashField {
+                field: s(b"c"),
+                value: vec![b'z'; 3000],
+                expire_ms: Some(0)
+            },
+        ])
+    );
+    assert_eq!(h.value.type_name(), "hash");
+}
+
+/// A file of `magic` whose body is `body` and a valid checksum.
+fn raw_file(magic: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut f = magic.to_vec();
+    f.extend_from_slice(body);
+    f.push(0xFF);
+    let sum = crate::crc64(&f);
+    f.extend_from_slice(&sum.to_le_bytes());
+    f
+}
+
+#[test]
+fn types_of_the_other_line_are_refused() {
+    // Redis's 24, 25, 26 in RDB 80; Valkey's 22 in Redis's versions. As their loaders do.
+    for ty in [24u8, 25, 26] {
+        let e = read_all(&raw_file(b"VALKEY080", &[ty, 1, b'k', 0])).unwrap_err();
+        assert!(matches!(e, ReadError::Unsupported { offset: 9, .. }), "{e}");
+        assert!(e.to_string().contains("is not in RDB 80"), "{e}");
+    }
+    for magic in [&b"REDIS0011"[..], b"REDIS0012", b"REDIS0013"] {
+        let e = read_all(&raw_file(magic, &[22, 1, b'k', 0])).unwrap_err();
+        assert!(
+            e.to_string().contains("object type 22 (Hash2)")
+                && e.to_string().contains("only in RDB 80"),
+            "{e}"
+        );
+    }
+    // 23 exists nowhere.
+    let e = read_all(&raw_file(b"VALKEY080", &[23, 1, b'k'])).unwrap_err();
+    assert!(e.to_string().contains("unknown object type 23"), "{e}");
+    // Byte 243 is SLOT_IMPORT in RDB 80, not KEY_META: a KEY_META payload is no import.
+    let key_meta = [0xF3, 1, b'A', b'B', b'C', b'D', 0, 0, 1, b'k', 1, b'v'];
+    assert!(read_all(&raw_file(b"REDIS0013", &key_meta)).is_ok());
+    assert!(read_all(&raw_file(b"VALKEY080", &key_meta)).is_err());
+    // An import with no ranges, then a key.
+    let (entries, _) = read_all(&raw_file(
+        b"VALKEY080",
+        &[0xF3, 2, b'j', b'1', 0, 0, 1, b'k', 1, b'v'],
+    ))
+    .unwrap();
+    assert_eq!(entries.len(), 1);
+}
+
+#[test]
+fn type_22_edges() {
+    let one = |ms: i64| {
+        let mut b = vec![22, 1, b'h', 1, 1, b'f', 1, b'v'];
+        b.extend_from_slice(&ms.to_le_bytes());
+        raw_file(b"VALKEY080", &b)
+    };
+    for (ms, want) in [(-1, None), (0, Some(0)), (i64::MAX, Some(i64::MAX))] {
+        let (e, _) = read_all(&one(ms)).unwrap();
+        assert_eq!(
+            e[0].value,
+            RdbValue::HashWithTtl(vec![HashField {
+                field: s(b"f"),
+                value: s(b"v"),
+                expire_ms: want
+            }])
+        );
+    }
+    for ms in [-2, i64::MIN] {
+        let e = read_all(&one(ms)).unwrap_err();
+        assert!(matches!(e, ReadError::Corrupt { .. }), "{e}");
+        assert!(
+            e.to_string().contains("below -1") && e.to_string().contains("key h"),
+            "{e}"
+        );
+    }
+    // An empty one reads as empty (Valkey's loader skips such a key).
+    let (e, _) = read_all(&raw_file(b"VALKEY080", &[22, 1, b'h', 0])).unwrap();
+    assert_eq!(e[0].value, RdbValue::HashWithTtl(Vec::new()));
+    // Cut inside the expire time.
+    let f = one(5);
+    assert!(matches!(
+        read_all(&f[..f.len() - 9 - 3]),
+        Err(ReadError::Truncated { .. })
+    ));
+}
+
+#[test]
 fn header_aux_functions_and_hints() {
     let file = every_type_file(10);
     let mut r = RdbReader::new(&file[..]).unwrap();
@@ -717,11 +861,62 @@ fn bad_headers() {
         RdbReader::new(&b"REDIS0000\xff"[..]),
         Err(ReadError::BadVersion(0))
     ));
+    // Valkey's versions: VALKEY080 only.
+    assert!(RdbReader::new(&b"VALKEY080\xff"[..]).is_ok());
+    for (magic, v) in [
+        (&b"VALKEY081"[..], 81),
+        (b"VALKEY999", 999),
+        (b"REDIS0079", 79),
+    ] {
+        assert!(
+            matches!(RdbReader::new(magic), Err(ReadError::BadVersion(x)) if x == v),
+            "{}",
+            magic.escape_ascii()
+        );
+    }
+    for magic in [
+        &b"VALKEY08"[..],
+        b"VALKEY08a",
+        b"VALKEY\xff80",
+        b"VALKEZ080",
+        b"valkey080",
+    ] {
+        assert!(
+            matches!(RdbReader::new(magic), Err(ReadError::NotRdb)),
+            "{}",
+            magic.escape_ascii()
+        );
+    }
+}
+
+#[test]
+fn a_version_under_the_other_magic_is_refused() {
+    for (magic, m, v) in [
+        (&b"REDIS0080"[..], "REDIS", 80),
+        (b"REDIS0081", "REDIS", 81),
+        (b"REDIS9999", "REDIS", 9999),
+        (b"VALKEY011", "VALKEY", 11),
+        (b"VALKEY013", "VALKEY", 13),
+        (b"VALKEY079", "VALKEY", 79),
+        (b"VALKEY000", "VALKEY", 0),
+    ] {
+        match RdbReader::new(magic) {
+            Err(e @ ReadError::MagicMismatch { .. }) => {
+                let ReadError::MagicMismatch { magic, version, .. } = e else {
+                    unreachable!()
+                };
+                assert_eq!((magic, version), (m, v));
+            }
+            other => panic!("{}: {other:?}", magic.escape_ascii()),
+        }
+    }
+    let e = RdbReader::new(&b"REDIS0080"[..]).unwrap_err();
+    assert!(e.to_string().contains("VALKEY080"), "{e}");
 }
 
 #[test]
 fn every_truncation_is_an_error() {
-    for version in [7, 12, 13] {
+    for version in [7, 12, 13, 80] {
         let file = every_type_file(version);
         for cut in 0..file.len() {
             let r = read_all(&file[..cut]);
@@ -736,8 +931,14 @@ fn every_truncation_is_an_error() {
 
 #[test]
 fn flipped_bytes_are_caught() {
-    let file = every_type_file(13);
-    let mut rng = crate::crc::tests::XorShift(11);
+    for (version, seed) in [(13, 11), (80, 12)] {
+        flipped_bytes_are_caught_in(version, seed);
+    }
+}
+
+fn flipped_bytes_are_caught_in(version: u32, seed: u64) {
+    let file = every_type_file(version);
+    let mut rng = crate::crc::tests::XorShift(seed);
     for _ in 0..400 {
         let mut bad = file.clone();
         let at = 9 + rng.below(file.len() - 9 - 8);
@@ -757,18 +958,18 @@ fn random_garbage_never_panics() {
     let mut rng = crate::crc::tests::XorShift(5);
     for round in 0..3000 {
         let len = rng.below(300);
-        let mut f = if round % 2 == 0 {
-            b"REDIS0010".to_vec()
-        } else {
-            b"REDIS0013".to_vec()
+        let mut f = match round % 3 {
+            0 => b"REDIS0010".to_vec(),
+            1 => b"REDIS0013".to_vec(),
+            _ => b"VALKEY080".to_vec(),
         };
         let mut tail = vec![0u8; len];
         rng.fill(&mut tail);
         // Start most files with a plausible opcode so parsing goes deeper.
         if let Some(b) = tail.first_mut() {
             *b = [
-                0u8, 1, 2, 3, 4, 5, 7, 14, 15, 18, 19, 21, 24, 25, 26, 0xF3, 0xF7, 0xFA,
-            ][round % 18];
+                0u8, 1, 2, 3, 4, 5, 7, 14, 15, 18, 19, 21, 22, 24, 25, 26, 0xF3, 0xF4, 0xF7, 0xFA,
+            ][round % 20];
         }
         f.extend_from_slice(&tail);
         let _ = read_all(&f);

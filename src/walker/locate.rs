@@ -1,0 +1,1134 @@
+//! Finding the global `server` by the structure of its data, when nothing names it.
+//!
+//! A statically linked, fully stripped build has no `.symtab`, no `.dynsym` and no DWARF,
+//! and a profile recorded for another build (or one that records no symbols) cannot say
+//! where `server` is. But `server` is a static of the executable, so it lies in the
+//! executable's writable image (`.data`/`.bss`), and the profile's layout says what it
+//! must look like there: `server.dbnum` databases at `server.db`, `db[i].id == i`, every
+//! keys table header valid, and keys that decode.
+//!
+//! [`find_server`] tries every 8-aligned position of that image as `&server`. Cheap
+//! filters first, on the image's bytes and one lookup each: `dbnum` in `1..=65536`, `db`
+//! non-NULL, 8-aligned, and `dbnum` databases readable there, `db[0].id == 0` and
+//! `db[dbnum-1].id == dbnum-1`. Survivors get the full invariants of
+//! [`KeyspaceWalker::databases`] (every id, every keys table header) and a sample of up to
+//! [`SAMPLE_KEYS`] keys decoded (name, object header, value). The answer is accepted only
+//! when exactly one position passes and its evidence reaches [`MIN_EVIDENCE`]; two passing
+//! positions are refused and listed, never guessed between.
+//!
+//! When the executable's writable image is not in the core (its load address is unknown
+//! without NT_FILE, or its ELF header page was not dumped), the writable images of every
+//! ELF image dumped in the core are searched instead (a static binary has only its own,
+//! beside the vDSO), then, if nothing passed there, every writable segment, up to
+//! [`MAX_SEGMENT_SCAN`] bytes.
+//!
+//! [`find_functions_ctx`] finds `curr_functions_lib_ctx` (7.0+) the same way, by the
+//! `functionsLibCtx` it points to.
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+use super::{DbInfo, KeyspaceWalker, WalkOptions, MAX_DBNUM};
+use crate::core::{AddressSpace, CoreFile};
+use crate::profile::layout::{DbArrayFlavor, Field};
+use crate::profile::Layout;
+
+/// Keys decoded per candidate that passed the db invariants.
+pub const SAMPLE_KEYS: usize = 64;
+
+/// Evidence a unique candidate needs: the ids it matched beyond `db[0].id == 0` (zeroed
+/// memory matches that one) plus the sampled keys that decoded. Every one of these is a
+/// check that random or zeroed bytes essentially never pass; two rule out the single
+/// coincidence (an empty, one-db keyspace is two zero words and one pointer, and refused).
+pub const MIN_EVIDENCE: u64 = 2;
+
+/// Of the sampled keys, at least this share (percent) must decode: a real keyspace in a
+/// damaged core loses a few, a wrong candidate decodes none.
+pub const MIN_DECODED_PERCENT: u64 = 75;
+
+/// Time one sampled value may take to decode (a huge collection is not evidence against).
+const SAMPLE_KEY_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// Bytes of writable segments searched when no ELF image header is in the core.
+pub const MAX_SEGMENT_SCAN: u64 = 1 << 30;
+
+/// Candidates that passed everything, kept to list when the answer is ambiguous.
+pub const MAX_LISTED: usize = 8;
+
+/// Where the search looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The writable image of the executable whose ELF header is at `base`.
+    Executable {
+        /// The executable's load address.
+        base: u64,
+    },
+    /// The writable images of every ELF image dumped in the core (the executable's load
+    /// address is unknown).
+    ElfImages {
+        /// How many images had a writable image to search.
+        images: usize,
+    },
+    /// Every writable segment of the core (when no ELF image's writable image held it).
+    WritableSegments {
+        /// Segments searched.
+        segments: usize,
+        /// True when [`MAX_SEGMENT_SCAN`] stopped the search early.
+        capped: bool,
+    },
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Executable { base } => {
+                write!(f, "the writable image of the executable loaded at {base:#x}")
+            }
+            Scope::ElfImages { images } => write!(
+                f,
+                "the writable images of the {images} ELF image(s) dumped in the core (the executable's load address is unknown)"
+            ),
+            Scope::WritableSegments { segments, capped } => write!(
+                f,
+                "{segments} writable segment(s) of the core{}",
+                if *capped {
+                    format!(", the first {} MiB only", MAX_SEGMENT_SCAN >> 20)
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+}
+
+/// A position that passed the db invariants, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The position taken as `&server`.
+    pub address: u64,
+    /// `server.db`.
+    pub db_array: u64,
+    /// `server.dbnum`.
+    pub dbnum: u64,
+    /// `db[i].id == i` checks passed beyond `db[0]`.
+    pub ids_matched: u64,
+    /// Keys the keys tables count.
+    pub keys_expected: u64,
+    /// Keys sampled.
+    pub keys_sampled: u64,
+    /// Sampled keys that decoded.
+    pub keys_decoded: u64,
+    /// Why the first sampled key that did not decode failed.
+    pub first_fault: Option<String>,
+}
+
+impl Candidate {
+    /// The evidence that counts toward [`MIN_EVIDENCE`].
+    pub fn evidence(&self) -> u64 {
+        self.ids_matched.saturating_add(self.keys_decoded)
+    }
+
+    /// True when its keys decode well enough to be a keyspace (or it holds none).
+    fn keys_fit(&self) -> bool {
+        if self.keys_expected == 0 {
+            return true;
+        }
+        self.keys_sampled > 0
+            && self.keys_decoded.saturating_mul(100)
+                >= self.keys_sampled.saturating_mul(MIN_DECODED_PERCENT)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{:#x} (server.db {:#x}, {} dbs, {} keys counted, {} of {} sampled keys decoded{})",
+            self.address,
+            self.db_array,
+            self.dbnum,
+            self.keys_expected,
+            self.keys_decoded,
+            self.keys_sampled,
+            self.first_fault
+                .as_deref()
+                .map(|f| format!("; first failure: {f}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// What the scan went through, for the report and for errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Bytes searched.
+    pub bytes: u64,
+    /// Positions tried as `&server`.
+    pub positions: u64,
+    /// Positions with a plausible `dbnum` and a `db` pointer to that many readable dbs.
+    pub plausible: u64,
+    /// Of those, positions whose first and last db ids matched.
+    pub ids_matched: u64,
+    /// Of those, positions that passed every id and every keys table header.
+    pub tables_valid: u64,
+    /// Time the search took.
+    pub elapsed: Duration,
+}
+
+/// `server`, found by structure.
+#[derive(Debug, Clone)]
+pub struct ServerFound {
+    /// Its address.
+    pub address: u64,
+    /// Where it was searched for.
+    pub scope: Scope,
+    /// The evidence.
+    pub candidate: Candidate,
+    /// What the search went through.
+    pub stats: ScanStats,
+}
+
+impl ServerFound {
+    /// One line saying how `server` was found, for the log and the report.
+    pub fn summary(&self) -> String {
+        let c = &self.candidate;
+        let keys = if c.keys_expected == 0 {
+            "no keys to sample: the keyspace is empty".to_owned()
+        } else {
+            format!(
+                "{} of {} sampled keys decoded",
+                c.keys_decoded, c.keys_sampled
+            )
+        };
+        format!(
+            "structure search: unique candidate at {:#x} ({} dbs with ids 0..{} and valid keys tables, {keys}; {} positions of {} searched in {:.0?}, {} plausible)",
+            self.address,
+            c.dbnum,
+            c.dbnum.saturating_sub(1),
+            self.stats.positions,
+            self.scope,
+            self.stats.elapsed,
+            self.stats.plausible
+        )
+    }
+}
+
+/// Why the structure search gives no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LocateError {
+    /// There were no bytes to search.
+    #[error("nothing to search: {0}")]
+    NothingToScan(String),
+    /// No position passed.
+    #[error("no position in {scope} holds a `server` whose databases fit profile {profile} ({})", describe_misses(.stats, .near_miss.as_deref()))]
+    NotFound {
+        /// Where it looked.
+        scope: Scope,
+        /// The profile.
+        profile: String,
+        /// What the scan went through.
+        stats: ScanStats,
+        /// The best candidate that failed the key sample, if any.
+        near_miss: Option<Box<Candidate>>,
+    },
+    /// More than one position passed.
+    #[error("{total} positions in {scope} pass as `server` with profile {profile}; refusing to guess between them: {}", .candidates.iter().map(Candidate::describe).collect::<Vec<_>>().join("; "))]
+    Ambiguous {
+        /// Where it looked.
+        scope: Scope,
+        /// The profile.
+        profile: String,
+        /// How many passed.
+        total: u64,
+        /// The passing positions (the first [`MAX_LISTED`]).
+        candidates: Vec<Candidate>,
+    },
+    /// One position passed, but on too little evidence.
+    #[error("the only candidate in {scope}, {}, is too weakly evidenced to trust (evidence {} < {MIN_EVIDENCE}: a single empty database proves little)", .candidate.describe(), .candidate.evidence())]
+    WeakEvidence {
+        /// Where it looked.
+        scope: Scope,
+        /// The candidate.
+        candidate: Box<Candidate>,
+    },
+}
+
+fn describe_misses(s: &ScanStats, near: Option<&Candidate>) -> String {
+    let mut out = format!(
+        "{} positions tried, {} with a plausible dbnum and db pointer, {} with matching first and last db ids, {} with every id and keys table valid",
+        s.positions, s.plausible, s.ids_matched, s.tables_valid
+    );
+    if let Some(c) = near {
+        out.push_str(&format!("; best rejected: {}", c.describe()));
+    }
+    out
+}
+
+/// Find `server` in `core` by the structure `layout` describes, searching the writable
+/// image of the executable loaded at `exe_base`; when that image is not in the core (or the
+/// load address is unknown), the writable images of every ELF image dumped, then, if
+/// nothing passed there, every writable segment. Accepts only a unique candidate with
+/// enough evidence.
+pub fn find_server(
+    core: &CoreFile<'_>,
+    layout: &Layout,
+    exe_base: Option<u64>,
+) -> Result<ServerFound, LocateError> {
+    let mut result = Err(LocateError::NothingToScan(nothing_to_scan(exe_base)));
+    for (scope, regions) in tiers(core, exe_base) {
+        result = search(&core.space, layout, scope, &regions);
+        if !matches!(result, Err(LocateError::NotFound { .. })) {
+            break;
+        }
+    }
+    result
+}
+
+/// Bytes of the process to search: `(address, bytes)`, each 8-aligned at its address.
+pub type Regions<'a> = Vec<(u64, Cow<'a, [u8]>)>;
+
+fn nothing_to_scan(exe_base: Option<u64>) -> String {
+    match exe_base {
+        Some(b) => format!("the executable's writable image (load address {b:#x}) is not in the core, and neither is any writable segment"),
+        None => "the core holds no writable segment".to_owned(),
+    }
+}
+
+/// Where a static may be, in the order to search: the executable's writable image alone
+/// when it is in the core; else the writable images of every ELF image dumped in it, then
+/// every writable segment (up to [`MAX_SEGMENT_SCAN`] bytes).
+fn tiers<'a>(core: &CoreFile<'a>, exe_base: Option<u64>) -> Vec<(Scope, Regions<'a>)> {
+    if let Some(base) = exe_base {
+        let image = core.writable_image(base);
+        if image.iter().any(|(_, b)| !b.is_empty()) {
+            return vec![(Scope::Executable { base }, image)];
+        }
+    }
+    let mut out = Vec::new();
+    let mut images = 0;
+    let mut elf = Vec::new();
+    for s in core.space.segments().iter().filter(|s| s.present >= 64) {
+        if !matches!(core.space.read_array::<4>(s.vaddr), Ok(m) if m == *b"\x7fELF") {
+            continue;
+        }
+        let image = core.writable_image(s.vaddr);
+        if image.iter().any(|(_, b)| !b.is_empty()) {
+            images += 1;
+            elf.extend(image);
+        }
+    }
+    if !elf.is_empty() {
+        out.push((Scope::ElfImages { images }, elf));
+    }
+    let mut total = 0u64;
+    let mut capped = false;
+    let mut segments = Vec::new();
+    for s in core.space.segments().iter().filter(|s| s.flags & 2 != 0) {
+        if total >= MAX_SEGMENT_SCAN {
+            capped = true;
+            break;
+        }
+        let len = s.present.min(MAX_SEGMENT_SCAN - total);
+        if let Ok(b) = core.space.read(s.vaddr, len as usize) {
+            total += len;
+            segments.push((s.vaddr, b));
+        }
+    }
+    if !segments.is_empty() {
+        out.push((
+            Scope::WritableSegments {
+                segments: segments.len(),
+                capped,
+            },
+            segments,
+        ));
+    }
+    out
+}
+
+/// Search `regions` (`(address, bytes)`, each 8-aligned at its address) of `space` for
+/// `server` with `layout`; `scope` says what the regions are.
+pub fn search(
+    space: &AddressSpace<'_>,
+    layout: &Layout,
+    scope: Scope,
+    regions: &[(u64, Cow<'_, [u8]>)],
+) -> Result<ServerFound, LocateError> {
+    let started = Instant::now();
+    let walker = KeyspaceWalker::new(space, layout).with_options(WalkOptions {
+        key_timeout: Some(SAMPLE_KEY_TIMEOUT),
+        ..WalkOptions::default()
+    });
+    let mut stats = ScanStats::default();
+    let mut passed: Vec<Candidate> = Vec::new();
+    let mut near_miss: Option<Box<Candidate>> = None;
+    let mut passing = 0u64;
+    for (start, bytes) in regions {
+        stats.bytes = stats.bytes.saturating_add(bytes.len() as u64);
+        // Every 8-aligned position of the region. Near its end a field is read from the
+        // core instead: `server` may continue into the next segment (`.bss` dumped apart
+        // from `.data`), and `databases` reads the struct from the core anyway.
+        for at in (0..bytes.len()).step_by(8) {
+            stats.positions += 1;
+            let addr = start.wrapping_add(at as u64);
+            let field = |f: Field| {
+                bytes
+                    .get(at..)
+                    .and_then(|b| f.get(b))
+                    .or_else(|| space.uint(addr.wrapping_add(f.offset), f.size).ok())
+            };
+            let Some((db_array, dbnum)) = plausible(
+                space,
+                layout,
+                field(layout.server.db),
+                field(layout.server.dbnum),
+            ) else {
+                continue;
+            };
+            stats.plausible += 1;
+            if !ends_match(space, layout, db_array, dbnum) {
+                continue;
+            }
+            stats.ids_matched += 1;
+            let Ok(dbs) = walker.databases(addr) else {
+                continue;
+            };
+            if dbs.iter().any(|d| d.keys.is_err()) {
+                continue;
+            }
+            stats.tables_valid += 1;
+            let c = evidence(&walker, addr, db_array, dbnum, &dbs);
+            if c.keys_fit() {
+                passing += 1;
+                // Beyond MAX_LISTED they are only counted: the listing shows the ambiguity.
+                if passed.len() < MAX_LISTED {
+                    passed.push(c);
+                }
+            } else if near_miss
+                .as_ref()
+                .is_none_or(|n| c.keys_decoded > n.keys_decoded)
+            {
+                near_miss = Some(Box::new(c));
+            }
+        }
+    }
+    stats.elapsed = started.elapsed();
+    let profile = layout.name.clone();
+    match passing {
+        0 => Err(LocateError::NotFound {
+            scope,
+            profile,
+            stats,
+            near_miss,
+        }),
+        1 => {
+            let Some(candidate) = passed.pop() else {
+                return Err(LocateError::NothingToScan(
+                    "internal: lost the candidate".into(),
+                ));
+            };
+            if candidate.evidence() < MIN_EVIDENCE {
+                return Err(LocateError::WeakEvidence {
+                    scope,
+                    candidate: Box::new(candidate),
+                });
+            }
+            Ok(ServerFound {
+                address: candidate.address,
+                scope,
+                candidate,
+                stats,
+            })
+        }
+        _ => Err(LocateError::Ambiguous {
+            scope,
+            profile,
+            total: passing,
+            candidates: passed,
+        }),
+    }
+}
+
+/// The cheap filter on the `server.db` and `server.dbnum` read at a position: `(db
+/// pointer, dbnum)` when `dbnum` is in range and `db` is a non-NULL, 8-aligned pointer to
+/// that many readable databases.
+fn plausible(
+    space: &AddressSpace<'_>,
+    layout: &Layout,
+    db: Option<u64>,
+    dbnum: Option<u64>,
+) -> Option<(u64, u64)> {
+    let dbnum = dbnum? as u32 as i32 as i64;
+    if dbnum < 1 || dbnum as u64 > MAX_DBNUM {
+        return None;
+    }
+    let dbnum = dbnum as u64;
+    let db = db?;
+    if db == 0 || db % 8 != 0 {
+        return None;
+    }
+    let elem = match layout.features.db_array {
+        DbArrayFlavor::Structs => layout.db.size,
+        DbArrayFlavor::Pointers => 8,
+    };
+    // One lookup first: most pointer-looking words point nowhere dumped.
+    space.u64(db).ok()?;
+    (space.readable_len(db) >= dbnum.saturating_mul(elem)).then_some((db, dbnum))
+}
+
+/// `db[0].id == 0` and `db[dbnum-1].id == dbnum-1` for an array of db structs (an array of
+/// pointers is left to the full check).
+fn ends_match(space: &AddressSpace<'_>, layout: &Layout, db_array: u64, dbnum: u64) -> bool {
+    if layout.features.db_array != DbArrayFlavor::Structs {
+        return true;
+    }
+    let id = |i: u64| {
+        let at = db_array
+            .wrapping_add(i.wrapping_mul(layout.db.size))
+            .wrapping_add(layout.db.id.offset);
+        space
+            .uint(at, layout.db.id.size)
+            .map(|v| v as u32 as i32 as i64)
+    };
+    id(0) == Ok(0) && id(dbnum - 1) == Ok(dbnum as i64 - 1)
+}
+
+/// The evidence of a position whose databases passed the invariants.
+fn evidence(
+    walker: &KeyspaceWalker<'_, '_>,
+    address: u64,
+    db_array: u64,
+    dbnum: u64,
+    dbs: &[DbInfo],
+) -> Candidate {
+    let sample = walker.sample_keys(dbs, SAMPLE_KEYS);
+    Candidate {
+        address,
+        db_array,
+        dbnum,
+        ids_matched: dbs.iter().filter(|d| d.index > 0).count() as u64,
+        keys_expected: dbs.iter().map(DbInfo::expected).sum(),
+        keys_sampled: sample.sampled,
+        keys_decoded: sample.decoded,
+        first_fault: sample.first_fault.map(|f| f.to_string()),
+    }
+}
+
+/// Most engines a functions context has stats for (Lua is the only one shipped).
+const MAX_ENGINES: u64 = 16;
+
+/// `curr_functions_lib_ctx` (Redis 7.0+, Valkey), found by structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionsCtxFound {
+    /// The static holding the context pointer (the first one, when several hold it).
+    pub address: u64,
+    /// The context it points to.
+    pub ctx: u64,
+    /// Statics found holding that same pointer.
+    pub holders: u64,
+    /// Function libraries in the context.
+    pub libraries: u64,
+    /// Engine names of its `engines_stats`.
+    pub engines: Vec<String>,
+    /// Where it was searched for.
+    pub scope: Scope,
+    /// Positions tried.
+    pub positions: u64,
+}
+
+impl FunctionsCtxFound {
+    /// One line saying how the context was found, for the log.
+    pub fn summary(&self) -> String {
+        format!(
+            "structure search: the only functions context pointed to from {}, at {:#x} ({} libraries, engine stats for {}; {} positions searched)",
+            self.scope,
+            self.address,
+            self.libraries,
+            self.engines.join(", "),
+            self.positions
+        )
+    }
+}
+
+/// Why the functions context was not found by structure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FunctionsLocateError {
+    /// The profile lacks what the search checks.
+    #[error(
+        "profile {0} has no functionsLibCtx.functions/engines_stats to recognise the context by"
+    )]
+    NoLayout(String),
+    /// There were no bytes to search.
+    #[error("nothing to search: {0}")]
+    NothingToScan(String),
+    /// No position passed.
+    #[error("no pointer in {scope} leads to a functions context ({positions} positions tried)")]
+    NotFound {
+        /// Where it looked.
+        scope: Scope,
+        /// Positions tried.
+        positions: u64,
+    },
+    /// Pointers to different contexts passed.
+    #[error("pointers to {} different functions contexts in {scope} pass ({}); refusing to guess", .contexts.len(), .contexts.iter().map(|c| format!("{c:#x}")).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        /// Where it looked.
+        scope: Scope,
+        /// The contexts (the first [`MAX_LISTED`]).
+        contexts: Vec<u64>,
+    },
+}
+
+/// Find the static `curr_functions_lib_ctx` by what it points to: a `functionsLibCtx`
+/// whose `libraries`, `functions` and `engines_stats` are valid dicts, `engines_stats`
+/// holding 1 to 16 entries named by short ASCII words (`LUA`), at least as many functions
+/// as libraries, and every library's code readable. Positions holding the same context
+/// pointer are one answer; pointers to two different contexts are refused. Searched where
+/// [`find_server`] searches.
+pub fn find_functions_ctx(
+    core: &CoreFile<'_>,
+    layout: &Layout,
+    exe_base: Option<u64>,
+) -> Result<FunctionsCtxFound, FunctionsLocateError> {
+    let mut result = Err(FunctionsLocateError::NothingToScan(nothing_to_scan(
+        exe_base,
+    )));
+    for (scope, regions) in tiers(core, exe_base) {
+        result = functions_in(&core.space, layout, scope, &regions);
+        if !matches!(result, Err(FunctionsLocateError::NotFound { .. })) {
+            break;
+        }
+    }
+    result
+}
+
+/// [`find_functions_ctx`] in `regions`.
+fn functions_in(
+    space: &AddressSpace<'_>,
+    layout: &Layout,
+    scope: Scope,
+    regions: &[(u64, Cow<'_, [u8]>)],
+) -> Result<FunctionsCtxFound, FunctionsLocateError> {
+    let f = layout
+        .functions
+        .as_ref()
+        .ok_or_else(|| FunctionsLocateError::NoLayout(layout.name.clone()))?;
+    let (Some(functions), Some(engines_stats)) = (f.functions, f.engines_stats) else {
+        return Err(FunctionsLocateError::NoLayout(layout.name.clone()));
+    };
+    let walker = KeyspaceWalker::new(space, layout);
+    let ctx_walk = super::context::WalkContext::new(space, layout, WalkOptions::default());
+    let dicts = ctx_walk.dicts();
+    let format = ctx_walk.sds;
+    let ctx_size = usize::try_from(f.ctx_size.max(8)).unwrap_or(usize::MAX);
+    let mut positions = 0u64;
+    // (context, first holder, holders, libraries, engines)
+    let mut found: Vec<(u64, u64, u64, u64, Vec<String>)> = Vec::new();
+    for (start, bytes) in regions {
+        for (i, word) in bytes.chunks_exact(8).enumerate() {
+            positions += 1;
+            let ctx = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+            if ctx == 0 || ctx % 8 != 0 {
+                continue;
+            }
+            let holder = start.wrapping_add(i as u64 * 8);
+            if let Some(entry) = found.iter_mut().find(|e| e.0 == ctx) {
+                entry.2 += 1;
+                continue;
+            }
+            let Ok(body) = space.read(ctx, ctx_size) else {
+                continue;
+            };
+            let (Some(lib_ptr), Some(fn_ptr), Some(stats_ptr)) = (
+                f.libraries.get(&body),
+                functions.get(&body),
+                engines_stats.get(&body),
+            ) else {
+                continue;
+            };
+            let Ok(stats) = dicts.header(stats_ptr) else {
+                continue;
+            };
+            if !(1..=MAX_ENGINES).contains(&stats.used()) {
+                continue;
+            }
+            let (Ok(libs), Ok(funcs)) = (dicts.header(lib_ptr), dicts.header(fn_ptr)) else {
+                continue;
+            };
+            if funcs.used() < libs.used() {
+                continue;
+            }
+            let heads = dicts.sample_entries(&stats, MAX_ENGINES as usize);
+            let names: Vec<String> = heads
+                .iter()
+                .filter_map(|(k, _)| super::sds::read_sds(space, format, *k).ok())
+                .filter(|n| {
+                    (1..=32).contains(&n.len())
+                        && n.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                })
+                .map(|n| String::from_utf8_lossy(&n).into_owned())
+                .collect();
+            if names.is_empty() || names.len() != heads.len() {
+                continue;
+            }
+            if walker.functions(holder).is_err() {
+                continue;
+            }
+            if found.len() < MAX_LISTED {
+                found.push((ctx, holder, 1, libs.used(), names));
+            } else {
+                return Err(FunctionsLocateError::Ambiguous {
+                    scope,
+                    contexts: found.iter().map(|e| e.0).collect(),
+                });
+            }
+        }
+    }
+    match found.len() {
+        0 => Err(FunctionsLocateError::NotFound { scope, positions }),
+        1 => {
+            let Some((ctx, address, holders, libraries, engines)) = found.pop() else {
+                return Err(FunctionsLocateError::NotFound { scope, positions });
+            };
+            Ok(FunctionsCtxFound {
+                address,
+                ctx,
+                holders,
+                libraries,
+                engines,
+                scope,
+                positions,
+            })
+        }
+        _ => Err(FunctionsLocateError::Ambiguous {
+            scope,
+            contexts: found.iter().map(|e| e.0).collect(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::address_space::single_segment;
+    use crate::profile::{self, Layout};
+
+    /// Where the synthetic process lives: an "executable image" first, then a "heap".
+    const BASE: u64 = 0x40_0000;
+    /// Length of the image region (holds up to two `server` structs of 7.0.15).
+    const IMAGE: usize = 0x3000;
+    const SERVER: usize = 0x800;
+    const DB_ARRAY: usize = 0x3000;
+    const DICTS: usize = 0x4000;
+    const DICT_TYPE: usize = 0x5000;
+    const BUCKETS: usize = 0x5100;
+    const ENTRIES: usize = 0x5200;
+    const KEYS: usize = 0x5400;
+    const OBJECTS: usize = 0x5800;
+    const MEM: usize = 0x7000;
+    /// A static in the image holding the functions context pointer.
+    const HOLDER: usize = 0x2f00;
+    const FN_CTX: usize = 0x6000;
+    const FN_DICTS: usize = 0x6100;
+    const FN_TABLE: usize = 0x6200;
+
+    fn layout() -> Layout {
+        Layout::resolve(&profile::load("7.0.15-debian").unwrap()).unwrap()
+    }
+
+    fn put(m: &mut [u8], off: usize, v: u64) {
+        m[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn at(off: usize) -> u64 {
+        BASE + off as u64
+    }
+
+    /// A 7.0.15 process: `server` at SERVER with `dbnum` dbs; db 0 holds `keys` integer
+    /// strings (`key:i` → i) in a 16-bucket table, unless `garbage_keys`, where its table
+    /// points at entries whose keys are not sds strings.
+    fn process(l: &Layout, dbnum: u64, keys: u64, garbage_keys: bool) -> Vec<u8> {
+        let mut m = vec![0u8; MEM];
+        let s = SERVER;
+        put(&mut m, s + l.server.db.offset as usize, at(DB_ARRAY));
+        m[s + l.server.dbnum.offset as usize..][..4].copy_from_slice(&(dbnum as u32).to_le_bytes());
+        let d = &l.dict;
+        for i in 0..dbnum as usize {
+            let db = DB_ARRAY + i * l.db.size as usize;
+            let keys_dict = DICTS + i * 128;
+            let expires_dict = keys_dict + 64;
+            put(&mut m, db + l.db.dict.offset as usize, at(keys_dict));
+            put(&mut m, db + l.db.expires.offset as usize, at(expires_dict));
+            m[db + l.db.id.offset as usize..][..4].copy_from_slice(&(i as u32).to_le_bytes());
+            for dict in [keys_dict, expires_dict] {
+                put(&mut m, dict, at(DICT_TYPE));
+                put(&mut m, dict + d.rehashidx.offset as usize, u64::MAX);
+                m[dict + d.ht_size_exp.offset as usize] = 0xff;
+                m[dict + d.ht_size_exp.offset as usize + 1] = 0xff;
+            }
+        }
+        if keys > 0 {
+            let dict = DICTS;
+            put(&mut m, dict + d.ht_table.offset as usize, at(BUCKETS));
+            put(&mut m, dict + d.ht_used.offset as usize, keys);
+            m[dict + d.ht_size_exp.offset as usize] = 4;
+            for k in 0..keys as usize {
+                let entry = ENTRIES + k * 24;
+                let name = format!("key:{k}");
+                let sds = KEYS + k * 16;
+                m[sds] = name.len() as u8;
+                m[sds + 1] = name.len() as u8;
+                m[sds + 2] = if garbage_keys { 7 } else { 1 };
+                m[sds + 3..sds + 3 + name.len()].copy_from_slice(name.as_bytes());
+                let obj = OBJECTS + k * 16;
+                m[obj] = 0x10; // type string, encoding int
+                m[obj + 4] = 1; // refcount
+                put(&mut m, obj + 8, k as u64);
+                put(&mut m, entry, at(sds + 3));
+                put(&mut m, entry + 8, at(obj));
+                put(&mut m, BUCKETS + k * 8, at(entry));
+            }
+        }
+        m
+    }
+
+    fn run(l: &Layout, m: &[u8]) -> Result<ServerFound, LocateError> {
+        let space = single_segment(m, BASE);
+        let image = m.get(..IMAGE).unwrap();
+        search(
+            &space,
+            l,
+            Scope::Executable { base: BASE },
+            &[(BASE, Cow::Borrowed(image))],
+        )
+    }
+
+    fn core_of(m: &[u8]) -> CoreFile<'_> {
+        CoreFile {
+            space: single_segment(m, BASE),
+            files: Vec::new(),
+            process: None,
+            auxv: Vec::new(),
+        }
+    }
+
+    /// [`process`] plus a functions context at FN_CTX, pointed to from HOLDER: no
+    /// libraries, no functions, engine stats for `LUA`.
+    fn with_functions(l: &Layout) -> Vec<u8> {
+        let mut m = process(l, 16, 0, false);
+        let f = l.functions.as_ref().unwrap();
+        let d = &l.dict;
+        let (libs, funcs, stats) = (FN_DICTS, FN_DICTS + 0x40, FN_DICTS + 0x80);
+        put(&mut m, FN_CTX + f.libraries.offset as usize, at(libs));
+        put(
+            &mut m,
+            FN_CTX + f.functions.unwrap().offset as usize,
+            at(funcs),
+        );
+        put(
+            &mut m,
+            FN_CTX + f.engines_stats.unwrap().offset as usize,
+            at(stats),
+        );
+        for dict in [libs, funcs, stats] {
+            put(&mut m, dict, at(DICT_TYPE));
+            put(&mut m, dict + d.rehashidx.offset as usize, u64::MAX);
+            m[dict + d.ht_size_exp.offset as usize] = 0xff;
+            m[dict + d.ht_size_exp.offset as usize + 1] = 0xff;
+        }
+        // engines_stats: one entry, "LUA" → stats, in a 4-bucket table.
+        put(&mut m, stats + d.ht_table.offset as usize, at(FN_TABLE));
+        put(&mut m, stats + d.ht_used.offset as usize, 1);
+        m[stats + d.ht_size_exp.offset as usize] = 2;
+        let entry = FN_TABLE + 0x40;
+        let name = FN_TABLE + 0x80;
+        m[name..name + 7].copy_from_slice(b"\x03\x03\x01LUA\0");
+        put(&mut m, FN_TABLE + 8, at(entry));
+        put(&mut m, entry, at(name + 3));
+        put(&mut m, entry + 8, at(FN_TABLE + 0xc0));
+        put(&mut m, HOLDER, at(FN_CTX));
+        m
+    }
+
+    #[test]
+    fn the_functions_context_is_found_by_what_it_points_to() {
+        let l = layout();
+        let mut m = with_functions(&l);
+        let found = find_functions_ctx(&core_of(&m), &l, None).unwrap();
+        assert_eq!(
+            (found.address, found.ctx, found.holders, found.libraries),
+            (at(HOLDER), at(FN_CTX), 1, 0)
+        );
+        assert_eq!(found.engines, ["LUA"]);
+        assert!(
+            found.summary().contains("engine stats for LUA"),
+            "{}",
+            found.summary()
+        );
+
+        // Another static holding the same pointer: the same context, one answer.
+        put(&mut m, HOLDER + 8, at(FN_CTX));
+        let found = find_functions_ctx(&core_of(&m), &l, None).unwrap();
+        assert_eq!((found.address, found.holders), (at(HOLDER), 2));
+
+        // A second, different context: refused.
+        let mut two = m.clone();
+        let copy = two[FN_CTX..FN_CTX + 32].to_vec();
+        two[FN_CTX + 0x40..FN_CTX + 0x60].copy_from_slice(&copy);
+        put(&mut two, HOLDER + 16, at(FN_CTX + 0x40));
+        match find_functions_ctx(&core_of(&two), &l, None) {
+            Err(e @ FunctionsLocateError::Ambiguous { .. }) => {
+                assert!(e.to_string().contains("refusing to guess"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // An engine whose name is not a word, or no engine at all: not a context.
+        let mut bad = m.clone();
+        bad[FN_TABLE + 0x80 + 3] = 0x01;
+        assert!(matches!(
+            find_functions_ctx(&core_of(&bad), &l, None),
+            Err(FunctionsLocateError::NotFound { .. })
+        ));
+        let mut none = m.clone();
+        put(
+            &mut none,
+            FN_DICTS + 0x80 + l.dict.ht_used.offset as usize,
+            0,
+        );
+        assert!(matches!(
+            find_functions_ctx(&core_of(&none), &l, None),
+            Err(FunctionsLocateError::NotFound { .. })
+        ));
+
+        // A layout without the fields to recognise the context by.
+        let mut bare = l.clone();
+        if let Some(f) = bare.functions.as_mut() {
+            f.engines_stats = None;
+        }
+        assert!(matches!(
+            find_functions_ctx(&core_of(&m), &bare, None),
+            Err(FunctionsLocateError::NoLayout(_))
+        ));
+    }
+
+    #[test]
+    fn the_one_server_whose_keys_decode_is_found() {
+        let l = layout();
+        let m = process(&l, 16, 5, false);
+        let found = run(&l, &m).unwrap();
+        assert_eq!(found.address, at(SERVER));
+        assert_eq!(found.candidate.dbnum, 16);
+        assert_eq!(found.candidate.ids_matched, 15);
+        assert_eq!(found.candidate.keys_expected, 5);
+        assert_eq!(
+            (found.candidate.keys_sampled, found.candidate.keys_decoded),
+            (5, 5)
+        );
+        assert_eq!(found.stats.tables_valid, 1);
+        assert!(found.stats.positions >= 256, "{:?}", found.stats);
+        let summary = found.summary();
+        assert!(
+            summary.starts_with(&format!(
+                "structure search: unique candidate at {:#x}",
+                at(SERVER)
+            )) && summary.contains("5 of 5 sampled keys decoded"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn an_empty_keyspace_of_16_dbs_is_evidence_enough() {
+        let l = layout();
+        let found = run(&l, &process(&l, 16, 0, false)).unwrap();
+        assert_eq!(found.address, at(SERVER));
+        assert_eq!(found.candidate.evidence(), 15);
+        assert!(found.summary().contains("the keyspace is empty"));
+    }
+
+    #[test]
+    fn one_empty_db_is_too_little_evidence_but_two_keys_are_enough() {
+        let l = layout();
+        match run(&l, &process(&l, 1, 0, false)) {
+            Err(LocateError::WeakEvidence { candidate, .. }) => {
+                assert_eq!(candidate.address, at(SERVER));
+                assert_eq!(candidate.evidence(), 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        match run(&l, &process(&l, 1, 1, false)) {
+            Err(e @ LocateError::WeakEvidence { .. }) => {
+                assert!(e.to_string().contains("too weakly evidenced"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let found = run(&l, &process(&l, 1, 2, false)).unwrap();
+        assert_eq!(found.address, at(SERVER));
+        assert_eq!(found.candidate.keys_decoded, 2);
+    }
+
+    #[test]
+    fn keys_sharing_a_chain_are_all_sampled() {
+        let l = layout();
+        let mut m = process(&l, 1, 2, false);
+        // Bucket 0 → entry 0 → entry 1; bucket 1 empty.
+        put(&mut m, ENTRIES + 16, at(ENTRIES + 24));
+        put(&mut m, BUCKETS + 8, 0);
+        let found = run(&l, &m).unwrap();
+        assert_eq!(
+            (found.candidate.keys_sampled, found.candidate.keys_decoded),
+            (2, 2)
+        );
+        // A chain that loops back on itself: each entry is sampled once.
+        put(&mut m, ENTRIES + 24 + 16, at(ENTRIES));
+        let space = single_segment(&m, BASE);
+        let walker = KeyspaceWalker::new(&space, &l);
+        let dbs = walker.databases(at(SERVER)).unwrap();
+        let sample = walker.sample_keys(&dbs, SAMPLE_KEYS);
+        assert_eq!((sample.sampled, sample.decoded), (2, 2));
+    }
+
+    #[test]
+    fn two_servers_are_refused_and_listed() {
+        let l = layout();
+        let mut m = process(&l, 16, 3, false);
+        // A second struct at the same db array further into the image.
+        let second = SERVER + 0x1200;
+        let copy = m[SERVER..SERVER + l.server.size as usize].to_vec();
+        m[second..second + copy.len()].copy_from_slice(&copy);
+        let err = run(&l, &m).unwrap_err();
+        match &err {
+            LocateError::Ambiguous {
+                total, candidates, ..
+            } => {
+                assert_eq!(*total, 2);
+                let addrs: Vec<u64> = candidates.iter().map(|c| c.address).collect();
+                assert_eq!(addrs, [at(SERVER), at(second)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("refusing to guess") && text.contains(&format!("{:#x}", at(second))),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn keys_that_do_not_decode_reject_the_candidate() {
+        let l = layout();
+        let err = run(&l, &process(&l, 16, 4, true)).unwrap_err();
+        match &err {
+            LocateError::NotFound {
+                near_miss: Some(c),
+                stats,
+                ..
+            } => {
+                assert_eq!(c.address, at(SERVER));
+                assert_eq!((c.keys_sampled, c.keys_decoded), (4, 0));
+                assert!(
+                    c.first_fault.as_deref().unwrap_or("").contains("sds"),
+                    "{c:?}"
+                );
+                assert_eq!(stats.tables_valid, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("best rejected"), "{err}");
+    }
+
+    #[test]
+    fn no_server_is_reported_with_what_the_scan_saw() {
+        let l = layout();
+        // db ids that do not count up: 16 dbs all with id 0.
+        let mut m = process(&l, 16, 0, false);
+        for i in 1..16 {
+            let id = DB_ARRAY + i * l.db.size as usize + l.db.id.offset as usize;
+            m[id..id + 4].copy_from_slice(&0u32.to_le_bytes());
+        }
+        let err = run(&l, &m).unwrap_err();
+        match &err {
+            LocateError::NotFound {
+                stats, near_miss, ..
+            } => {
+                assert!(stats.plausible >= 1, "{stats:?}");
+                assert_eq!(stats.ids_matched, 0);
+                assert!(near_miss.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("7.0.15-debian") && text.contains("positions tried"),
+            "{text}"
+        );
+
+        // dbnum out of range, NULL or unaligned db pointers: nothing plausible.
+        for (dbnum, db) in [
+            (0u64, at(DB_ARRAY)),
+            (1 << 20, at(DB_ARRAY)),
+            (16, 0),
+            (16, at(DB_ARRAY) + 4),
+        ] {
+            let mut m = process(&l, 16, 0, false);
+            put(&mut m, SERVER + l.server.db.offset as usize, db);
+            let n = SERVER + l.server.dbnum.offset as usize;
+            m[n..n + 4].copy_from_slice(&(dbnum as u32).to_le_bytes());
+            match run(&l, &m) {
+                Err(LocateError::NotFound { stats, .. }) => {
+                    assert_eq!(stats.ids_matched, 0, "{dbnum} {db:#x}")
+                }
+                other => panic!("{dbnum} {db:#x}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn without_any_elf_header_every_writable_segment_is_searched() {
+        let l = layout();
+        let m = process(&l, 16, 2, false);
+        let core = CoreFile {
+            space: single_segment(&m, BASE),
+            files: Vec::new(),
+            process: None,
+            auxv: Vec::new(),
+        };
+        let found = find_server(&core, &l, None).unwrap();
+        assert_eq!(found.address, at(SERVER));
+        assert_eq!(
+            found.scope,
+            Scope::WritableSegments {
+                segments: 1,
+                capped: false
+            }
+        );
+        // A load address whose image is not in the core falls back the same way.
+        let found = find_server(&core, &l, Some(0x7000_0000)).unwrap();
+        assert_eq!(found.address, at(SERVER));
+        assert!(found.summary().contains("writable segment"));
+    }
+
+    #[test]
+    fn a_region_cut_short_still_finds_a_server_that_starts_in_it() {
+        let l = layout();
+        let m = process(&l, 16, 2, false);
+        let space = single_segment(&m, BASE);
+        let cut = |len: usize| {
+            search(
+                &space,
+                &l,
+                Scope::Executable { base: BASE },
+                &[(BASE, Cow::Borrowed(&m[..len]))],
+            )
+        };
+        for len in [0usize, 1, 7, 8, 100, SERVER] {
+            assert!(
+                matches!(cut(len), Err(LocateError::NotFound { .. })),
+                "{len}: {:?}",
+                cut(len)
+            );
+        }
+        // The region ends inside the struct (a `.bss` dumped in a segment of its own): its
+        // fields are read from the core.
+        for len in [SERVER + 1, SERVER + 8, SERVER + l.server.size as usize - 1] {
+            assert_eq!(cut(len).map(|f| f.address).ok(), Some(at(SERVER)), "{len}");
+        }
+    }
+}
