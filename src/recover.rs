@@ -227,8 +227,10 @@ const BUCKET_SAMPLES: usize = 64;
 
 /// The seeded hash that places keys in their buckets, so the walk can refuse entries a
 /// damaged link led into a wrong chain; and what the report should say about it. The seed
-/// comes from the binary's `dict_hash_function_seed` symbol, else from a search of the
-/// executable's writable image; either way it must place the sampled keys.
+/// comes from the binary's `dict_hash_function_seed` symbol (or Valkey's hashtable copy of
+/// it, `hash_function_seed`), else from a search of the executable's writable image; either
+/// way it must place the sampled keys (with Valkey's hashtables, also match the hash
+/// fragment stored with each).
 fn calibrate_bucket_check(
     core: &CoreFile<'_>,
     layout: &Layout,
@@ -240,7 +242,7 @@ fn calibrate_bucket_check(
     if samples.is_empty() {
         return (
             None,
-            "off (no keys tables of sds keys in dicts to calibrate on: empty, hashtables, or objects that embed their keys)".into(),
+            "off (no keys tables to calibrate on: empty, or dicts of objects that embed their keys)".into(),
         );
     }
     let Some(exe) = exe else {
@@ -250,14 +252,17 @@ fn calibrate_bucket_check(
         );
     };
     let sds = SdsFormat::of(layout);
-    if let Some(sym) = binary.and_then(|b| b.symbol("dict_hash_function_seed")) {
+    for name in ["dict_hash_function_seed", "hash_function_seed"] {
+        let Some(sym) = binary.and_then(|b| b.symbol(name)) else {
+            continue;
+        };
         if sym.size == 16 {
             let at = exe.base.wrapping_add(sym.offset);
             if let Ok(seed) = core.space.read_array::<16>(at) {
                 if let Some((_, found)) = BucketCheck::find_seed(&seed, &samples) {
                     return (
                         Some(BucketCheck::new(found, sds)),
-                        format!("on (SipHash seed from the binary's dict_hash_function_seed at {at:#x})"),
+                        format!("on (SipHash seed from the binary's {name} at {at:#x})"),
                     );
                 }
             }

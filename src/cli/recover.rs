@@ -139,7 +139,12 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
                     report.totals.lost,
                     report.totals.expected,
                     if report.totals.partial > 0 {
-                        format!(", {} written partial (--salvage)", report.totals.partial)
+                        // Partial keys come from --salvage, or from a target RDB version that
+                        // cannot hold part of them (field TTLs); the report says which.
+                        format!(
+                            ", {} written partial (listed under partial_keys with the reason)",
+                            report.totals.partial
+                        )
                     } else {
                         String::new()
                     },

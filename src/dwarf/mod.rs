@@ -276,10 +276,11 @@ const WANTED: &[Wanted] = &[
         &["dictEntry", "dictEntryNormal"],
         &[&["key"], &["v"], &["next"]],
     ),
+    // Valkey 8.0's keyspace entries, tagged `100`, embed their key sds.
     w(
         "dictEntryEmbedded",
         &["dictEntryEmbedded"],
-        &[&["v"], &["next"], &["key_header_size"]],
+        &[&["v"], &["next"], &["key_header_size"], &["key_buf"]],
     ),
     // Its flags say whether a dict's untagged entries carry a value (`next_first` entries).
     w(

@@ -83,7 +83,9 @@ feature! {
         /// Plain `dictEntry {key, v, next}` chains, no tag bits (up to 7.0).
         Plain = "plain",
         /// An odd pointer is a bare key ending the chain, tag `010` a
-        /// `dictEntryNoValue {key, next}`, tag `000` a full entry (7.2, 7.4, Valkey 8).
+        /// `dictEntryNoValue {key, next}`, tag `000` a full entry (7.2, 7.4, Valkey 8);
+        /// where the build has `dictEntryEmbedded`, tag `100` an entry embedding its key
+        /// sds (Valkey 8.0's keyspace).
         Tagged = "tagged",
         /// As `tagged`, but tag `010` is a bare even key (an object pointer) and tag `100`
         /// a `dictEntryNoValue` (found where `dictType` has `force_full_rehash`).

@@ -367,6 +367,24 @@ pub struct EntryLayout {
     /// `dictType.no_value`, read through each dict's type pointer (`next_first` entries:
     /// an untagged entry has a value only in dicts whose type says `no_value == 0`).
     pub type_no_value: Bits,
+    /// `dictEntryEmbedded`, the entry tagged `100` that embeds its key (`tagged` entries of
+    /// builds that have the struct: Valkey 8.0's keyspace). `None`: a `100` tag is a fault.
+    pub embedded: Option<EmbeddedEntryLayout>,
+}
+
+/// `dictEntryEmbedded {v, next, key_header_size, key_buf[]}`: an entry holding a copy of
+/// its key sds, header included, in `key_buf`; the key sds starts `key_header_size` bytes
+/// into `key_buf`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbeddedEntryLayout {
+    /// The value union.
+    pub v: Field,
+    /// `dictEntry *next`.
+    pub next: Field,
+    /// `uint8_t key_header_size`: the embedded sds header's size.
+    pub key_header_size: Field,
+    /// Offset of the flexible array `key_buf` (the fixed part's size: 17).
+    pub key_buf: u64,
 }
 
 /// `robj` fields.
@@ -868,6 +886,20 @@ impl Layout {
                     r.bits("dictType", "no_value")
                 } else {
                     Bits::default()
+                },
+                // Only `tagged` builds with the struct (Valkey 8.0+) have `100` entries;
+                // in 7.2 and 7.4 the tag never occurs.
+                embedded: if features.dict_entry == EntryFlavor::Tagged
+                    && file.structs.contains_key("dictEntryEmbedded")
+                {
+                    Some(EmbeddedEntryLayout {
+                        v: r.field("dictEntryEmbedded", "v"),
+                        next: r.field("dictEntryEmbedded", "next"),
+                        key_header_size: r.field("dictEntryEmbedded", "key_header_size"),
+                        key_buf: r.offset("dictEntryEmbedded", "key_buf"),
+                    })
+                } else {
+                    None
                 },
             },
             robj: RobjLayout {

@@ -7,10 +7,16 @@
 //! it was found in, which catches such redirections with probability `1 - 1/size`.
 //!
 //! Redis 4.0 and later (and Valkey) hash sds keys with SipHash-1-2 keyed by a 16-byte
-//! random seed kept in the executable's writable data (`dict_hash_function_seed`). The seed
-//! is taken from the binary's symbol when there is one, else found by trying every aligned
-//! 16 bytes of the executable's writable image against the head entries of the largest
-//! keys table. Older versions (MurmurHash2) never calibrate, and the check stays off.
+//! random seed kept in the executable's writable data (`dict_hash_function_seed`; Valkey
+//! 8.1's hashtables keep the same bytes in `hash_function_seed`). The seed is taken from the
+//! binary's symbol when there is one, else found by trying every aligned 16 bytes of the
+//! executable's writable image against the head entries of the largest keys table. Older
+//! versions (MurmurHash2) never calibrate, and the check stays off.
+//!
+//! Valkey's hashtables also keep, next to each entry, the top byte of its key's hash
+//! ([`fragment`]): an entry must match it as well as its bucket, which catches a damaged
+//! entry pointer even within its own bucket (with probability `255/256`), and gives the seed
+//! search 8 more bits of evidence per sample.
 
 use super::sds::{read_sds, SdsFormat};
 use crate::core::AddressSpace;
@@ -81,6 +87,12 @@ fn round(v: &mut [u64; 4]) {
     v[2] = v[2].rotate_left(32);
 }
 
+/// The hash fragment a Valkey hashtable stores with each entry: the hash's top byte
+/// (`highBits`), the bits the bucket index does not use.
+pub fn fragment(hash: u64) -> u8 {
+    (hash >> 56) as u8
+}
+
 /// A known entry of a keys table: its key's bytes, and the bucket and table size it was
 /// found at.
 #[derive(Debug, Clone)]
@@ -91,16 +103,27 @@ pub struct BucketSample {
     pub bucket: u64,
     /// The table's size (a power of two).
     pub size: u64,
+    /// The hash fragment stored with the entry ([`fragment`]), for tables that keep one.
+    pub fragment: Option<u8>,
 }
 
-/// Bits of evidence a seed must explain before it is trusted: the sum of `log2(size)` over
-/// the samples it matches. A wrong seed matches a sample with probability `1/size`.
+impl BucketSample {
+    /// Bits of evidence a seed placing this sample gives: the bucket index's bits, and 8
+    /// for a matching fragment.
+    fn bits(&self) -> u32 {
+        self.size.trailing_zeros() + if self.fragment.is_some() { 8 } else { 0 }
+    }
+}
+
+/// Bits of evidence a seed must explain before it is trusted: the sum of `log2(size)` (plus
+/// 8 for a stored fragment) over the samples it matches. A wrong seed matches a sample with
+/// probability `1/size` (`1/(256·size)` with a fragment).
 const MIN_EVIDENCE_BITS: u32 = 64;
 /// Samples a wrong candidate may still fail before it is rejected, so a sample read from
 /// a damaged entry does not keep the right seed from being found.
 const MAX_MISSES: usize = 2;
 
-/// Checks entries of sds-keyed dicts against their buckets.
+/// Checks entries of sds-keyed dicts and hashtables against their buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketCheck {
     hasher: SipHash12,
@@ -121,7 +144,7 @@ impl BucketCheck {
     /// [`MIN_EVIDENCE_BITS`] of them with at most [`MAX_MISSES`] misses. Returns its offset
     /// in `image`, or `None` when no window (or more than one distinct seed) does.
     pub fn find_seed(image: &[u8], samples: &[BucketSample]) -> Option<(usize, [u8; 16])> {
-        let total: u32 = samples.iter().map(|s| s.size.trailing_zeros()).sum();
+        let total: u32 = samples.iter().map(BucketSample::bits).sum();
         if total < MIN_EVIDENCE_BITS || samples.iter().any(|s| !s.size.is_power_of_two()) {
             return None;
         }
@@ -146,8 +169,9 @@ impl BucketCheck {
         let mut misses = 0;
         let mut bits = 0;
         for s in samples {
-            if h.hash(&s.key) & (s.size - 1) == s.bucket {
-                bits += s.size.trailing_zeros();
+            let hash = h.hash(&s.key);
+            if hash & (s.size - 1) == s.bucket && s.fragment.is_none_or(|f| f == fragment(hash)) {
+                bits += s.bits();
             } else {
                 misses += 1;
                 if misses > MAX_MISSES {
@@ -209,6 +233,7 @@ mod tests {
                     bucket: h.hash(&key) & (size - 1),
                     key,
                     size,
+                    fragment: None,
                 }
             })
             .collect();
@@ -223,5 +248,47 @@ mod tests {
         assert_eq!(BucketCheck::find_seed(&image, &samples[..5]), None);
         // Not there at all.
         assert_eq!(BucketCheck::find_seed(&[0xee; 4096], &samples), None);
+    }
+
+    #[test]
+    fn fragments_make_small_tables_enough_evidence() {
+        let seed = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6];
+        let h = SipHash12::new(seed);
+        // Ten entries of a 2-bucket hashtable: 10 bits by bucket alone, 90 with fragments.
+        let samples: Vec<BucketSample> = (0..10)
+            .map(|i| {
+                let key = format!("member:{i}").into_bytes();
+                let hash = h.hash(&key);
+                BucketSample {
+                    bucket: hash & 1,
+                    key,
+                    size: 2,
+                    fragment: Some(fragment(hash)),
+                }
+            })
+            .collect();
+        let mut image = vec![0x11u8; 2048];
+        image[512..528].copy_from_slice(&seed);
+        assert_eq!(BucketCheck::find_seed(&image, &samples), Some((512, seed)));
+        let bare: Vec<BucketSample> = samples
+            .iter()
+            .cloned()
+            .map(|s| BucketSample {
+                fragment: None,
+                ..s
+            })
+            .collect();
+        assert_eq!(
+            BucketCheck::find_seed(&image, &bare),
+            None,
+            "10 bits are not enough"
+        );
+        // A wrong fragment is a miss like a wrong bucket.
+        let mut wrong = samples.clone();
+        for s in wrong.iter_mut().take(3) {
+            s.fragment = s.fragment.map(|f| f ^ 0x80);
+        }
+        assert_eq!(BucketCheck::find_seed(&image, &wrong), None);
+        assert_eq!(fragment(0xab00_0000_0000_00ff), 0xab);
     }
 }

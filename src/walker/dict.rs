@@ -189,11 +189,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     fn misplaced(&self, key: u64, bucket: u64, size: u64) -> Option<Fault> {
         let hash = self.check?.hash_of(self.ctx.space, key)?;
         let home = hash & size.wrapping_sub(1);
-        (home != bucket).then(|| {
-            Fault::bad(format!(
-                "an entry found in bucket {bucket} has a key that hashes to bucket {home}: a damaged link leads into another chain"
-            ))
-        })
+        (home != bucket).then(|| misplaced_fault(bucket, home))
     }
 
     /// Read and check the dict header at `addr`.
@@ -313,6 +309,40 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         }
     }
 
+    /// The `(key, value word, next)` of a `dictEntryEmbedded` at `base`: its key is the
+    /// sds copied, header and all, into the entry's `key_buf`, `key_header_size` bytes in.
+    /// The header size must be one of an sds header's (1, 3, 5, 9, 17) and agree with the
+    /// type in the copied flags byte (the header's last).
+    fn embedded_entry(&self, base: u64) -> Result<(u64, u64, u64), Fault> {
+        let Some(e) = self.ctx.layout.entry.embedded else {
+            return Err(Fault::bad("dict entry pointer with tag 4"));
+        };
+        let b = self.ctx.space.read(base, e.key_buf as usize)?;
+        let (Some(v), Some(next), Some(header)) =
+            (e.v.get(&b), e.next.get(&b), e.key_header_size.get(&b))
+        else {
+            return Err(Fault::bad("dictEntryEmbedded fields outside the entry"));
+        };
+        // sdshdr5, 8, 16, 32, 64: header sizes 1 to 17, types 0 to 4.
+        let Some(sds_type) = [1u64, 3, 5, 9, 17].iter().position(|h| *h == header) else {
+            return Err(Fault::bad(format!(
+                "embedded dict entry {base:#x} has key header size {header}, not an sds header's"
+            )));
+        };
+        let key = base
+            .checked_add(e.key_buf)
+            .and_then(|k| k.checked_add(header))
+            .ok_or_else(|| Fault::bad("embedded dict entry at the end of the address space"))?;
+        let flags = self.ctx.space.u8(key - 1)?;
+        if usize::from(flags & 7) != sds_type {
+            return Err(Fault::bad(format!(
+                "embedded dict entry {base:#x} has key header size {header} but sds type {}",
+                flags & 7
+            )));
+        }
+        Ok((key, v, next))
+    }
+
     /// Decode the chain link `p` of a dict whose type says `no_value`: (key, value word,
     /// next link). A bare key ends the chain.
     fn entry(&self, p: u64, no_value: bool) -> Result<(u64, u64, u64), Fault> {
@@ -330,6 +360,10 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                 (EntryFlavor::NextFirst, 0) => return self.no_value_entry(p),
                 (EntryFlavor::Tagged, 2) | (EntryFlavor::TaggedEvenKeys, 4) => {
                     return self.no_value_entry(base)
+                }
+                // An entry embedding its key (Valkey 8.0's keyspace), where the build has one.
+                (EntryFlavor::Tagged, 4) if e.embedded.is_some() => {
+                    return self.embedded_entry(base)
                 }
                 // A bare even key (an object pointer), tagged so: the chain ends.
                 (EntryFlavor::TaggedEvenKeys | EntryFlavor::NextFirst, 2) => {
@@ -434,20 +468,36 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                 }
             }
         }
-        // A refused entry that its own chain then handed out was reached through a
-        // damaged link: the chain that led to it lost its real continuation. One that no
-        // chain holds has a damaged key.
-        let mut redirected = std::collections::HashSet::new();
-        for (bucket, entry, err) in misplaced {
-            if seen.contains(entry) {
-                if redirected.insert(bucket) {
-                    faults.push(bucket, err);
-                }
-            } else {
-                faults.damaged_keys += 1;
-            }
-        }
+        settle_misplaced(misplaced, seen, &mut faults);
         faults
+    }
+}
+
+/// The fault for an entry found in bucket `bucket` whose key hashes to bucket `home`.
+pub(crate) fn misplaced_fault(bucket: u64, home: u64) -> Fault {
+    Fault::bad(format!(
+        "an entry found in bucket {bucket} has a key that hashes to bucket {home}: a damaged link leads into another chain"
+    ))
+}
+
+/// Judge the entries a walk refused, `(bucket, entry, why)`, once every chain was walked
+/// (they were forgotten in `seen` when refused). A refused entry that its own chain then
+/// handed out was reached through a damaged link: the chain that led to it lost its real
+/// continuation (one fault per such chain). One that no chain holds has a damaged key.
+pub(crate) fn settle_misplaced(
+    misplaced: Vec<(u64, u64, Fault)>,
+    seen: &SeenEntries,
+    faults: &mut WalkFaults,
+) {
+    let mut redirected = std::collections::HashSet::new();
+    for (bucket, entry, err) in misplaced {
+        if seen.contains(entry) {
+            if redirected.insert(bucket) {
+                faults.push(bucket, err);
+            }
+        } else {
+            faults.damaged_keys += 1;
+        }
     }
 }
 
@@ -633,6 +683,152 @@ mod tests {
             .1
             .to_string()
             .contains("hashes to bucket 1"));
+    }
+
+    /// A Valkey 8.0 `dictEntryEmbedded` at `off`: v, next, key_header_size, then the key
+    /// sds copied with its header (`header` bytes long, sdshdr5, 8 or 16), NUL-terminated.
+    /// Returns the key sds address.
+    fn put_embedded(m: &mut [u8], off: usize, v: u64, next: u64, header: u8, key: &[u8]) -> u64 {
+        put(m, off, v);
+        put(m, off + 8, next);
+        m[off + 16] = header;
+        let h = off + 17;
+        let len = key.len();
+        match header {
+            1 => m[h] = (len as u8) << 3,
+            3 => m[h..h + 3].copy_from_slice(&[len as u8, len as u8, 1]),
+            5 => {
+                m[h..h + 2].copy_from_slice(&(len as u16).to_le_bytes());
+                m[h + 2..h + 4].copy_from_slice(&(len as u16).to_le_bytes());
+                m[h + 4] = 2;
+            }
+            _ => unreachable!("test helper: sdshdr5, 8 or 16 only"),
+        }
+        let k = h + usize::from(header);
+        m[k..k + len].copy_from_slice(key);
+        m[k + len] = 0;
+        BASE + k as u64
+    }
+
+    /// A 4-bucket table at BASE+0x100 holding `used` entries.
+    fn table4(used: u64) -> DictHeader {
+        DictHeader {
+            tables: [
+                Table {
+                    buckets: BASE + 0x100,
+                    size: 4,
+                    used,
+                },
+                Table::default(),
+            ],
+            rehashidx: -1,
+            no_value: false,
+        }
+    }
+
+    fn valkey80() -> Layout {
+        Layout::resolve(&profile::load("valkey-8.0.1").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn embedded_entries_yield_their_key_sds() {
+        use crate::walker::sds::{read_sds, SdsFormat};
+        let l = valkey80();
+        assert_eq!(
+            l.entry.embedded,
+            Some(crate::profile::layout::EmbeddedEntryLayout {
+                v: Field { offset: 0, size: 8 },
+                next: Field { offset: 8, size: 8 },
+                key_header_size: Field {
+                    offset: 16,
+                    size: 1
+                },
+                key_buf: 17,
+            })
+        );
+        let long = vec![b'k'; 300];
+        let mut m = vec![0u8; 0x800];
+        let e = |i: u64| BASE + 0x200 + i * 0x40;
+        // Bucket 1 → e0 → e1 → e2 (sdshdr8, sdshdr5, sdshdr8); bucket 2 → e3 (a 300-byte
+        // key, sdshdr16) at BASE+0x400. Every link is tagged `100`.
+        put(&mut m, 0x108, e(0) | 4);
+        put(&mut m, 0x110, (BASE + 0x400) | 4);
+        let k0 = put_embedded(&mut m, 0x200, 0x1000, e(1) | 4, 3, b"alpha");
+        let k1 = put_embedded(&mut m, 0x240, 0x1001, e(2) | 4, 1, b"b");
+        let k2 = put_embedded(&mut m, 0x280, 0x1002, 0, 3, b"");
+        let k3 = put_embedded(&mut m, 0x400, 0x1003, 0, 5, &long);
+        let s = space(&m);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c);
+        let mut got = Vec::new();
+        let faults = w.for_each(&table4(4), |k, v| got.push((k, v)));
+        assert_eq!(faults.count, 0, "{:?}", faults.faults);
+        assert_eq!(
+            got,
+            vec![(k0, 0x1000), (k1, 0x1001), (k2, 0x1002), (k3, 0x1003)]
+        );
+        assert_eq!(k0, e(0) + 17 + 3);
+        let names: Vec<Vec<u8>> = got
+            .iter()
+            .map(|(k, _)| read_sds(&s, SdsFormat::Typed, *k).unwrap().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec![b"alpha".to_vec(), b"b".to_vec(), Vec::new(), long]
+        );
+        // The sample used to check a keyspace reads them the same way.
+        assert_eq!(w.sample_entries(&table4(4), 10), got);
+    }
+
+    #[test]
+    fn damaged_embedded_entries_are_faults() {
+        let l = valkey80();
+        let mut m = vec![0u8; 0x800];
+        let e = |i: u64| BASE + 0x200 + i * 0x40;
+        // Bucket 0 → e0 (good) → e1 (header size 7: no sds header has it);
+        // bucket 1 → e2 (header size 3, but the flags byte says sdshdr16).
+        put(&mut m, 0x100, e(0) | 4);
+        put(&mut m, 0x108, e(2) | 4);
+        let k0 = put_embedded(&mut m, 0x200, 0x1000, e(1) | 4, 3, b"good");
+        put_embedded(&mut m, 0x240, 0x1001, 0, 3, b"bad");
+        m[0x240 + 16] = 7;
+        put_embedded(&mut m, 0x280, 0x1002, 0, 3, b"mislabelled");
+        m[0x280 + 17 + 2] = 2;
+        let s = space(&m);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let mut got = Vec::new();
+        let faults = DictWalker::new(&c).for_each(&table4(3), |k, _| got.push(k));
+        assert_eq!(got, vec![k0]);
+        let texts: Vec<String> = faults.faults.iter().map(|f| f.1.to_string()).collect();
+        assert_eq!(faults.count, 2, "{texts:?}");
+        assert!(texts[0].contains("key header size 7"), "{texts:?}");
+        assert!(texts[1].contains("sds type 2"), "{texts:?}");
+    }
+
+    #[test]
+    fn a_100_tag_without_embedded_entries_is_a_fault() {
+        // 7.2 and 7.4 are `tagged` without `dictEntryEmbedded`: `100` never occurs there.
+        let l74 = Layout::resolve(&profile::load("7.4.1").unwrap()).unwrap();
+        assert_eq!(l74.features.dict_entry, EntryFlavor::Tagged);
+        assert!(l74.entry.embedded.is_none());
+        let mut l = valkey80();
+        l.entry.embedded = None;
+        let mut m = vec![0u8; 0x800];
+        put(&mut m, 0x100, (BASE + 0x200) | 4);
+        put_embedded(&mut m, 0x200, 0x1000, 0, 3, b"alpha");
+        for layout in [&l, &l74] {
+            let s = space(&m);
+            let c = WalkContext::new(&s, layout, Default::default());
+            let mut got = Vec::new();
+            let faults = DictWalker::new(&c).for_each(&table4(1), |k, _| got.push(k));
+            assert!(got.is_empty());
+            assert_eq!(faults.count, 1);
+            assert!(
+                faults.faults[0].1.to_string().contains("tag 4"),
+                "{:?}",
+                faults.faults
+            );
+        }
     }
 
     #[test]

@@ -1,9 +1,19 @@
 //! `HashtableWalker`: every entry of a Valkey 8.1 `hashtable` (buckets of 7 slots with
 //! presence bits, child buckets chained from the last slot, two tables while rehashing).
+//!
+//! With a [`BucketCheck`], every entry must sit in the bucket chain its key hashes to
+//! (`hash & (buckets - 1)`; child buckets hold entries of their top-level bucket's index)
+//! and match the hash fragment stored with it (`hashes[slot]`, the hash's top byte), as
+//! `hashtable.c` places them; an entry that does not is refused the way
+//! [`super::dict::DictWalker`] refuses one.
 
+use super::bucket::{fragment, BucketCheck};
 use super::context::WalkContext;
-use super::dict::{revisit_fault, DictHeader, Table, WalkFaults};
+use super::dict::{
+    misplaced_fault, revisit_fault, settle_misplaced, DictHeader, Table, WalkFaults,
+};
 use super::fault::Fault;
+use super::object::ObjectDecoder;
 use super::seen::SeenEntries;
 use crate::profile::layout::Field;
 
@@ -12,16 +22,155 @@ const MAX_BUCKET_EXP: i64 = 40;
 /// Child buckets a sample follows from one top-level bucket.
 pub const MAX_SAMPLE_CHAIN: u32 = 1024;
 
+/// What a hashtable's entry pointer is, for reading the key it is hashed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKey {
+    /// The key's sds itself: a set member, or a hash entry (whose pointer is its field).
+    Sds,
+    /// A keyspace object embedding its key.
+    Embedded,
+}
+
+/// One entry of a bucket: its slot's pointer and the hash fragment stored with it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    entry: u64,
+    fragment: Option<u8>,
+}
+
 /// Reads hashtables with one build's layout.
 #[derive(Clone, Copy)]
 pub struct HashtableWalker<'c, 'a> {
     ctx: &'c WalkContext<'c, 'a>,
+    check: Option<(BucketCheck, EntryKey)>,
 }
 
 impl<'c, 'a> HashtableWalker<'c, 'a> {
     /// A walker in the walk context `ctx`.
     pub fn new(ctx: &'c WalkContext<'c, 'a>) -> Self {
-        HashtableWalker { ctx }
+        HashtableWalker { ctx, check: None }
+    }
+
+    /// The same walker, checking each entry against its bucket and stored hash fragment
+    /// with `check` (only for tables hashed by an sds with the seeded hash: keys, sets,
+    /// hashes); `keys` says how an entry names its key.
+    pub fn with_bucket_check(mut self, check: Option<BucketCheck>, keys: EntryKey) -> Self {
+        self.check = check.map(|c| (c, keys));
+        self
+    }
+
+    /// Offset of `bucket.hashes[]` in a bucket: one byte per slot right before the
+    /// entries (after the `chained`/`presence` bits), as `hashtable.c` lays it out.
+    /// `None` when the layout leaves no room for it.
+    fn hashes_offset(&self) -> Option<u64> {
+        let h = &self.ctx.layout.hashtable;
+        h.entries
+            .offset
+            .checked_sub(h.slots)
+            .filter(|o| *o >= 1 && h.slots >= 1)
+    }
+
+    /// The entries of the bucket `bytes` (not its child pointer) with their stored hash
+    /// fragments, and its child bucket (0 for none); `None` when its fields are outside it.
+    fn slots(&self, bytes: &[u8]) -> Option<(Vec<Slot>, bool, u64)> {
+        let h = &self.ctx.layout.hashtable;
+        let slots = h.slots.max(1);
+        let (chained, presence) = (h.chained.get(bytes)?, h.presence.get(bytes)?);
+        let hashes = self.hashes_offset();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for slot in 0..slots {
+            let Some(ptr) = h.entries.element(slot, 8).get(bytes) else {
+                break;
+            };
+            // The last slot of a chained bucket points at the child bucket.
+            if chained == 1 && slot == slots - 1 {
+                next = ptr;
+            } else if presence.checked_shr(slot as u32).unwrap_or(0) & 1 == 1 {
+                let fragment = hashes
+                    .and_then(|o| bytes.get(usize::try_from(o.saturating_add(slot)).ok()?))
+                    .copied();
+                out.push(Slot {
+                    entry: ptr,
+                    fragment,
+                });
+            }
+        }
+        Some((out, chained == 1, next))
+    }
+
+    /// The hash of the key of `entry`, or `None` when it cannot be read (the caller's own
+    /// decoding then reports it).
+    fn entry_hash(
+        check: &BucketCheck,
+        keys: EntryKey,
+        objects: Option<&ObjectDecoder<'_, '_>>,
+        space: &crate::core::AddressSpace<'_>,
+        entry: u64,
+    ) -> Option<u64> {
+        match (keys, objects) {
+            (EntryKey::Sds, _) => check.hash_of(space, entry),
+            (EntryKey::Embedded, Some(o)) => {
+                o.embedded_key(entry).ok().map(|k| check.hash_bytes(&k.key))
+            }
+            (EntryKey::Embedded, None) => None,
+        }
+    }
+
+    /// A fault when `slot`, found in the chain of bucket `bucket` of a `size`-bucket
+    /// table, holds an entry whose key hashes to another bucket or whose hash fragment
+    /// differs from the one stored with it.
+    fn misplaced(
+        &self,
+        objects: Option<&ObjectDecoder<'_, '_>>,
+        slot: Slot,
+        bucket: u64,
+        size: u64,
+    ) -> Option<Fault> {
+        let (check, keys) = self.check?;
+        let hash = Self::entry_hash(&check, keys, objects, self.ctx.space, slot.entry)?;
+        let home = hash & size.wrapping_sub(1);
+        if home != bucket {
+            return Some(misplaced_fault(bucket, home));
+        }
+        let want = fragment(hash);
+        match slot.fragment {
+            Some(stored) if stored != want => Some(Fault::bad(format!(
+                "an entry found in bucket {bucket} has a key whose hash fragment {want:#04x} differs from the {stored:#04x} stored with it: a damaged entry pointer"
+            ))),
+            _ => None,
+        }
+    }
+
+    /// Up to `max` entries `(entry, bucket, table size, stored hash fragment)` of the
+    /// top-level buckets, spread over the tables, to calibrate a [`BucketCheck`] with.
+    /// Child buckets are not followed, so one damaged child pointer cannot place a sample
+    /// in a wrong bucket (as [`super::dict::DictWalker::chain_heads`]).
+    pub fn bucket_heads(
+        &self,
+        header: &DictHeader,
+        max: usize,
+    ) -> Vec<(u64, u64, u64, Option<u8>)> {
+        let h = &self.ctx.layout.hashtable;
+        let mut out = Vec::new();
+        for t in header.tables.iter().filter(|t| t.size > 0) {
+            for bi in 0..t.size.min(super::dict::MAX_SAMPLE_BUCKETS as u64) {
+                if out.len() >= max {
+                    return out;
+                }
+                let at = t.buckets.wrapping_add(bi.wrapping_mul(h.bucket_size));
+                let Ok(bytes) = self.ctx.space.read(at, h.bucket_size as usize) else {
+                    break; // the array is contiguous: the rest is not there either
+                };
+                let Some((slots, _, _)) = self.slots(&bytes) else {
+                    break;
+                };
+                for s in slots.into_iter().take(max.saturating_sub(out.len())) {
+                    out.push((s.entry, bi, t.size, s.fragment));
+                }
+            }
+        }
+        out
     }
 
     /// Read and check the hashtable header at `addr`. Its tables are expressed as a
@@ -141,7 +290,10 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         self.for_each_unique(header, &mut seen, f)
     }
 
-    /// [`HashtableWalker::for_each`] sharing `seen` with other walks.
+    /// [`HashtableWalker::for_each`] sharing `seen` with other walks. With a bucket check,
+    /// an entry that does not belong where it was found is refused: one that its own chain
+    /// also holds marks the chain that led to it as redirected (a fault), one that no chain
+    /// holds has a damaged key (counted in [`WalkFaults::damaged_keys`]).
     pub fn for_each_unique(
         &self,
         header: &DictHeader,
@@ -152,7 +304,10 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         let h = &self.ctx.layout.hashtable;
         let mut faults = WalkFaults::default();
         let slots = h.slots.max(1);
+        let objects = matches!(self.check, Some((_, EntryKey::Embedded)))
+            .then(|| ObjectDecoder::new(self.ctx));
         let mut chain = Vec::new();
+        let mut misplaced = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
                 continue;
@@ -180,31 +335,29 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                             break;
                         }
                     };
-                    let (Some(chained), Some(presence)) =
-                        (h.chained.get(&bytes), h.presence.get(&bytes))
-                    else {
+                    let Some((entries, chained, next)) = self.slots(&bytes) else {
                         faults.push(bi, Fault::bad("bucket fields outside the bucket"));
                         break;
                     };
-                    let last = slots - 1;
-                    let mut next = 0;
-                    for slot in 0..slots {
-                        let Some(ptr) = h.entries.element(slot, 8).get(&bytes) else {
-                            break;
-                        };
-                        if chained == 1 && slot == last {
-                            next = ptr;
-                        } else if presence & (1 << slot) != 0 {
-                            if !seen.first_visit(ptr) {
-                                faults.push(bi, revisit_fault(WHAT, ptr, chain.contains(&ptr)));
-                                break 'chain;
-                            }
-                            chain.push(ptr);
-                            visited += 1;
-                            f(ptr);
+                    for slot in entries {
+                        let ptr = slot.entry;
+                        if !seen.first_visit(ptr) {
+                            faults.push(bi, revisit_fault(WHAT, ptr, chain.contains(&ptr)));
+                            break 'chain;
                         }
+                        chain.push(ptr);
+                        if let Some(err) = self.misplaced(objects.as_ref(), slot, bi, t.size) {
+                            // A damaged pointer led here (the entry's own chain may still
+                            // hand it out: forget it), or its key's bytes are damaged;
+                            // which one is known at the end.
+                            seen.forget(ptr);
+                            misplaced.push((bi, ptr, err));
+                            continue;
+                        }
+                        visited += 1;
+                        f(ptr);
                     }
-                    if chained == 0 {
+                    if !chained {
                         break;
                     }
                     if next == 0 {
@@ -224,6 +377,258 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                 );
             }
         }
+        settle_misplaced(misplaced, seen, &mut faults);
         faults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::AddressSpace;
+    use crate::profile::{self, Layout};
+    use crate::walker::sds::SdsFormat;
+
+    const BASE: u64 = 0x40_0000;
+    /// Four top-level buckets at BASE+0x100, child buckets from BASE+0x200, sds strings
+    /// from BASE+0x400.
+    const TABLE: u64 = 0x100;
+    const CHILDREN: u64 = 0x200;
+    const STRINGS: usize = 0x400;
+
+    fn layout() -> Layout {
+        Layout::resolve(&profile::load("valkey-8.1.8").unwrap()).unwrap()
+    }
+
+    fn space(bytes: &[u8]) -> AddressSpace<'_> {
+        crate::core::address_space::single_segment(bytes, BASE)
+    }
+
+    fn put(m: &mut [u8], off: u64, v: u64) {
+        let off = off as usize;
+        m[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Memory with a hashtable header at BASE: one table of 4 buckets holding `used`.
+    fn table_mem(used: u64) -> Vec<u8> {
+        let mut m = vec![0u8; 0x800];
+        put(&mut m, 0, BASE + 0x780); // hashtableType
+        put(&mut m, 8, u64::MAX); // rehash_idx -1
+        put(&mut m, 16, BASE + TABLE);
+        put(&mut m, 32, used);
+        m[48] = 2; // 4 buckets
+        m[49] = 0xff; // no table 1
+        m
+    }
+
+    /// Fill the bucket at offset `at`: `(entry, fragment)` per slot from slot 0, and a
+    /// child bucket in the last slot when `child` is set.
+    fn put_bucket(m: &mut [u8], at: u64, entries: &[(u64, u8)], child: Option<u64>) {
+        let mut presence = 0u8;
+        for (i, (e, frag)) in entries.iter().enumerate() {
+            presence |= 1 << i;
+            m[at as usize + 1 + i] = *frag;
+            put(m, at + 8 + 8 * i as u64, *e);
+        }
+        let chained = match child {
+            Some(c) => {
+                put(m, at + 8 + 8 * 6, c);
+                1
+            }
+            None => 0,
+        };
+        m[at as usize] = chained | (presence << 1);
+    }
+
+    /// sdshdr8 strings: `s` number `i` at STRINGS+32·i; its address.
+    fn put_sds(m: &mut [u8], i: usize, s: &str) -> u64 {
+        let o = STRINGS + 32 * i;
+        m[o] = s.len() as u8;
+        m[o + 1] = s.len() as u8;
+        m[o + 2] = 1;
+        m[o + 3..o + 3 + s.len()].copy_from_slice(s.as_bytes());
+        BASE + o as u64 + 3
+    }
+
+    /// `n` member names for each of the 4 buckets, with their hash fragments.
+    fn names(check: &BucketCheck, n: usize) -> Vec<Vec<(String, u8)>> {
+        let mut out = vec![Vec::new(); 4];
+        for i in 0.. {
+            let k = format!("m{i}");
+            let hash = check.hash_bytes(k.as_bytes());
+            let b = &mut out[(hash & 3) as usize];
+            if b.len() < n {
+                b.push((k, fragment(hash)));
+            }
+            if out.iter().all(|b| b.len() == n) {
+                break;
+            }
+        }
+        out
+    }
+
+    fn walk(w: HashtableWalker<'_, '_>) -> (Vec<u64>, WalkFaults) {
+        let h = w.header(BASE).unwrap();
+        let mut got = Vec::new();
+        let faults = w.for_each(&h, |e| got.push(e));
+        got.sort_unstable();
+        (got, faults)
+    }
+
+    #[test]
+    fn an_entry_in_the_wrong_bucket_or_with_the_wrong_fragment_is_refused() {
+        let l = layout();
+        let check = BucketCheck::new([5; 16], SdsFormat::Typed);
+        let n = names(&check, 2);
+        let mut m = table_mem(4);
+        let a = put_sds(&mut m, 0, &n[0][0].0);
+        let b = put_sds(&mut m, 1, &n[0][1].0);
+        let c = put_sds(&mut m, 2, &n[2][0].0); // found in bucket 1: a damaged name
+        let d = put_sds(&mut m, 3, &n[1][0].0);
+        // Bucket 0: A, and B with a fragment that is not its own; bucket 1: C, D.
+        put_bucket(
+            &mut m,
+            TABLE,
+            &[(a, n[0][0].1), (b, n[0][1].1 ^ 0x40)],
+            None,
+        );
+        put_bucket(&mut m, TABLE + 64, &[(c, n[2][0].1), (d, n[1][0].1)], None);
+        let s = space(&m);
+        let ctx = WalkContext::new(&s, &l, Default::default());
+        let w = HashtableWalker::new(&ctx);
+        let (got, faults) = walk(w);
+        assert_eq!(
+            got,
+            vec![a, b, c, d],
+            "without the check every entry is taken"
+        );
+        assert_eq!(faults.count, 0);
+
+        let (got, faults) = walk(w.with_bucket_check(Some(check), EntryKey::Sds));
+        assert_eq!(
+            got,
+            vec![a, d],
+            "B (wrong fragment) and C (wrong bucket) refused"
+        );
+        assert_eq!(faults.damaged_keys, 2, "{:?}", faults.faults);
+        assert_eq!(faults.count, 0, "{:?}", faults.faults);
+        assert!(
+            faults.into_result().is_err(),
+            "a collection with them is not whole"
+        );
+    }
+
+    #[test]
+    fn a_damaged_entry_pointer_to_an_entry_its_chain_holds_is_a_chain_fault() {
+        let l = layout();
+        let check = BucketCheck::new([6; 16], SdsFormat::Typed);
+        let n = names(&check, 3);
+        let mut m = table_mem(3);
+        let a = put_sds(&mut m, 0, &n[0][0].0);
+        let x = put_sds(&mut m, 1, &n[0][2].0);
+        // Bucket 0's slot 1 held B, with B's fragment; its pointer was damaged into X,
+        // which bucket 0's child holds. Same bucket: only the fragment tells.
+        put_bucket(
+            &mut m,
+            TABLE,
+            &[(a, n[0][0].1), (x, n[0][1].1)],
+            Some(BASE + CHILDREN),
+        );
+        put_bucket(&mut m, CHILDREN, &[(x, n[0][2].1)], None);
+        assert_ne!(n[0][1].1, n[0][2].1, "the test needs distinct fragments");
+        let s = space(&m);
+        let ctx = WalkContext::new(&s, &l, Default::default());
+        let w = HashtableWalker::new(&ctx);
+        let (_, unchecked) = walk(w);
+        assert_eq!(
+            unchecked.count, 1,
+            "without the check: a revisit in the chain"
+        );
+
+        let (got, faults) = walk(w.with_bucket_check(Some(check), EntryKey::Sds));
+        assert_eq!(got, vec![a, x], "X once, from the child bucket");
+        assert_eq!(faults.damaged_keys, 0);
+        assert_eq!(faults.count, 1, "{:?}", faults.faults);
+        assert_eq!(faults.faults[0].0, 0);
+        assert!(
+            faults.faults[0].1.to_string().contains("hash fragment"),
+            "{:?}",
+            faults.faults
+        );
+    }
+
+    #[test]
+    fn a_redirected_child_chain_is_a_fault_of_the_chain_that_lost_its_child() {
+        let l = layout();
+        let check = BucketCheck::new([7; 16], SdsFormat::Typed);
+        let n = names(&check, 8);
+        let mut m = table_mem(14);
+        // Buckets 0 and 1: six entries each and a child of one entry.
+        let mut ptrs = Vec::new();
+        for (bucket, child) in [(0u64, CHILDREN), (1, CHILDREN + 64)] {
+            let entries: Vec<(u64, u8)> = (0..6)
+                .map(|i| {
+                    let (name, frag) = &n[bucket as usize][i];
+                    (put_sds(&mut m, bucket as usize * 8 + i, name), *frag)
+                })
+                .collect();
+            ptrs.extend(entries.iter().map(|e| e.0));
+            put_bucket(&mut m, TABLE + bucket * 64, &entries, Some(BASE + child));
+            let (name, frag) = &n[bucket as usize][6];
+            let e = put_sds(&mut m, bucket as usize * 8 + 6, name);
+            put_bucket(&mut m, child, &[(e, *frag)], None);
+            ptrs.push(e);
+        }
+        let lost = ptrs[6]; // bucket 0's child entry
+                            // Bucket 0's child pointer damaged into bucket 1's child.
+        put(&mut m, TABLE + 8 + 8 * 6, BASE + CHILDREN + 64);
+        let s = space(&m);
+        let ctx = WalkContext::new(&s, &l, Default::default());
+        let w = HashtableWalker::new(&ctx);
+        let (got, unchecked) = walk(w);
+        assert_eq!(
+            got.len(),
+            13,
+            "without the check bucket 1's child comes once"
+        );
+        assert_eq!(unchecked.count, 1, "bucket 1 reaches it again");
+        assert_eq!(unchecked.faults[0].0, 1, "blamed on the wrong chain");
+
+        let (got, faults) = walk(w.with_bucket_check(Some(check), EntryKey::Sds));
+        let mut want: Vec<u64> = ptrs.iter().copied().filter(|p| *p != lost).collect();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(faults.damaged_keys, 0);
+        assert_eq!(faults.count, 1, "{:?}", faults.faults);
+        assert_eq!(faults.faults[0].0, 0, "the redirected chain is bucket 0's");
+        assert!(faults.faults[0]
+            .1
+            .to_string()
+            .contains("hashes to bucket 1"));
+    }
+
+    #[test]
+    fn bucket_heads_do_not_follow_child_buckets() {
+        let l = layout();
+        let check = BucketCheck::new([8; 16], SdsFormat::Typed);
+        let n = names(&check, 7);
+        let mut m = table_mem(7);
+        let entries: Vec<(u64, u8)> = (0..6)
+            .map(|i| (put_sds(&mut m, i, &n[3][i].0), n[3][i].1))
+            .collect();
+        put_bucket(&mut m, TABLE + 3 * 64, &entries, Some(BASE + CHILDREN));
+        let e = put_sds(&mut m, 6, &n[3][6].0);
+        put_bucket(&mut m, CHILDREN, &[(e, n[3][6].1)], None);
+        let s = space(&m);
+        let ctx = WalkContext::new(&s, &l, Default::default());
+        let w = HashtableWalker::new(&ctx);
+        let h = w.header(BASE).unwrap();
+        let heads = w.bucket_heads(&h, 100);
+        assert_eq!(heads.len(), 6);
+        assert!(heads
+            .iter()
+            .zip(&entries)
+            .all(|(h, e)| *h == (e.0, 3, 4, Some(e.1))));
+        assert_eq!(w.bucket_heads(&h, 2).len(), 2);
     }
 }

@@ -154,15 +154,18 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     }
 
     /// Chain heads of the largest readable keys tables, with their key bytes, to calibrate
-    /// a [`bucket::BucketCheck`]. Empty when keys are not sds in dicts (hashtables, or
-    /// objects embedding their keys), which the check does not cover.
+    /// a [`bucket::BucketCheck`]: the heads of dict chains, or the entries of hashtables'
+    /// top-level buckets (objects embedding their keys, with the hash fragment stored with
+    /// each). Empty for dicts of objects embedding their keys, which the check does not
+    /// cover.
     pub fn bucket_samples(&self, dbs: &[DbInfo], max: usize) -> Vec<bucket::BucketSample> {
         let f = self.layout.features;
-        if f.tables != TableFlavor::Dict || f.embedded_keys() {
+        let hashtables = f.tables == TableFlavor::Hashtable;
+        if !hashtables && f.embedded_keys() {
             return Vec::new();
         }
-        let dicts = self.ctx.dicts();
         let format = self.ctx.sds;
+        let objects = ObjectDecoder::new(&self.ctx);
         let mut tables: Vec<&DictHeader> = dbs
             .iter()
             .filter_map(|d| d.keys.as_ref().ok())
@@ -171,13 +174,28 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         tables.sort_by_key(|h| std::cmp::Reverse(h.size_hint()));
         let mut out = Vec::new();
         for h in tables {
-            for (key, bucket, size) in dicts.chain_heads(h, max.saturating_sub(out.len())) {
-                if let Ok(k) = sds::read_sds(self.space, format, key) {
-                    out.push(bucket::BucketSample {
-                        key: k.into_owned(),
-                        bucket,
-                        size,
-                    });
+            let want = max.saturating_sub(out.len());
+            if hashtables {
+                for (entry, bucket, size, fragment) in self.ctx.hashtables().bucket_heads(h, want) {
+                    if let Ok(k) = objects.embedded_key(entry) {
+                        out.push(bucket::BucketSample {
+                            key: k.key.into_owned(),
+                            bucket,
+                            size,
+                            fragment,
+                        });
+                    }
+                }
+            } else {
+                for (key, bucket, size) in self.ctx.dicts().chain_heads(h, want) {
+                    if let Ok(k) = sds::read_sds(self.space, format, key) {
+                        out.push(bucket::BucketSample {
+                            key: k.into_owned(),
+                            bucket,
+                            size,
+                            fragment: None,
+                        });
+                    }
                 }
             }
             if out.len() >= max {
@@ -600,11 +618,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             let mut seen = SeenEntries::with_capacity(keys.used());
             for (_, h) in &keys.tables {
                 let faults = match (self.layout.features.tables, embedded) {
-                    (TableFlavor::Hashtable, _) => {
-                        ctx.hashtables().for_each_unique(h, &mut seen, |obj| {
+                    (TableFlavor::Hashtable, _) => ctx
+                        .hashtables()
+                        .with_bucket_check(ctx.options.bucket_check, hashtable::EntryKey::Embedded)
+                        .for_each_unique(h, &mut seen, |obj| {
                             visitor.visit_embedded(db.index, obj, report, &mut progress)
-                        })
-                    }
+                        }),
                     // A value-less dict whose keys are the objects themselves.
                     (TableFlavor::Dict, true) => {
                         ctx.dicts().for_each_unique(h, &mut seen, |obj, _| {

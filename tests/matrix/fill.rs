@@ -47,12 +47,12 @@ pub struct Filled {
     pub big_lists: Vec<(u32, Vec<u8>)>,
     /// Every stream key (5.0+: dbs 0 and 1), as (db, key).
     pub streams: Vec<(u32, Vec<u8>)>,
-    /// Every hash with field TTLs (Redis 8), as (db, key).
+    /// Every hash with field TTLs (Redis 8, Valkey 9), as (db, key).
     pub field_ttl_hashes: Vec<(u32, Vec<u8>)>,
     /// Keys of a module type (`vectorset`), as (db, key): not in `census`, to be reported
     /// lost.
     pub module_keys: Vec<(u32, Vec<u8>)>,
-    /// Function libraries were loaded (Redis 8).
+    /// Function libraries were loaded (Valkey, Redis 8).
     pub functions: bool,
     /// What the fill checked, one line each, for `--nocapture`.
     pub notes: Vec<String>,
@@ -161,9 +161,6 @@ impl<'b> Filler<'b> {
                     "raw"
                 }
             }
-            // Valkey 8.1 embeds the key in the EMBSTR allocation (64 bytes at most): measured
-            // on 8.1.8, a key of up to 31 bytes leaves room for 33 - keylen value bytes, with
-            // or without a TTL; keys of 41+ bytes never make an EMBSTR.
             // Redis 8.0: EMBSTR up to 44 value bytes, whatever the key (measured on 8.0.2).
             Generation::Redis8 if !self.build.embeds_keys() => {
                 if value.len() <= 44 {
@@ -182,15 +179,28 @@ impl<'b> Filler<'b> {
                     "raw"
                 }
             }
-            Generation::Valkey81 => match key.len() {
-                0..=31 if key.len() + value.len() <= 33 => "embstr",
-                0..=31 => "raw",
-                41.. => "raw",
-                _ => panic!(
-                    "valkey: keys of 32-40 bytes have no simple EMBSTR rule; pick another key than {}",
-                    show(key)
-                ),
-            },
+            // Valkey 8.1 embeds the key in the EMBSTR allocation: measured on 8.1.8 (libc
+            // malloc) and Debian's 8.1.1 (jemalloc) for keys of 1 to 300 bytes, SET makes an
+            // EMBSTR while key + value are at most 41 bytes (a TTL changes that, see `ttl`).
+            Generation::Valkey81 => {
+                if key.len() + value.len() <= 41 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            // Valkey 9.1 embeds key and value in the object while it takes at most 128 bytes:
+            // measured on 9.1.2 for keys of 1 to 300 bytes, with or without a TTL (set by SET
+            // EX or later), key + value up to 113 bytes with a key under 32 bytes (an sdshdr5
+            // key), 111 with a longer one (sdshdr8).
+            Generation::Valkey9 => {
+                let room = if key.len() < 32 { 113 } else { 111 };
+                if key.len() + value.len() <= room {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
         }
     }
 
@@ -267,6 +277,28 @@ impl<'b> Filler<'b> {
                     key.len() <= 31 && key.len() + vlen <= 33,
                     "{}: an EMBSTR of {}+{vlen} key+value bytes has no simple encoding rule once \
                      it gets a TTL on 8.2; pick another key than {}",
+                    self.build.name,
+                    key.len(),
+                    show(key)
+                );
+            }
+        }
+        if self.build.generation() == Generation::Valkey81 {
+            // Valkey 8.1 moves a string to a new allocation that holds the expire too:
+            // measured (EXPIRE after SET, and SET EX), an EMBSTR stays one while key + value
+            // are at most 41 bytes with a key of up to 31 bytes on 8.1.8, at most 33 bytes
+            // with a key of up to 33 bytes on Debian's 8.1.1 (jemalloc); other lengths follow
+            // no simple rule.
+            if let Some(&vlen) = self.embstr_lens.get(key) {
+                let (max_key, max_total) = if self.build.valkey81_jemalloc() {
+                    (33, 33)
+                } else {
+                    (31, 41)
+                };
+                assert!(
+                    key.len() <= max_key && key.len() + vlen <= max_total,
+                    "{}: an EMBSTR of {}+{vlen} key+value bytes has no simple encoding rule once \
+                     it gets a TTL; pick another key than {}",
                     self.build.name,
                     key.len(),
                     show(key)
@@ -436,7 +468,7 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     );
     let quicklists = matches!(
         gen,
-        Generation::Quicklist | Generation::Valkey81 | Generation::Redis8
+        Generation::Quicklist | Generation::Valkey81 | Generation::Valkey9 | Generation::Redis8
     );
     if quicklists {
         let depth = if opts.compress_lists { "1" } else { "0" };
@@ -451,13 +483,10 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     }
 
     // The rehashing db first, up to one key short of a full table: 4096 buckets in Redis,
-    // 512 buckets of 7 entries (3584) in Valkey 8.1. Not full yet, because Valkey's cron
+    // 512 buckets of 7 entries (3584) in Valkey 8.1 and 9.1. Not full yet, because Valkey's cron
     // (even with activerehashing off) starts resizing a full table by itself.
-    let capacity: u32 = if gen == Generation::Valkey81 {
-        3584
-    } else {
-        4096
-    };
+    let valkey_table = matches!(gen, Generation::Valkey81 | Generation::Valkey9);
+    let capacity: u32 = if valkey_table { 3584 } else { 4096 };
     let base = capacity - 1;
     // No TTLs in this db: DEBUG DIGEST looks each key's expire up, which on a mid-rehash db
     // with TTL keys trips the dict fingerprint assertion on 2.8.17, 3.0.5 and 3.2.6 (the
@@ -466,7 +495,7 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     let small_list_enc = match gen {
         Generation::Redis28 | Generation::Redis30 => "ziplist",
         Generation::Quicklist => "quicklist",
-        Generation::Valkey81 | Generation::Redis8 => "listpack",
+        Generation::Valkey81 | Generation::Valkey9 | Generation::Redis8 => "listpack",
     };
     for i in 0..base {
         let key = format!("r:{i:05}").into_bytes();
@@ -519,7 +548,7 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     // finish that rehash). With activerehashing off only operations on this dict move
     // buckets (one per lookup or insert): move a part of them and add keys that land in the
     // new table. Valkey moves a whole bucket (up to 7 keys) per step, so it gets fewer.
-    let (late, lookups) = if gen == Generation::Valkey81 {
+    let (late, lookups) = if valkey_table {
         (40u32, 40u32)
     } else {
         (200, 300)
@@ -578,6 +607,53 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     select(conn, 0);
 
     // The other dbs; nothing below touches the rehashing db.
+    fill_mixed_dbs(
+        server,
+        conn,
+        build,
+        &MIXED_DBS,
+        opts,
+        notes,
+        census,
+        u64::from(capacity),
+    )
+}
+
+/// Fill `dbs` (each with its number of bulk keys) of `server` with the mixed dataset of
+/// [`fill`] and load the function libraries, but leave no db mid-rehash (for servers whose
+/// dbs are not the usual 16: cluster mode).
+pub fn fill_dbs(
+    server: &RedisServer,
+    build: &Build,
+    dbs: &[(u32, u32)],
+    opts: FillOptions,
+) -> Filled {
+    let mut conn = server.conn();
+    let conn = &mut conn;
+    let depth = if opts.compress_lists { "1" } else { "0" };
+    config_set(conn, "list-compress-depth", depth);
+    let notes = vec![format!("list-compress-depth {depth}")];
+    fill_mixed_dbs(server, conn, build, dbs, opts, notes, Census::new(), 0)
+}
+
+/// The mixed dbs of [`fill`] and the function libraries, after the rehashing db (whose
+/// census and table capacity `census` and `rehash_base` hold).
+#[allow(clippy::too_many_arguments)]
+fn fill_mixed_dbs(
+    server: &RedisServer,
+    conn: &mut Connection,
+    build: &Build,
+    dbs: &[(u32, u32)],
+    opts: FillOptions,
+    mut notes: Vec<String>,
+    mut census: Census,
+    rehash_base: u64,
+) -> Filled {
+    let gen = build.generation();
+    let quicklists = matches!(
+        gen,
+        Generation::Quicklist | Generation::Valkey81 | Generation::Valkey9 | Generation::Redis8
+    );
     let mut ttl_keys = Vec::new();
     let mut big_lists = Vec::new();
     let mut streams = Vec::new();
@@ -588,7 +664,7 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
         "{} has no vectorset type",
         build.name
     );
-    for (db, bulk) in MIXED_DBS {
+    for &(db, bulk) in dbs {
         let mut d = Filler::new(build, db);
         fill_mixed_db(server, conn, &mut d, bulk, opts, &mut notes);
         ttl_keys.extend(d.ttl_keys.iter().map(|k| (db, k.clone())));
@@ -629,7 +705,7 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
         census.insert(db, db_census);
     }
 
-    let functions = gen == Generation::Redis8;
+    let functions = build.has_functions();
     if functions {
         load_functions(conn, build);
         notes.push("function libraries rescue_lib and second_lib loaded".into());
@@ -638,7 +714,7 @@ pub fn fill(server: &RedisServer, build: &Build, opts: FillOptions) -> Filled {
     Filled {
         ttl_keys,
         census,
-        rehash_base: u64::from(capacity),
+        rehash_base,
         big_lists,
         streams,
         field_ttl_hashes,
@@ -671,14 +747,17 @@ fn load_functions(conn: &mut Connection, build: &Build) {
     }
 }
 
-/// Redis 8 keys: names longer than 128 bytes with values too big to share their object's
-/// allocation, strings on both sides of the EMBSTR limits, hashes with field TTLs
-/// (`listpackex` and hashtable, set with HPEXPIRE, HEXPIRE, HPEXPIREAT, HEXPIREAT and HSETEX,
-/// some with a key TTL too), and with `vectorsets` a `vectorset` key in dbs 0 and 9.
-fn fill_redis8(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
+/// Keys of the listpack generations (Valkey 8.1 and 9.1, Redis 8): names longer than 128
+/// bytes with values too big to share their object's allocation, strings on both sides of
+/// each EMBSTR limit; where the version has them, hashes with field TTLs (set with HPEXPIRE,
+/// HEXPIRE, HPEXPIREAT, HEXPIREAT and HSETEX, some with a key TTL too: `listpackex` and
+/// hashtable hashes in Redis, always hashtable in Valkey 9, which converts a small hash on
+/// its first field TTL), and with `vectorsets` a `vectorset` key in dbs 0 and 9 (Redis 8).
+fn fill_modern(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
+    let build = d.build;
+    let gen = build.generation();
     let db = d.db;
     let tag = format!("db{db}");
-
     // ---- long names (> 128 bytes), values > 64 bytes ----
     let long_name = |kind: &str| -> Vec<u8> {
         let mut k = format!("big:{kind}:").into_bytes();
@@ -738,13 +817,76 @@ fn fill_redis8(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
     let k = long_name("int");
     d.set(conn, &k, b"-123456789", "int");
 
-    // ---- EMBSTR limits: 44 value bytes (8.0), 41 key + value bytes (8.2+) ----
-    d.set_str(conn, b"str:kv41", &[b'a'; 33]);
-    d.set_str(conn, b"str:kv42", &[b'b'; 34]);
-    d.set_str(conn, b"str:v44", &[b'c'; 44]);
-    d.set_str(conn, b"str:v45", &[b'd'; 45]);
+    // ---- EMBSTR limits: 44 value bytes (8.0), 41 key + value bytes (8.2+), 33 (Valkey
+    // 8.1.8), 41 (Debian's 8.1.1), 113 (Valkey 9.1, 111 with a key of 32+ bytes) ----
+    if gen == Generation::Redis8 {
+        d.set_str(conn, b"str:kv41", &[b'a'; 33]);
+        d.set_str(conn, b"str:kv42", &[b'b'; 34]);
+        d.set_str(conn, b"str:v44", &[b'c'; 44]);
+        d.set_str(conn, b"str:v45", &[b'd'; 45]);
+    }
+    for total in [33usize, 34, 41, 42, 113, 114] {
+        let key = format!("str:k{total:03}").into_bytes();
+        let value = compressible(&format!("{tag}-e"), total - key.len());
+        d.set_str(conn, &key, &value);
+    }
+    if gen == Generation::Valkey9 {
+        // Around the sdshdr5/sdshdr8 key boundary (32 bytes) and the 128-byte object.
+        for (klen, total) in [
+            (31usize, 113usize),
+            (31, 114),
+            (32, 111),
+            (32, 112),
+            (40, 111),
+        ] {
+            let mut key = format!("str:k{klen}:{total}:").into_bytes();
+            key.resize(klen, b'k');
+            let value = compressible(&format!("{tag}-f"), total - klen);
+            d.set_str(conn, &key, &value);
+        }
+        // Embedded key and value with an expire in the same object, and a RAW one.
+        let key = b("str:emb:ttl");
+        d.set_str(conn, &key, &compressible(&format!("{tag}-g"), 90));
+        d.ttl(conn, &key);
+        let key = b("str:raw:ttl");
+        d.set_str(conn, &key, &compressible(&format!("{tag}-h"), 300));
+        d.ttl(conn, &key);
+    }
 
-    // ---- hash field TTLs ----
+    if build.has_field_ttls() {
+        fill_field_ttls(conn, d);
+    }
+    // ---- vectorset (a module type: reported lost, never written) ----
+    if opts.vectorsets && (db == 0 || db == 9) {
+        let key = format!("vset:{tag}").into_bytes();
+        for (elem, v) in [("elem", [0.1, 0.2, 0.3]), ("other", [0.4, -0.5, 0.6])] {
+            let mut c = redis::cmd("VADD");
+            c.arg(key.as_slice()).arg("VALUES").arg(3);
+            for x in v {
+                c.arg(x);
+            }
+            c.arg(elem);
+            d.cmd(conn, c);
+        }
+        d.module_keys.push(key);
+    }
+}
+
+/// Hashes with field TTLs (Redis 8, Valkey 9).
+fn fill_field_ttls(conn: &mut Connection, d: &mut Filler<'_>) {
+    let db = d.db;
+    let tag = format!("db{db}");
+    // A small hash with field TTLs: `listpackex` in Redis, a hashtable in Valkey 9.
+    let small = if d.build.generation() == Generation::Valkey9 {
+        "hashtable"
+    } else {
+        "listpackex"
+    };
+    let long_name = |kind: &str| -> Vec<u8> {
+        let mut k = format!("big:{kind}:").into_bytes();
+        k.extend(compressible(&format!("{tag}-{kind}-name"), 150));
+        k
+    };
     let now = now_ms();
     // An absolute time 1 to 10 days out, different for each i and db.
     let at = |i: i64| now + DAY_MS + (i * 3_600_123 + i64::from(db) * 7_777) % (9 * DAY_MS);
@@ -756,7 +898,7 @@ fn fill_redis8(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
         }
         c
     };
-    // listpackex, by every field TTL command; some fields keep no TTL.
+    // listpackex (Redis), by every field TTL command; some fields keep no TTL.
     let key = b("hfe:lp");
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..10)
         .map(|i| {
@@ -784,15 +926,15 @@ fn fill_redis8(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
     d.cmd(conn, c);
     let c = field_cmd("HEXPIREAT", &key, at(4) / 1000, &[b("f4"), Vec::new()]);
     d.cmd(conn, c);
-    d.expect(&key, "hash", "listpackex");
+    d.expect(&key, "hash", small);
     d.field_ttl_hashes.push(key);
-    // listpackex with a key TTL too.
+    // The same with a key TTL too.
     let key = b("hfe:lp:keyttl");
     d.hmset(conn, &key, &[(b("a"), b("1")), (b("b"), b("two"))]);
     let c = field_cmd("HPEXPIREAT", &key, at(5), &[b("b")]);
     d.cmd(conn, c);
     d.ttl(conn, &key);
-    d.expect(&key, "hash", "listpackex");
+    d.expect(&key, "hash", small);
     d.field_ttl_hashes.push(key);
     // HSETEX (8.0+) sets values and their TTL in one command.
     let key = b("hfe:setex");
@@ -809,7 +951,7 @@ fn fill_redis8(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
         .arg("z")
         .arg("-3");
     d.cmd(conn, c);
-    d.expect(&key, "hash", "listpackex");
+    d.expect(&key, "hash", small);
     d.field_ttl_hashes.push(key);
     // hashtable by its number of fields (hash-max-listpack-entries is 512), a TTL on every
     // fourth field.
@@ -853,26 +995,26 @@ fn fill_redis8(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
     d.ttl(conn, &key);
     d.expect(&key, "hash", "hashtable");
     d.field_ttl_hashes.push(key);
+    // A value far too big to share its field's allocation, with a TTL, beside one without.
+    let key = b("hfe:ht:huge");
+    d.hmset(
+        conn,
+        &key,
+        &[
+            (b("huge"), compressible(&format!("{tag}-hfe-huge"), 20_000)),
+            (b("bin"), pseudo_random_bytes(u64::from(db) + 900, 3000)),
+            (b("n"), b("42")),
+        ],
+    );
+    let c = field_cmd("HPEXPIREAT", &key, at(22), &[b("huge"), b("n")]);
+    d.cmd(conn, c);
+    d.expect(&key, "hash", "hashtable");
+    d.field_ttl_hashes.push(key);
     // The long-named hash gets field TTLs as well.
     let key = long_name("hash");
     let c = field_cmd("HPEXPIREAT", &key, at(21), &[b("f")]);
     d.cmd(conn, c);
     d.field_ttl_hashes.push(key);
-
-    // ---- vectorset (a module type: reported lost, never written) ----
-    if opts.vectorsets && (db == 0 || db == 9) {
-        let key = format!("vset:{tag}").into_bytes();
-        for (elem, v) in [("elem", [0.1, 0.2, 0.3]), ("other", [0.4, -0.5, 0.6])] {
-            let mut c = redis::cmd("VADD");
-            c.arg(key.as_slice()).arg("VALUES").arg(3);
-            for x in v {
-                c.arg(x);
-            }
-            c.arg(elem);
-            d.cmd(conn, c);
-        }
-        d.module_keys.push(key);
-    }
 }
 
 /// One db with keys of every type × encoding the build has (small and large), TTLs on
@@ -890,8 +1032,11 @@ fn fill_mixed_db(
     let db = d.db;
     let tag = format!("db{db}");
     let old = matches!(gen, Generation::Redis28 | Generation::Redis30);
-    // Listpacks for small lists, sets, hashes and zsets (Valkey 8.1, Redis 8).
-    let listpacks = matches!(gen, Generation::Valkey81 | Generation::Redis8);
+    // Listpacks for small lists, sets, hashes and zsets (Valkey 8.1 and 9.1, Redis 8).
+    let listpacks = matches!(
+        gen,
+        Generation::Valkey81 | Generation::Valkey9 | Generation::Redis8
+    );
 
     // ---- strings ----
     d.set(conn, b"str:int:shared", b"5", "int");
@@ -981,7 +1126,9 @@ fn fill_mixed_db(
     let (small_list, big_list) = match gen {
         Generation::Redis28 | Generation::Redis30 => ("ziplist", "linkedlist"),
         Generation::Quicklist => ("quicklist", "quicklist"),
-        Generation::Valkey81 | Generation::Redis8 => ("listpack", "quicklist"),
+        Generation::Valkey81 | Generation::Valkey9 | Generation::Redis8 => {
+            ("listpack", "quicklist")
+        }
     };
     d.rpush(
         conn,
@@ -1326,8 +1473,8 @@ fn fill_mixed_db(
         d.streams = made.keys;
     }
 
-    if gen == Generation::Redis8 {
-        fill_redis8(conn, d, opts);
+    if listpacks {
+        fill_modern(conn, d, opts);
     }
 
     // ---- bulk: many small keys, some with TTLs ----
@@ -1341,11 +1488,11 @@ fn fill_mixed_db(
                 "int",
             ),
             4..=7 => d.set_str(conn, &key, format!("{tag}-v-{i}").as_bytes()),
-            8 => d.set(
+            // RAW but on Valkey 9, where the shorter ones are embedded in their object.
+            8 => d.set_str(
                 conn,
                 &key,
                 &compressible(&format!("{tag}-{i}"), 50 + (i % 200) as usize),
-                "raw",
             ),
             _ => {
                 d.hmset(conn, &key, &[(b("i"), format!("{i}").into_bytes())]);

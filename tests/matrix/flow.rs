@@ -112,12 +112,13 @@ fn path_s(p: &Path) -> String {
 /// - DWARF builds (the matrix's older versions, 8.2.3): (a) `--binary --derive`, the layout
 ///   derived from DWARF on the fly; (b) the shipped profile, with `--binary --profile NAME`
 ///   (older versions) or from the core alone, `--no-binary`, found by build-id (8.2.3).
-/// - Debian's stripped Redis 8 builds: (a) `--no-binary`, the shipped profile found by
-///   build-id; (b) `--binary <root>/usr/bin/redis-check-rdb`.
+/// - Builds without DWARF (Debian's stripped Redis 8 and Valkey 8.1.1, Valkey 9.1.2 with
+///   global symbols only): (a) `--no-binary`, the shipped profile found by build-id; (b)
+///   `--binary <root>/usr/bin/redis-check-rdb` (`valkey-check-rdb`), or the binary itself.
 /// - Kernel cores: (a) `--no-binary`; (b) no options at all: the binary the core's NT_FILE
 ///   names is used only if its build-id is the core's (for a chroot build it names
-///   `/usr/bin/redis-check-rdb`, which on this host is Debian 12's 7.0.15: it must be passed
-///   over).
+///   `/usr/bin/redis-check-rdb`, which on this host is Debian 12's 7.0.15, or
+///   `/usr/bin/valkey-check-rdb`, which this host does not have: it must be passed over).
 fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
     let spec = |label: &str, args: &[&str], binary: Option<&PathBuf>, choice| RunSpec {
         label: label.to_string(),
@@ -136,11 +137,12 @@ fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
                 Choice::BuildId,
             ),
             RunSpec {
-                // The chroot's server is /usr/bin/redis-check-rdb to the kernel: on this host
-                // that path is Debian 12's 7.0.15, which the tool must name and pass over.
+                // The chroot's server is /usr/bin/redis-check-rdb (valkey-check-rdb) to the
+                // kernel: on this host that path is Debian 12's 7.0.15 (or nothing), which the
+                // tool must name and pass over.
                 says: build
-                    .chroot
-                    .then(|| "not using /usr/bin/redis-check-rdb".to_string()),
+                    .path_in_chroot()
+                    .map(|p| format!("not using {}", p.display())),
                 ..spec(
                     "(b) no options: the binary NT_FILE names is used only if its build-id matches",
                     &[],
@@ -150,7 +152,16 @@ fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
             },
         ];
     }
-    if build.chroot {
+    if !build.has_dwarf() {
+        let label = if build.chroot {
+            format!(
+                "(b) --binary <chroot>{} (Debian's stripped binary)",
+                build.path_in_chroot().expect("chroot build").display()
+            )
+        } else {
+            "(b) --binary: symbols from the binary (no DWARF), the shipped profile found by build-id"
+                .to_string()
+        };
         return vec![
             spec(
                 "(a) --no-binary: the shipped profile found by build-id",
@@ -159,7 +170,7 @@ fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
                 Choice::BuildId,
             ),
             spec(
-                "(b) --binary <chroot>/usr/bin/redis-check-rdb (Debian's stripped binary)",
+                &label,
                 &["--binary", &bin],
                 Some(&build.binary),
                 Choice::BuildId,
@@ -563,11 +574,11 @@ fn assert_report(
         });
     let header = fs::read(rdb)
         .ok()
-        .and_then(|b| b.get(5..9).map(|d| String::from_utf8_lossy(d).into_owned()));
+        .and_then(|b| b.get(0..9).map(|d| String::from_utf8_lossy(d).into_owned()));
     assert_eq!(
         header.as_deref(),
-        Some(format!("{version:04}").as_str()),
-        "{} {label}: the RDB header's version vs the report's rdb_version {version}",
+        Some(rdb_magic(version).as_str()),
+        "{} {label}: the RDB header vs the report's rdb_version {version}",
         build.name
     );
     assert!(
@@ -578,12 +589,13 @@ fn assert_report(
         build.native_rdb_version()
     );
 
-    // Redis 4.0+ hashes dict keys with SipHash and a seed the tool finds in the core; 2.8
-    // to 3.2 use MurmurHash2 and Valkey 8.1 hashtables, where the check stays off; so does
-    // it for Redis 8.2+, whose dicts hold objects that embed their keys (no sds keys tables
-    // to calibrate the seed on, the report says).
+    // Redis 4.0+ hashes dict keys with SipHash and a seed the tool finds in the core, and so
+    // do Valkey 8.1 and 9.1 hashtables (each entry checked against its bucket and stored
+    // hash fragment); 2.8 to 3.2 use MurmurHash2, where the check stays off; so does it for
+    // Redis 8.2+, whose dicts hold objects that embed their keys (no sds keys tables to
+    // calibrate the seed on, the report says).
     let bucket_check = report["bucket_check"].as_str().unwrap_or_default();
-    let expect_on = build.version.0 >= 4 && !build.is_valkey() && !build.embeds_keys();
+    let expect_on = build.is_valkey() || (build.version.0 >= 4 && !build.embeds_keys());
     assert_eq!(
         bucket_check.starts_with("on"),
         expect_on,
@@ -629,12 +641,24 @@ fn assert_report(
             .and_then(|v| v.as_str())
             .unwrap_or_default();
         let host = Path::new(in_core);
-        if in_core == "/usr/bin/redis-check-rdb" {
+        if build.path_in_chroot().as_deref() == Some(host) {
+            // Debian 12's redis-check-rdb (7.0.15) for the Redis builds; no such file for
+            // Valkey's (Debian 12 has no valkey package installed here).
             let host_id = crate::common::elf_build_id(host);
+            let valkey = build.is_valkey();
             assert!(
-                host_id.is_some() && host_id.as_deref() != Some(build.build_id.as_str()),
-                "{} {label}: the kernel core names {in_core}, which should be this host's own (Debian 12) build with another build-id, for the test to mean anything; it has {host_id:?}",
-                build.name
+                if valkey {
+                    host_id.as_deref() != Some(build.build_id.as_str())
+                } else {
+                    host_id.is_some() && host_id.as_deref() != Some(build.build_id.as_str())
+                },
+                "{} {label}: the kernel core names {in_core}, which should be {} on this host, for the test to mean anything; it has build-id {host_id:?}",
+                build.name,
+                if valkey {
+                    "absent or another build"
+                } else {
+                    "this host's own (Debian 12) build with another build-id"
+                }
             );
         } else {
             assert_eq!(
@@ -645,6 +669,16 @@ fn assert_report(
                 excerpt(source)
             );
         }
+    }
+}
+
+/// The 9 bytes an RDB of `version` starts with: `REDIS0011`, or `VALKEY080` from RDB 80
+/// (Valkey 9).
+pub fn rdb_magic(version: u64) -> String {
+    if version >= 80 {
+        format!("VALKEY{version:03}")
+    } else {
+        format!("REDIS{version:04}")
     }
 }
 

@@ -570,7 +570,9 @@ pub fn record_truth(
         d
     });
 
-    let sizes = dbsizes(conn);
+    // Only the dbs INFO keyspace lists are SELECTed: on Valkey 9 a SELECT creates the db,
+    // and the dbs never used must stay NULL in `server.db` until the core.
+    let sizes = used_dbsizes(conn);
     let info = keyspace_info(conn);
     let expires: BTreeMap<u32, u64> = info.iter().map(|(db, (_, e))| (*db, *e)).collect();
     for (db, (keys, _)) in &info {
@@ -613,6 +615,9 @@ pub fn record_truth(
         build.name
     );
     assert_mid_rehash(server, conn, build, &filled, &rehash_detail);
+    if build.generation() == Generation::Valkey9 {
+        notes.push(assert_unused_dbs_null(server, build, &sizes).0);
+    }
     notes.push(format!(
         "truth recorded in {:.1?}; rehash state:\n{rehash_detail}",
         started.elapsed()
@@ -632,6 +637,127 @@ pub fn record_truth(
         module_keys_dropped: false,
         filled,
     }
+}
+
+/// DBSIZE of every db `INFO keyspace` lists (the dbs with keys), without SELECTing any other
+/// db (which would create it on Valkey 9). Leaves the connection on db 0.
+pub fn used_dbsizes(conn: &mut Connection) -> BTreeMap<u32, u64> {
+    let mut out = BTreeMap::new();
+    for db in keyspace_info(conn).into_keys() {
+        let (n,): (u64,) = redis::pipe()
+            .cmd("SELECT")
+            .arg(db)
+            .ignore()
+            .cmd("DBSIZE")
+            .query(conn)
+            .unwrap_or_else(|e| panic!("SELECT {db} + DBSIZE: {e}"));
+        if n > 0 {
+            out.insert(db, n);
+        }
+    }
+    select(conn, 0);
+    out
+}
+
+/// An offset from the build's shipped layout profile (`layouts/<name>.json`):
+/// `structs.<st>.fields.<field>.offset`.
+pub fn profile_offset(build: &Build, st: &str, field: &str) -> u64 {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("layouts")
+        .join(format!("{}.json", build.name));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: read {}: {e}", build.name, path.display()));
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: parse {}: {e}", build.name, path.display()));
+    json["structs"][st]["fields"][field]["offset"]
+        .as_u64()
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: {} has no structs.{st}.fields.{field}.offset",
+                build.name,
+                path.display()
+            )
+        })
+}
+
+/// `server.db` of a live Valkey 9 server, read with gdb (the binary's `server` symbol, the
+/// offsets of `db` and `dbnum` from the shipped profile): one pointer per db, 0 for a db
+/// never used. Moves nothing.
+pub fn valkey9_db_pointers(server: &RedisServer, build: &Build) -> Vec<u64> {
+    let db_off = profile_offset(build, "redisServer", "db");
+    let dbnum_off = profile_offset(build, "redisServer", "dbnum");
+    let script = format!(
+        r#"set $n = *(int*)((char*)&server + {dbnum_off})
+set $a = *(long*)((char*)&server + {db_off})
+printf "dbnum %d\n", $n
+set $i = 0
+while $i < $n
+  printf "dbptr %d %lu\n", $i, *(unsigned long*)($a + 8 * $i)
+  set $i = $i + 1
+end
+"#
+    );
+    let out = gdb_batch(server.pid(), &script, server.dir());
+    let dbnum: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("dbnum ")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no dbnum in gdb's output:\n{}", snippet(&out, 2000)));
+    let ptrs: Vec<u64> = out
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("dbptr ")?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(
+        ptrs.len(),
+        dbnum,
+        "{}: cannot read the {dbnum} db pointers from gdb:\n{}",
+        build.name,
+        snippet(&out, 2000)
+    );
+    ptrs
+}
+
+/// Valkey 9: every db without keys but db 0 (created at start) must be a NULL pointer in
+/// `server.db`, and every db with keys not. Returns a note and `dbnum`.
+pub fn assert_unused_dbs_null(
+    server: &RedisServer,
+    build: &Build,
+    sizes: &BTreeMap<u32, u64>,
+) -> (String, usize) {
+    let ptrs = valkey9_db_pointers(server, build);
+    let wrong: Vec<String> = ptrs
+        .iter()
+        .enumerate()
+        .filter(|(db, p)| {
+            let used = *db == 0 || sizes.contains_key(&(*db as u32));
+            used == (**p == 0)
+        })
+        .map(|(db, p)| format!("db {db}: {p:#x}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{}: server.db should hold NULL exactly for the dbs never used (dbs with keys {:?}, and db 0): {}",
+        build.name,
+        sizes.keys().collect::<Vec<_>>(),
+        wrong.join(", ")
+    );
+    let null: Vec<usize> = (0..ptrs.len()).filter(|&db| ptrs[db] == 0).collect();
+    assert!(
+        !null.is_empty(),
+        "{}: the dataset should leave some db never used",
+        build.name
+    );
+    let note = format!(
+        "server.db (gdb): {} of {} pointers NULL, dbs {null:?}",
+        null.len(),
+        ptrs.len()
+    );
+    (note, ptrs.len())
 }
 
 /// Wait until no key dict of a restored server is mid-rehash (it runs with activerehashing
