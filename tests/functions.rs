@@ -39,9 +39,8 @@ fn libraries(conn: &mut redis::Connection) -> Vec<(String, String)> {
     out
 }
 
-#[test]
-fn function_libraries_are_recovered() {
-    let bin = Path::new("/usr/bin/redis-server");
+/// Debian 12's redis-server with both libraries of [`LIBS`] loaded, and a connection to it.
+fn server_with_libraries(bin: &Path) -> (RedisServer, redis::Connection) {
     let src = RedisServer::start(bin, &[]);
     let mut conn = src.conn();
     for code in LIBS {
@@ -51,6 +50,13 @@ fn function_libraries_are_recovered() {
             .query(&mut conn)
             .expect("FUNCTION LOAD");
     }
+    (src, conn)
+}
+
+#[test]
+fn function_libraries_are_recovered() {
+    let bin = Path::new("/usr/bin/redis-server");
+    let (src, mut conn) = server_with_libraries(bin);
     let _: () = redis::cmd("SET")
         .arg("k")
         .arg("v")
@@ -109,15 +115,7 @@ fn function_libraries_are_recovered() {
 #[test]
 fn a_stripped_binary_keeps_its_functions_through_its_machine_code() {
     let bin = Path::new("/usr/bin/redis-server");
-    let src = RedisServer::start(bin, &[]);
-    let mut conn = src.conn();
-    for code in LIBS {
-        let _: String = redis::cmd("FUNCTION")
-            .arg("LOAD")
-            .arg(code)
-            .query(&mut conn)
-            .expect("FUNCTION LOAD");
-    }
+    let (src, mut conn) = server_with_libraries(bin);
     let truth = libraries(&mut conn);
     let dir = tempfile::tempdir().expect("tempdir");
     let core = gcore(&src, dir.path());
