@@ -29,6 +29,9 @@ pub enum EntryKey {
     Sds,
     /// A keyspace object embedding its key.
     Embedded,
+    /// A skiplist node of a zset (Valkey 8.1+ `zsetHashtableType`): hashed by its element
+    /// (`node->ele`, or the element embedded after its levels).
+    ZsetNode,
 }
 
 /// One entry of a bucket: its slot's pointer and the hash fragment stored with it.
@@ -53,7 +56,7 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
 
     /// The same walker, checking each entry against its bucket and stored hash fragment
     /// with `check` (only for tables hashed by an sds with the seeded hash: keys, sets,
-    /// hashes); `keys` says how an entry names its key.
+    /// hashes, zsets); `keys` says how an entry names its key.
     pub fn with_bucket_check(mut self, check: Option<BucketCheck>, keys: EntryKey) -> Self {
         self.check = check.map(|c| (c, keys));
         self
@@ -113,7 +116,11 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             (EntryKey::Embedded, Some(o)) => {
                 o.embedded_key(entry).ok().map(|k| check.hash_bytes(&k.key))
             }
-            (EntryKey::Embedded, None) => None,
+            (EntryKey::ZsetNode, Some(o)) => o
+                .zset_node_element(entry)
+                .ok()
+                .map(|e| check.hash_bytes(&e)),
+            (EntryKey::Embedded | EntryKey::ZsetNode, None) => None,
         }
     }
 
@@ -304,8 +311,11 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         let h = &self.ctx.layout.hashtable;
         let mut faults = WalkFaults::default();
         let slots = h.slots.max(1);
-        let objects = matches!(self.check, Some((_, EntryKey::Embedded)))
-            .then(|| ObjectDecoder::new(self.ctx));
+        let objects = matches!(
+            self.check,
+            Some((_, EntryKey::Embedded | EntryKey::ZsetNode))
+        )
+        .then(|| ObjectDecoder::new(self.ctx));
         let mut chain = Vec::new();
         let mut misplaced = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! `ObjectDecoder`: a `robj` and everything it points to, decoded into a [`Value`].
 
+use super::bucket::BucketCheck;
 use super::context::WalkContext;
 use super::dict::DictWalker;
 use super::fault::Fault;
@@ -7,6 +8,7 @@ use super::hashtable::{EntryKey, HashtableWalker};
 use super::stream::StreamReader;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::collections::HashSet;
 
 use super::sds::{read_mstr, read_sds, SdsFormat};
 use crate::core::AddressSpace;
@@ -51,6 +53,8 @@ pub struct ObjectDecoder<'s, 'a> {
     layout: &'s Layout,
     dicts: DictWalker<'s, 'a>,
     hashtables: HashtableWalker<'s, 'a>,
+    /// The bucket check of sds elements, when on.
+    check: Option<BucketCheck>,
     /// Collections use hashtables instead of dicts.
     hashtable_collections: bool,
     sds: SdsFormat,
@@ -81,6 +85,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             layout,
             dicts: DictWalker::new(ctx).with_bucket_check(check),
             hashtables: HashtableWalker::new(ctx).with_bucket_check(check, EntryKey::Sds),
+            check,
             hashtable_collections: layout.features.tables == TableFlavor::Hashtable,
             sds: ctx.sds,
             scratch: Vec::new(),
@@ -986,6 +991,78 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })
     }
 
+    /// The element of the skiplist node at `node`, whose first `node_size` bytes are `nb`:
+    /// `node->ele`, or (without it) the sds embedded after the node's levels or at the
+    /// offset kept in `level[0].span`.
+    fn node_element(&self, node: u64, nb: &[u8]) -> Result<Bytes<'a>, Fault> {
+        let z = &self.layout.zset;
+        let missing = || Fault::bad("zset field outside its struct");
+        let ele = match (z.ele, self.layout.features.zset_element) {
+            (Some(f), _) => return self.element(f.get(nb).ok_or_else(missing)?),
+            (None, ZsetElementFlavor::AfterLevels) => {
+                // level[0].span is the node's level count; the element follows the levels
+                // behind its 1-byte header size.
+                let levels = z.span0.get(nb).ok_or_else(missing)?;
+                if !(1..=MAX_SKIPLIST_LEVELS).contains(&levels) {
+                    return Err(Fault::bad(format!(
+                        "skiplist node {node:#x} claims {levels} levels"
+                    )));
+                }
+                let after = node
+                    .wrapping_add(z.forward0.offset)
+                    .wrapping_add(levels * z.level_size);
+                let hdr = u64::from(self.space.u8(after)?);
+                after.wrapping_add(1 + hdr)
+            }
+            // An embedded element sits at the 16-bit offset kept in level[0].span.
+            (None, _) => {
+                let offset = z.span0.get(nb).ok_or_else(missing)? & 0xffff;
+                if offset < z.node_size {
+                    return Err(Fault::bad(format!(
+                        "skiplist node {node:#x} puts its element at offset {offset}, inside the node"
+                    )));
+                }
+                node.wrapping_add(offset)
+            }
+        };
+        read_sds(self.space, self.sds, ele)
+    }
+
+    /// The element of the skiplist node at `node`: what a Valkey 8.1+ zset hashtable
+    /// (whose entries are the nodes) hashes it by.
+    pub fn zset_node_element(&self, node: u64) -> Result<Bytes<'a>, Fault> {
+        let nb = self.space.read(node, self.layout.zset.node_size as usize)?;
+        self.node_element(node, &nb)
+    }
+
+    /// The nodes of a zset's hashtable (Valkey 8.1+: its entries are the skiplist nodes),
+    /// each checked against its bucket by its element when a bucket check is on; with the
+    /// table's own count and the first fault of the walk. A node refused by the check (a
+    /// damaged element pointer) is not among them.
+    fn zset_table_nodes(&self, table: u64) -> Result<(HashSet<u64>, u64, Option<Fault>), Fault> {
+        let walker =
+            HashtableWalker::new(self.ctx).with_bucket_check(self.check, EntryKey::ZsetNode);
+        let h = walker.header(table)?;
+        let mut nodes = HashSet::with_capacity(h.used().min(MAX_PREALLOC) as usize);
+        let faults = walker.for_each(&h, |n| {
+            nodes.insert(n);
+        });
+        let used = h.used();
+        let fault = faults.into_result().err().or_else(|| {
+            (nodes.len() as u64 != used).then(|| {
+                Fault::bad(format!(
+                    "zset hashtable yielded {} nodes, its counter says {used}",
+                    nodes.len()
+                ))
+            })
+        });
+        Ok((nodes, used, fault))
+    }
+
+    /// A skiplist-encoded zset, read through the level-0 chain. With hashtable collections
+    /// every node the chain reaches must also be an entry of the zset's hashtable (which the
+    /// bucket check vouches for by the node's element): a node that is not is refused (a
+    /// fault; salvage keeps the others), and both must hold the same count.
     fn skiplist(&self, zs: u64) -> Result<Vec<(Bytes<'a>, f64)>, Fault> {
         let z = &self.layout.zset;
         let zb = self.space.read(zs, z.size as usize)?;
@@ -999,10 +1076,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             None => zsl,
         };
         let length = z.length.get(&lb).ok_or_else(missing)?;
-        let dict_used = if self.hashtable_collections {
-            self.hashtables.header(dict)?.used()
+        let (members, dict_used, table_fault) = if self.hashtable_collections {
+            let (nodes, used, fault) = self.zset_table_nodes(dict)?;
+            (Some(nodes), used, fault)
         } else {
-            self.dicts.header(dict)?.used()
+            (None, self.dicts.header(dict)?.used(), None)
         };
         if dict_used != length {
             return Err(Fault::bad(format!(
@@ -1010,6 +1088,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             )));
         }
         let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
+        let mut refused: Option<Fault> = None;
         let mut guard = self
             .ctx
             .guard("skiplist level-0 chain", length)
@@ -1024,51 +1103,28 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             while node != 0 {
                 guard.step(node)?;
                 let nb = self.space.read(node, z.node_size as usize)?;
-                let score = z.score.get(&nb).ok_or_else(missing)?;
-                // An embedded element sits at the 16-bit offset kept in level[0].span.
-                let ele = match (z.ele, self.layout.features.zset_element) {
-                    (Some(f), _) => f.get(&nb).ok_or_else(missing)?,
-                    (None, ZsetElementFlavor::AfterLevels) => {
-                        // level[0].span is the node's level count; the element follows
-                        // the levels behind its 1-byte header size.
-                        let levels = z.span0.get(&nb).ok_or_else(missing)?;
-                        if !(1..=MAX_SKIPLIST_LEVELS).contains(&levels) {
-                            return Err(Fault::bad(format!(
-                                "skiplist node {node:#x} claims {levels} levels"
-                            )));
-                        }
-                        let after = node
-                            .wrapping_add(z.forward0.offset)
-                            .wrapping_add(levels * z.level_size);
-                        let hdr = u64::from(self.space.u8(after)?);
-                        after.wrapping_add(1 + hdr)
-                    }
-                    (None, _) => {
-                        let offset = z.span0.get(&nb).ok_or_else(missing)? & 0xffff;
-                        if offset < z.node_size {
-                            return Err(Fault::bad(format!(
-                                "skiplist node {node:#x} puts its element at offset {offset}, inside the node"
-                            )));
-                        }
-                        node.wrapping_add(offset)
-                    }
-                };
-                let score = f64::from_bits(score);
+                let next = z.forward0.get(&nb).ok_or_else(missing)?;
+                if members.as_ref().is_some_and(|m| !m.contains(&node)) {
+                    // Its element (or the pointer that led here) is damaged: the nodes
+                    // after it are still checked one by one.
+                    refused.get_or_insert_with(|| {
+                        Fault::bad(format!(
+                            "skiplist node {node:#x} is not an entry of its zset's hashtable (a damaged element or node pointer)"
+                        ))
+                    });
+                    node = next;
+                    continue;
+                }
+                let score = f64::from_bits(z.score.get(&nb).ok_or_else(missing)?);
                 if score.is_nan() {
                     return Err(Fault::bad("zset score is NaN"));
                 }
-                out.push((
-                    match z.ele {
-                        Some(_) => self.element(ele)?,
-                        None => read_sds(self.space, self.sds, ele)?,
-                    },
-                    score,
-                ));
-                node = z.forward0.get(&nb).ok_or_else(missing)?;
+                out.push((self.node_element(node, &nb)?, score));
+                node = next;
             }
             Ok(())
         })();
-        let fault = walked.err().or_else(|| {
+        let fault = walked.err().or(refused).or(table_fault).or_else(|| {
             (out.len() as u64 != length || length == 0).then(|| {
                 Fault::bad(format!(
                     "skiplist holds {} nodes, its header says {length}",
@@ -1150,6 +1206,138 @@ fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<
 #[cfg(test)]
 mod tests {
     use super::module_type_name;
+    use super::ObjectDecoder;
+    use crate::profile::{self, Layout};
+    use crate::walker::bucket::{fragment, BucketCheck};
+    use crate::walker::context::WalkContext;
+    use crate::walker::sds::SdsFormat;
+    use crate::walker::WalkOptions;
+
+    const BASE: u64 = 0x40_0000;
+    /// Valkey 8.1.8: a hashtable header at BASE, its 4 buckets at BASE+0x100, the zset at
+    /// BASE+0x300, its zskiplist at BASE+0x320, the header node at BASE+0x400, nodes from
+    /// BASE+0x500, sds strings from BASE+0x700.
+    const ZSET: u64 = 0x300;
+
+    fn put(m: &mut [u8], off: u64, v: u64) {
+        let off = off as usize;
+        m[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Names hashing to distinct buckets (0, 1, 2 and 3), with their fragments.
+    fn names(check: &BucketCheck) -> Vec<(String, u8)> {
+        let mut out: Vec<Option<(String, u8)>> = vec![None; 4];
+        for i in 0.. {
+            let k = format!("m{i}");
+            let hash = check.hash_bytes(k.as_bytes());
+            out[(hash & 3) as usize].get_or_insert((k, fragment(hash)));
+            if out.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        out.into_iter().flatten().collect()
+    }
+
+    /// A skiplist zset of the elements `names[0..3]` (scores 1, 2, 3) whose hashtable holds
+    /// its three nodes, each in its element's bucket; `names[3]` is another sds in memory.
+    /// Returns the memory and the node and sds addresses.
+    fn zset_mem(names: &[(String, u8)]) -> (Vec<u8>, Vec<u64>, Vec<u64>) {
+        let mut m = vec![0u8; 0x800];
+        put(&mut m, 0, BASE + 0x780); // hashtableType
+        put(&mut m, 8, u64::MAX); // rehash_idx -1
+        put(&mut m, 16, BASE + 0x100);
+        put(&mut m, 32, 3);
+        m[48] = 2; // 4 buckets
+        m[49] = 0xff; // no table 1
+        let sds: Vec<u64> = names
+            .iter()
+            .enumerate()
+            .map(|(i, (s, _))| {
+                let o = 0x700 + 32 * i;
+                m[o] = s.len() as u8;
+                m[o + 1] = s.len() as u8;
+                m[o + 2] = 1; // sdshdr8
+                m[o + 3..o + 3 + s.len()].copy_from_slice(s.as_bytes());
+                BASE + o as u64 + 3
+            })
+            .collect();
+        let nodes: Vec<u64> = (0..3).map(|i| BASE + 0x500 + 0x40 * i).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            let off = node - BASE;
+            put(&mut m, off, sds[i]); // ele
+            put(&mut m, off + 8, (i as f64 + 1.0).to_bits()); // score
+            put(&mut m, off + 24, nodes.get(i + 1).copied().unwrap_or(0)); // forward
+            put(&mut m, off + 32, 1); // level[0].span: one level
+                                      // Bucket i (the element hashes there): the node in slot 0 with its fragment.
+            let bucket = 0x100 + 64 * i;
+            m[bucket] = 1 << 1; // slot 0 present, not chained
+            m[bucket + 1] = names[i].1;
+            put(&mut m, bucket as u64 + 8, *node);
+        }
+        put(&mut m, ZSET, BASE); // zset.ht
+        put(&mut m, ZSET + 8, BASE + 0x320); // zset.zsl
+        put(&mut m, 0x320, BASE + 0x400); // zsl.header
+        put(&mut m, 0x328, nodes[2]); // zsl.tail
+        put(&mut m, 0x330, 3); // zsl.length
+        put(&mut m, 0x338, 1); // zsl.level
+        put(&mut m, 0x400 + 24, nodes[0]); // header->level[0].forward
+        (m, nodes, sds)
+    }
+
+    /// A decoded zset's (element, score) pairs, or its fault's text.
+    type Decoded = Result<Vec<(Vec<u8>, f64)>, String>;
+
+    fn decode(m: &[u8], l: &Layout, check: Option<BucketCheck>, salvage: bool) -> (Decoded, bool) {
+        let s = crate::core::address_space::single_segment(m, BASE);
+        let options = WalkOptions {
+            salvage,
+            bucket_check: check,
+            ..Default::default()
+        };
+        let ctx = WalkContext::new(&s, l, options);
+        let d = ObjectDecoder::new(&ctx);
+        let got = d
+            .skiplist(BASE + ZSET)
+            .map(|v| v.into_iter().map(|(e, sc)| (e.to_vec(), sc)).collect())
+            .map_err(|e| e.to_string());
+        (got, d.take_partial().is_some())
+    }
+
+    #[test]
+    fn a_skiplist_node_its_zset_hashtable_refuses_is_refused() {
+        let l = Layout::resolve(&profile::load("valkey-8.1.8").unwrap()).unwrap();
+        let check = BucketCheck::new([7; 16], SdsFormat::Typed);
+        let n = names(&check);
+        let (mut m, nodes, sds) = zset_mem(&n);
+        let all: Vec<(Vec<u8>, f64)> = (0..3)
+            .map(|i| (n[i].0.as_bytes().to_vec(), i as f64 + 1.0))
+            .collect();
+        assert_eq!(decode(&m, &l, Some(check), false).0, Ok(all.clone()));
+
+        // The second node's element pointer damaged into another valid sds: the hashtable
+        // refuses the node (its element hashes to bucket 3), so the skiplist does too.
+        put(&mut m, nodes[1] - BASE, sds[3]);
+        let (got, _) = decode(&m, &l, Some(check), false);
+        let err = got.unwrap_err();
+        assert!(
+            err.contains("not an entry of its zset's hashtable"),
+            "{err}"
+        );
+        let (got, partial) = decode(&m, &l, Some(check), true);
+        assert_eq!(got, Ok(vec![all[0].clone(), all[2].clone()]));
+        assert!(partial, "salvage keeps the other elements, marked partial");
+        // Without the check the hashtable holds the node: the damage goes unseen.
+        let (got, _) = decode(&m, &l, None, false);
+        assert_eq!(got.unwrap()[1].0, n[3].0.as_bytes());
+        put(&mut m, nodes[1] - BASE, sds[1]);
+
+        // A damaged forward pointer to a node the hashtable does not hold (a copy of the
+        // third node elsewhere): refused even without the bucket check.
+        m.copy_within(0x580..0x5c0, 0x5c0);
+        put(&mut m, nodes[1] - BASE + 24, BASE + 0x5c0);
+        let (got, _) = decode(&m, &l, None, false);
+        assert!(got.unwrap_err().contains("not an entry"));
+    }
 
     #[test]
     fn module_type_ids_decode_to_their_names() {
