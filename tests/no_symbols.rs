@@ -21,8 +21,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    dbsizes, describe, digest, gcore, keyspace_info, provisioned_binary, read_report, run_rescue,
-    RedisServer,
+    dbsizes, describe, digest, exe_load_base, gcore, keyspace_info, provisioned_binary,
+    read_report, run_rescue, RedisServer,
 };
 use redis::Connection;
 
@@ -52,24 +52,7 @@ fn layout_only_profile(name: &str, dir: &Path) -> PathBuf {
 /// Where the static `symbol` of the running server `pid` is: its executable's load base
 /// (the mapping of file offset 0 in /proc/PID/maps) plus the shipped profile's offset.
 fn real_address(pid: u32, profile: &str, symbol: &str) -> u64 {
-    let exe = fs::read_link(format!("/proc/{pid}/exe"))
-        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/exe: {e}"));
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/maps: {e}"));
-    let base = maps
-        .lines()
-        .find_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            (f.len() >= 6 && Path::new(f[5]) == exe && u64::from_str_radix(f[2], 16).ok()? == 0)
-                .then(|| u64::from_str_radix(f[0].split('-').next()?, 16).ok())
-                .flatten()
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no mapping of {} at offset 0 in /proc/{pid}/maps",
-                exe.display()
-            )
-        });
+    let base = exe_load_base(pid);
     let offset = shipped_profile(profile)["symbols"][symbol]["offset"]
         .as_u64()
         .unwrap_or_else(|| panic!("symbols.{symbol}.offset in profile {profile}"));

@@ -285,19 +285,7 @@ fn kernel_core_recovers() {
     let binary = find_in_path(DEFAULT_SERVER);
     let mut server = RedisServer::start_with_core_limit(&binary, &["--activerehashing", "no"]);
     let pid = server.pid();
-    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
-    let core_limit = limits
-        .lines()
-        .find(|l| l.starts_with("Max core file size"))
-        .unwrap_or("<no such line>");
-    assert!(
-        core_limit
-            .split_whitespace()
-            .skip(4)
-            .take(2)
-            .all(|v| v == "unlimited"),
-        "the server should run with RLIMIT_CORE unlimited: {core_limit}"
-    );
+    assert_core_limit_unlimited(pid, "");
     let core_name = kernel_core_name(pid);
     let core = server.dir().join(&core_name);
     let _cleanup = RemoveOnDrop(core.clone());
@@ -620,24 +608,7 @@ fn shipped_profile() -> serde_json::Value {
 /// Address of the global `server` in a running Debian 7.0.15 redis-server: the load address
 /// of its executable (from /proc/PID/maps) plus the symbol offset in the shipped profile.
 fn server_address_of(pid: u32) -> u64 {
-    let exe = fs::read_link(format!("/proc/{pid}/exe"))
-        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/exe: {e}"));
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/maps: {e}"));
-    let base = maps
-        .lines()
-        .find_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            (f.len() >= 6 && Path::new(f[5]) == exe && u64::from_str_radix(f[2], 16).ok()? == 0)
-                .then(|| u64::from_str_radix(f[0].split('-').next()?, 16).ok())
-                .flatten()
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no mapping of {} at offset 0 in /proc/{pid}/maps",
-                exe.display()
-            )
-        });
+    let base = exe_load_base(pid);
     let offset = shipped_profile()["symbols"]["server"]["offset"]
         .as_u64()
         .expect("symbols.server.offset in the profile");

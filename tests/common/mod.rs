@@ -475,8 +475,14 @@ pub fn digest(conn: &mut Connection) -> String {
 
 /// DBSIZE of every db 0..16 that has keys. Leaves the connection on db 0.
 pub fn dbsizes(conn: &mut Connection) -> BTreeMap<u32, u64> {
+    dbsizes_of(conn, 0..16u32)
+}
+
+/// DBSIZE of each of `dbs` that has keys. Leaves the connection on db 0.
+#[allow(dead_code)]
+pub fn dbsizes_of(conn: &mut Connection, dbs: impl IntoIterator<Item = u32>) -> BTreeMap<u32, u64> {
     let mut out = BTreeMap::new();
-    for db in 0..16u32 {
+    for db in dbs {
         let (n,): (u64,) = redis::pipe()
             .cmd("SELECT")
             .arg(db)
@@ -2803,4 +2809,45 @@ pub fn phdr_table(b: &[u8]) -> (u64, u64, u64) {
         u64::from(u16_at(b, 0x36)),
         u64::from(u16_at(b, 0x38)),
     )
+}
+
+/// The load address of the running process `pid`'s executable: where /proc/PID/maps maps
+/// file offset 0 of /proc/PID/exe.
+#[allow(dead_code)]
+pub fn exe_load_base(pid: u32) -> u64 {
+    let exe = fs::read_link(format!("/proc/{pid}/exe"))
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/exe: {e}"));
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/maps: {e}"));
+    maps.lines()
+        .find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() >= 6 && Path::new(f[5]) == exe && u64::from_str_radix(f[2], 16).ok()? == 0)
+                .then(|| u64::from_str_radix(f[0].split('-').next()?, 16).ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no mapping of {} at offset 0 in /proc/{pid}/maps",
+                exe.display()
+            )
+        })
+}
+
+/// Panics (naming `what`) unless the process `pid` may write a core of any size.
+#[allow(dead_code)]
+pub fn assert_core_limit_unlimited(pid: u32, what: &str) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let core_limit = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or("<no such line>");
+    assert!(
+        core_limit
+            .split_whitespace()
+            .skip(4)
+            .take(2)
+            .all(|v| v == "unlimited"),
+        "{what}the server should run with RLIMIT_CORE unlimited: {core_limit}"
+    );
 }

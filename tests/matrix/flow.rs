@@ -16,8 +16,8 @@ use super::fill::{fill, FillOptions};
 use super::oracle::{assert_restores, assert_server_version, Oracle};
 use super::truth::{record_truth, MatrixTruth};
 use crate::common::{
-    assert_report_matches, check_rdb, describe, gcore, kernel_core_name, printable, read_report,
-    run_rescue, snippet, RedisServer, RemoveOnDrop,
+    assert_core_limit_unlimited, assert_report_matches, check_rdb, describe, gcore,
+    kernel_core_name, printable, read_report, run_rescue, snippet, RedisServer, RemoveOnDrop,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -209,20 +209,7 @@ fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
 /// Kill `server` with SIGSEGV and wait for the core the kernel writes into its directory.
 fn kernel_core(server: &mut RedisServer, build: &Build) -> PathBuf {
     let pid = server.pid();
-    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
-    let core_limit = limits
-        .lines()
-        .find(|l| l.starts_with("Max core file size"))
-        .unwrap_or("<no such line>");
-    assert!(
-        core_limit
-            .split_whitespace()
-            .skip(4)
-            .take(2)
-            .all(|v| v == "unlimited"),
-        "{}: the server should run with RLIMIT_CORE unlimited: {core_limit}",
-        build.name
-    );
+    assert_core_limit_unlimited(pid, &format!("{}: ", build.name));
     let core = server.dir().join(kernel_core_name(pid));
     let kill = Command::new("kill")
         .args(["-s", "SEGV", &pid.to_string()])

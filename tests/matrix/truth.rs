@@ -642,21 +642,8 @@ pub fn record_truth(
 /// DBSIZE of every db `INFO keyspace` lists (the dbs with keys), without SELECTing any other
 /// db (which would create it on Valkey 9). Leaves the connection on db 0.
 pub fn used_dbsizes(conn: &mut Connection) -> BTreeMap<u32, u64> {
-    let mut out = BTreeMap::new();
-    for db in keyspace_info(conn).into_keys() {
-        let (n,): (u64,) = redis::pipe()
-            .cmd("SELECT")
-            .arg(db)
-            .ignore()
-            .cmd("DBSIZE")
-            .query(conn)
-            .unwrap_or_else(|e| panic!("SELECT {db} + DBSIZE: {e}"));
-        if n > 0 {
-            out.insert(db, n);
-        }
-    }
-    select(conn, 0);
-    out
+    let used: Vec<u32> = keyspace_info(conn).into_keys().collect();
+    crate::common::dbsizes_of(conn, used)
 }
 
 /// An offset from the build's shipped layout profile (`layouts/<name>.json`):
