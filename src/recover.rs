@@ -800,8 +800,15 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         .filter(|s| s.flags & 2 != 0)
         .map(|s| s.memsz)
         .sum();
+    // Valkey names its version `valkey-ver`, with no `redis-ver` (its loaders, and verify,
+    // read that one to know whose dump it is).
+    let version_aux = if layout.identity.server == "valkey" {
+        "valkey-ver"
+    } else {
+        "redis-ver"
+    };
     let aux = [
-        ("redis-ver", layout.identity.redis_version.clone()),
+        (version_aux, layout.identity.redis_version.clone()),
         ("redis-bits", "64".to_owned()),
         ("ctime", ctime.to_string()),
         ("used-mem", used_mem.to_string()),

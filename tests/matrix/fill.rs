@@ -179,10 +179,10 @@ impl<'b> Filler<'b> {
                     "raw"
                 }
             }
-            // Valkey 8.1 embeds the key in the EMBSTR allocation: measured on 8.1.8 (libc
+            // Valkey 8.1 (and 9.0, same objects) embeds the key in the EMBSTR allocation: measured on 8.1.8 (libc
             // malloc) and Debian's 8.1.1 (jemalloc) for keys of 1 to 300 bytes, SET makes an
             // EMBSTR while key + value are at most 41 bytes (a TTL changes that, see `ttl`).
-            Generation::Valkey81 => {
+            Generation::Valkey81 | Generation::Valkey9 if self.build.valkey_embstr_after_key() => {
                 if key.len() + value.len() <= 41 {
                     "embstr"
                 } else {
@@ -193,7 +193,7 @@ impl<'b> Filler<'b> {
             // measured on 9.1.2 for keys of 1 to 300 bytes, with or without a TTL (set by SET
             // EX or later), key + value up to 113 bytes with a key under 32 bytes (an sdshdr5
             // key), 111 with a longer one (sdshdr8).
-            Generation::Valkey9 => {
+            Generation::Valkey81 | Generation::Valkey9 => {
                 let room = if key.len() < 32 { 113 } else { 111 };
                 if key.len() + value.len() <= room {
                     "embstr"
@@ -283,8 +283,8 @@ impl<'b> Filler<'b> {
                 );
             }
         }
-        if self.build.generation() == Generation::Valkey81 {
-            // Valkey 8.1 moves a string to a new allocation that holds the expire too:
+        if self.build.valkey_embstr_after_key() {
+            // Valkey 8.1 (and 9.0) moves a string to a new allocation that holds the expire too:
             // measured (EXPIRE after SET, and SET EX), an EMBSTR stays one while key + value
             // are at most 41 bytes with a key of up to 31 bytes on 8.1.8, at most 33 bytes
             // with a key of up to 33 bytes on Debian's 8.1.1 (jemalloc); other lengths follow
@@ -830,7 +830,7 @@ fn fill_modern(conn: &mut Connection, d: &mut Filler<'_>, opts: FillOptions) {
         let value = compressible(&format!("{tag}-e"), total - key.len());
         d.set_str(conn, &key, &value);
     }
-    if gen == Generation::Valkey9 {
+    if d.build.valkey_embeds_values() {
         // Around the sdshdr5/sdshdr8 key boundary (32 bytes) and the 128-byte object.
         for (klen, total) in [
             (31usize, 113usize),

@@ -128,6 +128,14 @@ fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
         says: None,
     };
     let bin = path_s(&build.binary);
+    // With no symbol for `server` (a static, fully stripped build) every run must say it
+    // found `server` by structure.
+    let by_structure =
+        (!build.names_server()).then(|| "structure search: unique candidate".to_string());
+    let spec = |label: &str, args: &[&str], binary: Option<&PathBuf>, choice| RunSpec {
+        says: by_structure.clone(),
+        ..spec(label, args, binary, choice)
+    };
     if core == CoreKind::Kernel {
         return vec![
             spec(
@@ -142,7 +150,8 @@ fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
                 // tool must name and pass over.
                 says: build
                     .path_in_chroot()
-                    .map(|p| format!("not using {}", p.display())),
+                    .map(|p| format!("not using {}", p.display()))
+                    .or_else(|| by_structure.clone()),
                 ..spec(
                     "(b) no options: the binary NT_FILE names is used only if its build-id matches",
                     &[],
@@ -158,6 +167,8 @@ fn run_specs(build: &Build, core: CoreKind) -> Vec<RunSpec> {
                 "(b) --binary <chroot>{} (Debian's stripped binary)",
                 build.path_in_chroot().expect("chroot build").display()
             )
+        } else if by_structure.is_some() {
+            "(b) --binary: a static, fully stripped binary; `server` found by structure".to_string()
         } else {
             "(b) --binary: symbols from the binary (no DWARF), the shipped profile found by build-id"
                 .to_string()
