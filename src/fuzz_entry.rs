@@ -819,6 +819,7 @@ fn walk_core_into(
         salvage: settings.salvage,
         key_timeout: None,
         bucket_check: None,
+        include_importing: false,
     });
     let dbs = walker.databases(server).map_err(|e| e.to_string())?;
     let version = match settings.sink {

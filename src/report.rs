@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::value::Kind;
 use crate::walker::dict::WalkFaults;
+use crate::walker::importing::slot_ranges;
 use crate::walker::{DbInfo, Fault};
 
 /// Lost keys listed by name at most; the rest are counted.
@@ -48,10 +49,20 @@ pub struct DbReport {
     pub keys: u64,
     /// Recovered keys that carry a TTL.
     pub expires: u64,
-    /// The keys dict's own `used` counters.
+    /// The keys dict's own `used` counters (with `--include-importing`, plus
+    /// `importing_keys`).
     pub expected: u64,
-    /// The expires dict's `used` counters.
+    /// The expires dict's `used` counters (with `--include-importing`, plus the expires of
+    /// the importing slots).
     pub expected_expires: u64,
+    /// Keys of slots being imported by Valkey 9's atomic slot migration, by their tables'
+    /// counters: the source node still owns those slots. Counted apart: not in `expected`,
+    /// `keys` or `lost` unless `--include-importing` wrote them (then in all three as any
+    /// other key).
+    pub importing_keys: u64,
+    /// The slots being imported by atomic slot migration, sorted (also those holding no
+    /// key yet).
+    pub importing_slots: Vec<u32>,
     /// `expected - keys`: every key not recovered.
     pub lost: u64,
     /// Lost entries whose key could not even be read: behind a broken chain, or with an
@@ -106,6 +117,9 @@ pub struct Report {
     pub reencoded_keys: u64,
     /// True when this was a dry run.
     pub dry_run: bool,
+    /// The keys of slots being imported by atomic slot migration were written
+    /// (`--include-importing`); otherwise they are only counted (`importing_keys`).
+    pub importing_written: bool,
     /// Per database (only those with keys or counters).
     pub dbs: BTreeMap<u32, DbReport>,
     /// Sums over the dbs.
@@ -183,6 +197,23 @@ impl Report {
             "{:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
             "all", t.keys, t.expected, t.expires, t.expected_expires, t.lost
         );
+        for (db, r) in self
+            .dbs
+            .iter()
+            .filter(|(_, r)| !r.importing_slots.is_empty())
+        {
+            let _ = writeln!(
+                s,
+                "importing: db {db}: {} keys in slots {} being imported by atomic slot migration, {}",
+                r.importing_keys,
+                slot_ranges(&r.importing_slots),
+                if self.importing_written {
+                    "written (--include-importing)"
+                } else {
+                    "not written (--include-importing writes them)"
+                }
+            );
+        }
         for k in self.lost_keys.iter().take(20) {
             let _ = writeln!(
                 s,
@@ -268,14 +299,38 @@ impl ReportBuilder {
         self.report.dbs.entry(db).or_default()
     }
 
-    /// Record a database's counters (only dbs that hold anything appear).
-    pub fn db_seen(&mut self, info: &DbInfo) {
-        if info.expected() == 0 && info.expected_expires() == 0 && info.keys.is_ok() {
+    /// Record a database's counters (only dbs that hold anything appear); the keys of
+    /// slots being imported count as expected only when they are written
+    /// (`include_importing`).
+    pub fn db_seen(&mut self, info: &DbInfo, include_importing: bool) {
+        self.report.importing_written = include_importing;
+        for (what, tables) in [("keys", &info.keys), ("expires", &info.expires)] {
+            for w in tables.iter().flat_map(|t| &t.importing.warnings) {
+                self.report
+                    .warnings
+                    .push(format!("db {}: {what} kvstore: {w}", info.index));
+            }
+        }
+        let importing = info.importing_keys();
+        let slots = info.importing_slots();
+        if info.expected() == 0
+            && info.expected_expires() == 0
+            && info.keys.is_ok()
+            && importing == 0
+            && slots.is_empty()
+        {
             return;
         }
+        let (more_keys, more_expires) = if include_importing {
+            (importing, info.importing_expires())
+        } else {
+            (0, 0)
+        };
         let r = self.db(info.index);
-        r.expected = info.expected();
-        r.expected_expires = info.expected_expires();
+        r.expected = info.expected().saturating_add(more_keys);
+        r.expected_expires = info.expected_expires().saturating_add(more_expires);
+        r.importing_keys = importing;
+        r.importing_slots = slots.to_vec();
         r.rehashing = info.keys.as_ref().is_ok_and(|h| h.rehashing());
     }
 
@@ -407,7 +462,13 @@ impl ReportBuilder {
                 .or_default() += n;
         }
         let mut totals = DbReport::default();
-        for r in self.report.dbs.values_mut() {
+        let mut per_db = Vec::new();
+        for (db, r) in self.report.dbs.iter_mut() {
+            if !r.importing_slots.is_empty() || r.importing_keys > 0 {
+                per_db.push(format!("db {db}: {}", r.importing_keys));
+            }
+            totals.importing_keys = totals.importing_keys.saturating_add(r.importing_keys);
+            totals.importing_slots.extend(&r.importing_slots);
             r.lost = r.expected.saturating_sub(r.keys);
             r.lost_unnamed = r.lost.saturating_sub(r.lost_named);
             totals.keys += r.keys;
@@ -431,6 +492,30 @@ impl ReportBuilder {
                 }
             }
         }
+        totals.importing_slots.sort_unstable();
+        totals.importing_slots.dedup();
+        if !totals.importing_slots.is_empty() || totals.importing_keys > 0 {
+            let what = format!(
+                "{} keys in {} slot(s) ({}) being imported by atomic slot migration{}",
+                totals.importing_keys,
+                totals.importing_slots.len(),
+                slot_ranges(&totals.importing_slots),
+                if per_db.len() > 1 {
+                    format!(" ({})", per_db.join(", "))
+                } else {
+                    String::new()
+                }
+            );
+            // First: it decides what the dump holds.
+            self.report.warnings.insert(
+                0,
+                if self.report.importing_written {
+                    format!("{what} were written (--include-importing): the source node still owned those slots when the core was taken, and its copy is the one that counts")
+                } else {
+                    format!("{what} were left out: the source node still owns those slots and the import may still fail and roll back; --include-importing writes them too")
+                },
+            );
+        }
         self.report.totals = totals;
         self.report
     }
@@ -439,6 +524,75 @@ impl ReportBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Db 0 with 5 keys of its own and 7 in the importing slots 3300 and 3301 (one table
+    /// each), 2 of them with a TTL.
+    fn importing_db() -> DbInfo {
+        use crate::walker::dict::DictHeader;
+        use crate::walker::importing::ImportingTables;
+        use crate::walker::KeyTables;
+        let header = |used| {
+            let mut h = DictHeader::default();
+            h.tables[0].used = used;
+            h.tables[0].size = 16;
+            h
+        };
+        let tables = |own, a, b| KeyTables {
+            tables: vec![(0x1000, header(own))],
+            importing: ImportingTables {
+                slots: vec![3300, 3301],
+                tables: vec![(3300, 0x2000, header(a)), (3301, 0x3000, header(b))],
+                warnings: Vec::new(),
+            },
+        };
+        DbInfo {
+            index: 0,
+            keys: Ok(tables(5, 3, 4)),
+            expires: Ok(tables(0, 2, 0)),
+        }
+    }
+
+    #[test]
+    fn importing_keys_are_counted_apart() {
+        let mut b = ReportBuilder::new(Source::default(), 80, false);
+        b.warning("another".into());
+        b.db_seen(&importing_db(), false);
+        let r = b.finish();
+        let db = &r.dbs[&0];
+        assert_eq!(
+            (db.expected, db.expected_expires, db.importing_keys),
+            (5, 0, 7)
+        );
+        assert_eq!(db.importing_slots, vec![3300, 3301]);
+        assert_eq!(
+            (r.totals.importing_keys, r.totals.lost),
+            (7, 5),
+            "none recovered in this builder: only the db's own keys are lost"
+        );
+        assert!(!r.importing_written);
+        assert!(
+            r.warnings[0].starts_with("7 keys in 2 slot(s) (3300-3301) being imported")
+                && r.warnings[0].contains("left out")
+                && r.warnings[0].contains("--include-importing"),
+            "{:?}",
+            r.warnings
+        );
+        assert!(r.table().contains(
+            "importing: db 0: 7 keys in slots 3300-3301 being imported by atomic slot migration, not written"
+        ));
+
+        let mut b = ReportBuilder::new(Source::default(), 80, false);
+        b.db_seen(&importing_db(), true);
+        let r = b.finish();
+        let db = &r.dbs[&0];
+        assert_eq!(
+            (db.expected, db.expected_expires, db.importing_keys, db.lost),
+            (12, 2, 7, 12),
+            "written: expected like any other key (none recovered in this builder)"
+        );
+        assert!(r.importing_written);
+        assert!(r.warnings[0].contains("were written (--include-importing)"));
+    }
 
     #[test]
     fn printable_escapes_binary() {

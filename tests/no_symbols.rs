@@ -260,8 +260,9 @@ fn valkey_8_1_8_recovers_without_symbols() {
 }
 
 /// A static, fully stripped 6.2.14: nothing in the binary or the profile names `server`,
-/// from the core alone (`--no-binary`) and with the stripped binary (`--binary`); the
-/// shipped 6.2.14 profile's symbols belong to another build-id and must not be used.
+/// from the core alone (`--no-binary`), with the stripped binary (`--binary`), and with no
+/// options at all (the version read from the binary's code); the shipped 6.2.14 profile's
+/// symbols belong to another build-id and must not be used.
 #[test]
 fn redis_6_2_14_static_stripped_recovers() {
     let bin = provisioned_binary("6.2.14-static");
@@ -290,11 +291,17 @@ fn redis_6_2_14_static_stripped_recovers() {
 
     let bin_s = bin.to_str().expect("UTF-8 path");
     for (label, extra) in [
-        ("core alone", vec!["--no-binary"]),
-        ("stripped binary", vec!["--binary", bin_s]),
+        ("core alone", vec!["--no-binary", "--profile", "6.2.14"]),
+        (
+            "stripped binary",
+            vec!["--binary", bin_s, "--profile", "6.2.14"],
+        ),
+        // The binary NT_FILE names: its version read from the literal its code loads
+        // beside the --version format, then the shipped 6.2.14 profile checked live.
+        ("no options", vec![]),
     ] {
         let rdb = dir.path().join(format!("{}.rdb", label.replace(' ', "-")));
-        let mut args = vec![core.as_os_str(), os("--profile"), os("6.2.14"), os("-o")];
+        let mut args = vec![core.as_os_str(), os("-o")];
         args.push(rdb.as_os_str());
         args.extend(extra.iter().map(|a| os(a)));
         let out = run_rescue(&args);
@@ -310,6 +317,15 @@ fn redis_6_2_14_static_stripped_recovers() {
             "{label}: server is at {server:#x}; the report says {found_by:?}"
         );
         assert_eq!(report["totals"]["lost"], 0, "{label}: {}", report["totals"]);
+        if extra.is_empty() {
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                log.contains(
+                    "profile 6.2.14 (shipped profile for redis 6.2.14 (the binary's version)"
+                ),
+                "{label}: the version should be read from the stripped binary:\n{log}"
+            );
+        }
         let restored = RedisServer::start_version_on_rdb(&bin, "6.2.14", &rdb, &[]);
         let mut rconn = restored.conn();
         assert_eq!(dbsizes(&mut rconn), want_sizes, "{label}: DBSIZE per db");

@@ -69,6 +69,14 @@ pub struct RecoverArgs {
     #[arg(long)]
     pub no_bucket_check: bool,
 
+    /// Also write the keys of slots this node is importing by Valkey 9's atomic slot
+    /// migration (CLUSTER MIGRATESLOTS not finished when the core was taken). By default
+    /// they are left out and counted apart in the report (`importing_keys`,
+    /// `importing_slots` per db), since the source node still owns those slots and the
+    /// import may still roll back.
+    #[arg(long)]
+    pub include_importing: bool,
+
     /// Overwrite an existing output; accept a binary whose build-id differs from the core.
     #[arg(long)]
     pub force: bool,
@@ -102,6 +110,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
             salvage: cli.salvage,
             key_timeout: cli.timeout,
             bucket_check: None,
+            include_importing: cli.include_importing,
         },
         no_bucket_check: cli.no_bucket_check,
     };

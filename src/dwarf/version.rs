@@ -47,7 +47,9 @@ fn read_only_strings(obj: &object::File<'_>) -> Vec<RoString> {
         for (i, b) in data.iter().enumerate() {
             if *b == 0 {
                 if let Some(bytes) = data.get(start..i) {
-                    if !bytes.is_empty() && bytes.iter().all(|c| (0x20..0x7f).contains(c)) {
+                    // Printable text, line ends included (printf formats end in "\n").
+                    let text_byte = |c: &u8| (0x20..0x7f).contains(c) || b"\t\n\r".contains(c);
+                    if !bytes.is_empty() && bytes.iter().all(text_byte) {
                         out.push(RoString {
                             addr: base.wrapping_add(start as u64),
                             text: String::from_utf8_lossy(bytes).into_owned(),
@@ -151,6 +153,33 @@ pub fn detect(obj: &object::File<'_>, valkey: bool) -> Result<FoundVersion, Stri
             });
         }
     }
+    // A binary with no symbols at all (static, fully stripped): the literal that the code
+    // loads right beside the `--version` format string.
+    let formats: &[&str] = if valkey {
+        &["Valkey server v=", "Server v="]
+    } else {
+        &["Redis server v="]
+    };
+    let format_addrs: Vec<u64> = strings
+        .iter()
+        .filter(|s| formats.iter().any(|f| s.text.starts_with(f)))
+        .map(|s| s.addr)
+        .collect();
+    if !format_addrs.is_empty() {
+        let texts = code_sections(obj);
+        let cands: Vec<(u64, &str)> = candidates
+            .iter()
+            .map(|c| (c.addr, c.text.as_str()))
+            .collect();
+        let hits = loaded_beside(&texts, &format_addrs, &cands, FORMAT_WINDOW);
+        if let [only] = hits.as_slice() {
+            return Ok(FoundVersion {
+                version: (*only).to_owned(),
+                how: "the version literal loaded beside the --version format string".into(),
+                warning: None,
+            });
+        }
+    }
     let markers: &[&str] = if valkey {
         &["valkey_version:", "Valkey version="]
     } else {
@@ -221,6 +250,64 @@ fn code_references(obj: &object::File<'_>, function: &str) -> Option<HashSet<u64
         out.insert(u64::from(u32::from_le_bytes(raw)));
     }
     Some(out)
+}
+
+/// Bytes of code either side of a load of the `--version` format string searched for the
+/// load of the version literal (`version()` passes it as printf's next argument; 33 bytes
+/// apart in a static 6.2.14).
+const FORMAT_WINDOW: u64 = 128;
+
+/// The executable sections' `(address, bytes)` (x86-64 only: elsewhere, none).
+fn code_sections<'a>(obj: &'a object::File<'_>) -> Vec<(u64, &'a [u8])> {
+    if obj.architecture() != object::Architecture::X86_64 {
+        return Vec::new();
+    }
+    obj.sections()
+        .filter(|s| s.kind() == SectionKind::Text)
+        .filter_map(|s| Some((s.address(), s.data().ok()?)))
+        .collect()
+}
+
+/// The distinct texts of `candidates` (`(address, text)`) whose address the code loads
+/// within `window` bytes of a load of one of `anchors`. A load is a RIP-relative disp32 or
+/// an absolute 32-bit address at any byte position (not decoded as instructions: only a
+/// few known addresses are matched).
+fn loaded_beside<'c>(
+    code: &[(u64, &[u8])],
+    anchors: &[u64],
+    candidates: &[(u64, &'c str)],
+    window: u64,
+) -> Vec<&'c str> {
+    let mut anchor_at = Vec::new();
+    let mut cand_at: Vec<(u64, &'c str)> = Vec::new();
+    for (base, bytes) in code {
+        for (i, w) in bytes.windows(4).enumerate() {
+            let Ok(raw) = <[u8; 4]>::try_from(w) else {
+                continue;
+            };
+            let at = base.wrapping_add(i as u64);
+            let rip = at
+                .wrapping_add(4)
+                .wrapping_add_signed(i64::from(i32::from_le_bytes(raw)));
+            let abs = u64::from(u32::from_le_bytes(raw));
+            for target in [rip, abs] {
+                if anchors.contains(&target) {
+                    anchor_at.push(at);
+                }
+                if let Some((_, text)) = candidates.iter().find(|(a, _)| *a == target) {
+                    cand_at.push((at, text));
+                }
+            }
+        }
+    }
+    let mut hits: Vec<&'c str> = cand_at
+        .iter()
+        .filter(|(at, _)| anchor_at.iter().any(|f| f.abs_diff(*at) <= window))
+        .map(|(_, t)| *t)
+        .collect();
+    hits.sort_unstable();
+    hits.dedup();
+    hits
 }
 
 /// Major and minor of `x.y.z`.
@@ -367,6 +454,35 @@ pub fn constants(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_literal_loaded_beside_the_format_is_the_version() {
+        // lea 0x..(%rip),%rsi (format) … mov $0x5c39b3,%edx (the version), as in a static
+        // 6.2.14; a lua-cjson "2.1.0" loaded far away does not count.
+        let base = 0x401000u64;
+        let mut code = vec![0x90u8; 0x400];
+        let format = 0x5c6e58u64;
+        let at = 0x20usize;
+        let disp = (format as i64 - (base as i64 + at as i64 + 4)) as i32;
+        code[at..at + 4].copy_from_slice(&disp.to_le_bytes());
+        code[at + 33..at + 37].copy_from_slice(&0x5c39b3u32.to_le_bytes());
+        code[0x300..0x304].copy_from_slice(&0x5ea3ebu32.to_le_bytes());
+        let cands = [(0x5c39b3, "6.2.14"), (0x5ea3eb, "2.1.0")];
+        let texts = [(base, code.as_slice())];
+        assert_eq!(
+            loaded_beside(&texts, &[format], &cands, FORMAT_WINDOW),
+            ["6.2.14"]
+        );
+        // Both near: ambiguous, two answers (the caller then does not take either).
+        code[0x60..0x64].copy_from_slice(&0x5ea3ebu32.to_le_bytes());
+        let texts = [(base, code.as_slice())];
+        assert_eq!(
+            loaded_beside(&texts, &[format], &cands, FORMAT_WINDOW).len(),
+            2
+        );
+        // Truncated or empty code: nothing, no panic.
+        assert!(loaded_beside(&[(base, &code[..3])], &[format], &cands, 128).is_empty());
+    }
 
     #[test]
     fn version_shapes() {

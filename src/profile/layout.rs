@@ -166,6 +166,13 @@ pub struct KvstoreLayout {
     pub tables: Field,
     /// `kvstore.num_dicts` / `kvstore.num_hashtables`.
     pub count: Field,
+    /// `kvstore.importing` (Valkey 9+): the set of table indices (cluster slots) being
+    /// imported by atomic slot migration, a `hashtable` whose entries are the indices
+    /// themselves. Absent in builds without atomic slot migration.
+    pub importing: Option<Field>,
+    /// `kvstore.importing_key_count` (Valkey 9+): keys held by the importing tables, kept
+    /// out of `key_count`.
+    pub importing_key_count: Option<Field>,
 }
 
 /// Valkey's `hashtable`.
@@ -1102,6 +1109,14 @@ impl Layout {
                         size: r.size(&kv),
                         tables: r.field(&kv, tables),
                         count: r.field(&kv, count),
+                        // The importing set is a Valkey hashtable: only builds whose
+                        // tables are hashtables can have one.
+                        importing: hashtables
+                            .then(|| r.optional_field(&kv, "importing"))
+                            .flatten(),
+                        importing_key_count: hashtables
+                            .then(|| r.optional_field(&kv, "importing_key_count"))
+                            .flatten(),
                     }
                 }
             },

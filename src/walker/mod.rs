@@ -7,6 +7,7 @@ pub mod dict;
 pub mod fault;
 pub mod guard;
 pub mod hashtable;
+pub mod importing;
 pub mod locate;
 pub mod object;
 pub mod sds;
@@ -46,14 +47,28 @@ pub enum WalkError {
 /// hashtable of a kvstore.
 #[derive(Debug, Clone, Default)]
 pub struct KeyTables {
-    /// (address, checked header) per table.
+    /// (address, checked header) per table, except the importing ones.
     pub tables: Vec<(u64, DictHeader)>,
+    /// The tables of slots being imported by Valkey 9's atomic slot migration, kept apart:
+    /// not in `tables` nor in [`KeyTables::used`].
+    pub importing: importing::ImportingTables,
 }
 
 impl KeyTables {
-    /// Entries by the tables' own counters.
+    /// Entries by the tables' own counters (the importing tables left out, as the
+    /// kvstore's `key_count` leaves them out).
     pub fn used(&self) -> u64 {
         self.tables.iter().map(|(_, h)| h.used()).sum()
+    }
+
+    /// Every table's header, the importing ones included: they hold keys of the same
+    /// process, hashed with the same seed, so they are evidence for a layout and a seed
+    /// even when they are not written.
+    pub fn all_headers(&self) -> impl Iterator<Item = &DictHeader> {
+        self.tables
+            .iter()
+            .map(|(_, h)| h)
+            .chain(self.importing.tables.iter().map(|(_, _, h)| h))
     }
 
     /// A loader size hint bounded by the real bucket counts.
@@ -87,6 +102,21 @@ impl DbInfo {
     /// Expires the expires tables say they hold.
     pub fn expected_expires(&self) -> u64 {
         self.expires.as_ref().map_or(0, KeyTables::used)
+    }
+
+    /// Keys of slots being imported by atomic slot migration, by their tables' counters.
+    pub fn importing_keys(&self) -> u64 {
+        self.keys.as_ref().map_or(0, |k| k.importing.used())
+    }
+
+    /// Expires of slots being imported by atomic slot migration.
+    pub fn importing_expires(&self) -> u64 {
+        self.expires.as_ref().map_or(0, |k| k.importing.used())
+    }
+
+    /// The slots being imported by atomic slot migration (from the keys kvstore's set).
+    pub fn importing_slots(&self) -> &[u32] {
+        self.keys.as_ref().map_or(&[], |k| &k.importing.slots)
     }
 }
 
@@ -126,6 +156,9 @@ pub struct WalkOptions {
     pub key_timeout: Option<std::time::Duration>,
     /// Check every entry of the keys, expires, set and hash dicts against its bucket.
     pub bucket_check: Option<bucket::BucketCheck>,
+    /// Also write the keys of slots being imported by Valkey 9's atomic slot migration
+    /// (`--include-importing`); by default they are counted apart and not written.
+    pub include_importing: bool,
 }
 
 /// Walks one core's keyspace with one build's layout.
@@ -169,7 +202,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         let mut tables: Vec<&DictHeader> = dbs
             .iter()
             .filter_map(|d| d.keys.as_ref().ok())
-            .flat_map(|k| k.tables.iter().map(|(_, h)| h))
+            .flat_map(KeyTables::all_headers)
             .collect();
         tables.sort_by_key(|h| std::cmp::Reverse(h.size_hint()));
         let mut out = Vec::new();
@@ -214,7 +247,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         let tables: Vec<&DictHeader> = dbs
             .iter()
             .filter_map(|d| d.keys.as_ref().ok())
-            .flat_map(|k| k.tables.iter().map(|(_, h)| h))
+            .flat_map(KeyTables::all_headers)
             .filter(|h| h.used() > 0)
             .collect();
         if tables.is_empty() {
@@ -285,6 +318,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 let h = self.ctx.dicts().header(addr)?;
                 Ok(KeyTables {
                     tables: vec![(addr, h)],
+                    importing: Default::default(),
                 })
             }
             KeyspaceFlavor::Kvstore => {
@@ -299,7 +333,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 }
                 let ptrs = self.space.read(array, count as usize * 8)?;
                 let mut tables = Vec::new();
-                for chunk in ptrs.chunks_exact(8) {
+                for (index, chunk) in (0u32..).zip(ptrs.chunks_exact(8)) {
                     let p = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
                     // Tables are allocated on demand: NULL is an empty slot.
                     if p == 0 {
@@ -310,9 +344,13 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     } else {
                         self.ctx.dicts().header(p)?
                     };
-                    tables.push((p, h));
+                    tables.push((index, p, h));
                 }
-                Ok(KeyTables { tables })
+                let (own, importing) = importing::split(&self.ctx, kvl, &kv, count as u64, tables);
+                Ok(KeyTables {
+                    tables: own.into_iter().map(|(_, p, h)| (p, h)).collect(),
+                    importing,
+                })
             }
         }
     }
@@ -573,8 +611,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             matched_expires: 0,
             pending: 0,
         };
+        let include = ctx.options.include_importing;
         for db in dbs {
-            report.db_seen(db);
+            report.db_seen(db, include);
             let keys = match &db.keys {
                 Ok(t) => t,
                 Err(f) => {
@@ -582,7 +621,11 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     continue;
                 }
             };
-            if keys.used() == 0 && db.expected_expires() == 0 {
+            // The tables of slots being imported are walked only when asked for.
+            let importing: &[importing::IndexedTable] =
+                if include { &keys.importing.tables } else { &[] };
+            let importing_used = importing::used_of(importing);
+            if keys.used() == 0 && db.expected_expires() == 0 && importing_used == 0 {
                 continue;
             }
             // Objects that embed their key keep their expire too, unless the build keeps
@@ -602,21 +645,39 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     complete,
                 }
             };
-            let expires_hint = db.expires.as_ref().map_or(0, KeyTables::size_hint);
+            let expires_tables = db.expires.as_ref().ok();
+            let (importing_expires, importing_expires_hint) = match expires_tables {
+                Some(t) if include => (t.importing.used(), t.importing.size_hint()),
+                _ => (0, 0),
+            };
+            let expires_hint = expires_tables
+                .map_or(0, KeyTables::size_hint)
+                .saturating_add(importing_expires_hint);
             let expires_found = if embedded {
-                db.expected_expires()
+                db.expected_expires().saturating_add(importing_expires)
             } else {
                 expires.len() as u64
             };
+            let keys_hint = keys.size_hint().saturating_add(if include {
+                keys.importing.size_hint()
+            } else {
+                0
+            });
+            let keys_used = keys.used().saturating_add(importing_used);
             visitor
                 .sink
-                .begin_db(db.index, keys.size_hint(), expires_hint.min(expires_found))?;
+                .begin_db(db.index, keys_hint, expires_hint.min(expires_found))?;
             visitor.matched_expires = 0;
             visitor.key_names =
-                std::collections::HashSet::with_capacity(keys.used().min(1 << 20) as usize);
+                std::collections::HashSet::with_capacity(keys_used.min(1 << 20) as usize);
             // One set per db: a damaged pointer may lead from one table into another.
-            let mut seen = SeenEntries::with_capacity(keys.used());
-            for (_, h) in &keys.tables {
+            let mut seen = SeenEntries::with_capacity(keys_used);
+            let headers = keys
+                .tables
+                .iter()
+                .map(|(_, h)| h)
+                .chain(importing.iter().map(|(_, _, h)| h));
+            for h in headers {
                 let faults = match (self.layout.features.tables, embedded) {
                     (TableFlavor::Hashtable, _) => ctx
                         .hashtables()

@@ -446,6 +446,26 @@ impl RedisServer {
     }
 }
 
+/// Start a cluster node of `version` (`--cluster-enabled yes`) like
+/// [`RedisServer::start_version`], plus `extra_args`: its cluster config file is `nodes.conf`
+/// in its private directory, and its cluster bus gets a free port of its own (by default the
+/// bus is the client port + 10000, and a server refuses cluster mode on a client port above
+/// 55535, while the harness picks client ports up to 60999).
+pub fn start_cluster_node(binary: &Path, version: &str, extra_args: &[&str]) -> RedisServer {
+    let bus = free_port().to_string();
+    let mut args = vec![
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &bus,
+        // Relative to `--dir`, the node's private directory.
+        "--cluster-config-file",
+        "nodes.conf",
+    ];
+    args.extend_from_slice(extra_args);
+    RedisServer::start_version(binary, version, &args)
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
