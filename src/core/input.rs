@@ -1,5 +1,7 @@
-//! Opening the core: plain files are mapped; `.zst` cores (systemd-coredump) are first
-//! decompressed to a sparse temporary file.
+//! Opening the core: plain files are mapped; compressed cores (`.zst` from
+//! systemd-coredump, and `.xz`, `.gz`, `.lz4`, recognised by their magic bytes, not their
+//! names) are first decompressed to a sparse temporary file in `$TMPDIR`, which is refused
+//! up front when the decompressed size is known and does not fit there.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -21,17 +23,103 @@ pub enum InputError {
     /// The file is empty.
     #[error("{0} is empty")]
     Empty(PathBuf),
-    /// zstd decompression failed.
-    #[error("cannot decompress {path}: {source}")]
-    Zstd {
+    /// Decompression failed.
+    #[error("cannot decompress {path} ({format}): {source}")]
+    Decompress {
         /// The file.
         path: PathBuf,
+        /// The compression format.
+        format: Compression,
         /// The cause.
         source: std::io::Error,
     },
+    /// The decompressed core does not fit in the temporary directory.
+    #[error("{path} decompresses to at least {needed} bytes ({format}), but {dir} has {free} bytes free; set TMPDIR to a directory with room")]
+    NoRoom {
+        /// The file.
+        path: PathBuf,
+        /// The compression format.
+        format: Compression,
+        /// Bytes the decompressed core takes (at least, when found while writing).
+        needed: u64,
+        /// The temporary directory.
+        dir: PathBuf,
+        /// Bytes free there.
+        free: u64,
+    },
 }
 
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// A compression format of core files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd (systemd-coredump's default).
+    Zstd,
+    /// xz.
+    Xz,
+    /// gzip.
+    Gzip,
+    /// An LZ4 frame (systemd-coredump built with lz4).
+    Lz4,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::Zstd => "zstd",
+            Compression::Xz => "xz",
+            Compression::Gzip => "gzip",
+            Compression::Lz4 => "lz4",
+        })
+    }
+}
+
+impl Compression {
+    /// The format whose magic bytes start `head`, if any.
+    pub fn sniff(head: &[u8]) -> Option<Compression> {
+        const MAGICS: [(&[u8], Compression); 4] = [
+            (&[0x28, 0xb5, 0x2f, 0xfd], Compression::Zstd),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], Compression::Xz),
+            (&[0x1f, 0x8b], Compression::Gzip),
+            (&[0x04, 0x22, 0x4d, 0x18], Compression::Lz4),
+        ];
+        MAGICS
+            .iter()
+            .find(|(m, _)| head.starts_with(m))
+            .map(|(_, c)| *c)
+    }
+
+    /// The decompressed size when the format's header or trailer states it (zstd frame
+    /// content size, the lz4 frame's content size, gzip's ISIZE for files under 4 GiB):
+    /// a lower bound for checking room up front. xz keeps it in an index that is not read.
+    fn stated_size(self, file: &mut File) -> Option<u64> {
+        let mut head = [0u8; 18];
+        file.seek(SeekFrom::Start(0)).ok()?;
+        let n = read_full(file, &mut head).ok()?;
+        let head = head.get(..n)?;
+        match self {
+            Compression::Zstd => zstd::zstd_safe::get_frame_content_size(head).ok().flatten(),
+            Compression::Lz4 => {
+                // FLG bit 3: a content size follows the 2 descriptor bytes.
+                let flg = *head.get(4)?;
+                if flg & 0x08 == 0 {
+                    return None;
+                }
+                let size: [u8; 8] = head.get(6..14)?.try_into().ok()?;
+                Some(u64::from_le_bytes(size))
+            }
+            Compression::Gzip => {
+                // ISIZE is the size modulo 2^32: only a lower bound, and right for small
+                // files; a core of 4 GiB or more may state less than it takes.
+                let len = file.metadata().ok()?.len();
+                file.seek(SeekFrom::Start(len.checked_sub(4)?)).ok()?;
+                let mut isize = [0u8; 4];
+                file.read_exact(&mut isize).ok()?;
+                Some(u64::from(u32::from_le_bytes(isize)))
+            }
+            Compression::Xz => None,
+        }
+    }
+}
 
 /// A core file mapped read-only, possibly backed by a decompressed temporary copy.
 pub struct MappedCore {
@@ -39,8 +127,8 @@ pub struct MappedCore {
     // Kept open so the mapping stays valid; deleted on drop when it is a temporary copy.
     _file: File,
     _temp: Option<tempfile::TempPath>,
-    /// True when the input was zstd-compressed.
-    pub decompressed: bool,
+    /// The compression of the input, when it was decompressed.
+    pub decompressed: Option<Compression>,
 }
 
 impl MappedCore {
@@ -57,20 +145,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InputError + '_ {
     }
 }
 
-/// Open `path`, decompressing zstd input (recognised by its magic) with a progress bar.
+/// Open `path`, decompressing a compressed core (recognised by its magic) with a progress
+/// bar.
 pub fn open_core(path: &Path, progress: bool) -> Result<MappedCore, InputError> {
     let mut file = File::open(path).map_err(io_err(path))?;
-    let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).map_err(io_err(path))?;
+    let mut magic = [0u8; 6];
+    let n = read_full(&mut file, &mut magic).map_err(io_err(path))?;
     if n == 0 {
         return Err(InputError::Empty(path.to_owned()));
     }
-    let (file, temp) = if n == 4 && magic == ZSTD_MAGIC {
-        file.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
-        let (f, t) = decompress_zstd(path, file, progress)?;
-        (f, Some(t))
-    } else {
-        (file, None)
+    let format = magic.get(..n).and_then(Compression::sniff);
+    let (file, temp) = match format {
+        Some(format) => {
+            let (f, t) = decompress(path, file, format, progress)?;
+            (f, Some(t))
+        }
+        None => (file, None),
     };
     // SAFETY: the mapping is read-only and the file stays open for the mapping's lifetime.
     // A core truncated by someone else while mapped would raise SIGBUS; cores are not
@@ -79,16 +169,45 @@ pub fn open_core(path: &Path, progress: bool) -> Result<MappedCore, InputError> 
     Ok(MappedCore {
         map,
         _file: file,
-        decompressed: temp.is_some(),
+        decompressed: format,
         _temp: temp,
     })
 }
 
-fn decompress_zstd(
+/// Free bytes for an unprivileged writer in the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes into the zeroed struct we pass; `c` is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; the pointers are valid for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn decompress(
     path: &Path,
-    input: File,
+    mut input: File,
+    format: Compression,
     progress: bool,
 ) -> Result<(File, tempfile::TempPath), InputError> {
+    let dir = std::env::temp_dir();
+    let free = free_bytes(&dir);
+    let no_room = |needed: u64, free: u64| InputError::NoRoom {
+        path: path.to_owned(),
+        format,
+        needed,
+        dir: dir.clone(),
+        free,
+    };
+    if let (Some(needed), Some(free)) = (format.stated_size(&mut input), free) {
+        if needed > free {
+            return Err(no_room(needed, free));
+        }
+    }
+    input.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
     let total = input.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = if progress {
         ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
@@ -101,18 +220,26 @@ fn decompress_zstd(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let zerr = |source| InputError::Zstd {
+    let derr = |source| InputError::Decompress {
         path: path.to_owned(),
+        format,
         source,
     };
-    let mut decoder = zstd::stream::read::Decoder::new(bar.wrap_read(input)).map_err(zerr)?;
-    let tmp = tempfile::NamedTempFile::new().map_err(io_err(path))?;
+    let reader = std::io::BufReader::with_capacity(1 << 16, bar.wrap_read(input));
+    let mut decoder: Box<dyn Read> = match format {
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader).map_err(derr)?),
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(reader)),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(path))?;
     let (mut out, temp_path) = tmp.into_parts();
     // Cores are mostly zero pages: seek over them so the copy stays sparse.
     let mut block = vec![0u8; 1 << 16];
     let mut len: u64 = 0;
+    let mut written: u64 = 0;
     loop {
-        let n = read_full(&mut decoder, &mut block).map_err(zerr)?;
+        let n = read_full(&mut decoder, &mut block).map_err(derr)?;
         if n == 0 {
             break;
         }
@@ -122,7 +249,17 @@ fn decompress_zstd(
                 out.seek(SeekFrom::Current(page.len() as i64))
                     .map_err(io_err(path))?;
             } else {
-                out.write_all(page).map_err(io_err(path))?;
+                match out.write_all(page) {
+                    Ok(()) => written += page.len() as u64,
+                    // Name the sizes rather than a bare "No space left on device".
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                        return Err(no_room(
+                            written + page.len() as u64,
+                            free.unwrap_or(written),
+                        ))
+                    }
+                    Err(e) => return Err(io_err(path)(e)),
+                }
             }
         }
         len += n as u64;
