@@ -743,24 +743,47 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let fields = self.layout.features.hash_fields;
         // mstr fields are hashed with their metadata layout, not as plain sds.
         let checked = fields != HashFieldFlavor::Mstr;
+        // Each field owns its value string: two fields whose values are one allocation mean
+        // a damaged pointer (a bit flip lands on a neighbouring value of the same hash).
+        // Not with robj elements (2.8/3.0), whose values may be shared integer objects.
+        let unique_values = self.layout.features.elements == ElementFlavor::Sds;
+        let mut value_at: Vec<Option<u64>> = Vec::new();
         let (used, broken) = self.table_entries(table, checked, |k, v| {
             let pair = match fields {
                 HashFieldFlavor::Entry => self.hash_entry(k),
                 HashFieldFlavor::Mstr => read_mstr(self.space, k).and_then(|(field, has_meta)| {
                     let ttl = if has_meta { self.mstr_ttl(k)? } else { None };
-                    Ok((field, self.element(v)?, ttl))
+                    Ok(((field, self.element(v)?, ttl), Some(v)))
                 }),
                 HashFieldFlavor::Sds => self
                     .element(k)
-                    .and_then(|f| Ok((f, self.element(v)?, None))),
+                    .and_then(|f| Ok(((f, self.element(v)?, None), Some(v)))),
             };
             match pair {
-                Ok(p) => out.push(p),
+                Ok((p, at)) => {
+                    out.push(p);
+                    value_at.push(at.filter(|_| unique_values));
+                }
                 Err(e) => {
                     first.get_or_insert(e);
                 }
             }
         })?;
+        let shared = shared_values(&value_at);
+        if let Some(&at) = shared.iter().next() {
+            first.get_or_insert(Fault::bad(format!(
+                "hash fields share one value string at {at:#x} ({} values shared): a damaged value pointer",
+                shared.len()
+            )));
+            // Neither field can be trusted: keep only the others (for --salvage).
+            let mut it = value_at.iter();
+            out.retain(|_| {
+                !it.next()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|a| shared.contains(&a))
+            });
+        }
         let fault = check_complete(broken.or(first), out.len() as u64, used, "hash").err();
         self.salvaged(out, fault)
     }
@@ -851,7 +874,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// the field's flags byte say whether a value pointer (right before the field's header)
     /// and an expire block (before that) are present; without a pointer the value is an
     /// sdshdr8 string right after the field's terminator.
-    fn hash_entry(&self, field_ptr: u64) -> Result<HashField<'a>, Fault> {
+    fn hash_entry(&self, field_ptr: u64) -> Result<(HashField<'a>, Option<u64>), Fault> {
         let Some(he) = self.layout.hash_entry else {
             return Err(Fault::bad("the profile has no hash_entry constants"));
         };
@@ -895,9 +918,11 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 let buf = self.space.u64(p)?;
                 let len = self.space.u64(p.wrapping_add(8))?;
                 let value = self.blob(buf, len, "hash value string reference")?;
-                return Ok((field, value, ttl));
+                // Shared with a module by design: not an allocation of its own.
+                return Ok(((field, value, ttl), None));
             }
         }
+        let own = value_ptr;
         let value_ptr = match value_ptr {
             Some(p) => p,
             None => {
@@ -913,9 +938,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             }
         };
         Ok((
-            field,
-            read_sds(self.space, SdsFormat::Typed, value_ptr)?,
-            ttl,
+            (
+                field,
+                read_sds(self.space, SdsFormat::Typed, value_ptr)?,
+                ttl,
+            ),
+            own,
         ))
     }
 
@@ -1161,6 +1189,17 @@ pub fn module_type_name(id: u64) -> String {
 /// A hash field, its value, and its TTL (Redis 7.4+) when it has one.
 type HashField<'a> = (Bytes<'a>, Bytes<'a>, Option<u64>);
 
+/// The addresses that occur more than once in `values` (`None`s ignored).
+fn shared_values(values: &[Option<u64>]) -> std::collections::HashSet<u64> {
+    let mut seen = std::collections::HashSet::with_capacity(values.len());
+    values
+        .iter()
+        .flatten()
+        .filter(|a| !seen.insert(**a))
+        .copied()
+        .collect()
+}
+
 fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Result<(), Fault> {
     if let Some(e) = first {
         return Err(e);
@@ -1206,12 +1245,29 @@ fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<
 #[cfg(test)]
 mod tests {
     use super::module_type_name;
+    use super::shared_values;
     use super::ObjectDecoder;
     use crate::profile::{self, Layout};
     use crate::walker::bucket::{fragment, BucketCheck};
     use crate::walker::context::WalkContext;
     use crate::walker::sds::SdsFormat;
     use crate::walker::WalkOptions;
+
+    #[test]
+    fn values_held_twice_are_named_once() {
+        let v = [
+            Some(0x10),
+            None,
+            Some(0x20),
+            Some(0x10),
+            None,
+            Some(0x10),
+            Some(0x30),
+        ];
+        assert_eq!(shared_values(&v).into_iter().collect::<Vec<_>>(), [0x10]);
+        assert!(shared_values(&[None, None, Some(1)]).is_empty());
+        assert!(shared_values(&[]).is_empty());
+    }
 
     const BASE: u64 = 0x40_0000;
     /// Valkey 8.1.8: a hashtable header at BASE, its 4 buckets at BASE+0x100, the zset at
