@@ -1,8 +1,10 @@
 //! redis-rescue: recover a Redis keyspace from the memory of a redis-server process.
 //!
-//! The pipeline: [`core`] maps an ELF core and indexes its memory; [`binary`] matches the
+//! The pipeline: [`core`] maps an ELF core and indexes its memory (or [`live`] reads a
+//! running process, stopped for the walk); [`binary`] matches the
 //! executable and resolves symbols; [`profile`] loads the layout of the Redis build;
 //! [`walker`] walks `server.db[]` down to every key; [`sink`] writes an RDB or counts;
+//! [`output`] opens the file or stream keys go to, in RDB, RESP or JSON lines;
 //! [`report`] says what was recovered and what was lost; [`recover`] runs it all.
 #![deny(missing_docs)]
 
@@ -13,6 +15,8 @@ pub mod decode;
 pub mod dwarf;
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod live;
+pub mod output;
 pub mod profile;
 pub mod recover;
 pub mod reencode;

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Recover a Redis keyspace from an ELF core dump of redis-server into an RDB file.
+/// Recover a Redis keyspace from an ELF core dump of redis-server, or from the running
+/// process itself (--pid), into an RDB file.
 ///
-/// redis-rescue maps the core (plain, or .zst as systemd-coredump stores it), finds the
+/// redis-rescue maps the core (plain, or .zst as systemd-coredump stores it), or reads the
+/// live process through /proc/PID/mem while it is stopped with ptrace (--pid), finds the
 /// global `server` through the binary's symbols or a layout profile, walks every
 /// database, key, value and expire time in the process's memory, and writes an RDB that
 /// a redis-server of the same version loads. A key is either recovered exactly or listed

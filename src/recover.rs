@@ -1,9 +1,7 @@
 //! One recovery, end to end: open the core, match the binary, choose the profile, find
 //! `server`, walk, and write the RDB atomically with its report.
 
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,7 +11,7 @@ use crate::core::input::{open_core, InputError};
 use crate::core::{CoreError, CoreFile, ExecutableInCore};
 use crate::profile::{self, Layout, ProfileError, ProfileFile};
 use crate::report::{Report, ReportBuilder, Source};
-use crate::sink::{CountingSink, RdbSink, Sink, SinkError};
+use crate::sink::{CountingSink, SinkError};
 use crate::walker::bucket::BucketCheck;
 use crate::walker::sds::SdsFormat;
 use crate::walker::{DbInfo, KeyspaceWalker, WalkError, WalkOptions};
@@ -23,6 +21,10 @@ use crate::walker::{DbInfo, KeyspaceWalker, WalkError, WalkOptions};
 pub struct Options {
     /// The core file (plain or `.zst`).
     pub core: PathBuf,
+    /// Read this live process instead of a core (`--pid`).
+    pub pid: Option<i32>,
+    /// With `pid`: read the process while it runs instead of stopping it (`--no-freeze`).
+    pub no_freeze: bool,
     /// RDB to write; `None` with `dry_run`.
     pub output: Option<PathBuf>,
     /// Binary given with `--binary`.
@@ -45,6 +47,9 @@ pub struct Options {
     pub walk: crate::walker::WalkOptions,
     /// Do not check dict entries against their buckets (`--no-bucket-check`).
     pub no_bucket_check: bool,
+    /// Format, file mode and RESTORE behaviour of the output (`--format`, `--mode`,
+    /// `--replace`).
+    pub output_options: crate::output::OutputOptions,
 }
 
 /// A recovery that produced nothing usable.
@@ -53,12 +58,15 @@ pub enum RecoverError {
     /// Bad combination of options.
     #[error("{0}")]
     Usage(String),
-    /// The output exists.
-    #[error("{0} exists; pass --force to overwrite it")]
-    OutputExists(PathBuf),
+    /// The output exists, or could not be opened, written or moved into place.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     /// The core could not be opened.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The live process (`--pid`) could not be stopped or read.
+    #[error(transparent)]
+    Live(#[from] crate::live::LiveError),
     /// The core is not a usable core.
     #[error("{path}: {source}")]
     Core {
@@ -99,14 +107,6 @@ pub enum RecoverError {
         expected: u64,
         /// The report of the failed walk.
         report: Box<Report>,
-    },
-    /// Writing the output failed.
-    #[error("cannot write {path}: {source}")]
-    Output {
-        /// The output path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
     },
 }
 
@@ -582,50 +582,48 @@ fn functions_by_structure<'a>(
     }
 }
 
-fn temp_output(output: &Path) -> Result<tempfile::NamedTempFile, RecoverError> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|source| RecoverError::Output {
-            path: output.to_owned(),
-            source,
-        })
-}
-
 /// Run one recovery. On success the RDB (unless dry run) is in place and the report
 /// describes it; the caller writes the report and picks the exit status.
 pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
-    let output = match (&opts.output, opts.dry_run) {
-        (Some(o), false) => Some(o.clone()),
-        (None, false) => {
+    // Where the keys go (src/output): -o PATH (refused if it exists, unless --force), -o -
+    // for stdout, --to URL (reached now, before any work), or nowhere with --dry-run.
+    let output = match (&opts.output, &opts.output_options.to, opts.dry_run) {
+        (_, _, true) => None,
+        (None, None, false) => {
             return Err(RecoverError::Usage(
-                "give -o/--output PATH for the RDB, or --dry-run".into(),
+                "give -o/--output PATH for the RDB (- for stdout), --to URL, or --dry-run".into(),
             ))
         }
-        (_, true) => None,
-    };
-    if let Some(o) = &output {
-        if o.exists() && !opts.force {
-            return Err(RecoverError::OutputExists(o.clone()));
+        (o, _, false) => {
+            crate::output::Target::choose(o.as_deref(), &opts.output_options, opts.force)?
         }
-    }
-    let mapped = open_core(&opts.core, opts.progress)?;
-    let core = CoreFile::parse(mapped.bytes()).map_err(|source| RecoverError::Core {
-        path: opts.core.clone(),
-        source,
-    })?;
+    };
+    // ---- The target: a core file, or a live process (--pid, src/live) ----
+    // A live process is stopped from here until `live` is released after the walk (or
+    // dropped on any error, which lets it go too), unless --no-freeze.
+    let mapped;
+    let mut live = None;
+    let core = match opts.pid {
+        Some(pid) => {
+            let (session, core) = crate::live::open(pid, !opts.no_freeze, &mut *log)?;
+            live = Some(session);
+            core
+        }
+        None => {
+            mapped = open_core(&opts.core, opts.progress)?;
+            CoreFile::parse(mapped.bytes()).map_err(|source| RecoverError::Core {
+                path: opts.core.clone(),
+                source,
+            })?
+        }
+    };
     let missing = core.space.missing_bytes();
     let exe = core.executable();
-    let binary = choose_binary(opts, exe.as_ref(), log)?;
+    // A live process's binary defaults to the running file itself, /proc/PID/exe (readable
+    // even when the file on disk was replaced or deleted); its build-id is checked as usual.
+    let running = live.as_ref().map(|l| l.binary_default(exe.as_ref()));
+    let binary = choose_binary(opts, running.as_ref().or(exe.as_ref()), log)?;
+    // ---- end of the target ----
     let mut exe_warning = None;
     let exe = match exe {
         Some(e) => Some(e),
@@ -690,7 +688,9 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     log(&format!("profile {} ({choice})", layout.name));
     log(&format!("server at {server:#x}: {server_found_by}"));
     let source = Source {
-        core: opts.core.display().to_string(),
+        core: live
+            .as_ref()
+            .map_or_else(|| opts.core.display().to_string(), |l| l.source_label()),
         binary: binary.as_ref().map(|b| b.path.display().to_string()),
         executable_in_core: exe.as_ref().map(|e| e.path.clone()),
         build_id: build_id.clone(),
@@ -702,7 +702,11 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         server_address: format!("{server:#x}"),
         server_found_by,
     };
-    let rdb_version = opts.rdb_version.unwrap_or(layout.identity.rdb_version);
+    // A --to server may load only older RDB versions than the source's (src/output).
+    let rdb_version = match &output {
+        Some(t) => t.rdb_version(opts.rdb_version, layout.identity.rdb_version)?,
+        None => opts.rdb_version.unwrap_or(layout.identity.rdb_version),
+    };
     if !rdb::is_known_version(rdb_version) {
         return Err(RecoverError::Usage(format!(
             "RDB version {rdb_version} does not exist; redis-rescue writes RDB {} (Redis's 1 to 13, Valkey 9's 80)",
@@ -781,14 +785,13 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         report.set_functions(functions.map(|f| f.len() as u64));
         walker.walk(&dbs, &mut CountingSink, &mut report, tick)?;
         bar.finish_and_clear();
+        // --pid: the walk is over, let the process go.
+        if let Some(l) = live.take() {
+            report.set_live(l.release(&mut *log));
+        }
         return Ok(report.finish());
     };
-    let out_err = |source| RecoverError::Output {
-        path: output.clone(),
-        source,
-    };
-    let temp = temp_output(&output)?;
-    let file = temp.reopen().map_err(out_err)?;
+    // ---- the output opened (src/output: format, file or stdout, mode) ----
     let ctime = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -813,7 +816,12 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
         ("ctime", ctime.to_string()),
         ("used-mem", used_mem.to_string()),
     ];
-    let mut sink = RdbSink::new(BufWriter::with_capacity(1 << 20, file), rdb_version, &aux)?;
+    let header = crate::output::Header {
+        rdb_version,
+        aux: &aux,
+    };
+    let output_name = output.describe();
+    let mut sink = crate::output::open(output, &opts.output_options, header, opts.force)?;
     let functions = functions.and_then(|libs| match sink.functions(&libs) {
         Ok(()) => Ok(libs.len() as u64),
         Err(SinkError::Unwritable { reason }) => Err(reason),
@@ -841,10 +849,18 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     } else {
         format!("none (RDB {rdb_version} has no IDLE/FREQ)")
     });
-    walker.walk(&dbs, &mut sink, &mut report, tick)?;
+    walker.walk(&dbs, &mut *sink, &mut report, tick)?;
     bar.finish_and_clear();
+    // --pid: the walk is over, let the process go before the output is finished.
+    if let Some(l) = live.take() {
+        report.set_live(l.release(&mut *log));
+    }
+    // Keys a --to server refused after the walk handed them over are lost after all.
+    for k in sink.settle()? {
+        report.not_written(k.db, &k.key, k.kind, k.has_expire, &k.reason);
+    }
     report.set_reencoded(sink.reencoded());
-    report.set_output(Some(output.display().to_string()));
+    report.set_output(Some(output_name));
     let report = report.finish();
     if report.totals.keys == 0 && report.totals.expected > 0 {
         return Err(RecoverError::NothingRecovered {
@@ -852,44 +868,15 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
             report: Box::new(report),
         });
     }
-    let (writer, _) = sink.finish()?;
-    let mut file: File = writer.into_inner().map_err(|e| out_err(e.into_error()))?;
-    // The trailer is the CRC-64 of everything before it; the report keeps it for verify.
-    let mut trailer = [0u8; 8];
-    file.seek(SeekFrom::End(-8)).map_err(out_err)?;
-    file.read_exact(&mut trailer).map_err(out_err)?;
+    // The file appears (mode, sync, rename) or the stream ends only now; an RDB's trailer,
+    // the CRC-64 of everything before it, goes into the report for verify.
+    let finished = sink.finish()?;
     let mut report = report;
-    report.set_crc64(u64::from_le_bytes(trailer));
-    // tempfile creates 0600; an RDB must be readable by the redis user that will load it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(out_err)?;
+    if let Some(crc) = finished.crc64 {
+        report.set_crc64(crc);
     }
-    file.sync_all().map_err(out_err)?;
-    let persisted = if opts.force {
-        temp.persist(&output).map(|_| ())
-    } else {
-        temp.persist_noclobber(&output).map(|_| ())
-    };
-    persisted.map_err(|e| out_err(e.error))?;
+    // ---- end of the output ----
     Ok(report)
-}
-
-/// Write `report` as pretty JSON to `path` (atomically).
-pub fn write_report(report: &Report, path: &Path) -> Result<(), RecoverError> {
-    let err = |source| RecoverError::Output {
-        path: path.to_owned(),
-        source,
-    };
-    let temp = temp_output(path)?;
-    let mut w = BufWriter::new(temp.reopen().map_err(err)?);
-    serde_json::to_writer_pretty(&mut w, report).map_err(|e| err(e.into()))?;
-    w.write_all(b"\n").map_err(err)?;
-    w.flush().map_err(err)?;
-    temp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -146,6 +146,9 @@ pub struct Report {
     pub partial_keys: Vec<LostKey>,
     /// Things worth knowing that cost no key by themselves.
     pub warnings: Vec<String>,
+    /// How a live process was read (`--pid`): stopped or not, and for how long; `null`
+    /// for a core.
+    pub live: Option<crate::live::LiveRead>,
 }
 
 impl Report {
@@ -352,6 +355,11 @@ impl ReportBuilder {
 
     /// A key lost, with its name when readable.
     pub fn lost(&mut self, db: u32, key: Option<&[u8]>, kind: Option<Kind>, f: &Fault) {
+        self.list_lost(db, key, kind, f.to_string());
+    }
+
+    /// Lists a lost key (counted apart beyond [`MAX_LISTED_LOST`]).
+    fn list_lost(&mut self, db: u32, key: Option<&[u8]>, kind: Option<Kind>, reason: String) {
         if key.is_some() {
             self.db(db).lost_named += 1;
         }
@@ -363,8 +371,21 @@ impl ReportBuilder {
             db,
             key: key.map(printable),
             kind: kind.map(|k| format!("{}/{}", k.type_name, k.encoding)),
-            reason: f.to_string(),
+            reason,
         });
+    }
+
+    /// A key counted as recovered that its output's target then refused (a server's reply
+    /// to its RESTORE, after the walk moved on): no longer recovered, lost with `reason`.
+    pub fn not_written(&mut self, db: u32, key: &[u8], kind: Kind, has_expire: bool, reason: &str) {
+        if let Some(n) = self.kinds.get_mut(&(db, kind)) {
+            *n = n.saturating_sub(1);
+        }
+        if has_expire {
+            let d = self.db(db);
+            d.expires = d.expires.saturating_sub(1);
+        }
+        self.list_lost(db, Some(key), Some(kind), reason.to_owned());
     }
 
     /// A key written with only the readable part of its value (`--salvage`).
@@ -443,6 +464,12 @@ impl ReportBuilder {
             Ok(n) => self.report.functions = n,
             Err(why) => self.report.functions_lost = Some(why),
         }
+    }
+
+    /// Record how a live process was read (`--pid`), with its warnings.
+    pub fn set_live(&mut self, live: crate::live::LiveRead) {
+        self.report.warnings.extend(live.warnings());
+        self.report.live = Some(live);
     }
 
     /// Set the output path.

@@ -97,6 +97,9 @@ pub enum SinkError {
     /// Writing the output failed; the walk stops.
     #[error("writing the RDB failed: {0}")]
     Rdb(#[from] RdbError),
+    /// Writing an output other than an RDB file failed; the walk stops.
+    #[error("writing the output failed: {0}")]
+    Io(#[from] std::io::Error),
     /// This key cannot be written for the target RDB version; only the key is lost.
     #[error("{reason}")]
     Unwritable {
@@ -149,56 +152,75 @@ impl Sink for CountingSink {
     }
 }
 
-/// Writes keys as RDB records, one whole record per key.
-pub struct RdbSink<W: Write> {
-    writer: RdbWriter<W>,
-    record: RecordBuilder,
-    reencoded: u64,
-    eviction: Eviction,
+/// A key's access data under an LRU or LFU policy, as RDB's IDLE/FREQ opcodes and RESTORE's
+/// IDLETIME/FREQ arguments carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Seconds since the last access (LRU).
+    Idle(u64),
+    /// The decayed logarithmic access counter (LFU).
+    Freq(u8),
 }
 
-impl<W: Write> RdbSink<W> {
-    /// Start an RDB of `rdb_version` on `inner` with the given AUX fields.
-    pub fn new(inner: W, rdb_version: u32, aux: &[(&str, String)]) -> Result<Self, SinkError> {
-        let mut writer = RdbWriter::new(inner, rdb_version)?;
-        // AUX fields and RESIZEDB exist from RDB 7 (Redis 3.2); older files go without.
-        if rdb_version >= RDB_VERSION_AUX {
-            for (k, v) in aux {
-                writer.aux(k.as_bytes(), v.as_bytes())?;
-            }
-        }
-        Ok(RdbSink {
-            writer,
-            record: RecordBuilder::new(true),
+/// Encodes recovered keys as RDB records for one target RDB version, re-encoding what that
+/// version cannot hold: what every output of whole values shares (the RDB file, DUMP payloads
+/// for RESTORE, JSON lines), so each writes exactly what the RDB file would hold.
+pub struct KeyEncoder {
+    record: RecordBuilder,
+    version: u32,
+    reencoded: u64,
+    eviction: Eviction,
+    access: Option<Access>,
+}
+
+impl KeyEncoder {
+    /// An encoder for RDB `version`; `compress` LZF-compresses strings as Redis's SAVE does.
+    pub fn new(version: u32, compress: bool) -> Self {
+        KeyEncoder {
+            record: RecordBuilder::new(compress),
+            version,
             reencoded: 0,
             eviction: Eviction::None,
-        })
+            access: None,
+        }
     }
 
-    /// Keep per-key eviction data as `e` says (from RDB 9 on; older files have no opcode).
+    /// The target RDB version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Keep per-key eviction data as `e` says (from RDB 9 on; older versions have no opcode).
     pub fn set_eviction(&mut self, e: Eviction) {
         self.eviction = e;
     }
 
-    /// Keys whose compact encoding the target RDB version cannot read, written as plain types.
+    /// Keys whose encoding the target RDB version cannot read, written as other types.
     pub fn reencoded(&self) -> u64 {
         self.reencoded
     }
 
-    /// Write EOF and the checksum; returns the inner writer and the bytes written.
-    pub fn finish(self) -> Result<(W, u64), SinkError> {
-        let written = self.writer.bytes_written() + 9;
-        Ok((self.writer.finish()?, written))
+    /// The record of the last key encoded (key opcodes, type, key and value).
+    pub fn record(&self) -> &RecordBuilder {
+        &self.record
     }
 
-    fn encode(&mut self, k: &RecoveredKey<'_>) -> Result<Written, SinkError> {
+    /// The IDLE or FREQ written into the last key's record, if any.
+    pub fn access(&self) -> Option<Access> {
+        self.access
+    }
+
+    /// Encodes `k` into [`record`](Self::record); says whether all of it could be
+    /// encoded, or fails for this key alone.
+    pub fn encode(&mut self, k: &RecoveredKey<'_>) -> Result<Written, SinkError> {
         let r = &mut self.record;
         r.clear();
         if let Some(ms) = k.expire_ms {
             r.expire_ms(ms);
         }
-        if self.writer.version() >= RDB_VERSION_IDLE_FREQ {
-            match self.eviction {
+        self.access = None;
+        if self.version >= RDB_VERSION_IDLE_FREQ {
+            self.access = match self.eviction {
                 Eviction::Idle { clock } => {
                     // Seconds since the last access on the wrapping 24-bit clock.
                     let lru = k.lru & LRU_CLOCK_MAX;
@@ -207,20 +229,25 @@ impl<W: Write> RdbSink<W> {
                     } else {
                         clock + (LRU_CLOCK_MAX - lru)
                     };
-                    r.idle(u64::from(idle));
+                    Some(Access::Idle(u64::from(idle)))
                 }
-                Eviction::Freq { clock } => r.freq(match clock {
+                Eviction::Freq { clock } => Some(Access::Freq(match clock {
                     Some(c) => c.decayed(k.lru),
                     None => (k.lru & 0xff) as u8,
-                }),
-                Eviction::None | Eviction::Unknown => {}
+                })),
+                Eviction::None | Eviction::Unknown => None,
+            };
+            match self.access {
+                Some(Access::Idle(secs)) => r.idle(secs),
+                Some(Access::Freq(counter)) => r.freq(counter),
+                None => {}
             }
         }
         // Hash field TTLs exist in RDB 12, 13 and 80: other targets get the fields without.
-        if !has_field_ttls(self.writer.version()) {
+        if !has_field_ttls(self.version) {
             if let Some(pairs) = hash_without_ttls(&k.value) {
                 let (pairs, with_ttl) = pairs.map_err(|e| SinkError::Unwritable {
-                    reason: format!("re-encoding for RDB {}: {e}", self.writer.version()),
+                    reason: format!("re-encoding for RDB {}: {e}", self.version),
                 })?;
                 r.value_type(ValueType::Hash);
                 r.key(&k.key);
@@ -235,29 +262,29 @@ impl<W: Write> RdbSink<W> {
                 } else {
                     Written::Without(format!(
                         "written without the TTLs of its {with_ttl} field(s): RDB {} has no hash field TTLs (they need RDB 12, Redis 7.4, or RDB 80, Valkey 9)",
-                        self.writer.version()
+                        self.version
                     ))
                 });
             }
         }
         // Valkey 9 keeps hash field TTLs in its own type 22 only.
-        if ValueType::Hash2.fits(self.writer.version()) {
+        if ValueType::Hash2.fits(self.version) {
             if let Some(fields) = hash_fields_with_ttls(&k.value) {
                 let fields = fields.map_err(|e| SinkError::Unwritable {
-                    reason: format!("re-encoding for RDB {}: {e}", self.writer.version()),
+                    reason: format!("re-encoding for RDB {}: {e}", self.version),
                 })?;
                 // A listpack_ex hash (Redis 7.4+) is decoded and rewritten: re-encoded.
                 if matches!(k.value, Value::HashListpackEx { .. }) {
                     self.reencoded += 1;
                 }
                 write_hash2(r, &k.key, &fields).map_err(|e| SinkError::Unwritable {
-                    reason: format!("RDB {}: {e}", self.writer.version()),
+                    reason: format!("RDB {}: {e}", self.version),
                 })?;
                 return Ok(Written::Whole);
             }
         }
         // Binary scores (ZSET_2) exist from RDB 8 (Redis 4.0); older files use text scores.
-        let binary_scores = ValueType::Zset2.fits(self.writer.version());
+        let binary_scores = ValueType::Zset2.fits(self.version);
         let ty = match &k.value {
             Value::String(_) => ValueType::String,
             Value::ListQuicklist(_) => ValueType::ListQuicklist2,
@@ -281,7 +308,7 @@ impl<W: Write> RdbSink<W> {
             // drops the IDMP state; counted as re-encoded). Types 26, 21, 19, 15 each carry
             // less than the one before; RDB 80 has 21 but not 26.
             Value::Stream(st) => {
-                let version = self.writer.version();
+                let version = self.version;
                 let has_active = st
                     .groups
                     .iter()
@@ -328,7 +355,7 @@ impl<W: Write> RdbSink<W> {
                 }
             }
         };
-        if !ty.fits(self.writer.version()) {
+        if !ty.fits(self.version) {
             if let Some(plain) = plain_type(&k.value) {
                 // An older target: write the plain type every loader reads, never a blob
                 // it cannot parse.
@@ -343,10 +370,7 @@ impl<W: Write> RdbSink<W> {
                 r.key(&k.key);
                 write_plain(&k.value, plain, binary_scores, r).map_err(|e| {
                     SinkError::Unwritable {
-                        reason: format!(
-                            "re-encoding for RDB {} failed: {e}",
-                            self.writer.version()
-                        ),
+                        reason: format!("re-encoding for RDB {} failed: {e}", self.version),
                     }
                 })?;
                 self.reencoded += 1;
@@ -355,9 +379,7 @@ impl<W: Write> RdbSink<W> {
             return Err(SinkError::Unwritable {
                 reason: format!(
                     "RDB version {} cannot hold a {} encoded as {}",
-                    self.writer.version(),
-                    k.kind.type_name,
-                    k.kind.encoding
+                    self.version, k.kind.type_name, k.kind.encoding
                 ),
             });
         }
@@ -461,6 +483,51 @@ impl<W: Write> RdbSink<W> {
             }
         }
         Ok(Written::Whole)
+    }
+}
+
+/// Writes keys as RDB records, one whole record per key.
+pub struct RdbSink<W: Write> {
+    writer: RdbWriter<W>,
+    enc: KeyEncoder,
+}
+
+impl<W: Write> RdbSink<W> {
+    /// Start an RDB of `rdb_version` on `inner` with the given AUX fields.
+    pub fn new(inner: W, rdb_version: u32, aux: &[(&str, String)]) -> Result<Self, SinkError> {
+        let mut writer = RdbWriter::new(inner, rdb_version)?;
+        // AUX fields and RESIZEDB exist from RDB 7 (Redis 3.2); older files go without.
+        if rdb_version >= RDB_VERSION_AUX {
+            for (k, v) in aux {
+                writer.aux(k.as_bytes(), v.as_bytes())?;
+            }
+        }
+        Ok(RdbSink {
+            writer,
+            enc: KeyEncoder::new(rdb_version, true),
+        })
+    }
+
+    /// Keep per-key eviction data as `e` says (from RDB 9 on; older files have no opcode).
+    pub fn set_eviction(&mut self, e: Eviction) {
+        self.enc.set_eviction(e);
+    }
+
+    /// Keys whose compact encoding the target RDB version cannot read, written as plain types.
+    pub fn reencoded(&self) -> u64 {
+        self.enc.reencoded()
+    }
+
+    /// Write EOF and the checksum; returns the inner writer and the bytes written.
+    pub fn finish(self) -> Result<(W, u64), SinkError> {
+        let written = self.writer.bytes_written() + 9;
+        Ok((self.writer.finish()?, written))
+    }
+
+    /// Write EOF and the checksum; returns the inner writer and the CRC-64 of the trailer
+    /// (`None` below RDB 5, which has none).
+    pub fn finish_with_crc(self) -> Result<(W, Option<u64>), SinkError> {
+        Ok(self.writer.finish_with_crc()?)
     }
 }
 
@@ -664,8 +731,8 @@ impl<W: Write> Sink for RdbSink<W> {
     }
 
     fn key(&mut self, key: &RecoveredKey<'_>) -> Result<Written, SinkError> {
-        let written = self.encode(key)?;
-        self.writer.record(&self.record)?;
+        let written = self.enc.encode(key)?;
+        self.writer.record(self.enc.record())?;
         Ok(written)
     }
 

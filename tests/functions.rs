@@ -6,50 +6,17 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{describe, gcore, read_report, run_rescue, RedisServer};
+use common::{
+    describe, function_libraries as libraries, gcore, load_function_libraries, read_report,
+    run_rescue, RedisServer,
+};
 
-const LIBS: [&str; 2] = [
-    "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)",
-    "#!lua name=other\nredis.register_function{function_name='f2', callback=function(keys, args) return 2 end, flags={'no-writes'}}",
-];
-
-/// (library name, code) pairs from FUNCTION LIST WITHCODE, sorted by name.
-fn libraries(conn: &mut redis::Connection) -> Vec<(String, String)> {
-    let list: Vec<redis::Value> = redis::cmd("FUNCTION")
-        .arg("LIST")
-        .arg("WITHCODE")
-        .query(conn)
-        .expect("FUNCTION LIST");
-    let mut out = Vec::new();
-    for lib in list {
-        let fields: Vec<redis::Value> = redis::from_redis_value(lib).expect("library entry");
-        let mut name = String::new();
-        let mut code = String::new();
-        for pair in fields.chunks(2) {
-            let key: String = redis::from_redis_value(pair[0].clone()).expect("field name");
-            match key.as_str() {
-                "library_name" => name = redis::from_redis_value(pair[1].clone()).expect("name"),
-                "library_code" => code = redis::from_redis_value(pair[1].clone()).expect("code"),
-                _ => {}
-            }
-        }
-        out.push((name, code));
-    }
-    out.sort();
-    out
-}
-
-/// Debian 12's redis-server with both libraries of [`LIBS`] loaded, and a connection to it.
+/// Debian 12's redis-server with the libraries of [`common::FUNCTION_LIBS`] loaded, and a
+/// connection to it.
 fn server_with_libraries(bin: &Path) -> (RedisServer, redis::Connection) {
     let src = RedisServer::start(bin, &[]);
     let mut conn = src.conn();
-    for code in LIBS {
-        let _: String = redis::cmd("FUNCTION")
-            .arg("LOAD")
-            .arg(code)
-            .query(&mut conn)
-            .expect("FUNCTION LOAD");
-    }
+    load_function_libraries(&mut conn);
     (src, conn)
 }
 

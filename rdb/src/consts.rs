@@ -40,6 +40,20 @@ pub fn magic(version: u32) -> Option<[u8; 9]> {
     text.into_bytes().try_into().ok()
 }
 
+/// Whether a loader whose own RDB version is `loader` (what its server writes) reads a file
+/// or DUMP payload of RDB `version`: Redis's up to its own; Valkey 9's (80) up to 11 and 80,
+/// since RDB 80 descends from 11 and has none of Redis's 12 and 13.
+pub fn loader_accepts(loader: u32, version: u32) -> bool {
+    if !is_known_version(loader) || !is_known_version(version) {
+        return false;
+    }
+    if loader == RDB_VERSION_VALKEY_9 {
+        version <= RDB_VERSION_VALKEY_BASE || version == RDB_VERSION_VALKEY_9
+    } else {
+        version <= loader
+    }
+}
+
 /// Whether a loader of RDB `version` has what Redis introduced in RDB `since` (an opcode,
 /// an object type): Redis's versions have everything up to their own number, Valkey 9's
 /// RDB 80 has everything up to RDB 11 (and nothing of 12 or 13). False for a version that
@@ -383,6 +397,9 @@ mod tests {
         assert!(has_redis_feature(13, MIN_VERSION_KEY_META));
         assert!(!has_redis_feature(12, MIN_VERSION_KEY_META));
         assert_eq!(describe_versions(|_| false), "none");
+        assert!(loader_accepts(10, 9) && loader_accepts(13, 13) && !loader_accepts(10, 11));
+        assert!(loader_accepts(80, 11) && loader_accepts(80, 80) && !loader_accepts(80, 12));
+        assert!(!loader_accepts(13, 80) && !loader_accepts(14, 1) && !loader_accepts(10, 0));
         assert_eq!(describe_versions(|v| v == 3 || v == 5), "3, 5");
     }
 }

@@ -33,4 +33,7 @@ pub enum RdbError {
         /// Largest accepted value.
         max: u64,
     },
+    /// A DUMP payload was asked of a record without an object type and key.
+    #[error("the record has no object type and key, so it has no value to make a DUMP payload of")]
+    NoValue,
 }

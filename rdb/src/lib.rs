@@ -13,6 +13,8 @@
 //! * [`RecordBuilder`]: one key's serialized record, assembled in a scratch
 //!   buffer so a key that fails half-way never reaches the file;
 //! * [`RdbWriter`]: the buffered, checksumming file writer;
+//! * [`dump`]: DUMP/RESTORE payloads of one value (built from a [`RecordBuilder`], and read
+//!   back);
 //! * [`reader`]: the streaming, checksum-verifying [`RdbReader`] that turns a file back
 //!   into one [`Entry`] per key.
 //!
@@ -47,6 +49,7 @@
 pub mod compress;
 pub mod consts;
 pub mod crc;
+pub mod dump;
 pub mod encode;
 mod error;
 pub mod reader;

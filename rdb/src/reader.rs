@@ -48,6 +48,7 @@
 mod blob;
 mod input;
 mod lzf;
+mod payload;
 mod stream;
 
 use std::io::Read;
@@ -60,6 +61,7 @@ use crate::consts::{
 use blob::Item;
 use input::Input;
 
+pub use payload::{read_payload, Payload};
 pub use stream::{
     check_stream_node, Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamIdmp,
     StreamIid, StreamPending, StreamProducer,
@@ -329,7 +331,12 @@ impl<R: Read> RdbReader<R> {
         if !is_known_version(version) {
             return Err(ReadError::BadVersion(version));
         }
-        Ok(RdbReader {
+        Ok(Self::with_input(input, version))
+    }
+
+    /// A reader of RDB `version` at the start of `input` (past any header).
+    fn with_input(input: Input<R>, version: u32) -> Self {
+        RdbReader {
             input,
             version,
             db: 0,
@@ -341,7 +348,7 @@ impl<R: Read> RdbReader<R> {
             keys: 0,
             key_meta_skipped: 0,
             slot_imports_skipped: 0,
-        })
+        }
     }
 
     /// The file's RDB version.

@@ -100,6 +100,10 @@ pub struct RecordBuilder {
     /// Whether a stream's IDMP state (only in [`ValueType::StreamListpacks4`]) was written.
     idmp: bool,
     value_type: Option<ValueType>,
+    /// Offset of the object type byte, once written: a DUMP payload starts there.
+    type_at: Option<usize>,
+    /// Offset just past the key, once written after the type: the value starts there.
+    value_at: Option<usize>,
 }
 
 impl Default for RecordBuilder {
@@ -119,6 +123,8 @@ impl RecordBuilder {
             types: 0,
             idmp: false,
             value_type: None,
+            type_at: None,
+            value_at: None,
         }
     }
 
@@ -129,6 +135,8 @@ impl RecordBuilder {
         self.types = 0;
         self.idmp = false;
         self.value_type = None;
+        self.type_at = None;
+        self.value_at = None;
     }
 
     /// The encoded bytes so far.
@@ -226,12 +234,24 @@ impl RecordBuilder {
     pub fn value_type(&mut self, t: ValueType) {
         self.types |= 1 << t.code();
         self.value_type = Some(t);
+        self.type_at = Some(self.buf.len());
         self.buf.push(t.code());
     }
 
     /// The key (a string, encoded like any other).
     pub fn key(&mut self, key: &[u8]) {
         self.string(key);
+        if self.type_at.is_some() && self.value_at.is_none() {
+            self.value_at = Some(self.buf.len());
+        }
+    }
+
+    /// The object type byte and the value encoded after the key, without the key opcodes
+    /// (expire, IDLE, FREQ) and the key itself: what a DUMP payload holds. `None` until
+    /// [`value_type`](Self::value_type) and then [`key`](Self::key) have been written.
+    pub fn type_and_value(&self) -> Option<(u8, &[u8])> {
+        let ty = *self.buf.get(self.type_at?)?;
+        Some((ty, self.buf.get(self.value_at?..)?))
     }
 
     /// A length (element counts, node counts, …).

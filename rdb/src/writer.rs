@@ -163,16 +163,25 @@ impl<W: Write> RdbWriter<W> {
     /// Writes `EOF`, the CRC-64 trailer (RDB >= 5, little-endian, covering
     /// every byte from the magic through `EOF`), flushes and returns the
     /// inner writer.
-    pub fn finish(mut self) -> Result<W, RdbError> {
+    pub fn finish(self) -> Result<W, RdbError> {
+        self.finish_with_crc().map(|(w, _)| w)
+    }
+
+    /// [`finish`](Self::finish), also returning the CRC-64 written as the trailer (`None`
+    /// below RDB 5, which has none): what a reader checks the file against, known without
+    /// reading the file back (it may have gone to a pipe).
+    pub fn finish_with_crc(mut self) -> Result<(W, Option<u64>), RdbError> {
         self.buf.push(EOF);
         self.flush_buf()?;
+        let mut crc = None;
         if self.version >= RDB_VERSION_CHECKSUM {
-            let sum = self.crc.finish().to_le_bytes();
-            self.inner.write_all(&sum)?;
-            self.flushed += sum.len() as u64;
+            let sum = self.crc.finish();
+            self.inner.write_all(&sum.to_le_bytes())?;
+            self.flushed += 8;
+            crc = Some(sum);
         }
         self.inner.flush()?;
-        Ok(self.inner)
+        Ok((self.inner, crc))
     }
 }
 
@@ -199,9 +208,13 @@ mod tests {
         assert_eq!(out.len(), 18);
         assert_eq!(out[10..], crc64(&out[..10]).to_le_bytes());
 
-        let out = RdbWriter::new(Vec::new(), 13).unwrap().finish().unwrap();
+        let (out, crc) = RdbWriter::new(Vec::new(), 13)
+            .unwrap()
+            .finish_with_crc()
+            .unwrap();
         assert_eq!(&out[..10], b"REDIS0013\xFF");
         assert_eq!(out[10..], crc64(&out[..10]).to_le_bytes());
+        assert_eq!(crc, Some(crc64(&out[..10])));
 
         let out = RdbWriter::new(Vec::new(), 80).unwrap().finish().unwrap();
         assert_eq!(&out[..10], b"VALKEY080\xFF");
@@ -209,8 +222,11 @@ mod tests {
         assert_eq!(out[10..], crc64(&out[..10]).to_le_bytes());
 
         // Before version 5 there is no checksum.
-        let out = RdbWriter::new(Vec::new(), 4).unwrap().finish().unwrap();
-        assert_eq!(out, b"REDIS0004\xFF");
+        let (out, crc) = RdbWriter::new(Vec::new(), 4)
+            .unwrap()
+            .finish_with_crc()
+            .unwrap();
+        assert_eq!((&out[..], crc), (&b"REDIS0004\xFF"[..], None));
     }
 
     #[test]

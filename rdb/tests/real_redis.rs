@@ -495,3 +495,212 @@ fn real_redis_loads_our_file() {
     assert!(log.contains("Done loading RDB"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---------------------------------------------------------------- DUMP payloads
+
+/// A listpack of short strings (each under 64 bytes), as Redis lays it out: total bytes and
+/// element count, then per element `0x80|len`, the bytes and the one-byte back-length.
+fn small_listpack(items: &[&[u8]]) -> Vec<u8> {
+    let mut lp = vec![0, 0, 0, 0];
+    lp.extend_from_slice(&(items.len() as u16).to_le_bytes());
+    for it in items {
+        assert!(it.len() < 64);
+        lp.push(0x80 | it.len() as u8);
+        lp.extend_from_slice(it);
+        lp.push(1 + it.len() as u8);
+    }
+    lp.push(0xFF);
+    let total = lp.len() as u32;
+    lp[..4].copy_from_slice(&total.to_le_bytes());
+    lp
+}
+
+/// `rdb::dump::payload` against the server's own DUMP: the same bytes where the encoding is
+/// determined (one-element collections, strings without compression), RESTORE accepting ours,
+/// `read_payload` decoding the server's DUMP of every type, and the footer's version obeyed.
+#[test]
+fn dump_payloads_match_the_real_servers() {
+    use rdb::dump::{payload, read_payload};
+    use rdb::RdbValue;
+
+    let server_bin = tool("REDIS_SERVER", "redis-server");
+    let dir = unique_dir();
+    let (_server, mut c) = start_server(&server_bin, &dir, "none.rdb");
+    for (name, value) in [
+        ("rdbcompression", "no"),
+        ("zset-max-listpack-entries", "0"),
+        ("hash-max-listpack-entries", "0"),
+    ] {
+        assert_eq!(
+            c.q(&["CONFIG", "SET", name, value]),
+            Reply::Simple("OK".into())
+        );
+    }
+    let dump = |c: &mut Conn, key: &str| c.q(&["DUMP", key]).bulk().to_vec();
+    // The server's own RDB version, from the footer of any DUMP.
+    assert_eq!(c.q(&["SET", "probe", "x"]), Reply::Simple("OK".into()));
+    let probe = dump(&mut c, "probe");
+    let version = u32::from(u16::from_le_bytes([
+        probe[probe.len() - 10],
+        probe[probe.len() - 9],
+    ]));
+
+    let mut rng = Rng(7);
+    let long: Vec<u8> = (0..200).map(|_| b'a' + (rng.next() % 26) as u8).collect();
+    let long_text = String::from_utf8(long.clone()).unwrap();
+    let setup: [&[&str]; 7] = [
+        &["SET", "s", "hello"],
+        &["SET", "n", "12345"],
+        &["SET", "long", &long_text],
+        &["SADD", "set", "member"],
+        &["ZADD", "zset", "1.5", "m"],
+        &["HSET", "hash", "f", "v"],
+        &["RPUSH", "list", "a", "bc"],
+    ];
+    for cmd in setup {
+        assert!(!matches!(c.q(cmd), Reply::Error(_)), "{cmd:?}");
+    }
+    let lp = small_listpack(&[b"a", b"bc"]);
+    type Build = Box<dyn Fn(&mut RecordBuilder)>;
+    let cases: Vec<(&str, ValueType, Build)> = vec![
+        ("s", ValueType::String, Box::new(|r| r.string(b"hello"))),
+        ("n", ValueType::String, Box::new(|r| r.int_string(12345))),
+        (
+            "long",
+            ValueType::String,
+            Box::new(move |r| r.string(&long)),
+        ),
+        (
+            "set",
+            ValueType::Set,
+            Box::new(|r| {
+                r.len(1);
+                r.string(b"member")
+            }),
+        ),
+        (
+            "zset",
+            ValueType::Zset2,
+            Box::new(|r| {
+                r.len(1);
+                r.string(b"m");
+                r.binary_double(1.5)
+            }),
+        ),
+        (
+            "hash",
+            ValueType::Hash,
+            Box::new(|r| {
+                r.len(1);
+                r.string(b"f");
+                r.string(b"v")
+            }),
+        ),
+        (
+            "list",
+            ValueType::ListQuicklist2,
+            Box::new(move |r| {
+                r.len(1);
+                r.len(2);
+                r.string(&lp)
+            }),
+        ),
+    ];
+    for (key, ty, build) in &cases {
+        let mut rec = RecordBuilder::new(false);
+        // Key opcodes stay out of the payload.
+        rec.expire_ms(1);
+        rec.value_type(*ty);
+        rec.key(key.as_bytes());
+        build(&mut rec);
+        let mut ours = Vec::new();
+        payload(&rec, version, &mut ours).unwrap();
+        assert_eq!(ours, dump(&mut c, key), "DUMP {key}");
+        let copy = format!("{key}-copy");
+        assert_eq!(
+            c.cmd(&[b"RESTORE", copy.as_bytes(), b"0", &ours]).unwrap(),
+            Reply::Simple("OK".into()),
+            "RESTORE {copy}"
+        );
+        assert_eq!(dump(&mut c, &copy), ours, "{copy} restored whole");
+    }
+
+    // A version above the server's is refused, as loaders refuse newer files.
+    let mut rec = RecordBuilder::new(false);
+    rec.value_type(ValueType::String);
+    rec.key(b"k");
+    rec.string(b"v");
+    let newer = if version < 13 { version + 1 } else { 80 };
+    let mut too_new = Vec::new();
+    payload(&rec, newer, &mut too_new).unwrap();
+    match c.cmd(&[b"RESTORE", b"too-new", b"0", &too_new]).unwrap() {
+        Reply::Error(e) => assert!(e.contains("payload version"), "{e}"),
+        other => panic!("RDB {newer} payload into an RDB {version} server: {other:?}"),
+    }
+
+    // Every type the server DUMPs, in its compact encodings too, reads back.
+    for (name, value) in [
+        ("rdbcompression", "yes"),
+        ("zset-max-listpack-entries", "128"),
+        ("hash-max-listpack-entries", "128"),
+    ] {
+        assert_eq!(
+            c.q(&["CONFIG", "SET", name, value]),
+            Reply::Simple("OK".into())
+        );
+    }
+    let big = "x".repeat(300);
+    let compact: [&[&str]; 6] = [
+        &["SADD", "intset", "1", "2", "-3"],
+        &["HSET", "lphash", "f1", "v1", "f2", "2"],
+        &["RPUSH", "biglist", &big, "7"],
+        &["SET", "compressed", &big],
+        &["XADD", "stream", "1-1", "f", "v"],
+        &["XGROUP", "CREATE", "stream", "g", "0"],
+    ];
+    for cmd in compact {
+        assert!(!matches!(c.q(cmd), Reply::Error(_)), "{cmd:?}");
+    }
+    assert_eq!(c.q(&["ZADD", "lpzset", "2", "b", "-1", "a"]), Reply::Int(2));
+    let read = |c: &mut Conn, key: &str| read_payload(&dump(c, key)).unwrap().value;
+    let strings = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+    let mut intset = match read(&mut c, "intset") {
+        RdbValue::Set(m) => m,
+        other => panic!("{other:?}"),
+    };
+    intset.sort();
+    assert_eq!(intset, strings(&["-3", "1", "2"]));
+    assert_eq!(
+        read(&mut c, "lphash"),
+        RdbValue::Hash(vec![
+            (b"f1".to_vec(), b"v1".to_vec()),
+            (b"f2".to_vec(), b"2".to_vec())
+        ])
+    );
+    assert_eq!(
+        read(&mut c, "biglist"),
+        RdbValue::List(strings(&[&big, "7"]))
+    );
+    assert_eq!(
+        read(&mut c, "compressed"),
+        RdbValue::String(big.clone().into_bytes())
+    );
+    assert_eq!(
+        read(&mut c, "lpzset"),
+        RdbValue::Zset(vec![(b"a".to_vec(), -1.0), (b"b".to_vec(), 2.0)])
+    );
+    match read(&mut c, "stream") {
+        RdbValue::Stream(s) => {
+            assert_eq!(s.entries.len(), 1);
+            assert_eq!(s.groups.len(), 1);
+            assert_eq!(s.groups[0].name, b"g");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut damaged = dump(&mut c, "s");
+    damaged[2] ^= 1;
+    assert!(read_payload(&damaged).is_err());
+    drop(c);
+    drop(_server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,19 +5,76 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use redis_rescue::recover::{recover, write_report, Options, RecoverError};
+use redis_rescue::output::restore::{RestoreOptions, Secret};
+use redis_rescue::output::{self, Format, OutputOptions};
+use redis_rescue::recover::{recover, Options, RecoverError};
 use redis_rescue::walker::WalkOptions;
 
 /// Options of a recovery (the default command).
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// Core dump of redis-server (from gcore, the kernel, or systemd-coredump's .zst).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "pid", conflicts_with = "pid")]
     pub core: Option<PathBuf>,
 
-    /// RDB file to write. It appears only when complete (temp file + rename).
-    #[arg(short, long, value_name = "PATH", required_unless_present = "dry_run")]
+    /// Read the running (or hung) redis-server process PID instead of a core: no core is
+    /// written, its memory is read through /proc/PID/mem and the binary through
+    /// /proc/PID/exe (even if the file on disk was replaced or deleted). Every thread is
+    /// stopped with ptrace for the walk and let go at its end, on an error, on Ctrl-C, and if
+    /// redis-rescue is killed; the time it was stopped is printed and reported. Needs ptrace
+    /// permission: root, or the server's user where kernel.yama.ptrace_scope allows it.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: Option<i32>,
+
+    /// With --pid: read the process while it runs instead of stopping it (for a server that
+    /// must not pause, or one another debugger holds). Keys written during the walk may be
+    /// missed or lost; the report says the read was not frozen.
+    #[arg(long, requires = "pid")]
+    pub no_freeze: bool,
+
+    /// File to write, or - for stdout (streamed; nothing is written to the local disk
+    /// unless --report asks). A file appears only when complete (temp file + rename).
+    #[arg(
+        short,
+        long,
+        value_name = "PATH",
+        required_unless_present_any = ["dry_run", "to"]
+    )]
     pub output: Option<PathBuf>,
+
+    /// Restore straight into a running Redis or Valkey: redis://[user:pass@]host:port[/db],
+    /// or redis-cluster://[user:pass@]host:port (each key to its slot's master). Pipelined
+    /// RESTOREs of DUMP payloads in an RDB version the target loads; keys it refuses
+    /// (existing ones without --replace) are reported lost. The password comes from the URL,
+    /// else --askpass, else REDISCLI_AUTH, and is never shown.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["output", "format"])]
+    pub to: Option<String>,
+
+    /// With --to: prompt for the target's password (no echo) instead of taking it from the
+    /// URL or REDISCLI_AUTH.
+    #[arg(long, requires = "to")]
+    pub askpass: bool,
+
+    /// With --to: restore only the keys of this source db (a Redis Cluster has only db 0;
+    /// by default only db 0 goes to a cluster). The keys of other dbs are reported lost.
+    #[arg(long, value_name = "N", requires = "to")]
+    pub db: Option<u32>,
+
+    /// What to write: rdb (an RDB file a server of the target version loads), resp (SELECT
+    /// and RESTORE commands for `redis-cli --pipe`), or jsonl (one JSON object per key; the
+    /// schema is in the README).
+    #[arg(long, value_name = "FORMAT", default_value = "rdb", value_parser = parse_format)]
+    pub format: Format,
+
+    /// Permission bits of the files written (dump and report), in octal. Default 0600: they
+    /// hold every key and value of the keyspace. Give e.g. 0640 for a redis group to read.
+    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
+    pub mode: u32,
+
+    /// With --format resp or --to: RESTORE ... REPLACE and FUNCTION LOAD REPLACE, overwriting
+    /// keys and libraries the target already has (without it the target refuses them).
+    #[arg(long)]
+    pub replace: bool,
 
     /// The redis-server binary that produced the core. Default: the executable named in
     /// the core's NT_FILE note, if that file exists. It must have the core's build-id.
@@ -42,7 +99,8 @@ pub struct RecoverArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// JSON report path. Default: OUTPUT.report.json (with --dry-run: none unless given).
+    /// JSON report path. Default: OUTPUT.report.json (with --dry-run or -o -: none unless
+    /// given; the summary goes to stderr).
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
@@ -95,8 +153,10 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
             eprintln!("{m}");
         }
     };
-    let opts = Options {
+    let mut opts = Options {
         core,
+        pid: cli.pid,
+        no_freeze: cli.no_freeze,
         output: cli.output.clone(),
         binary: cli.binary.clone(),
         no_binary: cli.no_binary,
@@ -113,9 +173,42 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
             include_importing: cli.include_importing,
         },
         no_bucket_check: cli.no_bucket_check,
+        output_options: OutputOptions {
+            format: cli.format,
+            mode: cli.mode,
+            replace: cli.replace,
+            to: None,
+        },
     };
+    if let Some(url) = &cli.to {
+        let password = if cli.askpass {
+            match rpassword::prompt_password("password for --to: ") {
+                Ok(p) => Some(Secret(p)),
+                Err(e) => {
+                    eprintln!("redis-rescue: --askpass: cannot read a password: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            std::env::var("REDISCLI_AUTH").ok().map(Secret)
+        };
+        opts.output_options.to = Some(RestoreOptions {
+            url: Secret(url.clone()),
+            password,
+            db: cli.db,
+        });
+    }
+    let to_stdout = cli.output.as_deref() == Some(std::path::Path::new("-"));
+    if to_stdout && cli.format != Format::Jsonl && std::io::stdout().is_terminal() {
+        eprintln!(
+            "redis-rescue: not writing a binary {} stream to a terminal; redirect or pipe -o -",
+            cli.format.name()
+        );
+        return ExitCode::from(2);
+    }
     let report_path = cli.report.clone().or_else(|| {
-        (!cli.dry_run)
+        // Beside a file only: with -o - nothing goes to the local disk unless asked.
+        (!cli.dry_run && !to_stdout)
             .then(|| {
                 cli.output
                     .as_ref()
@@ -126,7 +219,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
     match recover(&opts, &mut log) {
         Ok(report) => {
             if let Some(p) = &report_path {
-                if let Err(e) = write_report(&report, p) {
+                if let Err(e) = output::write_report(&report, p, cli.mode) {
                     eprintln!("redis-rescue: {e}");
                     return ExitCode::from(2);
                 }
@@ -171,7 +264,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
         }
         Err(e) => {
             if let (RecoverError::NothingRecovered { report, .. }, Some(p)) = (&e, &report_path) {
-                let _ = write_report(report, p);
+                let _ = output::write_report(report, p, cli.mode);
             }
             eprintln!("redis-rescue: {e}");
             ExitCode::from(2)
@@ -190,4 +283,17 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
         ));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// A `--format` name.
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        format!("{s:?}: the formats are {}", names.join(", "))
+    })
+}
+
+/// A `--mode` in octal.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    output::parse_mode(s).ok_or_else(|| format!("{s:?} is not an octal mode from 0 to 0777"))
 }

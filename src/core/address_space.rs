@@ -1,12 +1,15 @@
-//! The virtual address space of a dumped process, served zero-copy from the mapped core file.
+//! The virtual address space of a process: served zero-copy from the mapped core file, or
+//! read from a live process through `/proc/PID/mem` ([`ProcessMemory`], for `--pid`).
 
 use std::borrow::Cow;
+
+use super::proc_mem::{ProcessMemory, BLOCK};
 
 /// A read that cannot be served from the bytes actually present in the core.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemError {
-    /// No PT_LOAD segment covers the address.
-    #[error("address {0:#x} is not mapped in the core")]
+    /// No PT_LOAD segment (or, in a live process, no mapping) covers the address.
+    #[error("address {0:#x} is not mapped in the process")]
     Unmapped(u64),
     /// The segment covers the address but its bytes were not dumped (`p_filesz < p_memsz`).
     #[error("address {0:#x} is mapped but its bytes are not in the core (not dumped)")]
@@ -14,6 +17,18 @@ pub enum MemError {
     /// The segment's bytes lie past the end of a truncated core file.
     #[error("address {0:#x} lies in the part of the core that is missing (truncated file)")]
     Truncated(u64),
+    /// A live process maps the address without read permission (`/proc/PID/maps`).
+    #[error("address {0:#x} is in a mapping of the live process without read permission")]
+    Unreadable(u64),
+    /// Reading a live process's memory failed (the mapping went away while it was read
+    /// unfrozen, or the kernel refuses the page, as for a file mapping past its end).
+    #[error("reading address {addr:#x} of the live process failed: {}", std::io::Error::from_raw_os_error(*errno))]
+    ReadFailed {
+        /// The first address that could not be read.
+        addr: u64,
+        /// The `errno` of the failed `pread`.
+        errno: i32,
+    },
     /// `addr + len` overflows or the length is absurd for this core.
     #[error("read of {len} bytes at {addr:#x} is out of range")]
     OutOfRange {
@@ -47,15 +62,18 @@ impl Segment {
     }
 }
 
-/// The dumped process's memory: PT_LOAD segments indexed by address over the core's bytes.
+/// A process's memory: segments indexed by address over the core's bytes (PT_LOAD), or over
+/// a live process's mappings (`/proc/PID/maps`).
 ///
-/// Every read is checked: a byte that is not in the file is an error naming its address,
-/// never a zero.
+/// Every read is checked: a byte that is not in the file (or not readable in the live
+/// process) is an error naming its address, never a zero.
 pub struct AddressSpace<'a> {
     data: &'a [u8],
     segments: Vec<Segment>,
     // Index of the segment the last lookup found: consecutive reads mostly stay in it.
     last: std::cell::Cell<usize>,
+    // A live process's memory; `None` for a core (then `data` holds the bytes).
+    process: Option<ProcessMemory>,
 }
 
 impl<'a> AddressSpace<'a> {
@@ -72,7 +90,27 @@ impl<'a> AddressSpace<'a> {
             data,
             segments,
             last: std::cell::Cell::new(0),
+            process: None,
         }
+    }
+
+    /// The memory of a live process: `segments` are its mappings, with `present` (and
+    /// `filesz`) equal to `memsz` for a readable mapping and 0 for one without read
+    /// permission, whose bytes are then never read. Reads copy (`Cow::Owned`).
+    pub fn process(memory: ProcessMemory, mut segments: Vec<Segment>) -> AddressSpace<'static> {
+        segments.retain(|s| s.memsz > 0);
+        segments.sort_by_key(|s| s.vaddr);
+        AddressSpace {
+            data: &[],
+            segments,
+            last: std::cell::Cell::new(0),
+            process: Some(memory),
+        }
+    }
+
+    /// The live process's memory reader, when this is one (`--pid`).
+    pub fn process_memory(&self) -> Option<&ProcessMemory> {
+        self.process.as_ref()
     }
 
     /// The indexed segments, sorted by address.
@@ -133,6 +171,12 @@ impl<'a> AddressSpace<'a> {
         if len == 0 {
             return Ok(Cow::Borrowed(&[]));
         }
+        if let Some(mem) = &self.process {
+            self.live_readable(addr, end)?;
+            let mut out = vec![0u8; len];
+            self.live_copy(mem, addr, &mut out)?;
+            return Ok(Cow::Owned(out));
+        }
         let (first, _) = self.local(addr)?;
         if let Some(bytes) = first.get(..len) {
             return Ok(Cow::Borrowed(bytes));
@@ -150,6 +194,64 @@ impl<'a> AddressSpace<'a> {
             out.extend_from_slice(bytes.get(..take).unwrap_or(bytes));
         }
         Ok(Cow::Owned(out))
+    }
+
+    /// Bytes readable from `addr` to the end of its segment in a live process, or why none.
+    fn live_span(&self, addr: u64) -> Result<u64, MemError> {
+        let idx = self.segment_index(addr).ok_or(MemError::Unmapped(addr))?;
+        let seg = self.segments.get(idx).ok_or(MemError::Unmapped(addr))?;
+        let rel = addr - seg.vaddr;
+        if rel >= seg.present {
+            return Err(MemError::Unreadable(addr));
+        }
+        Ok(seg.present - rel)
+    }
+
+    /// Every byte of `addr..end` lies in readable mappings of the live process (adjacent
+    /// ones allowed), or the first one that does not, named.
+    fn live_readable(&self, addr: u64, end: u64) -> Result<(), MemError> {
+        let mut a = addr;
+        // Bounded by the number of segments: each round moves to the next one.
+        for _ in 0..=self.segments.len() {
+            if a >= end {
+                return Ok(());
+            }
+            a = a.saturating_add(self.live_span(a)?);
+        }
+        Err(MemError::OutOfRange {
+            addr,
+            len: end - addr,
+        })
+    }
+
+    /// Copy the live process's bytes at `addr` into `out` (already checked readable): small
+    /// reads through the block cache, one block of one mapping at a time (a block never
+    /// spans two mappings, so a mapping the kernel refuses does not spoil its neighbour's
+    /// block); larger ones straight from `/proc/PID/mem`.
+    fn live_copy(&self, mem: &ProcessMemory, addr: u64, out: &mut [u8]) -> Result<(), MemError> {
+        if out.len() as u64 > BLOCK {
+            return mem.read_exact(addr, out);
+        }
+        let mut done = 0usize;
+        // Bounded: each round copies at least one byte (a block holds `a`).
+        while let Some(rest) = out.get_mut(done..).filter(|r| !r.is_empty()) {
+            let a = addr.saturating_add(done as u64);
+            let idx = self.segment_index(a).ok_or(MemError::Unmapped(a))?;
+            let seg = self.segments.get(idx).ok_or(MemError::Unmapped(a))?;
+            let aligned = a & !(BLOCK - 1);
+            let start = aligned.max(seg.vaddr);
+            let end = aligned.saturating_add(BLOCK).min(seg.end());
+            let n = usize::try_from(end.saturating_sub(a))
+                .unwrap_or(usize::MAX)
+                .min(rest.len());
+            if n == 0 {
+                return Err(MemError::Unreadable(a));
+            }
+            let dst = rest.get_mut(..n).ok_or(MemError::Unreadable(a))?;
+            mem.copy_cached(start, end, a, dst)?;
+            done += n;
+        }
+        Ok(())
     }
 
     fn first_fault(&self, addr: u64, end: u64) -> MemError {
@@ -170,6 +272,21 @@ impl<'a> AddressSpace<'a> {
     ///
     /// Used to check a length from the core before anything is allocated for it.
     pub fn readable_len(&self, addr: u64) -> u64 {
+        if self.process.is_some() {
+            let mut total = 0u64;
+            let mut a = addr;
+            // Bounded by the number of segments.
+            for _ in 0..self.segments.len() {
+                match self.live_span(a) {
+                    Ok(n) => {
+                        total = total.saturating_add(n);
+                        a = a.saturating_add(n);
+                    }
+                    Err(_) => break,
+                }
+            }
+            return total;
+        }
         let mut total = 0u64;
         let mut a = addr;
         // Bounded by the number of segments.
@@ -187,6 +304,17 @@ impl<'a> AddressSpace<'a> {
 
     /// Read a fixed-size array.
     pub fn read_array<const N: usize>(&self, addr: u64) -> Result<[u8; N], MemError> {
+        if let Some(mem) = &self.process {
+            // Straight into the array: the walker's many pointer reads allocate nothing.
+            let end = addr.checked_add(N as u64).ok_or(MemError::OutOfRange {
+                addr,
+                len: N as u64,
+            })?;
+            self.live_readable(addr, end)?;
+            let mut out = [0u8; N];
+            self.live_copy(mem, addr, &mut out)?;
+            return Ok(out);
+        }
         let bytes = self.read(addr, N)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes.get(..N).ok_or(MemError::OutOfRange {

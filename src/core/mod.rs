@@ -1,8 +1,11 @@
-//! Reading an ELF core dump: segments, process notes, and the executable's identity.
+//! Reading an ELF core dump: segments, process notes, and the executable's identity. A live
+//! process is read through the same [`CoreFile`] ([`crate::live`] builds one from `/proc`, over
+//! [`proc_mem::ProcessMemory`]).
 
 pub mod address_space;
 pub mod input;
 pub mod notes;
+pub mod proc_mem;
 
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
@@ -28,7 +31,8 @@ pub enum CoreError {
     NoSegments,
 }
 
-/// A parsed core: its memory and what its notes say about the process.
+/// A parsed core (or a live process seen as one): its memory and what its notes say about the
+/// process.
 pub struct CoreFile<'a> {
     /// The process's memory.
     pub space: AddressSpace<'a>,

@@ -2225,6 +2225,53 @@ pub fn stream_differences(want: &[StreamProbe], got: &[StreamProbe]) -> Vec<Stri
 }
 
 // ---------------------------------------------------------------------------------------------
+// Function libraries (Redis 7.0+)
+// ---------------------------------------------------------------------------------------------
+
+/// Two function libraries, one with flags.
+pub const FUNCTION_LIBS: [&str; 2] = [
+    "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)",
+    "#!lua name=other\nredis.register_function{function_name='f2', callback=function(keys, args) return 2 end, flags={'no-writes'}}",
+];
+
+/// FUNCTION LOAD every library of [`FUNCTION_LIBS`].
+pub fn load_function_libraries(conn: &mut Connection) {
+    for code in FUNCTION_LIBS {
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(code)
+            .query(conn)
+            .expect("FUNCTION LOAD");
+    }
+}
+
+/// (library name, code) pairs from FUNCTION LIST WITHCODE, sorted by name.
+pub fn function_libraries(conn: &mut Connection) -> Vec<(String, String)> {
+    let list: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("WITHCODE")
+        .query(conn)
+        .expect("FUNCTION LIST");
+    let mut out = Vec::new();
+    for lib in list {
+        let fields: Vec<redis::Value> = redis::from_redis_value(lib).expect("library entry");
+        let mut name = String::new();
+        let mut code = String::new();
+        for pair in fields.chunks(2) {
+            let key: String = redis::from_redis_value(pair[0].clone()).expect("field name");
+            match key.as_str() {
+                "library_name" => name = redis::from_redis_value(pair[1].clone()).expect("name"),
+                "library_code" => code = redis::from_redis_value(pair[1].clone()).expect("code"),
+                _ => {}
+            }
+        }
+        out.push((name, code));
+    }
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
 // Truth and the core
 // ---------------------------------------------------------------------------------------------
 
@@ -2367,12 +2414,23 @@ fn core_dir(tag: &str) -> PathBuf {
 
 /// Start `binary` with `--activerehashing no`, fill it, record the truth, gcore it, kill it.
 pub fn make_core_fixture(binary: &Path, tag: &str) -> CoreFixture {
+    make_core_fixture_with(binary, tag, |_| {})
+}
+
+/// [`make_core_fixture`], with `prepare` run on the filled server before the truth is
+/// recorded (to add what the dataset lacks, such as function libraries).
+pub fn make_core_fixture_with(
+    binary: &Path,
+    tag: &str,
+    prepare: impl FnOnce(&mut Connection),
+) -> CoreFixture {
     let started = Instant::now();
     let binary = find_in_path(binary.to_str().expect("UTF-8 binary path"));
     let dir = core_dir(tag);
     let server = RedisServer::start(&binary, &["--activerehashing", "no"]);
     let dataset = fill_dataset(&server);
     let mut conn = server.conn();
+    prepare(&mut conn);
     let truth = record_truth(&mut conn, dataset);
     let core = gcore(&server, &dir);
     drop(conn);
@@ -2386,20 +2444,45 @@ pub fn make_core_fixture(binary: &Path, tag: &str) -> CoreFixture {
     }
 }
 
+/// A core fixture whose server also held function libraries.
+pub struct FunctionsFixture {
+    pub core: CoreFixture,
+    /// FUNCTION LIST WITHCODE of the source ([`function_libraries`]).
+    pub libraries: Vec<(String, String)>,
+}
+
+/// A core of a filled 7.0+ server with [`FUNCTION_LIBS`] loaded (see
+/// [`make_core_fixture_with`]), `extra` run before the truth is recorded.
+pub fn make_core_fixture_with_functions(
+    binary: &Path,
+    tag: &str,
+    extra: impl FnOnce(&mut Connection),
+) -> FunctionsFixture {
+    let mut libraries = Vec::new();
+    let core = make_core_fixture_with(binary, tag, |conn| {
+        load_function_libraries(conn);
+        libraries = function_libraries(conn);
+        extra(conn);
+    });
+    assert_eq!(libraries.len(), FUNCTION_LIBS.len());
+    FunctionsFixture { core, libraries }
+}
+
 /// Start a server on `rdb` and assert it holds exactly the truth: same DEBUG DIGEST, same DBSIZE
 /// per db, same PEXPIRETIME for every TTL key, same XINFO STREAM FULL COUNT 0 for every stream
 /// (consumer groups, consumers and pending entries, which DEBUG DIGEST does not cover).
 pub fn assert_restores_exactly(binary: &Path, rdb: &Path, truth: &Truth) {
     let server = RedisServer::start_on_rdb(binary, rdb, &[]);
     let mut conn = server.conn();
-    let sizes = dbsizes(&mut conn);
-    assert_eq!(
-        sizes,
-        truth.dbsizes,
-        "DBSIZE per db after restoring {}",
-        rdb.display()
-    );
-    let times = pexpiretimes(&mut conn, &truth.dataset.ttl_keys);
+    assert_holds_exactly(&mut conn, truth, &rdb.display().to_string());
+}
+
+/// Assert that the server behind `conn` holds exactly the truth (as
+/// [`assert_restores_exactly`] does), `what` saying how the data got there.
+pub fn assert_holds_exactly(conn: &mut Connection, truth: &Truth, what: &str) {
+    let sizes = dbsizes(conn);
+    assert_eq!(sizes, truth.dbsizes, "DBSIZE per db after restoring {what}");
+    let times = pexpiretimes(&mut *conn, &truth.dataset.ttl_keys);
     let wrong: Vec<String> = truth
         .pexpiretimes
         .iter()
@@ -2419,22 +2502,21 @@ pub fn assert_restores_exactly(binary: &Path, rdb: &Path, truth: &Truth) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let got_streams = probe_streams(&mut conn, &truth.dataset.streams, true);
+    let got_streams = probe_streams(&mut *conn, &truth.dataset.streams, true);
     let diffs = stream_differences(&truth.streams, &got_streams);
     assert!(
         diffs.is_empty(),
         "{} of {} streams differ after restoring {} (XINFO STREAM FULL COUNT 0):\n{}",
         diffs.len(),
         truth.streams.len(),
-        rdb.display(),
+        what,
         snippet(&diffs.join("\n\n"), 8000)
     );
-    let got = digest(&mut conn);
+    let got = digest(&mut *conn);
     assert_eq!(
-        got,
-        truth.digest,
+        got, truth.digest,
         "DEBUG DIGEST after restoring {} differs from the source",
-        rdb.display()
+        what
     );
 }
 

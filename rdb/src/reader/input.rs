@@ -32,9 +32,15 @@ pub(crate) struct Input<R> {
 
 impl<R: Read> Input<R> {
     pub(crate) fn new(inner: R) -> Self {
+        Self::with_capacity(inner, BUF_CAP)
+    }
+
+    /// An input with a buffer of `cap` bytes (at least 1, at most the usual size): a small
+    /// input, such as one DUMP payload, need not pay for a file-sized buffer.
+    pub(crate) fn with_capacity(inner: R, cap: usize) -> Self {
         Input {
             inner,
-            buf: vec![0u8; BUF_CAP].into_boxed_slice(),
+            buf: vec![0u8; cap.clamp(1, BUF_CAP)].into_boxed_slice(),
             pos: 0,
             end: 0,
             hashed: 0,
@@ -169,7 +175,6 @@ impl<R: Read> Input<R> {
     }
 
     /// True when no byte is left.
-    #[cfg(test)]
     pub(crate) fn at_end(&mut self) -> Result<bool, ReadError> {
         Ok(!self.fill()?)
     }
