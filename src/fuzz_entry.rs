@@ -20,6 +20,7 @@ use crate::decode::zipmap::{self, Zipmap};
 use crate::decode::{lzf as lzf_dec, parse_canonical_int, Element};
 use crate::profile::layout::{Bits, Field};
 use crate::profile::Layout;
+use crate::recording::Recording;
 use crate::report::{Report, ReportBuilder, Source};
 use crate::sink::{CountingSink, RdbSink, Sink};
 use crate::value::{QuicklistNode, RecoveredKey, Value};
@@ -847,7 +848,11 @@ fn walk_core_into(
     if settings.sink == WalkSinkKind::Counting {
         report.set_functions(functions.map(|f| f.len() as u64));
         walker
-            .walk(&dbs, &mut CountingSink, &mut report, |_| {})
+            .walk(
+                &dbs,
+                &mut Recording::new(&mut CountingSink, &mut report),
+                |_| {},
+            )
             .map_err(|e| e.to_string())?;
         return Ok(finish_report(report));
     }
@@ -866,7 +871,7 @@ fn walk_core_into(
     }
     sink.set_eviction(eviction);
     walker
-        .walk(&dbs, &mut sink, &mut report, |_| {})
+        .walk(&dbs, &mut Recording::new(&mut sink, &mut report), |_| {})
         .map_err(|e| e.to_string())?;
     report.set_reencoded(sink.reencoded());
     let report = finish_report(report);

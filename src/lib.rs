@@ -18,6 +18,7 @@ pub mod fuzz_entry;
 pub mod live;
 pub mod output;
 pub mod profile;
+pub mod recording;
 pub mod recover;
 pub mod reencode;
 pub mod report;

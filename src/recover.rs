@@ -10,6 +10,7 @@ use crate::binary::{BinaryError, Executable};
 use crate::core::input::{open_core, InputError};
 use crate::core::{CoreError, CoreFile, ExecutableInCore};
 use crate::profile::{self, Layout, ProfileError, ProfileFile};
+use crate::recording::Recording;
 use crate::report::{Report, ReportBuilder, Source};
 use crate::sink::{CountingSink, SinkError};
 use crate::walker::bucket::BucketCheck;
@@ -710,7 +711,16 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     if !rdb::is_known_version(rdb_version) {
         return Err(RecoverError::Usage(format!(
             "RDB version {rdb_version} does not exist; redis-rescue writes RDB {} (Redis's 1 to 13, Valkey 9's 80)",
-            rdb::consts::describe_versions(rdb::is_known_version)
+            rdb::consts::describe_versions(writable)
+        )));
+    }
+    // Asked before any output exists: a version that cannot hold a key's TTL would fail
+    // on the first key with one.
+    if !writable(rdb_version) {
+        return Err(RecoverError::Usage(format!(
+            "RDB {rdb_version} cannot hold expire times in milliseconds (EXPIRETIME_MS, RDB {} and later); redis-rescue writes RDB {}",
+            rdb::consts::MIN_VERSION_EXPIRETIME_MS,
+            rdb::consts::describe_versions(writable)
         )));
     }
     let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);
@@ -783,7 +793,11 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
 
     let Some(output) = output else {
         report.set_functions(functions.map(|f| f.len() as u64));
-        walker.walk(&dbs, &mut CountingSink, &mut report, tick)?;
+        walker.walk(
+            &dbs,
+            &mut Recording::new(&mut CountingSink, &mut report),
+            tick,
+        )?;
         bar.finish_and_clear();
         // --pid: the walk is over, let the process go.
         if let Some(l) = live.take() {
@@ -844,12 +858,14 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     }
     let eviction = walker.eviction(server);
     sink.set_eviction(eviction);
-    report.set_eviction(if rdb_version >= 9 {
-        eviction.name().to_owned()
-    } else {
-        format!("none (RDB {rdb_version} has no IDLE/FREQ)")
-    });
-    walker.walk(&dbs, &mut *sink, &mut report, tick)?;
+    report.set_eviction(
+        if rdb::consts::has_redis_feature(rdb_version, rdb::consts::MIN_VERSION_IDLE_FREQ) {
+            eviction.name().to_owned()
+        } else {
+            format!("none (RDB {rdb_version} has no IDLE/FREQ)")
+        },
+    );
+    walker.walk(&dbs, &mut Recording::new(&mut *sink, &mut report), tick)?;
     bar.finish_and_clear();
     // --pid: the walk is over, let the process go before the output is finished.
     if let Some(l) = live.take() {
@@ -877,6 +893,11 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     }
     // ---- end of the output ----
     Ok(report)
+}
+
+/// Whether redis-rescue writes RDB `version`: it exists and holds millisecond expires.
+fn writable(version: u32) -> bool {
+    rdb::consts::has_redis_feature(version, rdb::consts::MIN_VERSION_EXPIRETIME_MS)
 }
 
 #[cfg(test)]

@@ -255,25 +255,8 @@ impl Report {
     }
 }
 
-/// Printable form of key bytes: UTF-8 text kept, other bytes as `\xNN`.
-pub fn printable(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() || c == '\\' {
-                for b in c.to_string().bytes() {
-                    let _ = write!(out, "\\x{b:02x}");
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
-}
+/// Printable form of key bytes (defined beside the values it shows).
+pub use crate::value::printable;
 
 /// Accumulates the report during the walk.
 #[derive(Debug, Default)]

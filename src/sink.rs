@@ -85,11 +85,15 @@ impl LfuClock {
 /// Largest value of the 24-bit LRU clock.
 const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
 
-/// First RDB version with IDLE and FREQ.
-const RDB_VERSION_IDLE_FREQ: u32 = 9;
+/// Whether RDB `version` holds IDLE and FREQ (asked of the rdb crate: Valkey's 80 has them).
+fn holds_idle_freq(version: u32) -> bool {
+    rdb::consts::has_redis_feature(version, rdb::consts::MIN_VERSION_IDLE_FREQ)
+}
 
-/// First RDB version with AUX fields and RESIZEDB.
-const RDB_VERSION_AUX: u32 = 7;
+/// Whether RDB `version` holds AUX fields and RESIZEDB.
+fn holds_aux(version: u32) -> bool {
+    rdb::consts::has_redis_feature(version, rdb::consts::MIN_VERSION_AUX)
+}
 
 /// A sink failure.
 #[derive(Debug, thiserror::Error)]
@@ -219,7 +223,7 @@ impl KeyEncoder {
             r.expire_ms(ms);
         }
         self.access = None;
-        if self.version >= RDB_VERSION_IDLE_FREQ {
+        if holds_idle_freq(self.version) {
             self.access = match self.eviction {
                 Eviction::Idle { clock } => {
                     // Seconds since the last access on the wrapping 24-bit clock.
@@ -497,7 +501,7 @@ impl<W: Write> RdbSink<W> {
     pub fn new(inner: W, rdb_version: u32, aux: &[(&str, String)]) -> Result<Self, SinkError> {
         let mut writer = RdbWriter::new(inner, rdb_version)?;
         // AUX fields and RESIZEDB exist from RDB 7 (Redis 3.2); older files go without.
-        if rdb_version >= RDB_VERSION_AUX {
+        if holds_aux(rdb_version) {
             for (k, v) in aux {
                 writer.aux(k.as_bytes(), v.as_bytes())?;
             }
@@ -724,7 +728,7 @@ fn write_stream(
 impl<W: Write> Sink for RdbSink<W> {
     fn begin_db(&mut self, db: u32, keys: u64, expires: u64) -> Result<(), SinkError> {
         self.writer.select_db(u64::from(db))?;
-        if self.writer.version() >= RDB_VERSION_AUX {
+        if holds_aux(self.writer.version()) {
             self.writer.resize_db(keys, expires)?;
         }
         Ok(())
@@ -738,7 +742,7 @@ impl<W: Write> Sink for RdbSink<W> {
 
     fn lua_scripts(&mut self, scripts: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
         // Only RDB 9 loaders (5.0 to 6.2) load scripts back from the `lua` AUX field.
-        if self.writer.version() != RDB_VERSION_IDLE_FREQ {
+        if self.writer.version() != rdb::consts::MIN_VERSION_IDLE_FREQ {
             return Err(SinkError::Unwritable {
                 reason: format!(
                     "RDB {} loaders do not load the EVAL scripts cache (only RDB 9: Redis 5.0 to 6.2)",

@@ -192,3 +192,24 @@ pub struct RecoveredKey<'a> {
     /// The value.
     pub value: Value<'a>,
 }
+
+/// Printable form of key bytes: UTF-8 text kept, other bytes as `\xNN`.
+pub fn printable(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                for b in c.to_string().bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}

@@ -206,6 +206,50 @@ fn sample_core_recovers_without_binary() {
     );
 }
 
+/// An RDB version that cannot hold the keyspace's TTLs (below 6: no EXPIRETIME_MS) is
+/// refused before any output exists, naming the oldest version written; one that does not
+/// exist is refused the same way.
+#[test]
+fn rdb_versions_that_cannot_hold_the_keyspace_are_refused_up_front() {
+    let core = sample_core();
+    let dir = tempdir();
+    for (version, says) in [
+        (
+            "5",
+            "RDB 5 cannot hold expire times in milliseconds (EXPIRETIME_MS, RDB 6 and later)",
+        ),
+        ("14", "RDB version 14 does not exist"),
+    ] {
+        let out = run_rescue_in(
+            Some(dir.path()),
+            &[
+                core.as_os_str(),
+                os("--no-binary"),
+                os("--rdb-version"),
+                os(version),
+                os("-o"),
+                os("out.rdb"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "RDB {version}\n{}",
+            describe(&out)
+        );
+        assert!(
+            stderr.contains(says) && stderr.contains("redis-rescue writes RDB 6 to 13, 80"),
+            "RDB {version}: the refusal should name the versions written\n{stderr}"
+        );
+        assert!(
+            listing(dir.path()).is_empty(),
+            "RDB {version}: something was written: {:?}",
+            listing(dir.path())
+        );
+    }
+}
+
 #[test]
 fn dry_run_of_zst_core_prints_table() {
     let core = sample_core();

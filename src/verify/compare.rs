@@ -15,7 +15,7 @@ use redis::{Connection, Value};
 use serde::Serialize;
 
 use super::server::{ServerError, ServerVersion};
-use crate::report::printable;
+use crate::value::printable;
 
 /// Keys per pipelined batch.
 pub const BATCH_KEYS: usize = 256;

@@ -577,7 +577,7 @@ fn extra_keys(
             if !known.contains(&key_hash(&k)) {
                 count += 1;
                 if names.len() < limit {
-                    names.push(crate::report::printable(&k));
+                    names.push(crate::value::printable(&k));
                 }
             }
         }

@@ -4,6 +4,7 @@
 pub mod bucket;
 pub mod context;
 pub mod dict;
+pub mod events;
 pub mod fault;
 pub mod guard;
 pub mod hashtable;
@@ -23,9 +24,9 @@ use seen::SeenEntries;
 use crate::core::AddressSpace;
 use crate::profile::layout::{DbArrayFlavor, ExpireFlavor, KeyspaceFlavor, TableFlavor};
 use crate::profile::Layout;
-use crate::report::ReportBuilder;
-use crate::sink::{Sink, SinkError};
+use crate::sink::SinkError;
 use crate::value::RecoveredKey;
+use events::WalkEvents;
 
 /// Keys walked between two progress updates.
 const PROGRESS_BATCH: u64 = 4096;
@@ -490,11 +491,11 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// Expire times by key pointer, sorted for binary search, and whether the expires
     /// dict was read completely. When it was not, a key without a found TTL may have had
     /// one, so such keys must not be written as persistent.
-    fn expires(&self, db: &DbInfo, report: &mut ReportBuilder) -> (Vec<(u64, i64)>, bool) {
+    fn expires(&self, db: &DbInfo, events: &mut dyn WalkEvents) -> (Vec<(u64, i64)>, bool) {
         let t = match &db.expires {
             Ok(t) => t,
             Err(f) => {
-                report.warning(format!("db {}: expires dict unreadable: {f}", db.index));
+                events.warning(format!("db {}: expires dict unreadable: {f}", db.index));
                 return (Vec::new(), false);
             }
         };
@@ -510,7 +511,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             fault_count += faults.count;
             damaged += faults.damaged_keys;
             for (bucket, f) in &faults.faults {
-                report.warning(format!(
+                events.warning(format!(
                     "db {}: expires dict bucket {bucket}: {f}; keys whose TTL cannot be confirmed are reported lost",
                     db.index
                 ));
@@ -521,7 +522,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         // once mean a redirected table rather than damaged names: then nothing is sure.
         let few_damaged = damaged <= 1 + t.used() / 100;
         if damaged > 0 {
-            report.warning(format!(
+            events.warning(format!(
                 "db {}: {damaged} expires entries hold names whose bytes hash to another bucket{}",
                 db.index,
                 if few_damaged {
@@ -535,7 +536,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             && few_damaged
             && (out.len() as u64).saturating_add(damaged) == t.used();
         if fault_count == 0 && !complete {
-            report.warning(format!(
+            events.warning(format!(
                 "db {}: expires dict yielded {} entries, its counter says {}; keys whose TTL cannot be confirmed are reported lost",
                 db.index,
                 out.len(),
@@ -592,12 +593,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         Ok(out)
     }
 
-    /// Walk every database, handing each recovered key to `sink` and every loss to `report`.
+    /// Walk every database, telling `events` of each database, each key recovered or lost,
+    /// chain faults and warnings, in order.
     pub fn walk(
         &self,
         dbs: &[DbInfo],
-        sink: &mut dyn Sink,
-        report: &mut ReportBuilder,
+        events: &mut dyn WalkEvents,
         mut progress: impl FnMut(u64),
     ) -> Result<(), WalkError> {
         let ctx = &self.ctx;
@@ -605,7 +606,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             ctx,
             objects: ObjectDecoder::new(ctx),
             salvage: ctx.options.salvage,
-            sink,
+            events,
             fatal: None,
             key_names: std::collections::HashSet::new(),
             matched_expires: 0,
@@ -613,11 +614,11 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         };
         let include = ctx.options.include_importing;
         for db in dbs {
-            report.db_seen(db, include);
+            visitor.events.db_seen(db, include);
             let keys = match &db.keys {
                 Ok(t) => t,
                 Err(f) => {
-                    report.db_unreadable(db.index, f);
+                    visitor.events.db_unreadable(db.index, f);
                     continue;
                 }
             };
@@ -635,7 +636,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             let (expires, complete) = if embedded {
                 (Vec::new(), true)
             } else {
-                self.expires(db, report)
+                self.expires(db, &mut *visitor.events)
             };
             let source = if embedded {
                 ExpireSource::Embedded
@@ -665,7 +666,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             });
             let keys_used = keys.used().saturating_add(importing_used);
             visitor
-                .sink
+                .events
                 .begin_db(db.index, keys_hint, expires_hint.min(expires_found))?;
             visitor.matched_expires = 0;
             visitor.key_names =
@@ -683,30 +684,30 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                         .hashtables()
                         .with_bucket_check(ctx.options.bucket_check, hashtable::EntryKey::Embedded)
                         .for_each_unique(h, &mut seen, |obj| {
-                            visitor.visit_embedded(db.index, obj, report, &mut progress)
+                            visitor.visit_embedded(db.index, obj, &mut progress)
                         }),
                     // A value-less dict whose keys are the objects themselves.
                     (TableFlavor::Dict, true) => {
                         ctx.dicts().for_each_unique(h, &mut seen, |obj, _| {
-                            visitor.visit_embedded(db.index, obj, report, &mut progress)
+                            visitor.visit_embedded(db.index, obj, &mut progress)
                         })
                     }
                     (TableFlavor::Dict, false) => ctx
                         .dicts()
                         .with_bucket_check(ctx.options.bucket_check)
                         .for_each_unique(h, &mut seen, |key, obj| {
-                            visitor.visit(db.index, key, obj, &source, report, &mut progress)
+                            visitor.visit(db.index, key, obj, &source, &mut progress)
                         }),
                 };
                 if let Some(e) = visitor.fatal.take() {
                     return Err(e.into());
                 }
-                report.chain_faults(db.index, &faults);
+                visitor.events.chain_faults(db.index, &faults);
             }
             progress(std::mem::take(&mut visitor.pending));
             let orphans = expires_found.saturating_sub(visitor.matched_expires);
             if orphans > 0 {
-                report.warning(format!(
+                visitor.events.warning(format!(
                     "db {}: {orphans} expires entries point at no key found in the keys table",
                     db.index
                 ));
@@ -716,11 +717,11 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     }
 }
 
-/// Decodes one key at a time and hands it to the sink or the report.
+/// Decodes one key at a time and tells the walk's consumer what became of it.
 struct KeyVisitor<'v, 's, 'a> {
     ctx: &'s WalkContext<'s, 'a>,
     objects: ObjectDecoder<'s, 'a>,
-    sink: &'v mut dyn Sink,
+    events: &'v mut dyn WalkEvents,
     /// `--salvage`: a key whose TTL cannot be confirmed is written without one, as partial.
     salvage: bool,
     fatal: Option<SinkError>,
@@ -749,7 +750,6 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         key_ptr: u64,
         obj_ptr: u64,
         source: &ExpireSource<'_>,
-        report: &mut ReportBuilder,
         progress: &mut impl FnMut(u64),
     ) {
         self.tick(progress);
@@ -758,9 +758,9 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         }
         let key = match sds::read_sds(self.ctx.space, self.ctx.sds, key_ptr) {
             Ok(k) => k,
-            Err(f) => return report.lost(db, None, None, &f),
+            Err(f) => return self.events.lost(db, None, None, &f),
         };
-        if !self.claim_name(db, &key, report) {
+        if !self.claim_name(db, &key) {
             return;
         }
         let expire_ms = match source {
@@ -775,28 +775,22 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
                         let f = Fault::bad(
                             "its TTL cannot be known: the expires dict is damaged (see warnings)",
                         );
-                        return report.lost(db, Some(&key), None, &f);
+                        return self.events.lost(db, Some(&key), None, &f);
                     }
                     let f = Fault::bad(
                         "written without a TTL: the expires dict is damaged, so any TTL it had is unknown (--salvage)",
                     );
-                    return self.emit(db, key, None, obj_ptr, Some(f), report);
+                    return self.emit(db, key, None, obj_ptr, Some(f));
                 }
                 found
             }
             ExpireSource::Embedded => None,
         };
-        self.emit(db, key, expire_ms, obj_ptr, None, report);
+        self.emit(db, key, expire_ms, obj_ptr, None);
     }
 
     /// An object that embeds its key (and keeps its expire, by `expire`).
-    fn visit_embedded(
-        &mut self,
-        db: u32,
-        obj_ptr: u64,
-        report: &mut ReportBuilder,
-        progress: &mut impl FnMut(u64),
-    ) {
+    fn visit_embedded(&mut self, db: u32, obj_ptr: u64, progress: &mut impl FnMut(u64)) {
         self.tick(progress);
         if self.fatal.is_some() {
             return;
@@ -811,18 +805,18 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
                         k.module_meta
                     ))
                 });
-                if self.claim_name(db, &k.key, report) {
-                    self.emit(db, k.key, k.expire_ms, obj_ptr, meta, report);
+                if self.claim_name(db, &k.key) {
+                    self.emit(db, k.key, k.expire_ms, obj_ptr, meta);
                 }
             }
-            Err(f) => report.lost(db, None, None, &f),
+            Err(f) => self.events.lost(db, None, None, &f),
         }
     }
 
     /// True for the first entry of the db naming `key`: it decides the key's fate, written
     /// or lost. Later ones are dropped with a warning (which one is genuine cannot be told)
     /// and count among the unnamed losses, their real name being unknown.
-    fn claim_name(&mut self, db: u32, key: &[u8], report: &mut ReportBuilder) -> bool {
+    fn claim_name(&mut self, db: u32, key: &[u8]) -> bool {
         let name_hash = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -832,9 +826,9 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         if self.key_names.insert(name_hash) {
             return true;
         }
-        report.warning(format!(
+        self.events.warning(format!(
             "db {db}: a second entry names key {} (a damaged key pointer); only the first one found counts",
-            crate::report::printable(key)
+            crate::value::printable(key)
         ));
         false
     }
@@ -848,11 +842,10 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         expire_ms: Option<i64>,
         obj_ptr: u64,
         partial_reason: Option<Fault>,
-        report: &mut ReportBuilder,
     ) {
         let header = match self.objects.header(obj_ptr) {
             Ok(h) => h,
-            Err(f) => return report.lost(db, Some(&key), None, &f),
+            Err(f) => return self.events.lost(db, Some(&key), None, &f),
         };
         let decoded = {
             let _budget = self.ctx.budget.key();
@@ -860,7 +853,7 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         };
         let value = match decoded {
             Ok(v) => v,
-            Err(f) => return report.lost(db, Some(&key), Some(header.kind), &f),
+            Err(f) => return self.events.lost(db, Some(&key), Some(header.kind), &f),
         };
         let partial = self.objects.take_partial().or(partial_reason);
         if expire_ms.is_some() {
@@ -874,22 +867,8 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             lru: header.lru,
             value,
         };
-        match self.sink.key(&rk) {
-            Ok(written) => {
-                report.recovered(db, header.kind, expire_ms.is_some());
-                let dropped = match written {
-                    crate::sink::Written::Whole => None,
-                    crate::sink::Written::Without(reason) => Some(Fault::Unsupported(reason)),
-                };
-                if let Some(f) = partial.or(dropped) {
-                    report.partial(db, &rk.key, header.kind, &f);
-                }
-            }
-            Err(SinkError::Unwritable { reason }) => {
-                let f = Fault::Unsupported(reason);
-                report.lost(db, Some(&rk.key), Some(header.kind), &f);
-            }
-            Err(e) => self.fatal = Some(e),
+        if let Err(e) = self.events.key(&rk, partial) {
+            self.fatal = Some(e);
         }
     }
 }

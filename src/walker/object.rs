@@ -1216,7 +1216,7 @@ fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Re
 fn duplicate_fault(what: &str, name: &[u8]) -> Fault {
     Fault::bad(format!(
         "{what} {} appears twice (a damaged pointer led to it again)",
-        crate::report::printable(name)
+        crate::value::printable(name)
     ))
 }
 
