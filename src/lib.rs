@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod binary;
+pub mod bundle;
 pub mod code_refs;
 pub mod core;
 pub mod decode;

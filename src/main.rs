@@ -37,6 +37,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// One archive (binary, debug file, maps, dry-run report and a compact core) to
+    /// recover from on another machine: `redis-rescue BUNDLE -o dump.rdb`.
+    #[command(long_about = cli::bundle::LONG_ABOUT)]
+    Bundle(cli::bundle::BundleArgs),
     /// Layout profiles: derive one from the DWARF of a redis-server build.
     Layout(cli::layout::LayoutArgs),
     /// Load a recovered dump into a real Redis and prove it matches the recovery report.
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => cli::recover::run(cli.recover),
+        Some(Command::Bundle(args)) => cli::bundle::run(args),
         Some(Command::Layout(args)) => cli::layout::run(args),
         Some(Command::Verify(args)) => cli::verify::run(args),
     }

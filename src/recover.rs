@@ -68,6 +68,10 @@ pub enum RecoverError {
     /// The live process (`--pid`) could not be stopped or read.
     #[error(transparent)]
     Live(#[from] crate::live::LiveError),
+    /// A bundle (`redis-rescue bundle`'s archive) is damaged, incomplete or cannot be
+    /// unpacked.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     /// The core is not a usable core.
     #[error("{path}: {source}")]
     Core {
@@ -120,7 +124,7 @@ impl From<SinkError> for RecoverError {
 /// Progress messages for the user (stderr in the CLI).
 pub type Log<'l> = &'l mut dyn FnMut(&str);
 
-fn choose_binary(
+pub(crate) fn choose_binary(
     opts: &Options,
     exe: Option<&ExecutableInCore>,
     log: Log<'_>,
@@ -584,8 +588,34 @@ fn functions_by_structure<'a>(
 }
 
 /// Run one recovery. On success the RDB (unless dry run) is in place and the report
-/// describes it; the caller writes the report and picks the exit status.
+/// describes it; the caller writes the report and picks the exit status. A bundle given as
+/// the core ([`crate::bundle::is_bundle`]) is unpacked and recovered from with its own
+/// executable.
 pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
+    // ---- a bundle (src/bundle): recovered from the core and binary it holds ----
+    if opts.pid.is_none() && crate::bundle::is_bundle(&opts.core) {
+        return crate::bundle::recover(opts, log);
+    }
+    recover_target(opts, None, log)
+}
+
+/// [`recover`] from a target already opened: `core` is walked instead of opening
+/// `opts.core` or `opts.pid` (`bundle` walks the process it copies while it holds it
+/// stopped).
+pub fn recover_opened(
+    opts: &Options,
+    core: &CoreFile<'_>,
+    log: Log<'_>,
+) -> Result<Report, RecoverError> {
+    recover_target(opts, Some(core), log)
+}
+
+fn recover_target(
+    opts: &Options,
+    opened: Option<&CoreFile<'_>>,
+    log: Log<'_>,
+) -> Result<Report, RecoverError> {
+    // ---- end of the bundle ----
     // Where the keys go (src/output): -o PATH (refused if it exists, unless --force), -o -
     // for stdout, --to URL (reached now, before any work), or nowhere with --dry-run.
     let output = match (&opts.output, &opts.output_options.to, opts.dry_run) {
@@ -603,19 +633,23 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     // A live process is stopped from here until `live` is released after the walk (or
     // dropped on any error, which lets it go too), unless --no-freeze.
     let mapped;
+    let owned;
     let mut live = None;
-    let core = match opts.pid {
-        Some(pid) => {
+    let core: &CoreFile<'_> = match (opened, opts.pid) {
+        (Some(core), _) => core,
+        (None, Some(pid)) => {
             let (session, core) = crate::live::open(pid, !opts.no_freeze, &mut *log)?;
             live = Some(session);
-            core
+            owned = core;
+            &owned
         }
-        None => {
+        (None, None) => {
             mapped = open_core(&opts.core, opts.progress)?;
-            CoreFile::parse(mapped.bytes()).map_err(|source| RecoverError::Core {
+            owned = CoreFile::parse(mapped.bytes()).map_err(|source| RecoverError::Core {
                 path: opts.core.clone(),
                 source,
-            })?
+            })?;
+            &owned
         }
     };
     let missing = core.space.missing_bytes();
@@ -628,7 +662,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     let mut exe_warning = None;
     let exe = match exe {
         Some(e) => Some(e),
-        None => executable_by_build_id(&core, opts, binary.as_ref(), &mut exe_warning),
+        None => executable_by_build_id(core, opts, binary.as_ref(), &mut exe_warning),
     };
     let build_id = exe
         .as_ref()
@@ -640,20 +674,14 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     let mut tried = Vec::new();
     let explicit = opts.profile.is_some() || opts.derive;
     let mut chosen = None;
-    for cand in candidates(
-        opts,
-        build_id.as_deref(),
-        binary.as_ref(),
-        &core,
-        &mut tried,
-    )? {
+    for cand in candidates(opts, build_id.as_deref(), binary.as_ref(), core, &mut tried)? {
         // A profile is accepted only if the live data fits it: `server` found, dbnum
         // plausible, db[i].id == i, and every keys dict header valid.
         let attempt = Layout::resolve(&cand.file)
             .map_err(RecoverError::from)
             .and_then(|layout| {
                 let (server, found_by) = server_address(
-                    &core,
+                    core,
                     &layout,
                     exe.as_ref(),
                     binary.as_ref(),
@@ -735,7 +763,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
     let (bucket_check, bucket_note) = if opts.no_bucket_check {
         (None, "off (--no-bucket-check)".to_owned())
     } else {
-        calibrate_bucket_check(&core, &layout, exe.as_ref(), binary.as_ref(), &dbs)
+        calibrate_bucket_check(core, &layout, exe.as_ref(), binary.as_ref(), &dbs)
     };
     log(&format!("bucket check: {bucket_note}"));
     report.set_bucket_check(bucket_note);
@@ -778,7 +806,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
                     .map_err(|f| format!("function libraries unreadable: {f}"))
             }
             (Ok(_), None) => functions_by_structure(
-                &core,
+                core,
                 &layout,
                 None,
                 &walker,
@@ -786,7 +814,7 @@ pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
                 &mut *log,
             ),
             (Err(why), e) => {
-                functions_by_structure(&core, &layout, e.map(|e| e.base), &walker, &why, &mut *log)
+                functions_by_structure(core, &layout, e.map(|e| e.base), &walker, &why, &mut *log)
             }
         },
     };

@@ -31,8 +31,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_report_matches, assert_restores_exactly, dbsizes, describe, digest, fill_dataset,
-    find_in_path, read_report, record_truth, run_rescue, RedisServer,
+    assert_report_matches, assert_restores_exactly, assert_source_unharmed, dbsizes, describe,
+    digest, fill_dataset, find_in_path, proc_state, read_report, record_truth, run_rescue,
+    tracer_of, RedisServer,
 };
 use matrix::build::Build;
 use matrix::fill::{fill, FillOptions};
@@ -45,61 +46,11 @@ const LIBS: [&str; 2] = [
     "#!lua name=other\nredis.register_function{function_name='f2', callback=function(keys, args) return 2 end, flags={'no-writes'}}",
 ];
 
-/// How long a stopped source gets to run again after the tool is gone.
-const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
-
 fn work_dir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("live-{tag}-"))
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("create the test's work dir")
-}
-
-/// The state letter of process `pid` (`/proc/PID/stat`, after the command name).
-fn proc_state(pid: u32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
-    let after = &stat[stat
-        .rfind(')')
-        .expect("stat has the command in parentheses")
-        + 1..];
-    after.trim_start().chars().next().expect("a state letter")
-}
-
-/// `TracerPid` of process `pid`.
-fn tracer_of(pid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("read /proc/PID/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("TracerPid in /proc/PID/status")
-}
-
-/// The source runs (not stopped, not traced: within [`RESUME_TIMEOUT`]), answers PING, and
-/// its DEBUG DIGEST is still `digest`.
-fn assert_source_unharmed(source: &RedisServer, want_digest: &str, what: &str) {
-    let pid = source.pid();
-    let deadline = Instant::now() + RESUME_TIMEOUT;
-    while matches!(proc_state(pid), 't' | 'T') || tracer_of(pid) != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the source (pid {pid}) is still stopped (state {}, tracer {}) {RESUME_TIMEOUT:?} later",
-            proc_state(pid),
-            tracer_of(pid)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut conn = source.conn();
-    let pong: String = redis::cmd("PING")
-        .query(&mut conn)
-        .expect("PING the source");
-    assert_eq!(pong, "PONG", "{what}");
-    assert_eq!(
-        digest(&mut conn),
-        want_digest,
-        "{what}: the source's DEBUG DIGEST changed"
-    );
 }
 
 fn rescue_pid(pid: u32, out: &Path, extra: &[&str]) -> Output {

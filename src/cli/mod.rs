@@ -1,5 +1,6 @@
 //! Subcommands of the `redis-rescue` binary, one module each.
 
+pub mod bundle;
 pub mod layout;
 pub mod recover;
 pub mod verify;

@@ -13,7 +13,8 @@ use redis_rescue::walker::WalkOptions;
 /// Options of a recovery (the default command).
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
-    /// Core dump of redis-server (from gcore, the kernel, or systemd-coredump's .zst).
+    /// Core dump of redis-server (from gcore, the kernel, or systemd-coredump's .zst), or a
+    /// bundle written by `redis-rescue bundle`.
     #[arg(required_unless_present = "pid", conflicts_with = "pid")]
     pub core: Option<PathBuf>,
 
@@ -294,6 +295,6 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 /// A `--mode` in octal.
-fn parse_mode(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
     output::parse_mode(s).ok_or_else(|| format!("{s:?} is not an octal mode from 0 to 0777"))
 }

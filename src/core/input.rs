@@ -175,7 +175,7 @@ pub fn open_core(path: &Path, progress: bool) -> Result<MappedCore, InputError> 
 }
 
 /// Free bytes for an unprivileged writer in the file system holding `dir`.
-fn free_bytes(dir: &Path) -> Option<u64> {
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs only writes into the zeroed struct we pass; `c` is NUL-terminated.
@@ -209,17 +209,7 @@ fn decompress(
     }
     input.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
     let total = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = if progress {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "decompressing {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = bytes_bar(progress, total, "decompressing");
     let derr = |source| InputError::Decompress {
         path: path.to_owned(),
         format,
@@ -234,12 +224,59 @@ fn decompress(
     };
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(path))?;
     let (mut out, temp_path) = tmp.into_parts();
-    // Cores are mostly zero pages: seek over them so the copy stays sparse.
+    match copy_sparse(&mut decoder, &mut out) {
+        Ok(_) => {}
+        Err(SparseError::Read(e)) => return Err(derr(e)),
+        // Name the sizes rather than a bare "No space left on device".
+        Err(SparseError::Write { source, needed })
+            if source.raw_os_error() == Some(libc::ENOSPC) =>
+        {
+            return Err(no_room(needed, free.unwrap_or(needed)))
+        }
+        Err(SparseError::Write { source, .. }) => return Err(io_err(path)(source)),
+    }
+    bar.finish_and_clear();
+    Ok((out, temp_path))
+}
+
+/// A progress bar on stderr over `total` bytes, labelled `what` (hidden unless `show`).
+pub(crate) fn bytes_bar(show: bool, total: u64, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{wide_bar}} {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Why [`copy_sparse`] stopped.
+#[derive(Debug)]
+pub(crate) enum SparseError {
+    /// Reading the source failed.
+    Read(std::io::Error),
+    /// Writing the copy failed; `needed` is the bytes it held with the page that failed.
+    Write {
+        /// The cause (ENOSPC when the disk is full).
+        source: std::io::Error,
+        /// Bytes written, with the page that did not fit.
+        needed: u64,
+    },
+}
+
+/// Copy `from` to the start of `out`, seeking over zero pages so the copy stays sparse
+/// (cores are mostly zero pages), and set `out`'s length to the bytes read: returns it.
+pub(crate) fn copy_sparse(from: &mut dyn Read, out: &mut File) -> Result<u64, SparseError> {
+    let werr = |source, needed| SparseError::Write { source, needed };
     let mut block = vec![0u8; 1 << 16];
     let mut len: u64 = 0;
     let mut written: u64 = 0;
     loop {
-        let n = read_full(&mut decoder, &mut block).map_err(derr)?;
+        let n = read_full(from, &mut block).map_err(SparseError::Read)?;
         if n == 0 {
             break;
         }
@@ -247,29 +284,20 @@ fn decompress(
         for page in chunk.chunks(4096) {
             if page.iter().all(|&b| b == 0) {
                 out.seek(SeekFrom::Current(page.len() as i64))
-                    .map_err(io_err(path))?;
+                    .map_err(|e| werr(e, written))?;
             } else {
-                match out.write_all(page) {
-                    Ok(()) => written += page.len() as u64,
-                    // Name the sizes rather than a bare "No space left on device".
-                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                        return Err(no_room(
-                            written + page.len() as u64,
-                            free.unwrap_or(written),
-                        ))
-                    }
-                    Err(e) => return Err(io_err(path)(e)),
-                }
+                out.write_all(page)
+                    .map_err(|e| werr(e, written + page.len() as u64))?;
+                written += page.len() as u64;
             }
         }
         len += n as u64;
     }
-    out.set_len(len).map_err(io_err(path))?;
-    bar.finish_and_clear();
-    Ok((out, temp_path))
+    out.set_len(len).map_err(|e| werr(e, written))?;
+    Ok(len)
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_full(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(buf.get_mut(filled..).unwrap_or(&mut [])) {

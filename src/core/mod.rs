@@ -210,21 +210,31 @@ impl<'a> CoreFile<'a> {
         Some((endian, segments))
     }
 
-    /// The dumped bytes of the writable PT_LOAD segments (`.data`, `.bss`) of the ELF image
-    /// whose header is mapped at `base`: `(address, bytes)`, each starting 8-aligned and cut
-    /// where the dump stops.
-    pub fn writable_image(&self, base: u64) -> Vec<(u64, std::borrow::Cow<'a, [u8]>)> {
+    /// Where the writable PT_LOAD segments (`.data.rel.ro`, `.got`, `.data`, `.bss`) of the
+    /// ELF image whose header is mapped at `base` lie in the process, as `(start, memsz)`.
+    /// Part of them is read-only once relocated (RELRO), so the mappings' permissions alone
+    /// do not find them.
+    pub fn writable_ranges(&self, base: u64) -> Vec<(u64, u64)> {
         let Some((_, segments)) = self.image_segments(base) else {
             return Vec::new();
         };
         segments
             .iter()
             .filter(|s| s.kind == elf::PT_LOAD && s.writable)
-            .filter_map(|s| {
-                let start = s.addr & !7;
+            .map(|s| (s.addr, s.memsz))
+            .collect()
+    }
+
+    /// The dumped bytes of the writable PT_LOAD segments (`.data`, `.bss`) of the ELF image
+    /// whose header is mapped at `base`: `(address, bytes)`, each starting 8-aligned and cut
+    /// where the dump stops.
+    pub fn writable_image(&self, base: u64) -> Vec<(u64, std::borrow::Cow<'a, [u8]>)> {
+        self.writable_ranges(base)
+            .into_iter()
+            .filter_map(|(addr, memsz)| {
+                let start = addr & !7;
                 // Redis's data and bss are a few MB; more is not an executable's image.
-                let len = s
-                    .memsz
+                let len = memsz
                     .saturating_add(8)
                     .min(self.space.readable_len(start))
                     .min(64 << 20);

@@ -505,14 +505,15 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap, DwarfError> {
 }
 
 /// Where `.gnu_debugaltlink`'s file may be: as named (absolute, or relative to the
-/// binary's directory), then under /usr/lib/debug/.dwz/.
-fn alt_candidates(binary: &Path, name: &str) -> Vec<PathBuf> {
+/// binary's directory), then under /usr/lib/debug/.dwz/, then by its file name beside the
+/// file naming it (where a bundle unpacks it: src/bundle).
+pub(crate) fn alt_candidates(binary: &Path, name: &str) -> Vec<PathBuf> {
     let named = Path::new(name);
+    let dir = binary.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
     if named.is_absolute() {
         out.push(named.to_owned());
     } else {
-        let dir = binary.parent().unwrap_or(Path::new("."));
         out.push(dir.join(named));
     }
     let dwz = Path::new("/usr/lib/debug/.dwz");
@@ -523,6 +524,7 @@ fn alt_candidates(binary: &Path, name: &str) -> Vec<PathBuf> {
     }
     if let Some(file) = named.file_name() {
         out.push(dwz.join(file));
+        out.push(dir.join(file));
     }
     let mut seen = HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
@@ -602,7 +604,7 @@ fn load_dwarf(path: &Path, obj: &object::File<'_>) -> Result<LoadedDwarf, DwarfE
 /// Where the separate debug file of a stripped executable may be, as GDB looks: by
 /// build-id under /usr/lib/debug/.build-id/, then by `.gnu_debuglink` name beside the
 /// executable, in its `.debug/` directory, and under /usr/lib/debug/ + its directory.
-fn debug_file_candidates(
+pub(crate) fn debug_file_candidates(
     binary: &Path,
     build_id: Option<&[u8]>,
     link: Option<&str>,
@@ -1278,6 +1280,8 @@ mod tests {
                 "/usr/lib/debug/.dwz/x86_64-linux-gnu/redis-tools.debug"
             ))
         );
+        // Beside the file naming it, where a bundle unpacks it.
+        assert!(c.contains(&PathBuf::from("/usr/bin/redis-tools.debug")));
         let c = alt_candidates(Path::new("/opt/r/redis-server"), "../dwz/common.debug");
         assert_eq!(c[0], Path::new("/opt/r/../dwz/common.debug"));
         assert!(c.contains(&PathBuf::from("/usr/lib/debug/.dwz/common.debug")));

@@ -2953,3 +2953,57 @@ pub fn assert_core_limit_unlimited(pid: u32, what: &str) {
         "{what}the server should run with RLIMIT_CORE unlimited: {core_limit}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Live sources (--pid, bundle --pid)
+// ---------------------------------------------------------------------------------------------
+
+/// How long a stopped source gets to run again after the tool is gone.
+pub const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The state letter of process `pid` (`/proc/PID/stat`, after the command name).
+pub fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    let after = &stat[stat
+        .rfind(')')
+        .expect("stat has the command in parentheses")
+        + 1..];
+    after.trim_start().chars().next().expect("a state letter")
+}
+
+/// `TracerPid` of process `pid`.
+pub fn tracer_of(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("read /proc/PID/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("TracerPid in /proc/PID/status")
+}
+
+/// The source runs (not stopped, not traced: within [`RESUME_TIMEOUT`]), answers PING, and
+/// its DEBUG DIGEST is still `digest`.
+pub fn assert_source_unharmed(source: &RedisServer, want_digest: &str, what: &str) {
+    let pid = source.pid();
+    let deadline = Instant::now() + RESUME_TIMEOUT;
+    while matches!(proc_state(pid), 't' | 'T') || tracer_of(pid) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the source (pid {pid}) is still stopped (state {}, tracer {}) {RESUME_TIMEOUT:?} later",
+            proc_state(pid),
+            tracer_of(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut conn = source.conn();
+    let pong: String = redis::cmd("PING")
+        .query(&mut conn)
+        .expect("PING the source");
+    assert_eq!(pong, "PONG", "{what}");
+    assert_eq!(
+        digest(&mut conn),
+        want_digest,
+        "{what}: the source's DEBUG DIGEST changed"
+    );
+}
