@@ -19,6 +19,7 @@ pub mod fuzz_entry;
 pub mod live;
 pub mod output;
 pub mod profile;
+pub mod progress;
 pub mod recording;
 pub mod recover;
 pub mod reencode;

@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 use crate::binary::{BinaryError, Executable};
 use crate::core::input::{open_core, InputError};
 use crate::core::{CoreError, CoreFile, ExecutableInCore};
@@ -40,8 +38,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Overwrite the output, accept a build-id mismatch.
     pub force: bool,
-    /// Show progress bars (they hide themselves when stderr is not a terminal).
-    pub progress: bool,
+    /// Where progress of long work goes (silent by default; the binary draws bars).
+    pub progress: crate::progress::ProgressHandle,
     /// RDB version to write instead of the one the source server writes.
     pub rdb_version: Option<u32>,
     /// How damaged keys are treated (`--salvage`, `--timeout`).
@@ -610,6 +608,11 @@ pub fn recover_opened(
     recover_target(opts, Some(core), log)
 }
 
+/// One recovery in phases: open the target (a core, or a live process stopped from here to
+/// the end of the walk), choose the profile ([`choose_profile`]), plan the output
+/// ([`plan_rdb_version`], the bucket check), read the functions ([`read_functions`]), walk
+/// (the walker's events to the output and the report through [`Recording`]), persist (the
+/// output finished, atomically for files).
 fn recover_target(
     opts: &Options,
     opened: Option<&CoreFile<'_>>,
@@ -644,7 +647,7 @@ fn recover_target(
             &owned
         }
         (None, None) => {
-            mapped = open_core(&opts.core, opts.progress)?;
+            mapped = open_core(&opts.core, &opts.progress)?;
             owned = CoreFile::parse(mapped.bytes()).map_err(|source| RecoverError::Core {
                 path: opts.core.clone(),
                 source,
@@ -671,49 +674,19 @@ fn recover_target(
     if let Some(w) = &exe_warning {
         log(&format!("warning: {w}"));
     }
-    let mut tried = Vec::new();
-    let explicit = opts.profile.is_some() || opts.derive;
-    let mut chosen = None;
-    for cand in candidates(opts, build_id.as_deref(), binary.as_ref(), core, &mut tried)? {
-        // A profile is accepted only if the live data fits it: `server` found, dbnum
-        // plausible, db[i].id == i, and every keys dict header valid.
-        let attempt = Layout::resolve(&cand.file)
-            .map_err(RecoverError::from)
-            .and_then(|layout| {
-                let (server, found_by) = server_address(
-                    core,
-                    &layout,
-                    exe.as_ref(),
-                    binary.as_ref(),
-                    build_id.as_deref(),
-                    opts.force,
-                )?;
-                let dbs = KeyspaceWalker::new(&core.space, &layout).databases(server)?;
-                Ok((layout, (server, found_by), dbs))
-            });
-        match attempt {
-            Ok((layout, server, dbs)) => {
-                let bad = dbs.iter().filter(|d| d.keys.is_err()).count();
-                if bad > 0 && !explicit {
-                    tried.push(format!(
-                        "{} ({}): {bad} database(s) have keys dicts that do not fit it",
-                        layout.name, cand.why
-                    ));
-                    continue;
-                }
-                chosen = Some((layout, server, dbs, cand.why));
-                break;
-            }
-            Err(e) if explicit => return Err(e),
-            Err(e) => tried.push(format!("{} ({}): {e}", cand.file.name, cand.why)),
-        }
-    }
-    let Some((layout, (server, server_found_by), dbs, choice)) = chosen else {
-        return Err(RecoverError::NoProfile(format!(
-            "tried: {}; pass --profile NAME|PATH or a --binary with debug info",
-            tried.join("; ")
-        )));
-    };
+    let Chosen {
+        layout,
+        server,
+        server_found_by,
+        dbs,
+        choice,
+    } = choose_profile(
+        opts,
+        core,
+        exe.as_ref(),
+        binary.as_ref(),
+        build_id.as_deref(),
+    )?;
     log(&format!("profile {} ({choice})", layout.name));
     log(&format!("server at {server:#x}: {server_found_by}"));
     let source = Source {
@@ -731,26 +704,7 @@ fn recover_target(
         server_address: format!("{server:#x}"),
         server_found_by,
     };
-    // A --to server may load only older RDB versions than the source's (src/output).
-    let rdb_version = match &output {
-        Some(t) => t.rdb_version(opts.rdb_version, layout.identity.rdb_version)?,
-        None => opts.rdb_version.unwrap_or(layout.identity.rdb_version),
-    };
-    if !rdb::is_known_version(rdb_version) {
-        return Err(RecoverError::Usage(format!(
-            "RDB version {rdb_version} does not exist; redis-rescue writes RDB {} (Redis's 1 to 13, Valkey 9's 80)",
-            rdb::consts::describe_versions(writable)
-        )));
-    }
-    // Asked before any output exists: a version that cannot hold a key's TTL would fail
-    // on the first key with one.
-    if !writable(rdb_version) {
-        return Err(RecoverError::Usage(format!(
-            "RDB {rdb_version} cannot hold expire times in milliseconds (EXPIRETIME_MS, RDB {} and later); redis-rescue writes RDB {}",
-            rdb::consts::MIN_VERSION_EXPIRETIME_MS,
-            rdb::consts::describe_versions(writable)
-        )));
-    }
+    let rdb_version = plan_rdb_version(opts, output.as_ref(), &layout)?;
     let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);
     if let Some(w) = exe_warning {
         report.warning(w);
@@ -773,51 +727,20 @@ fn recover_target(
     };
     let walker = KeyspaceWalker::new(&core.space, &layout).with_options(walk);
     let expected: u64 = dbs.iter().map(|d| d.expected()).sum();
-    let bar = if opts.progress {
-        ProgressBar::with_draw_target(Some(expected), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "walking keys {wide_bar} {human_pos}/{human_len} {per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let tick = |n: u64| bar.inc(n);
+    let mut task = opts
+        .progress
+        .start("walking keys", expected, crate::progress::Unit::Keys);
+    let tick = |n: u64| task.advance(n);
 
-    // Function libraries (7.0+): the static `curr_functions_lib_ctx` points at them.
-    let functions = match &layout.functions {
-        None => Ok(Vec::new()),
-        Some(f) => match (
-            static_offset(
-                "curr_functions_lib_ctx",
-                binary.as_ref(),
-                &layout,
-                f.ctx_symbol,
-                build_id.as_deref(),
-            ),
-            exe.as_ref(),
-        ) {
-            (Ok((off, how)), Some(e)) => {
-                log(&format!("curr_functions_lib_ctx: {how}"));
-                walker
-                    .functions(e.base.wrapping_add(off))
-                    .map_err(|f| format!("function libraries unreadable: {f}"))
-            }
-            (Ok(_), None) => functions_by_structure(
-                core,
-                &layout,
-                None,
-                &walker,
-                "the executable's load address is unknown",
-                &mut *log,
-            ),
-            (Err(why), e) => {
-                functions_by_structure(core, &layout, e.map(|e| e.base), &walker, &why, &mut *log)
-            }
-        },
-    };
+    let functions = read_functions(
+        core,
+        &layout,
+        &walker,
+        exe.as_ref(),
+        binary.as_ref(),
+        build_id.as_deref(),
+        &mut *log,
+    );
 
     let Some(output) = output else {
         report.set_functions(functions.map(|f| f.len() as u64));
@@ -826,7 +749,6 @@ fn recover_target(
             &mut Recording::new(&mut CountingSink, &mut report),
             tick,
         )?;
-        bar.finish_and_clear();
         // --pid: the walk is over, let the process go.
         if let Some(l) = live.take() {
             report.set_live(l.release(&mut *log));
@@ -894,7 +816,6 @@ fn recover_target(
         },
     );
     walker.walk(&dbs, &mut Recording::new(&mut *sink, &mut report), tick)?;
-    bar.finish_and_clear();
     // --pid: the walk is over, let the process go before the output is finished.
     if let Some(l) = live.take() {
         report.set_live(l.release(&mut *log));
@@ -921,6 +842,145 @@ fn recover_target(
     }
     // ---- end of the output ----
     Ok(report)
+}
+
+/// The phase that chooses the layout: the first candidate profile the live data fits, with
+/// where `server` is and the databases read through it.
+struct Chosen {
+    layout: Layout,
+    server: u64,
+    server_found_by: String,
+    dbs: Vec<DbInfo>,
+    choice: String,
+}
+
+fn choose_profile(
+    opts: &Options,
+    core: &CoreFile<'_>,
+    exe: Option<&ExecutableInCore>,
+    binary: Option<&Executable>,
+    build_id: Option<&str>,
+) -> Result<Chosen, RecoverError> {
+    let mut tried = Vec::new();
+    let explicit = opts.profile.is_some() || opts.derive;
+    let mut chosen = None;
+    for cand in candidates(opts, build_id, binary, core, &mut tried)? {
+        // A profile is accepted only if the live data fits it: `server` found, dbnum
+        // plausible, db[i].id == i, and every keys dict header valid.
+        let attempt = Layout::resolve(&cand.file)
+            .map_err(RecoverError::from)
+            .and_then(|layout| {
+                let (server, found_by) =
+                    server_address(core, &layout, exe, binary, build_id, opts.force)?;
+                let dbs = KeyspaceWalker::new(&core.space, &layout).databases(server)?;
+                Ok((layout, (server, found_by), dbs))
+            });
+        match attempt {
+            Ok((layout, server, dbs)) => {
+                let bad = dbs.iter().filter(|d| d.keys.is_err()).count();
+                if bad > 0 && !explicit {
+                    tried.push(format!(
+                        "{} ({}): {bad} database(s) have keys dicts that do not fit it",
+                        layout.name, cand.why
+                    ));
+                    continue;
+                }
+                chosen = Some((layout, server, dbs, cand.why));
+                break;
+            }
+            Err(e) if explicit => return Err(e),
+            Err(e) => tried.push(format!("{} ({}): {e}", cand.file.name, cand.why)),
+        }
+    }
+    let Some((layout, (server, server_found_by), dbs, choice)) = chosen else {
+        return Err(RecoverError::NoProfile(format!(
+            "tried: {}; pass --profile NAME|PATH or a --binary with debug info",
+            tried.join("; ")
+        )));
+    };
+    Ok(Chosen {
+        layout,
+        server,
+        server_found_by,
+        dbs,
+        choice,
+    })
+}
+
+/// The phase that plans the output: the RDB version written (the source's, `--rdb-version`,
+/// or what a `--to` server loads), refused before any output exists when it cannot be
+/// written.
+fn plan_rdb_version(
+    opts: &Options,
+    output: Option<&crate::output::Target>,
+    layout: &Layout,
+) -> Result<u32, RecoverError> {
+    // A --to server may load only older RDB versions than the source's (src/output).
+    let rdb_version = match output {
+        Some(t) => t.rdb_version(opts.rdb_version, layout.identity.rdb_version)?,
+        None => opts.rdb_version.unwrap_or(layout.identity.rdb_version),
+    };
+    if !rdb::is_known_version(rdb_version) {
+        return Err(RecoverError::Usage(format!(
+            "RDB version {rdb_version} does not exist; redis-rescue writes RDB {} (Redis's 1 to 13, Valkey 9's 80)",
+            rdb::consts::describe_versions(writable)
+        )));
+    }
+    // Asked before any output exists: a version that cannot hold a key's TTL would fail
+    // on the first key with one.
+    if !writable(rdb_version) {
+        return Err(RecoverError::Usage(format!(
+            "RDB {rdb_version} cannot hold expire times in milliseconds (EXPIRETIME_MS, RDB {} and later); redis-rescue writes RDB {}",
+            rdb::consts::MIN_VERSION_EXPIRETIME_MS,
+            rdb::consts::describe_versions(writable)
+        )));
+    }
+    Ok(rdb_version)
+}
+
+/// The phase that reads the function libraries (7.0+), which the static
+/// `curr_functions_lib_ctx` points at: by symbol, machine code or profile record, else by
+/// structure.
+fn read_functions<'a>(
+    core: &CoreFile<'a>,
+    layout: &Layout,
+    walker: &KeyspaceWalker<'_, 'a>,
+    exe: Option<&ExecutableInCore>,
+    binary: Option<&Executable>,
+    build_id: Option<&str>,
+    log: Log<'_>,
+) -> Result<Vec<crate::value::Bytes<'a>>, String> {
+    match &layout.functions {
+        None => Ok(Vec::new()),
+        Some(f) => match (
+            static_offset(
+                "curr_functions_lib_ctx",
+                binary,
+                layout,
+                f.ctx_symbol,
+                build_id,
+            ),
+            exe,
+        ) {
+            (Ok((off, how)), Some(e)) => {
+                log(&format!("curr_functions_lib_ctx: {how}"));
+                walker
+                    .functions(e.base.wrapping_add(off))
+                    .map_err(|f| format!("function libraries unreadable: {f}"))
+            }
+            (Ok(_), None) => functions_by_structure(
+                core,
+                layout,
+                None,
+                walker,
+                "the executable's load address is unknown",
+                &mut *log,
+            ),
+            (Err(why), e) => {
+                functions_by_structure(core, layout, e.map(|e| e.base), walker, &why, &mut *log)
+            }
+        },
+    }
 }
 
 /// Whether redis-rescue writes RDB `version`: it exists and holds millisecond expires.

@@ -18,10 +18,11 @@ use super::{
     FORMAT, FORMAT_VERSION, MANIFEST, PREFIX,
 };
 use crate::binary::Executable;
-use crate::core::input::{bytes_bar, open_core};
+use crate::core::input::open_core;
 use crate::core::CoreFile;
 use crate::live::LiveRead;
 use crate::output::{Destination, Target};
+use crate::progress::Counted;
 use crate::recover::{Log, Options, RecoverError};
 use crate::report::Report;
 
@@ -52,8 +53,8 @@ pub struct BundleOptions {
     pub mode: u32,
     /// zstd compression level.
     pub level: i32,
-    /// Show progress bars.
-    pub progress: bool,
+    /// Where progress goes.
+    pub progress: crate::progress::ProgressHandle,
 }
 
 /// A bundle written.
@@ -107,7 +108,7 @@ pub fn create(opts: &BundleOptions, log: Log<'_>) -> Result<Created, BundleError
                 (&owned, source, None)
             }
             (None, Some(path)) => {
-                mapped = open_core(path, opts.progress)?;
+                mapped = open_core(path, &opts.progress)?;
                 owned = CoreFile::parse(mapped.bytes()).map_err(|source| BundleError::Core {
                     path: path.clone(),
                     source,
@@ -139,7 +140,7 @@ pub fn create(opts: &BundleOptions, log: Log<'_>) -> Result<Created, BundleError
         profile: opts.profile.clone(),
         dry_run: true,
         force: opts.force,
-        progress: opts.progress,
+        progress: opts.progress.clone(),
         ..Options::default()
     };
     let running = session.as_ref().map(|s| s.binary_default(exe.as_ref()));
@@ -286,21 +287,22 @@ pub fn create(opts: &BundleOptions, log: Log<'_>) -> Result<Created, BundleError
         }
         .map_err(werr)?;
     }
-    let bar = bytes_bar(opts.progress, core_len, "bundling the core");
+    let task = opts
+        .progress
+        .start("bundling the core", core_len, crate::progress::Unit::Bytes);
     match (&image, core.space.process_memory()) {
         (Some(image), Some(mem)) => {
             let reader = BufReader::with_capacity(COPY_CHUNK, image.reader(mem));
-            append(&mut tar, CORE, core_len, bar.wrap_read(reader))
+            append(&mut tar, CORE, core_len, Counted::new(reader, task))
         }
         _ => append(
             &mut tar,
             CORE,
             core_len,
-            bar.wrap_read(raw.unwrap_or_default()),
+            Counted::new(raw.unwrap_or_default(), task),
         ),
     }
     .map_err(werr)?;
-    bar.finish_and_clear();
     // The copy is done: the process runs again before the archive is finished.
     let live = session.take().map(|s| s.release(&mut *log));
     let encoder = tar.into_inner().map_err(werr)?;

@@ -9,7 +9,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::{BundleError, EntryKind, Manifest, CORE, FORMAT, FORMAT_VERSION, MANIFEST, PREFIX};
-use crate::core::input::{bytes_bar, copy_sparse, free_bytes, read_full, SparseError};
+use crate::core::input::{copy_sparse, free_bytes, read_full, SparseError};
 use crate::recover::{Log, Options, RecoverError};
 use crate::report::Report;
 
@@ -63,7 +63,11 @@ pub fn is_bundle(path: &Path) -> bool {
 /// Unpack the bundle at `path` into a private temporary directory (in `$TMPDIR`, mode 0700;
 /// files 0600), checking every entry against the manifest: its size, and the executable's
 /// build-id. The whole archive is read, so its zstd checksum is checked too.
-pub fn unpack(path: &Path, progress: bool, log: Log<'_>) -> Result<Unpacked, BundleError> {
+pub fn unpack(
+    path: &Path,
+    progress: &crate::progress::ProgressHandle,
+    log: Log<'_>,
+) -> Result<Unpacked, BundleError> {
     let damaged = |reason: String| BundleError::Damaged {
         path: path.to_owned(),
         reason,
@@ -85,10 +89,12 @@ pub fn unpack(path: &Path, progress: bool, log: Log<'_>) -> Result<Unpacked, Bun
         source,
     })?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = bytes_bar(progress, total, "unpacking");
-    let decoder =
-        zstd::stream::read::Decoder::new(BufReader::with_capacity(1 << 16, bar.wrap_read(file)))
-            .map_err(|e| damaged(format!("not a zstd stream: {e}")))?;
+    let task = progress.start("unpacking", total, crate::progress::Unit::Bytes);
+    let decoder = zstd::stream::read::Decoder::new(BufReader::with_capacity(
+        1 << 16,
+        crate::progress::Counted::new(file, task),
+    ))
+    .map_err(|e| damaged(format!("not a zstd stream: {e}")))?;
     let mut archive = tar::Archive::new(decoder);
     let tmp = std::env::temp_dir();
     let dir = tempfile::Builder::new()
@@ -226,7 +232,6 @@ pub fn unpack(path: &Path, progress: bool, log: Log<'_>) -> Result<Unpacked, Bun
     // checksum of the whole.
     io::copy(&mut archive.into_inner(), &mut io::sink())
         .map_err(|e| stream(e, "the end of the archive"))?;
-    bar.finish_and_clear();
     let missing: Vec<&str> = manifest
         .entries
         .iter()
@@ -276,7 +281,7 @@ fn file_name(name: &str) -> String {
 /// executable (unless `--binary` or `--no-binary` say otherwise). The report names the
 /// bundle, not the temporary files.
 pub fn recover(opts: &Options, log: Log<'_>) -> Result<Report, RecoverError> {
-    let unpacked = unpack(&opts.core, opts.progress, &mut *log)?;
+    let unpacked = unpack(&opts.core, &opts.progress, &mut *log)?;
     let mut inner = opts.clone();
     inner.core = unpacked.core.clone();
     let bundled = match (&unpacked.binary, &opts.binary, opts.no_binary) {

@@ -100,7 +100,7 @@ pub fn run(cli: BundleArgs) -> ExitCode {
         force: cli.force,
         mode: cli.mode,
         level: cli.level,
-        progress: !quiet && std::io::stderr().is_terminal(),
+        progress: super::progress::bars(!quiet && std::io::stderr().is_terminal()),
     };
     match create(&opts, &mut log) {
         Ok(done) => {

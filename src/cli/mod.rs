@@ -2,5 +2,6 @@
 
 pub mod bundle;
 pub mod layout;
+pub mod progress;
 pub mod recover;
 pub mod verify;

@@ -165,7 +165,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
         derive: cli.derive,
         dry_run: cli.dry_run,
         force: cli.force,
-        progress: !quiet && std::io::stderr().is_terminal(),
+        progress: super::progress::bars(!quiet && std::io::stderr().is_terminal()),
         rdb_version: cli.rdb_version,
         walk: WalkOptions {
             salvage: cli.salvage,

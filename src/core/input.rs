@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::progress::{Counted, ProgressHandle, Unit};
 
 /// Failure to open or decompress the core file.
 #[derive(Debug, thiserror::Error)]
@@ -145,9 +145,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InputError + '_ {
     }
 }
 
-/// Open `path`, decompressing a compressed core (recognised by its magic) with a progress
-/// bar.
-pub fn open_core(path: &Path, progress: bool) -> Result<MappedCore, InputError> {
+/// Open `path`, decompressing a compressed core (recognised by its magic), its progress
+/// reported to `progress`.
+pub fn open_core(path: &Path, progress: &ProgressHandle) -> Result<MappedCore, InputError> {
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut magic = [0u8; 6];
     let n = read_full(&mut file, &mut magic).map_err(io_err(path))?;
@@ -191,7 +191,7 @@ fn decompress(
     path: &Path,
     mut input: File,
     format: Compression,
-    progress: bool,
+    progress: &ProgressHandle,
 ) -> Result<(File, tempfile::TempPath), InputError> {
     let dir = std::env::temp_dir();
     let free = free_bytes(&dir);
@@ -209,13 +209,13 @@ fn decompress(
     }
     input.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
     let total = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = bytes_bar(progress, total, "decompressing");
+    let task = progress.start("decompressing", total, Unit::Bytes);
     let derr = |source| InputError::Decompress {
         path: path.to_owned(),
         format,
         source,
     };
-    let reader = std::io::BufReader::with_capacity(1 << 16, bar.wrap_read(input));
+    let reader = std::io::BufReader::with_capacity(1 << 16, Counted::new(input, task));
     let mut decoder: Box<dyn Read> = match format {
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader).map_err(derr)?),
         Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
@@ -235,23 +235,7 @@ fn decompress(
         }
         Err(SparseError::Write { source, .. }) => return Err(io_err(path)(source)),
     }
-    bar.finish_and_clear();
     Ok((out, temp_path))
-}
-
-/// A progress bar on stderr over `total` bytes, labelled `what` (hidden unless `show`).
-pub(crate) fn bytes_bar(show: bool, total: u64, what: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} {{wide_bar}} {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Why [`copy_sparse`] stopped.
