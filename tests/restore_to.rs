@@ -103,6 +103,121 @@ fn a_fresh_server_receives_every_key() {
     );
 }
 
+/// A CA, and a certificate for `localhost` it signed, made with the openssl CLI in `dir`:
+/// (ca.crt, server.crt, server.key).
+fn tls_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", describe(&out));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rescue-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost\n").expect("write ext.cnf");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+/// `rediss://`: the keys go over TLS to a server whose certificate a private CA signed,
+/// trusted through SSL_CERT_FILE; without that CA the certificate is refused and nothing
+/// is sent.
+#[test]
+fn a_tls_server_receives_every_key_over_rediss() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(dir.path());
+    let tls_port = free_port();
+    let tls_port_s = tls_port.to_string();
+    let (server, mut conn) = target(&[
+        "--tls-port",
+        &tls_port_s,
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        ca.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://:{PASSWORD}@localhost:{tls_port}");
+    let report = dir.path().join("tls.report.json");
+    let rescue = |trust: Option<&Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_redis-rescue"));
+        cmd.arg(&f.core.core)
+            .args(["--to", &url, "--report"])
+            .arg(&report)
+            .arg("--force");
+        match trust {
+            Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+            None => cmd.env_remove("SSL_CERT_FILE"),
+        };
+        cmd.output().expect("run redis-rescue")
+    };
+    // The system's CAs do not know this one: refused, nothing sent.
+    let out = rescue(None);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(
+        dbsizes(&mut conn),
+        BTreeMap::new(),
+        "nothing sent to an untrusted server"
+    );
+    let out = rescue(Some(&ca));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_no_password(&out, &report);
+    assert_holds_exactly(&mut conn, &f.core.truth, "--to rediss://");
+    assert_eq!(function_libraries(&mut conn), f.libraries);
+    drop(server);
+}
+
 #[test]
 fn existing_keys_are_reported_unless_replace() {
     let f = fixture();

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use super::sds::{read_mstr, read_sds, SdsFormat};
 use crate::core::AddressSpace;
-use crate::decode::{intset::Intset, listpack::Listpack, lzf, ziplist::Ziplist};
+use crate::decode::{intset::Intset, listpack::Listpack, lzf, ziplist::Ziplist, Element};
 use crate::profile::layout::{
     ElementFlavor, ExpireFlavor, HashFieldFlavor, QuicklistFlavor, TableFlavor, ValueFlavor,
     ZsetElementFlavor,
@@ -219,6 +219,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         self.partial.set(None);
         let mut value = self.decode_value(h)?;
         self.check_unique(&mut value)?;
+        check_scores(&value)?;
         Ok(value)
     }
 
@@ -1222,6 +1223,42 @@ fn duplicate_fault(what: &str, name: &[u8]) -> Fault {
 
 /// The first element that repeats among every `stride`-th element (from the first) of a
 /// validated listpack or ziplist; integers compare by their decimal text, as Redis does.
+/// A compact zset's scores must be numbers: a damaged score string ("inf" with a flipped
+/// bit) would be written as is, and a loader that reads scores refuses the file (Redis's
+/// refuses a NaN score too).
+fn check_scores(value: &Value<'_>) -> Result<(), Fault> {
+    let scores: Vec<Element<'_>> = match value {
+        Value::ZsetListpack(b) => Listpack::parse(b)
+            .map_err(|e| Fault::bad(format!("zset listpack: {e}")))?
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .collect(),
+        Value::ZsetZiplist(b) => Ziplist::parse(b)
+            .map_err(|e| Fault::bad(format!("zset ziplist: {e}")))?
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .collect(),
+        _ => return Ok(()),
+    };
+    for score in scores {
+        if let Element::Bytes(b) = score {
+            let number = std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|x| !x.is_nan());
+            if number.is_none() {
+                return Err(Fault::bad(format!(
+                    "zset score {} is not a number",
+                    crate::value::printable(b)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<Vec<u8>> {
     let names: Vec<Vec<u8>> = if ziplist {
         Ziplist::parse(bytes)
@@ -1252,6 +1289,31 @@ mod tests {
     use crate::walker::context::WalkContext;
     use crate::walker::sds::SdsFormat;
     use crate::walker::WalkOptions;
+
+    #[test]
+    fn a_compact_zset_whose_score_is_no_number_is_refused() {
+        use crate::decode::listpack::ListpackBuilder;
+        use crate::decode::Element;
+        use crate::value::Value;
+        let zset = |score: &[u8]| {
+            let mut b = ListpackBuilder::new();
+            for e in [
+                Element::Bytes(b"a"),
+                Element::Int(1),
+                Element::Bytes(b"b"),
+                Element::Bytes(score),
+            ] {
+                b.push(e).unwrap();
+            }
+            Value::ZsetListpack(std::borrow::Cow::Owned(b.finish()))
+        };
+        assert!(super::check_scores(&zset(b"inf")).is_ok());
+        assert!(super::check_scores(&zset(b"-2.5e3")).is_ok());
+        for bad in [&b"iof"[..], b"nan", b"1.5\x00", b""] {
+            let e = super::check_scores(&zset(bad)).unwrap_err().to_string();
+            assert!(e.contains("is not a number"), "{e}");
+        }
+    }
 
     #[test]
     fn values_held_twice_are_named_once() {

@@ -142,7 +142,8 @@ pub struct RedisServer {
     binary: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
     listener
         .local_addr()
