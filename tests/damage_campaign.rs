@@ -346,30 +346,16 @@ fn explained_by_payload(got: &KeyState, want: &KeyState, partial: bool) -> bool 
         "stream" => count_ok(got.value.len(), want.value.len()),
         "set" | "hash" | "zset" => {
             let unit = if got.ty == "set" { 1 } else { 2 };
-            let units = |v: &[Vec<u8>]| -> Vec<Vec<Vec<u8>>> {
-                v.chunks(unit).map(|c| c.to_vec()).collect()
-            };
-            let (g, w) = (units(&got.value), units(&want.value));
-            if !count_ok(g.len(), w.len()) {
+            if !count_ok(got.value.len() / unit, want.value.len() / unit) {
                 return false;
             }
-            let ws: BTreeSet<&Vec<Vec<u8>>> = w.iter().collect();
-            let gs: BTreeSet<&Vec<Vec<u8>>> = g.iter().collect();
-            // Each unit the dump alone has must stand in for one the source alone has.
-            let mut missing: Vec<&Vec<Vec<u8>>> = w.iter().filter(|u| !gs.contains(u)).collect();
-            let compatible = |a: &Vec<Vec<u8>>, b: &Vec<Vec<u8>>| {
-                let n = if got.ty == "zset" { 1 } else { a.len() };
+            // Each unit the dump alone has must stand in for one the source alone has (a
+            // zset's score, its second element, is free).
+            let n = if got.ty == "zset" { 1 } else { unit };
+            pair_leftovers(&got.value, &want.value, unit, |a, b| {
                 a.iter().zip(b).take(n).all(|(x, y)| same_shape(x, y))
-            };
-            g.iter().filter(|u| !ws.contains(u)).all(|u| {
-                match missing.iter().position(|m| compatible(u, m)) {
-                    Some(i) => {
-                        missing.swap_remove(i);
-                        true
-                    }
-                    None => false,
-                }
             })
+            .is_some()
         }
         _ => false,
     }
@@ -395,31 +381,15 @@ fn explained_by_length_byte(got: &KeyState, want: &KeyState) -> bool {
         // could have been.
         "set" | "hash" | "zset" => {
             let unit = if got.ty == "set" { 1 } else { 2 };
-            let mut w: Vec<&[Vec<u8>]> = want.value.chunks(unit).collect();
-            let mut extra = Vec::new();
-            for u in got.value.chunks(unit) {
-                match w.iter().position(|x| *x == u) {
-                    Some(i) => {
-                        w.swap_remove(i);
-                    }
-                    None => extra.push(u),
-                }
-            }
-            let mut pairs = Vec::new();
-            for g in extra {
-                let Some(i) = w
-                    .iter()
-                    .position(|m| g.iter().zip(m.iter()).all(|(a, b)| in_place(a, b)))
-                else {
-                    return false;
-                };
-                let m = w.swap_remove(i);
-                pairs.extend(g.iter().zip(m.iter()).filter(|(a, b)| a != b));
-            }
-            if !w.is_empty() {
+            let Some((pairs, 0)) = pair_leftovers(&got.value, &want.value, unit, |g, m| {
+                g.iter().zip(m).all(|(a, b)| in_place(a, b))
+            }) else {
                 return false;
-            }
+            };
             pairs
+                .into_iter()
+                .flat_map(|(g, m)| g.iter().zip(m).filter(|(a, b)| a != b))
+                .collect()
         }
         _ => got
             .value
@@ -454,6 +424,35 @@ fn intset_count_damaged(got: &[Vec<u8>], want: &[Vec<u8>]) -> bool {
         (Some(g), Some(w)) if g.len() > w.len() => w.iter().all(|m| g.binary_search(m).is_ok()),
         _ => false,
     }
+}
+
+/// The units (`unit` elements each: a set's member, a hash's field and value, a zset's member
+/// and score) of an unordered value that `got` holds and `want` does not, each paired with
+/// one of `want`'s that `got` lacks and that it `fits`; with how many of `want`'s stay
+/// unpaired. `None` when a unit of `got` finds no partner.
+#[allow(clippy::type_complexity)]
+fn pair_leftovers<'k>(
+    got: &'k [Vec<u8>],
+    want: &'k [Vec<u8>],
+    unit: usize,
+    fits: impl Fn(&[Vec<u8>], &[Vec<u8>]) -> bool,
+) -> Option<(Vec<(&'k [Vec<u8>], &'k [Vec<u8>])>, usize)> {
+    let mut w: Vec<&[Vec<u8>]> = want.chunks(unit).collect();
+    let mut extra = Vec::new();
+    for u in got.chunks(unit) {
+        match w.iter().position(|x| *x == u) {
+            Some(i) => {
+                w.swap_remove(i);
+            }
+            None => extra.push(u),
+        }
+    }
+    let mut pairs = Vec::new();
+    for g in extra {
+        let i = w.iter().position(|m| fits(g, m))?;
+        pairs.push((g, w.swap_remove(i)));
+    }
+    Some((pairs, w.len()))
 }
 
 /// `a` and `b` differ at most as damage inside one string's own allocation can make them:

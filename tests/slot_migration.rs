@@ -29,8 +29,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    builds_dir, check_rdb, describe, gcore, key_states, provisioned_binary, read_report,
-    run_rescue, scan_keys, show, snippet, start_cluster_node, KeyState, RedisServer, RemoveOnDrop,
+    builds_dir, check_rdb, cluster_info, describe, gcore, key_states, provisioned_binary,
+    read_report, run_rescue, scan_keys, show, snippet, start_cluster_node, KeyState, RedisServer,
+    RemoveOnDrop,
 };
 use redis::{Connection, Value};
 
@@ -63,18 +64,6 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
-}
-
-/// A `CLUSTER INFO` field.
-fn cluster_info(conn: &mut Connection, field: &str) -> String {
-    let info: String = redis::cmd("CLUSTER")
-        .arg("INFO")
-        .query(conn)
-        .expect("CLUSTER INFO");
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn text(v: &Value) -> String {
@@ -347,8 +336,8 @@ fn mid_import(build: &str) {
     for (name, conn) in [("A", &mut ca), ("B", &mut cb)] {
         wait_for(&format!("node {name}: cluster_state ok"), || {
             let (state, known) = (
-                cluster_info(conn, "cluster_state"),
-                cluster_info(conn, "cluster_known_nodes"),
+                cluster_info(conn, "cluster_state").unwrap_or_default(),
+                cluster_info(conn, "cluster_known_nodes").unwrap_or_default(),
             );
             if state == "ok" && known == "2" {
                 Ok(())

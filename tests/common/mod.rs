@@ -467,6 +467,17 @@ pub fn start_cluster_node(binary: &Path, version: &str, extra_args: &[&str]) -> 
     RedisServer::start_version(binary, version, &args)
 }
 
+/// A `CLUSTER INFO` field of the node `conn` talks to.
+pub fn cluster_info(conn: &mut Connection, field: &str) -> Option<String> {
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query(conn)
+        .expect("CLUSTER INFO");
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':'))
+        .map(str::to_string)
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

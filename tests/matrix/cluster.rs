@@ -28,9 +28,9 @@ use super::truth::{
     assert_unused_dbs_null, expiries, field_ttls, function_list, used_dbsizes, FieldTtls,
 };
 use crate::common::{
-    assert_report_matches, check_rdb, describe, gcore, keyspace_info, probe_streams, read_report,
-    run_rescue, select, show, snippet, stream_differences, Dataset, RedisServer, RemoveOnDrop,
-    StreamProbe, Truth,
+    assert_report_matches, check_rdb, cluster_info, describe, gcore, keyspace_info, probe_streams,
+    read_report, run_rescue, select, show, snippet, stream_differences, Dataset, RedisServer,
+    RemoveOnDrop, StreamProbe, Truth,
 };
 
 /// `--cluster-databases`.
@@ -76,17 +76,6 @@ fn start_cluster_node(build: &Build, conf: &Path, rdb: Option<&Path>) -> RedisSe
         Some(rdb) => RedisServer::start_version_on_rdb(&build.server, build.name, rdb, &args),
         None => RedisServer::start_version(&build.server, build.name, &args),
     }
-}
-
-/// A `CLUSTER INFO` field.
-fn cluster_info(conn: &mut Connection, field: &str) -> Option<String> {
-    let info: String = redis::cmd("CLUSTER")
-        .arg("INFO")
-        .query(conn)
-        .expect("CLUSTER INFO");
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':'))
-        .map(str::to_string)
 }
 
 /// Make the single node serve every slot it does not serve yet (from `CLUSTER NODES`), and
