@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use redis_rescue::verify::{self, docker, output, Target, VerifyOptions};
+use redis_rescue::verify::{self, container, docker, engine, output, Target, VerifyOptions};
 
 /// The long help of `verify` (`redis-rescue verify --help`).
 pub const LONG_ABOUT: &str = "\
@@ -14,9 +14,14 @@ recovery report says.
 
 By default verify starts redis-server (from PATH, or --redis-server) on a free loopback port \
 in a private temporary directory holding a copy of the dump, waits for the load and stops it \
-afterwards; the dump itself is never touched. With --connect it uses a server that is \
-already running (e.g. started with docker/compose.yml; --docker prints the commands) and \
-first checks that the server holds this dump's keyspace.
+afterwards; the dump itself is never touched. With --docker it restores the dump into a \
+container instead: the official image of the dump's version (redis:<version>, \
+valkey/valkey:<version>) or --image, run by the bundled compose file as a project of its \
+own on a free loopback port, taken down afterwards (also on failure and Ctrl-C). Docker or \
+Podman is found through DOCKER_HOST or their usual sockets, and `docker compose` or \
+`docker-compose` runs the file; when neither answers, --docker prints the commands that do \
+it by hand and exits 2 (nothing was verified). With --connect it uses a server that is \
+already running and first checks that the server holds this dump's keyspace.
 
 Checks: the dump reads whole (CRC-64) and agrees with its report (keys, TTLs and types per \
 db); the server loaded it (its log's error is shown when not); the server's version is the \
@@ -47,10 +52,16 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "ADDR", conflicts_with = "docker")]
     pub connect: Option<String>,
 
-    /// Print the docker compose commands that restore the dump into the official image of
-    /// its Redis version (then verify with --connect), and exit.
+    /// Restore the dump into a container (Docker or Podman, through the bundled compose
+    /// file) of the official image of its version, compare, and take it down. Without a
+    /// reachable engine: print the commands that do it by hand.
     #[arg(long)]
     pub docker: bool,
+
+    /// The image for --docker (default: redis:<version> or valkey/valkey:<version> from the
+    /// report or the dump's version field).
+    #[arg(long, value_name = "IMAGE", requires = "docker")]
+    pub image: Option<String>,
 
     /// Compare N random keys instead of all of them (for large dumps).
     #[arg(long, value_name = "N")]
@@ -80,19 +91,31 @@ pub struct VerifyArgs {
 /// Runs `verify` and maps the outcome to the exit status.
 pub fn run(args: VerifyArgs) -> ExitCode {
     if args.docker {
-        let version = verify::redis_version_of(&args.dump, args.report.as_deref());
-        print!(
-            "{}",
-            docker::commands(
+        let missing = match (engine::Engine::find(), container::ComposeTool::find()) {
+            (Ok(_), Ok(_)) => None,
+            (Err(e), _) => Some(e.to_string()),
+            (_, Err(e)) => Some(e.to_string()),
+        };
+        if let Some(why) = missing {
+            let version = verify::redis_version_of(&args.dump, args.report.as_deref());
+            let mut text = docker::commands(
                 &args.dump,
                 version.as_deref(),
-                docker::compose_file().as_deref()
-            )
-        );
-        return ExitCode::SUCCESS;
+                docker::compose_file().as_deref(),
+            );
+            if let Some(image) = &args.image {
+                if let Some(v) = version.as_deref() {
+                    text = text.replace(&docker::image_for(v), image);
+                }
+            }
+            eprintln!("redis-rescue: {why}: nothing was verified; these commands do it by hand:");
+            print!("{text}");
+            return ExitCode::from(2);
+        }
     }
     let target = match args.connect {
         Some(addr) => Target::Connect(addr),
+        None if args.docker => Target::Container(args.image),
         None => Target::Start(
             args.redis_server
                 .unwrap_or_else(|| PathBuf::from("redis-server")),

@@ -1,7 +1,10 @@
-//! `verify --docker`: the compose commands that restore a dump into the official image of
-//! its Redis version (see `docker/compose.yml`).
+//! `verify --docker`: the bundled compose file, the image of a version, and the commands
+//! that restore a dump by hand when no engine answers (see `docker/compose.yml`).
 
 use std::path::{Path, PathBuf};
+
+/// `docker/compose.yml`, built in: `verify --docker` runs it wherever the binary is.
+pub const COMPOSE_YML: &str = include_str!("../../docker/compose.yml");
 
 /// Port the compose file publishes on loopback by default.
 pub const DEFAULT_PORT: u16 = 6390;
@@ -53,6 +56,7 @@ pub fn commands(dump: &Path, version: Option<&str>, compose: Option<&Path>) -> S
     });
     let env = format!("REDIS_IMAGE={image} DUMP={dump_s} PORT={DEFAULT_PORT}");
     let compose_cmd = format!("docker compose -p redis-rescue-verify -f {compose_s}");
+    let down = "down -v --remove-orphans";
     let mut s = String::new();
     match version {
         Some(v) => s.push_str(&format!(
@@ -75,7 +79,7 @@ pub fn commands(dump: &Path, version: Option<&str>, compose: Option<&Path>) -> S
     s.push_str(&format!(
         "redis-rescue verify {dump_s} --connect 127.0.0.1:{DEFAULT_PORT}\n"
     ));
-    s.push_str(&format!("{env} {compose_cmd} down\n"));
+    s.push_str(&format!("{env} {compose_cmd} {down}\n"));
     s
 }
 
@@ -95,7 +99,7 @@ mod tests {
         assert!(
             c.contains("REDIS_IMAGE=redis:2.8.17 DUMP=/nonexistent/d.rdb PORT=6390 docker compose")
         );
-        assert!(c.contains(" up -d\n") && c.contains(" down\n"));
+        assert!(c.contains(" up -d\n") && c.contains(" down -v --remove-orphans\n"));
         assert!(c.contains("redis-rescue verify /nonexistent/d.rdb --connect 127.0.0.1:6390"));
         let c = commands(
             Path::new("d.rdb"),

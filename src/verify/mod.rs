@@ -17,8 +17,10 @@
 //! but something differs; 2 the server did not load it (or verify could not run).
 
 pub mod compare;
+pub mod container;
 pub mod docker;
 pub mod dump;
+pub mod engine;
 pub mod output;
 pub mod report;
 pub mod server;
@@ -43,6 +45,9 @@ pub enum Target {
     Start(PathBuf),
     /// Use a running server (`HOST:PORT` or a `redis://` URL).
     Connect(String),
+    /// Run the bundled compose file on a container engine: this image, else the official
+    /// image of the dump's version.
+    Container(Option<String>),
 }
 
 /// What to verify, and how.
@@ -91,6 +96,25 @@ pub struct Check {
     pub result: CheckResult,
 }
 
+/// The container of a `--docker` run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ContainerRun {
+    /// The engine that ran it (`Podman Engine 4.3.1`) and where it listens.
+    pub engine: String,
+    /// The compose tool.
+    pub compose: String,
+    /// The compose project's name.
+    pub project: String,
+    /// The image.
+    pub image: String,
+    /// Its id on the engine.
+    pub image_id: Option<String>,
+    /// From `up` to the dump loaded.
+    pub up_seconds: Option<f64>,
+    /// `down`, and what it left.
+    pub teardown: container::Teardown,
+}
+
 /// The sample taken with `--sample`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -109,10 +133,12 @@ pub struct Outcome {
     pub dump: String,
     /// The report used, if any.
     pub report: Option<String>,
-    /// `started` (a private redis-server) or `connected`.
+    /// `started` (a private redis-server), `connected` or `container` (`--docker`).
     pub mode: String,
     /// The server's address.
     pub server: Option<String>,
+    /// With `--docker`: the engine, image and compose project, and what was left behind.
+    pub container: Option<ContainerRun>,
     /// The server's version.
     pub server_version: Option<String>,
     /// Whether the server holds the dump (loaded it, or was found holding it).
@@ -145,8 +171,10 @@ impl Outcome {
             mode: match opts.target {
                 Target::Start(_) => "started".into(),
                 Target::Connect(_) => "connected".into(),
+                Target::Container(_) => "container".into(),
             },
             server: None,
+            container: None,
             server_version: None,
             loaded: false,
             server_log: None,
@@ -193,9 +221,25 @@ impl Outcome {
 
     /// Ends the run with exit status 2.
     fn not_verified(mut self, why: impl Into<String>) -> Self {
+        self.mark_not_verified(why);
+        self
+    }
+
+    /// The server (`who`) did not load the dump: the failed row, its log, exit 2.
+    fn load_failed(&mut self, who: &str, status: String, log_excerpt: String) {
+        self.check(
+            "server loaded the dump",
+            "loaded",
+            status.clone(),
+            CheckResult::Fail,
+        );
+        self.server_log = Some(log_excerpt);
+        self.mark_not_verified(format!("{who} did not load the dump: {status}"));
+    }
+
+    fn mark_not_verified(&mut self, why: impl Into<String>) {
         self.exit_code = 2;
         self.verdict = format!("NOT VERIFIED: {}", why.into());
-        self
     }
 
     fn conclude(mut self) -> Self {
@@ -468,6 +512,7 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
 
     // 3. The server.
     let mut local: Option<LocalServer> = None;
+    let mut container: Option<container::Project> = None;
     let mut conn = match &opts.target {
         Target::Start(binary) => {
             let Some(path) = server::find_binary(binary) else {
@@ -482,17 +527,8 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
                     status,
                     log_excerpt,
                 }) => {
-                    o.check(
-                        "server loaded the dump",
-                        "loaded",
-                        status.clone(),
-                        CheckResult::Fail,
-                    );
-                    o.server_log = Some(log_excerpt);
-                    return o.not_verified(format!(
-                        "{} did not load the dump: {status}",
-                        path.display()
-                    ));
+                    o.load_failed(&path.display().to_string(), status, log_excerpt);
+                    return o;
                 }
                 Ok(StartOutcome::Loaded { server, elapsed }) => {
                     o.server = Some(server.address());
@@ -526,13 +562,123 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
                 Err(e) => return o.not_verified(e.to_string()),
             }
         }
+        Target::Container(image) => {
+            let version = report
+                .as_ref()
+                .and_then(RecoveryReport::server_version)
+                .or_else(|| redis_version_of(&opts.dump, None));
+            let Some(image) = container::image_for(image.as_deref(), version.as_deref()) else {
+                return o.not_verified(
+                    "the dump's server version is unknown (no report, no redis-ver AUX \
+                     field): pass --image",
+                );
+            };
+            match start_container(&mut o, &image, opts) {
+                Some(p) => match server::connect(&p.address(), Duration::from_secs(5)) {
+                    Ok(c) => {
+                        container = Some(p);
+                        c
+                    }
+                    Err(e) => {
+                        finish_container(&mut o, p);
+                        return o.not_verified(e.to_string());
+                    }
+                },
+                None => return o,
+            }
+        }
     };
-    let o = verify_on_server(o, opts, report.as_ref(), summary, &mut conn);
+    // From here on a container is taken down before returning (verify_on_server never
+    // returns early past this point).
+    let mut o = verify_on_server(o, opts, report.as_ref(), summary, &mut conn);
     drop(conn);
     if let Some(s) = local {
         s.stop();
     }
+    if let Some(p) = container {
+        finish_container(&mut o, p);
+    }
     o
+}
+
+/// Starts the compose project of `--docker` and records it in `o`; `None` (with `o`
+/// concluded as not verified) when no server came up with the dump loaded.
+fn start_container(
+    o: &mut Outcome,
+    image: &str,
+    opts: &VerifyOptions,
+) -> Option<container::Project> {
+    let fail = |o: &mut Outcome, why: String| {
+        o.mark_not_verified(why);
+        None
+    };
+    let engine = match engine::Engine::find() {
+        Ok(e) => e,
+        Err(e) => return fail(o, e.to_string()),
+    };
+    let tool = match container::ComposeTool::find() {
+        Ok(t) => t,
+        Err(e) => return fail(o, e.to_string()),
+    };
+    let mut run = ContainerRun {
+        engine: format!("{} at {}", engine.name, engine.host),
+        compose: tool.name(),
+        image: image.to_owned(),
+        ..ContainerRun::default()
+    };
+    let started = container::Project::start(&engine, &tool, image, &opts.dump, opts.timeout);
+    match started {
+        Err(e) => {
+            o.container = Some(run);
+            fail(o, e.to_string())
+        }
+        Ok(container::ContainerStart::Failed {
+            status,
+            log_excerpt,
+            teardown,
+        }) => {
+            run.image_id = engine.image_id(image).ok().flatten();
+            run.teardown = teardown;
+            o.container = Some(run);
+            o.load_failed("the container", status, log_excerpt);
+            None
+        }
+        Ok(container::ContainerStart::Loaded { project, elapsed }) => {
+            run.project = project.name().to_owned();
+            run.image_id = engine.image_id(image).ok().flatten();
+            run.up_seconds = Some(elapsed.as_secs_f64());
+            o.server = Some(project.address());
+            o.loaded = true;
+            o.check(
+                "server loaded the dump",
+                "loaded",
+                format!(
+                    "loaded in {:.2} s (compose up included) by a container of {image}",
+                    elapsed.as_secs_f64()
+                ),
+                CheckResult::Ok,
+            );
+            o.container = Some(run);
+            Some(project)
+        }
+    }
+}
+
+/// Takes the project down and records what it left; leftovers are a warning.
+fn finish_container(o: &mut Outcome, mut p: container::Project) {
+    let t = p.teardown();
+    if !t.leftovers.is_empty() {
+        o.warnings.push(format!(
+            "the compose project {} left behind: {}",
+            p.name(),
+            t.leftovers.join(", ")
+        ));
+    } else if let Some(e) = &t.error {
+        o.warnings.push(format!("compose down: {e}"));
+    }
+    if let Some(run) = o.container.as_mut() {
+        run.teardown = t;
+    }
 }
 
 /// Largest db for which keys on the server but not in the dump are looked for by name (a

@@ -29,10 +29,10 @@ pub fn table(o: &Outcome) -> String {
             .unwrap_or("(none: the dump is verified alone)")
     );
     if let Some(addr) = &o.server {
-        let how = if o.mode == "started" {
-            "a private redis-server on a copy of the dump, stopped afterwards"
-        } else {
-            "a running server"
+        let how = match o.mode.as_str() {
+            "started" => "a private redis-server on a copy of the dump, stopped afterwards",
+            "container" => "a container on a copy of the dump, taken down afterwards",
+            _ => "a running server",
         };
         let _ = writeln!(
             s,
@@ -41,6 +41,36 @@ pub fn table(o: &Outcome) -> String {
                 .as_deref()
                 .map(|v| format!(", version {v}"))
                 .unwrap_or_default()
+        );
+    }
+    if let Some(c) = &o.container {
+        let _ = writeln!(
+            s,
+            "image   {}{}",
+            c.image,
+            c.image_id
+                .as_deref()
+                .map(|id| format!(
+                    " ({})",
+                    id.trim_start_matches("sha256:").get(..12).unwrap_or(id)
+                ))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            s,
+            "engine  {}, {} project {}{}",
+            c.engine,
+            c.compose,
+            if c.project.is_empty() {
+                "(not up)"
+            } else {
+                &c.project
+            },
+            if c.teardown.down_ok && c.teardown.leftovers.is_empty() {
+                ", taken down"
+            } else {
+                ""
+            }
         );
     }
     let _ = writeln!(s);

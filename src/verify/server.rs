@@ -115,7 +115,8 @@ pub struct LocalServer {
     port: u16,
 }
 
-fn free_port() -> Result<u16, ServerError> {
+/// A loopback port nobody listens on now.
+pub fn free_port() -> Result<u16, ServerError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(ServerError::Dir)?;
     Ok(l.local_addr().map_err(ServerError::Dir)?.port())
 }
