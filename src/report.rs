@@ -262,8 +262,10 @@ pub use crate::value::printable;
 #[derive(Debug, Default)]
 pub struct ReportBuilder {
     report: Report,
-    // Tallies by (db, kind), kept apart from the report so the hot path allocates nothing.
-    kinds: std::collections::HashMap<(u32, Kind), u64>,
+    // Tallies by (db, kind), kept apart from the report so the hot path allocates nothing:
+    // a short list (a few kinds per db), the last one used first, cheaper than hashing two
+    // strings per key.
+    kinds: Vec<((u32, Kind), u64)>,
 }
 
 impl ReportBuilder {
@@ -277,7 +279,25 @@ impl ReportBuilder {
                 dry_run,
                 ..Report::default()
             },
-            kinds: std::collections::HashMap::new(),
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Adds one to the counter of `(db, kind)` (`up`), or takes one off, and moves it to
+    /// the front of the list.
+    fn tally(&mut self, db: u32, kind: Kind, up: bool) {
+        let i = match self.kinds.iter().position(|(k, _)| *k == (db, kind)) {
+            Some(i) => i,
+            None => {
+                self.kinds.push(((db, kind), 0));
+                self.kinds.len() - 1
+            }
+        };
+        if let Some((_, n)) = self.kinds.get_mut(i) {
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        }
+        if i > 0 {
+            self.kinds.swap(0, i);
         }
     }
 
@@ -330,7 +350,7 @@ impl ReportBuilder {
 
     /// A key recovered whole.
     pub fn recovered(&mut self, db: u32, kind: Kind, has_expire: bool) {
-        *self.kinds.entry((db, kind)).or_default() += 1;
+        self.tally(db, kind, true);
         if has_expire {
             self.db(db).expires += 1;
         }
@@ -361,9 +381,7 @@ impl ReportBuilder {
     /// A key counted as recovered that its output's target then refused (a server's reply
     /// to its RESTORE, after the walk moved on): no longer recovered, lost with `reason`.
     pub fn not_written(&mut self, db: u32, key: &[u8], kind: Kind, has_expire: bool, reason: &str) {
-        if let Some(n) = self.kinds.get_mut(&(db, kind)) {
-            *n = n.saturating_sub(1);
-        }
+        self.tally(db, kind, false);
         if has_expire {
             let d = self.db(db);
             d.expires = d.expires.saturating_sub(1);

@@ -190,6 +190,11 @@ impl BucketCheck {
             .map(|k| self.hasher.hash(&k))
     }
 
+    /// The sds format of the keys it hashes.
+    pub fn sds(&self) -> SdsFormat {
+        self.sds
+    }
+
     /// The hash of `key`'s bytes.
     pub fn hash_bytes(&self, key: &[u8]) -> u64 {
         self.hasher.hash(key)

@@ -3,6 +3,7 @@
 use super::bucket::BucketCheck;
 use super::context::WalkContext;
 use super::fault::Fault;
+use super::sds::read_sds;
 use super::seen::SeenEntries;
 use crate::profile::layout::{DictFlavor, EntryFlavor, Field};
 
@@ -11,7 +12,7 @@ const MAX_SIZE_EXP: i64 = 40;
 /// Buckets of one table a sample looks through (a nearly empty huge table yields fewer).
 pub const MAX_SAMPLE_BUCKETS: usize = 1 << 24;
 /// Chain faults kept verbatim per table; the rest are only counted.
-const MAX_KEPT_FAULTS: usize = 100;
+pub(crate) const MAX_KEPT_FAULTS: usize = 100;
 
 /// One of the two hash tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,6 +67,12 @@ pub struct WalkFaults {
     /// Entries whose key hashes to another bucket and that no other chain holds: their
     /// key's bytes are damaged, so they are left out, but the chain around them is sound.
     pub damaged_keys: u64,
+    /// Names of entries left out because an entry handed out earlier has the same name
+    /// (a key pointer damaged into another key's string), the first [`MAX_KEPT_FAULTS`];
+    /// only with [`DictWalker::with_name_check`].
+    pub duplicate_names: Vec<Vec<u8>>,
+    /// All entries left out so, including those not named in `duplicate_names`.
+    pub duplicates: u64,
 }
 
 impl WalkFaults {
@@ -105,17 +112,41 @@ pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool)
     }
 }
 
+/// How many buckets ahead of the walk the head entries are prefetched.
+const PREFETCH_AHEAD: usize = 16;
+
 /// Reads dicts with the layout of one Redis build.
 #[derive(Clone, Copy)]
 pub struct DictWalker<'c, 'a> {
     ctx: &'c WalkContext<'c, 'a>,
     check: Option<BucketCheck>,
+    /// Leave out entries whose key's name an entry handed out earlier has.
+    names: bool,
 }
 
 impl<'c, 'a> DictWalker<'c, 'a> {
     /// A walker in the walk context `ctx`.
     pub fn new(ctx: &'c WalkContext<'c, 'a>) -> Self {
-        DictWalker { ctx, check: None }
+        DictWalker {
+            ctx,
+            check: None,
+            names: false,
+        }
+    }
+
+    /// The same walker, also handing out each key name once (the first entry found with
+    /// it wins), when the bucket check is on: entries of equal names then share a bucket,
+    /// so only the chain at hand (and, while rehashing, the one bucket of table 0 the name
+    /// belongs to) needs a look, and nothing is kept per key. Without the check it does
+    /// nothing: [`DictWalker::names_checked`] says which.
+    pub fn with_name_check(mut self) -> Self {
+        self.names = true;
+        self
+    }
+
+    /// Whether this walker hands out each name once.
+    pub fn names_checked(&self) -> bool {
+        self.names && self.check.is_some()
     }
 
     /// The same walker, checking each entry's sds key against its bucket with `check`
@@ -184,12 +215,89 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         out
     }
 
-    /// A fault when the key of an entry found in bucket `bucket` of a `size`-bucket table
-    /// hashes to another bucket: a damaged link led here from another chain.
-    fn misplaced(&self, key: u64, bucket: u64, size: u64) -> Option<Fault> {
-        let hash = self.check?.hash_of(self.ctx.space, key)?;
+    /// Starts loading what the walk reads soon: the head entry of a bucket
+    /// [`PREFETCH_AHEAD`] buckets on (`far`), and the key and value of the head entry of one
+    /// half as far (`near`), whose own line was asked for earlier. Only bucket heads: a
+    /// chain's further entries are rare in a table at most as full as it is large.
+    fn prefetch_ahead(&self, header: &DictHeader, far: u64, near: u64) {
+        let space = self.ctx.space;
+        if far != 0 {
+            space.prefetch(far);
+        }
+        if near != 0 {
+            if let Ok((key, value, _)) = self.entry(near, header.no_value) {
+                // The sds header sits just before the key's bytes.
+                space.prefetch(key.wrapping_sub(1));
+                if !header.no_value {
+                    space.prefetch(value);
+                }
+            }
+        }
+    }
+
+    /// The hash of the key of an entry found in bucket `bucket` of a `size`-bucket table
+    /// (`None` without a check, or when the key cannot be read); a fault when it hashes
+    /// to another bucket: a damaged link led here from another chain.
+    fn home(&self, key: u64, bucket: u64, size: u64) -> Result<Option<u64>, Fault> {
+        let Some(hash) = self.check.and_then(|c| c.hash_of(self.ctx.space, key)) else {
+            return Ok(None);
+        };
         let home = hash & size.wrapping_sub(1);
-        (home != bucket).then(|| misplaced_fault(bucket, home))
+        if home == bucket {
+            Ok(Some(hash))
+        } else {
+            Err(misplaced_fault(bucket, home))
+        }
+    }
+
+    /// Whether an entry handed out before this one names the same key as `key`, whose
+    /// hash is `hash`: one of this chain's (`chain_names`: hash and key pointer of those
+    /// handed out), or, for an entry of table 1 while rehashing, one of the chain of table
+    /// 0 the name hashes to (walked first). Equal names share a bucket once the bucket
+    /// check has passed, so no other chain can hold one.
+    fn named_before(
+        &self,
+        header: &DictHeader,
+        table: usize,
+        key: u64,
+        hash: u64,
+        chain_names: &[(u64, u64)],
+        seen: &SeenEntries,
+    ) -> Option<Vec<u8>> {
+        let space = self.ctx.space;
+        let sds = self.check?.sds();
+        let name = || read_sds(space, sds, key).ok();
+        for &(h, k) in chain_names {
+            if h == hash {
+                let (Some(a), Ok(b)) = (name(), read_sds(space, sds, k)) else {
+                    continue;
+                };
+                if *a == *b {
+                    return Some(a.into_owned());
+                }
+            }
+        }
+        let t0 = header.tables.first().filter(|t| t.size > 0 && table == 1)?;
+        let slot = t0
+            .buckets
+            .checked_add((hash & t0.size.wrapping_sub(1)).checked_mul(8)?)?;
+        let mut p = space.u64(slot).ok()?;
+        let mut guard = self
+            .ctx
+            .guard("dict bucket chain", t0.used.saturating_mul(2) + 64);
+        let mine = name()?;
+        while p != 0 && guard.step(p).is_ok() {
+            let (k0, _, next) = self.entry(p, header.no_value).ok()?;
+            if seen.contains(p) {
+                if let Ok(other) = read_sds(space, sds, k0) {
+                    if *other == *mine {
+                        return Some(mine.into_owned());
+                    }
+                }
+            }
+            p = next;
+        }
+        None
     }
 
     /// Read and check the dict header at `addr`.
@@ -401,6 +509,8 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         const WHAT: &str = "dict bucket chain";
         let mut faults = WalkFaults::default();
         let mut chain = Vec::new();
+        let mut chain_names = Vec::new();
+        let names = self.names_checked();
         let mut misplaced = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
@@ -415,14 +525,25 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     continue;
                 }
             };
+            let head_of = |bi: usize| {
+                buckets
+                    .get(bi * 8..bi * 8 + 8)
+                    .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            };
             for (bi, slot) in buckets.chunks_exact(8).enumerate() {
                 if let Err(err) = self.ctx.budget.check() {
                     faults.push(bi as u64, err);
                     return faults;
                 }
+                self.prefetch_ahead(
+                    header,
+                    head_of(bi + PREFETCH_AHEAD),
+                    head_of(bi + PREFETCH_AHEAD / 2),
+                );
                 let mut p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
                 let mut guard = self.ctx.guard(WHAT, budget);
                 chain.clear();
+                chain_names.clear();
                 while p != 0 {
                     if let Err(err) = guard.step(p) {
                         faults.push(bi as u64, err);
@@ -435,18 +556,35 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     chain.push(p);
                     match self.entry(p, header.no_value) {
                         Ok((key, v, next)) => {
-                            if let Some(err) = self.misplaced(key, bi as u64, t.size) {
-                                // Either the link here is damaged (the entry belongs to
-                                // another chain, which may still reach it: forget it) or
-                                // the key's bytes are (only the entry is lost). Which one
-                                // is known at the end. Go on: entries that follow and
-                                // belong here are kept, the others are refused one by one.
-                                seen.forget(p);
-                                misplaced.push((bi as u64, p, err));
-                                p = next;
-                                continue;
-                            }
+                            let hash = match self.home(key, bi as u64, t.size) {
+                                Ok(h) => h,
+                                Err(err) => {
+                                    // Either the link here is damaged (the entry belongs
+                                    // to another chain, which may still reach it: forget
+                                    // it) or the key's bytes are (only the entry is
+                                    // lost). Which one is known at the end. Go on: entries
+                                    // that follow and belong here are kept, the others
+                                    // are refused one by one.
+                                    seen.forget(p);
+                                    misplaced.push((bi as u64, p, err));
+                                    p = next;
+                                    continue;
+                                }
+                            };
                             visited += 1;
+                            if let (true, Some(hash)) = (names, hash) {
+                                let before =
+                                    self.named_before(header, ti, key, hash, &chain_names, seen);
+                                if let Some(name) = before {
+                                    faults.duplicates += 1;
+                                    if faults.duplicate_names.len() < MAX_KEPT_FAULTS {
+                                        faults.duplicate_names.push(name);
+                                    }
+                                    p = next;
+                                    continue;
+                                }
+                                chain_names.push((hash, key));
+                            }
                             f(key, v);
                             p = next;
                         }
@@ -542,6 +680,8 @@ mod tests {
         m
     }
 
+    use crate::walker::bucket::BucketCheck;
+
     #[test]
     fn walks_chains_and_finds_cycles() {
         let l = layout();
@@ -617,6 +757,108 @@ mod tests {
             "{:?}",
             faults.faults
         );
+    }
+
+    /// An sdshdr8 string at BASE+0x2c0+16·i (len, alloc, flags 1, bytes); its address.
+    fn put_sds(m: &mut [u8], i: usize, s: &str) -> u64 {
+        let o = 0x2c0 + 16 * i;
+        m[o] = s.len() as u8;
+        m[o + 1] = s.len() as u8;
+        m[o + 2] = 1;
+        m[o + 3..o + 3 + s.len()].copy_from_slice(s.as_bytes());
+        BASE + o as u64 + 3
+    }
+
+    /// A name hashing to bucket `want` of a `size`-bucket table, and one other.
+    fn name_in(check: &BucketCheck, size: u64, want: u64, skip: usize) -> String {
+        (0..)
+            .map(|i| format!("n{i}"))
+            .filter(|k| check.hash_bytes(k.as_bytes()) & (size - 1) == want)
+            .nth(skip)
+            .unwrap()
+    }
+
+    /// With the name check, a second entry of a chain naming a key already handed out (its
+    /// key pointer damaged into the first one's string, or onto a copy of the same bytes)
+    /// is left out and named; without it, both come out (the visitor's set decides then).
+    #[test]
+    fn a_chain_hands_out_each_name_once() {
+        use crate::walker::sds::SdsFormat;
+        let l = layout();
+        let check = BucketCheck::new([5; 16], SdsFormat::Typed);
+        let x = name_in(&check, 4, 1, 0);
+        let y = name_in(&check, 4, 1, 1);
+        let mut m = dict_mem(4, -1, 2, -1);
+        let sx = put_sds(&mut m, 0, &x);
+        let sy = put_sds(&mut m, 1, &y);
+        let sx_copy = put_sds(&mut m, 2, &x);
+        let e = |i: u64| BASE + 0x200 + i * 24;
+        // Bucket 1 → X → Y → X' (a pointer into X's string) → X'' (a copy of X's bytes).
+        put(&mut m, 0x108, e(0));
+        put_entries(
+            &mut m,
+            &[
+                (0u64, sx, e(1)),
+                (1, sy, e(2)),
+                (2, sx, e(3)),
+                (3, sx_copy, 0),
+            ],
+        );
+        let s = space(&m);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c)
+            .with_bucket_check(Some(check))
+            .with_name_check();
+        assert!(w.names_checked());
+        let h = w.header(BASE).unwrap();
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(keys, vec![sx, sy]);
+        assert_eq!(faults.duplicates, 2);
+        assert_eq!(faults.duplicate_names, vec![x.clone().into_bytes(); 2]);
+        assert_eq!(faults.count, 0, "{:?}", faults.faults);
+        // Without a bucket check nothing proves where equal names are: no name check.
+        let w = DictWalker::new(&c).with_name_check();
+        assert!(!w.names_checked());
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(keys.len(), 4);
+        assert_eq!(faults.duplicates, 0);
+    }
+
+    /// While rehashing, an entry of table 1 naming a key that table 0's chain for that
+    /// name already handed out is left out; other names of table 1 come out.
+    #[test]
+    fn a_rehashing_dict_hands_out_each_name_once() {
+        use crate::walker::sds::SdsFormat;
+        let l = layout();
+        let check = BucketCheck::new([9; 16], SdsFormat::Typed);
+        let x = name_in(&check, 8, 5, 0); // table 0 bucket 1, table 1 bucket 5
+        let z = name_in(&check, 8, 2, 0);
+        let mut m = dict_mem(3, 0, 2, 3);
+        put(&mut m, 16, BASE + 0x140); // table 1: 8 buckets
+        put(&mut m, 24, 1);
+        put(&mut m, 32, 2);
+        let sx = put_sds(&mut m, 0, &x);
+        let sx_copy = put_sds(&mut m, 1, &x);
+        let sz = put_sds(&mut m, 2, &z);
+        let e = |i: u64| BASE + 0x200 + i * 24;
+        put(&mut m, 0x108, e(0)); // table 0 bucket 1 → X
+        put(&mut m, 0x140 + 5 * 8, e(1)); // table 1 bucket 5 → X (again)
+        put(&mut m, 0x140 + 2 * 8, e(2)); // table 1 bucket 2 → Z
+        put_entries(&mut m, &[(0u64, sx, 0), (1, sx_copy, 0), (2, sz, 0)]);
+        let s = space(&m);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c)
+            .with_bucket_check(Some(check))
+            .with_name_check();
+        let h = w.header(BASE).unwrap();
+        assert_eq!((h.tables[0].size, h.tables[1].size), (4, 8));
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(keys, vec![sx, sz]);
+        assert_eq!(faults.duplicate_names, vec![x.into_bytes()]);
+        assert_eq!(faults.count, 0, "{:?}", faults.faults);
     }
 
     #[test]

@@ -11,9 +11,11 @@ use super::bucket::{fragment, BucketCheck};
 use super::context::WalkContext;
 use super::dict::{
     misplaced_fault, revisit_fault, settle_misplaced, DictHeader, Table, WalkFaults,
+    MAX_KEPT_FAULTS as MAX_KEPT_DUPLICATES,
 };
 use super::fault::Fault;
 use super::object::ObjectDecoder;
+use super::sds::read_sds;
 use super::seen::SeenEntries;
 use crate::profile::layout::Field;
 
@@ -46,12 +48,93 @@ struct Slot {
 pub struct HashtableWalker<'c, 'a> {
     ctx: &'c WalkContext<'c, 'a>,
     check: Option<(BucketCheck, EntryKey)>,
+    /// Leave out entries whose key's name an entry handed out earlier has.
+    names: bool,
 }
 
 impl<'c, 'a> HashtableWalker<'c, 'a> {
     /// A walker in the walk context `ctx`.
     pub fn new(ctx: &'c WalkContext<'c, 'a>) -> Self {
-        HashtableWalker { ctx, check: None }
+        HashtableWalker {
+            ctx,
+            check: None,
+            names: false,
+        }
+    }
+
+    /// The same walker, also handing out each key name once, when the bucket check is on
+    /// (as [`super::dict::DictWalker::with_name_check`]).
+    pub fn with_name_check(mut self) -> Self {
+        self.names = true;
+        self
+    }
+
+    /// Whether this walker hands out each name once.
+    pub fn names_checked(&self) -> bool {
+        self.names && self.check.is_some()
+    }
+
+    /// The name (key, member) `entry` holds, as the bucket check hashes it.
+    fn entry_name(&self, objects: Option<&ObjectDecoder<'_, '_>>, entry: u64) -> Option<Vec<u8>> {
+        let (check, keys) = self.check?;
+        match (keys, objects) {
+            (EntryKey::Sds, _) => read_sds(self.ctx.space, check.sds(), entry)
+                .ok()
+                .map(|k| k.to_vec()),
+            (EntryKey::Embedded, Some(o)) => o.embedded_key(entry).ok().map(|k| k.key.to_vec()),
+            (EntryKey::ZsetNode, Some(o)) => o.zset_node_element(entry).ok().map(|e| e.to_vec()),
+            (EntryKey::Embedded | EntryKey::ZsetNode, None) => None,
+        }
+    }
+
+    /// Whether an entry handed out before `entry` (whose name hashes to `hash`) has the
+    /// same name: one of this chain's (`chain_names`), or, for an entry of table 1 while
+    /// rehashing, one of the bucket chain of table 0 the name hashes to (walked first).
+    fn named_before(
+        &self,
+        objects: Option<&ObjectDecoder<'_, '_>>,
+        header: &DictHeader,
+        table: usize,
+        entry: u64,
+        hash: u64,
+        chain_names: &[(u64, u64)],
+    ) -> Option<Vec<u8>> {
+        let mut mine: Option<Vec<u8>> = None;
+        let same = |other: u64, mine: &mut Option<Vec<u8>>| -> bool {
+            if mine.is_none() {
+                *mine = self.entry_name(objects, entry);
+            }
+            match (mine.as_deref(), self.entry_name(objects, other)) {
+                (Some(a), Some(b)) => a == b.as_slice(),
+                _ => false,
+            }
+        };
+        for &(h, other) in chain_names {
+            if h == hash && same(other, &mut mine) {
+                return mine;
+            }
+        }
+        let t0 = header.tables.first().filter(|t| t.size > 0 && table == 1)?;
+        let h = &self.ctx.layout.hashtable;
+        let mut bucket = t0
+            .buckets
+            .checked_add((hash & t0.size.wrapping_sub(1)).checked_mul(h.bucket_size)?)?;
+        let mut guard = self.ctx.guard("hashtable bucket chain", t0.used + 64);
+        while guard.step(bucket).is_ok() {
+            let bytes = self.ctx.space.read(bucket, h.bucket_size as usize).ok()?;
+            let (slots, chained, next) = self.slots(&bytes)?;
+            for slot in slots {
+                let possible = slot.fragment.is_none_or(|f| f == fragment(hash));
+                if possible && same(slot.entry, &mut mine) {
+                    return mine;
+                }
+            }
+            if !chained || next == 0 {
+                break;
+            }
+            bucket = next;
+        }
+        None
     }
 
     /// The same walker, checking each entry against its bucket and stored hash fragment
@@ -124,28 +207,33 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         }
     }
 
-    /// A fault when `slot`, found in the chain of bucket `bucket` of a `size`-bucket
-    /// table, holds an entry whose key hashes to another bucket or whose hash fragment
-    /// differs from the one stored with it.
-    fn misplaced(
+    /// The hash of the key of the entry in `slot`, found in the chain of bucket `bucket` of
+    /// a `size`-bucket table (`None` without a check or when the key cannot be read); a
+    /// fault when it hashes to another bucket or its hash fragment differs from the one
+    /// stored with it.
+    fn home(
         &self,
         objects: Option<&ObjectDecoder<'_, '_>>,
         slot: Slot,
         bucket: u64,
         size: u64,
-    ) -> Option<Fault> {
-        let (check, keys) = self.check?;
-        let hash = Self::entry_hash(&check, keys, objects, self.ctx.space, slot.entry)?;
+    ) -> Result<Option<u64>, Fault> {
+        let Some((check, keys)) = self.check else {
+            return Ok(None);
+        };
+        let Some(hash) = Self::entry_hash(&check, keys, objects, self.ctx.space, slot.entry) else {
+            return Ok(None);
+        };
         let home = hash & size.wrapping_sub(1);
         if home != bucket {
-            return Some(misplaced_fault(bucket, home));
+            return Err(misplaced_fault(bucket, home));
         }
         let want = fragment(hash);
         match slot.fragment {
-            Some(stored) if stored != want => Some(Fault::bad(format!(
+            Some(stored) if stored != want => Err(Fault::bad(format!(
                 "an entry found in bucket {bucket} has a key whose hash fragment {want:#04x} differs from the {stored:#04x} stored with it: a damaged entry pointer"
             ))),
-            _ => None,
+            _ => Ok(Some(hash)),
         }
     }
 
@@ -317,6 +405,8 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         )
         .then(|| ObjectDecoder::new(self.ctx));
         let mut chain = Vec::new();
+        let mut chain_names = Vec::new();
+        let names = self.names_checked();
         let mut misplaced = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
@@ -333,6 +423,7 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                 let mut bucket = t.buckets.wrapping_add(bi * h.bucket_size);
                 let mut guard = self.ctx.guard(WHAT, budget);
                 chain.clear();
+                chain_names.clear();
                 'chain: loop {
                     if let Err(e) = guard.step(bucket) {
                         faults.push(bi, e);
@@ -356,15 +447,36 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                             break 'chain;
                         }
                         chain.push(ptr);
-                        if let Some(err) = self.misplaced(objects.as_ref(), slot, bi, t.size) {
-                            // A damaged pointer led here (the entry's own chain may still
-                            // hand it out: forget it), or its key's bytes are damaged;
-                            // which one is known at the end.
-                            seen.forget(ptr);
-                            misplaced.push((bi, ptr, err));
-                            continue;
-                        }
+                        let hash = match self.home(objects.as_ref(), slot, bi, t.size) {
+                            Ok(h) => h,
+                            Err(err) => {
+                                // A damaged pointer led here (the entry's own chain may
+                                // still hand it out: forget it), or its key's bytes are
+                                // damaged; which one is known at the end.
+                                seen.forget(ptr);
+                                misplaced.push((bi, ptr, err));
+                                continue;
+                            }
+                        };
                         visited += 1;
+                        if let (true, Some(hash)) = (names, hash) {
+                            let before = self.named_before(
+                                objects.as_ref(),
+                                header,
+                                ti,
+                                ptr,
+                                hash,
+                                &chain_names,
+                            );
+                            if let Some(name) = before {
+                                faults.duplicates += 1;
+                                if faults.duplicate_names.len() < MAX_KEPT_DUPLICATES {
+                                    faults.duplicate_names.push(name);
+                                }
+                                continue;
+                            }
+                            chain_names.push((hash, ptr));
+                        }
                         f(ptr);
                     }
                     if !chained {
@@ -483,6 +595,39 @@ mod tests {
         let faults = w.for_each(&h, |e| got.push(e));
         got.sort_unstable();
         (got, faults)
+    }
+
+    /// With the name check, a slot naming a member an earlier slot of the chain has (its
+    /// pointer damaged onto a copy of the same bytes; onto the same string it is a revisit)
+    /// is left out and named.
+    #[test]
+    fn a_chain_hands_out_each_name_once() {
+        let l = layout();
+        let check = BucketCheck::new([7; 16], SdsFormat::Typed);
+        let n = names(&check, 2);
+        let (x, fx) = n[1][0].clone();
+        let (y, fy) = n[1][1].clone();
+        let mut m = table_mem(4);
+        let sx = put_sds(&mut m, 0, &x);
+        let sy = put_sds(&mut m, 1, &y);
+        let sx_copy = put_sds(&mut m, 2, &x);
+        let b1 = TABLE + 64; // bucket 1
+        put_bucket(&mut m, b1, &[(sx, fx), (sx_copy, fx), (sy, fy)], None);
+        let s = space(&m);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = HashtableWalker::new(&c)
+            .with_bucket_check(Some(check), EntryKey::Sds)
+            .with_name_check();
+        assert!(w.names_checked());
+        let h = w.header(BASE).unwrap();
+        let mut got = Vec::new();
+        let faults = w.for_each(&h, |e| got.push(e));
+        assert_eq!(got, vec![sx, sy]);
+        assert_eq!(faults.duplicates, 1);
+        assert_eq!(faults.duplicate_names, vec![x.into_bytes()]);
+        assert_eq!(faults.count, 0, "{:?}", faults.faults);
+        let w = HashtableWalker::new(&c).with_bucket_check(Some(check), EntryKey::Sds);
+        assert!(!w.names_checked());
     }
 
     #[test]

@@ -609,6 +609,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             events,
             fatal: None,
             key_names: std::collections::HashSet::new(),
+            names_checked: false,
             matched_expires: 0,
             pending: 0,
         };
@@ -669,10 +670,13 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 .events
                 .begin_db(db.index, keys_hint, expires_hint.min(expires_found))?;
             visitor.matched_expires = 0;
+            // Grows per key only where no table walker proves names unique (see
+            // `names_checked`): it starts small.
             visitor.key_names =
-                std::collections::HashSet::with_capacity(keys_used.min(1 << 20) as usize);
+                std::collections::HashSet::with_capacity(keys_used.min(1024) as usize);
             // One set per db: a damaged pointer may lead from one table into another.
             let mut seen = SeenEntries::with_capacity(keys_used);
+            let single_table = keys.tables.len() + importing.len() == 1;
             let headers = keys
                 .tables
                 .iter()
@@ -680,27 +684,51 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 .chain(importing.iter().map(|(_, _, h)| h));
             for h in headers {
                 let faults = match (self.layout.features.tables, embedded) {
-                    (TableFlavor::Hashtable, _) => ctx
-                        .hashtables()
-                        .with_bucket_check(ctx.options.bucket_check, hashtable::EntryKey::Embedded)
-                        .for_each_unique(h, &mut seen, |obj| {
+                    (TableFlavor::Hashtable, _) => {
+                        let walker = ctx
+                            .hashtables()
+                            .with_bucket_check(
+                                ctx.options.bucket_check,
+                                hashtable::EntryKey::Embedded,
+                            )
+                            .with_name_check();
+                        visitor.names_checked = walker.names_checked() && single_table;
+                        walker.for_each_unique(h, &mut seen, |obj| {
                             visitor.visit_embedded(db.index, obj, &mut progress)
-                        }),
+                        })
+                    }
                     // A value-less dict whose keys are the objects themselves.
                     (TableFlavor::Dict, true) => {
                         ctx.dicts().for_each_unique(h, &mut seen, |obj, _| {
                             visitor.visit_embedded(db.index, obj, &mut progress)
                         })
                     }
-                    (TableFlavor::Dict, false) => ctx
-                        .dicts()
-                        .with_bucket_check(ctx.options.bucket_check)
-                        .for_each_unique(h, &mut seen, |key, obj| {
+                    (TableFlavor::Dict, false) => {
+                        let walker = ctx
+                            .dicts()
+                            .with_bucket_check(ctx.options.bucket_check)
+                            .with_name_check();
+                        // The walker proves names unique within one dict; the tables of a
+                        // kvstore (one per cluster slot) still need the db-wide set.
+                        visitor.names_checked = walker.names_checked() && single_table;
+                        walker.for_each_unique(h, &mut seen, |key, obj| {
                             visitor.visit(db.index, key, obj, &source, &mut progress)
-                        }),
+                        })
+                    }
                 };
+                visitor.names_checked = false;
                 if let Some(e) = visitor.fatal.take() {
                     return Err(e.into());
+                }
+                for name in &faults.duplicate_names {
+                    visitor.duplicate_name(db.index, name);
+                }
+                let unnamed = faults.duplicates - faults.duplicate_names.len() as u64;
+                if unnamed > 0 {
+                    visitor.events.warning(format!(
+                        "db {}: {unnamed} more entries name a key an earlier entry has (damaged key pointers); only the first ones found count",
+                        db.index
+                    ));
                 }
                 visitor.events.chain_faults(db.index, &faults);
             }
@@ -730,6 +758,9 @@ struct KeyVisitor<'v, 's, 'a> {
     /// since Redis's loader stops on a duplicate key. 64-bit SipHash: a false match needs
     /// a collision, about n²/2⁶⁵ for n keys.
     key_names: std::collections::HashSet<u64>,
+    /// The table walker already hands out each name once (see
+    /// [`dict::DictWalker::with_name_check`]): `key_names` stays empty, memory flat.
+    names_checked: bool,
     matched_expires: u64,
     pending: u64,
 }
@@ -817,6 +848,9 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
     /// or lost. Later ones are dropped with a warning (which one is genuine cannot be told)
     /// and count among the unnamed losses, their real name being unknown.
     fn claim_name(&mut self, db: u32, key: &[u8]) -> bool {
+        if self.names_checked {
+            return true;
+        }
         let name_hash = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -826,11 +860,16 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         if self.key_names.insert(name_hash) {
             return true;
         }
+        self.duplicate_name(db, key);
+        false
+    }
+
+    /// Tells of an entry left out because an earlier one names the same key.
+    fn duplicate_name(&mut self, db: u32, key: &[u8]) {
         self.events.warning(format!(
             "db {db}: a second entry names key {} (a damaged key pointer); only the first one found counts",
             crate::value::printable(key)
         ));
-        false
     }
 
     /// Decode the value at `obj_ptr` and write the key; `partial_reason` marks it partial

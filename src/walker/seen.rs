@@ -6,7 +6,7 @@
 //! on one) and silently keeps a corrupt set or hash with a duplicate member or field. So
 //! every walk remembers the addresses it handed out and never hands one out again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A hasher for heap addresses: they are already well spread above the low bits, so one
@@ -31,44 +31,214 @@ impl Hasher for AddressHasher {
     }
 }
 
-/// Addresses of the entries handed out so far (about 9 bytes each).
+/// Bytes of address space one bitmap page covers.
+const PAGE_SPAN: u64 = 1 << 20;
+/// Allocations are 8-byte aligned: one bit per 8 bytes.
+const GRANULE_SHIFT: u32 = 3;
+/// Words of one page: 16 KiB of bits for 1 MiB of addresses.
+const PAGE_WORDS: usize = (PAGE_SPAN >> GRANULE_SHIFT) as usize / 64;
+/// Addresses kept in a plain set before switching to the bitmap: small walks (one set or
+/// hash value, one chain) stay cheap, the keyspace's walk stops growing per entry.
+const SMALL: usize = 4096;
+
+/// Addresses of the entries handed out so far.
+///
+/// Up to [`SMALL`] addresses are kept in a set. Past that, 8-byte aligned addresses go to
+/// a bitmap of one bit per 8 bytes, in 16 KiB pages made for each MiB of address space
+/// touched: memory grows with the span of the heap the walk visits (1/64 of it), not with
+/// the number of entries. Unaligned addresses (only a damaged pointer leads to one) stay
+/// in the set.
 #[derive(Default)]
 pub struct SeenEntries {
     set: HashSet<u64, BuildHasherDefault<AddressHasher>>,
+    pages: Pages,
+    /// Distinct addresses in `pages`.
+    in_pages: usize,
+}
+
+/// Widest span of pages indexed directly (256 GiB of addresses, a 2 MiB index); pages
+/// beyond it (a heap spread wider than that) go to a map.
+const MAX_DIRECT_PAGES: u64 = 1 << 18;
+
+/// The bitmap pages, by page address: an index over the span of pages touched (a heap is
+/// mostly one or a few nearby regions), so finding a page costs a subtraction, not a hash.
+#[derive(Default)]
+struct Pages {
+    /// Page number of `direct[0]`.
+    base: u64,
+    direct: Vec<Option<Box<[u64]>>>,
+    far: HashMap<u64, Box<[u64]>, BuildHasherDefault<AddressHasher>>,
+    made: usize,
+}
+
+impl Pages {
+    fn is_empty(&self) -> bool {
+        self.made == 0
+    }
+
+    /// Index of page `page` (a page address) in `direct`, when it is covered.
+    fn slot(&self, page: u64) -> Option<usize> {
+        let n = (page / PAGE_SPAN).checked_sub(self.base)?;
+        usize::try_from(n).ok().filter(|i| *i < self.direct.len())
+    }
+
+    fn get(&self, page: u64) -> Option<&[u64]> {
+        match self.slot(page) {
+            Some(i) => self.direct.get(i)?.as_deref(),
+            None => self.far.get(&page).map(|b| &**b),
+        }
+    }
+
+    fn get_mut(&mut self, page: u64) -> Option<&mut [u64]> {
+        match self.slot(page) {
+            Some(i) => self.direct.get_mut(i)?.as_deref_mut(),
+            None => self.far.get_mut(&page).map(|b| &mut **b),
+        }
+    }
+
+    /// The page, made (zeroed) when missing; the index widens to cover it while the span
+    /// stays within [`MAX_DIRECT_PAGES`].
+    fn get_or_make(&mut self, page: u64) -> &mut [u64] {
+        let n = page / PAGE_SPAN;
+        if self.direct.is_empty() {
+            self.base = n;
+        }
+        let lo = self.base.min(n);
+        let hi = (self.base + self.direct.len() as u64).max(n + 1);
+        if hi - lo <= MAX_DIRECT_PAGES {
+            if lo < self.base {
+                let grow = (self.base - lo) as usize;
+                self.direct
+                    .splice(0..0, std::iter::repeat_with(|| None).take(grow));
+                self.base = lo;
+            }
+            let need = (hi - self.base) as usize;
+            if self.direct.len() < need {
+                self.direct.resize_with(need, || None);
+            }
+            if let Some(slot) = self.direct.get_mut((n - self.base) as usize) {
+                if slot.is_none() {
+                    self.made += 1;
+                }
+                return slot.get_or_insert_with(|| vec![0u64; PAGE_WORDS].into_boxed_slice());
+            }
+        }
+        let made = &mut self.made;
+        self.far.entry(page).or_insert_with(|| {
+            *made += 1;
+            vec![0u64; PAGE_WORDS].into_boxed_slice()
+        })
+    }
+}
+
+/// (page key, word index, bit mask) of an aligned address.
+fn bit_of(addr: u64) -> (u64, usize, u64) {
+    let page = addr & !(PAGE_SPAN - 1);
+    let bit = (addr & (PAGE_SPAN - 1)) >> GRANULE_SHIFT;
+    (page, (bit / 64) as usize, 1u64 << (bit % 64))
 }
 
 impl SeenEntries {
-    /// An empty set expecting about `n` entries (capped: the hint comes from the core).
+    /// An empty set for a walk of about `n` entries (the hint comes from the core: it only
+    /// sizes the first, small stage).
     pub fn with_capacity(n: u64) -> Self {
         let mut set = HashSet::default();
-        set.reserve(n.min(1 << 20) as usize);
-        SeenEntries { set }
+        set.reserve(n.min(SMALL as u64) as usize);
+        SeenEntries {
+            set,
+            ..SeenEntries::default()
+        }
     }
 
     /// True the first time `addr` is offered, false ever after.
     pub fn first_visit(&mut self, addr: u64) -> bool {
-        self.set.insert(addr)
+        if !addr.is_multiple_of(8) {
+            return self.set.insert(addr);
+        }
+        if self.pages.is_empty() {
+            if self.set.len() < SMALL {
+                return self.set.insert(addr);
+            }
+            // From here on every aligned address is in the bitmap.
+            self.spill();
+        }
+        let (page, word, mask) = bit_of(addr);
+        let bits = self.pages.get_or_make(page);
+        match bits.get_mut(word) {
+            Some(w) if *w & mask == 0 => {
+                *w |= mask;
+                self.in_pages += 1;
+                true
+            }
+            Some(_) => false,
+            None => self.set.insert(addr),
+        }
+    }
+
+    /// Moves the aligned addresses of the set into the bitmap.
+    fn spill(&mut self) {
+        let aligned: Vec<u64> = self
+            .set
+            .iter()
+            .copied()
+            .filter(|a| a.is_multiple_of(8))
+            .collect();
+        self.set.retain(|a| !a.is_multiple_of(8));
+        for addr in aligned {
+            let (page, word, mask) = bit_of(addr);
+            let bits = self.pages.get_or_make(page);
+            if let Some(w) = bits.get_mut(word) {
+                if *w & mask == 0 {
+                    *w |= mask;
+                    self.in_pages += 1;
+                }
+            }
+        }
     }
 
     /// Whether `addr` was handed out.
     pub fn contains(&self, addr: u64) -> bool {
-        self.set.contains(&addr)
+        if self.pages.is_empty() || !addr.is_multiple_of(8) {
+            return self.set.contains(&addr);
+        }
+        let (page, word, mask) = bit_of(addr);
+        self.pages
+            .get(page)
+            .and_then(|bits| bits.get(word))
+            .is_some_and(|w| w & mask != 0)
     }
 
     /// Forget `addr`: it was reached through a damaged link, and its own chain may still
     /// hand it out.
     pub fn forget(&mut self, addr: u64) {
-        self.set.remove(&addr);
+        if self.pages.is_empty() || !addr.is_multiple_of(8) {
+            self.set.remove(&addr);
+            return;
+        }
+        let (page, word, mask) = bit_of(addr);
+        if let Some(w) = self.pages.get_mut(page).and_then(|b| b.get_mut(word)) {
+            if *w & mask != 0 {
+                *w &= !mask;
+                self.in_pages -= 1;
+            }
+        }
     }
 
     /// Number of distinct entries seen.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.set.len() + self.in_pages
     }
 
     /// True when nothing was seen yet.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.len() == 0
+    }
+
+    /// Bytes held (the set's slots and the bitmap pages), for the benchmark's accounting.
+    pub fn footprint(&self) -> usize {
+        self.set.capacity() * 9
+            + self.pages.made * (PAGE_WORDS * 8 + 32)
+            + self.pages.direct.capacity() * 8
     }
 }
 
@@ -86,5 +256,43 @@ mod tests {
             assert!(!s.first_visit(a));
         }
         assert_eq!(s.len(), 10_000);
+    }
+
+    /// Past the small stage the bitmap answers exactly as the set did: every aligned and
+    /// unaligned address new once, forgotten ones new again, and memory by span, not count.
+    #[test]
+    fn the_bitmap_stage_agrees_with_a_set() {
+        let mut s = SeenEntries::with_capacity(0);
+        let mut reference = std::collections::HashSet::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly aligned heap addresses over 64 MiB, some unaligned, some repeats.
+            let addr = match i % 10 {
+                0 => (0x5555_0000_0000 + (x % (64 << 20))) | 3,
+                1 => 0x5555_0000_0000 + (i / 2) * 24,
+                // Far from the heap (past the direct index's span), and below it.
+                2 if i % 20 == 2 => 0x7fff_0000_0000 + (x % (4 << 20)) / 8 * 8,
+                2 => 0x5554_ff00_0000 + (x % (4 << 20)) / 8 * 8,
+                _ => 0x5555_0000_0000 + (x % (64 << 20)) / 8 * 8,
+            };
+            assert_eq!(
+                s.first_visit(addr),
+                reference.insert(addr),
+                "addr {addr:#x}"
+            );
+            if i % 97 == 0 {
+                s.forget(addr);
+                reference.remove(&addr);
+            }
+            assert_eq!(s.contains(addr), reference.contains(&addr));
+        }
+        assert_eq!(s.len(), reference.len());
+        assert!(!s.is_empty());
+        // About 72 MiB of span: 72 pages of 16 KiB, whatever the number of addresses.
+        assert!(s.footprint() < 2 << 20, "{}", s.footprint());
+        assert!(!s.pages.far.is_empty() && s.pages.direct.len() > 64);
     }
 }
