@@ -62,6 +62,9 @@ impl Segment {
     }
 }
 
+/// Segments remembered by the lookup cache of [`AddressSpace`].
+const RECENT: usize = 4;
+
 /// A process's memory: segments indexed by address over the core's bytes (PT_LOAD), or over
 /// a live process's mappings (`/proc/PID/maps`).
 ///
@@ -70,8 +73,10 @@ impl Segment {
 pub struct AddressSpace<'a> {
     data: &'a [u8],
     segments: Vec<Segment>,
-    // Index of the segment the last lookup found: consecutive reads mostly stay in it.
-    last: std::cell::Cell<usize>,
+    // Indices of the segments the last lookups found, most recent first: a walk reads
+    // entries, keys and values from a few heap mappings in turn, so one of these mostly
+    // holds the next address and the binary search is skipped.
+    last: std::cell::Cell<[usize; RECENT]>,
     // A live process's memory; `None` for a core (then `data` holds the bytes).
     process: Option<ProcessMemory>,
 }
@@ -89,7 +94,7 @@ impl<'a> AddressSpace<'a> {
         AddressSpace {
             data,
             segments,
-            last: std::cell::Cell::new(0),
+            last: std::cell::Cell::new([0; RECENT]),
             process: None,
         }
     }
@@ -103,7 +108,7 @@ impl<'a> AddressSpace<'a> {
         AddressSpace {
             data: &[],
             segments,
-            last: std::cell::Cell::new(0),
+            last: std::cell::Cell::new([0; RECENT]),
             process: Some(memory),
         }
     }
@@ -127,10 +132,17 @@ impl<'a> AddressSpace<'a> {
     }
 
     fn segment_index(&self, addr: u64) -> Option<usize> {
-        let hint = self.last.get();
-        if let Some(seg) = self.segments.get(hint) {
-            if seg.vaddr <= addr && addr < seg.end() {
-                return Some(hint);
+        let mut recent = self.last.get();
+        for (k, &hint) in recent.iter().enumerate() {
+            if let Some(seg) = self.segments.get(hint) {
+                if seg.vaddr <= addr && addr < seg.end() {
+                    if k > 0 {
+                        recent.copy_within(0..k, 1);
+                        recent[0] = hint;
+                        self.last.set(recent);
+                    }
+                    return Some(hint);
+                }
             }
         }
         let i = self.segments.partition_point(|s| s.vaddr <= addr);
@@ -138,7 +150,9 @@ impl<'a> AddressSpace<'a> {
         let seg = self.segments.get(idx)?;
         let found = (addr < seg.end()).then_some(idx);
         if let Some(i) = found {
-            self.last.set(i);
+            recent.copy_within(0..RECENT - 1, 1);
+            recent[0] = i;
+            self.last.set(recent);
         }
         found
     }
