@@ -215,6 +215,36 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         out
     }
 
+    /// The value word of the entry whose key pointer is `key_ptr`, looked up as Redis's
+    /// `dictFind` does: in the chain of each table's bucket that `hash` (the key's hash)
+    /// selects. `None` when no such chain holds it, or a chain breaks or loops first.
+    pub fn value_of(&self, header: &DictHeader, hash: u64, key_ptr: u64) -> Option<u64> {
+        for t in header.tables.iter().filter(|t| t.size > 0) {
+            let Some(slot) = (hash & t.size.wrapping_sub(1))
+                .checked_mul(8)
+                .and_then(|o| t.buckets.checked_add(o))
+            else {
+                continue;
+            };
+            let Ok(mut p) = self.ctx.space.u64(slot) else {
+                continue;
+            };
+            let mut guard = self
+                .ctx
+                .guard("dict bucket chain", t.used.saturating_mul(2) + 64);
+            while p != 0 && guard.step(p).is_ok() {
+                let Ok((k, v, next)) = self.entry(p, header.no_value) else {
+                    break;
+                };
+                if k == key_ptr {
+                    return Some(v);
+                }
+                p = next;
+            }
+        }
+        None
+    }
+
     /// Starts loading what the walk reads soon: the head entry of a bucket
     /// [`PREFETCH_AHEAD`] buckets on (`far`), and the key and value of the head entry of one
     /// half as far (`near`), whose own line was asked for earlier. Only bucket heads: a
@@ -857,8 +887,22 @@ mod tests {
         let mut keys = Vec::new();
         let faults = w.for_each(&h, |k, _| keys.push(k));
         assert_eq!(keys, vec![sx, sz]);
-        assert_eq!(faults.duplicate_names, vec![x.into_bytes()]);
+        assert_eq!(faults.duplicate_names, vec![x.clone().into_bytes()]);
         assert_eq!(faults.count, 0, "{:?}", faults.faults);
+
+        // A lookup as dictFind does it: by key pointer, in each table's bucket of the hash.
+        put(&mut m, 0x200 + 8, 77); // X's value word
+        put(&mut m, 0x200 + 2 * 24 + 8, 88); // Z's
+        let s = space(&m);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c);
+        let h = w.header(BASE).unwrap();
+        let hx = check.hash_bytes(x.as_bytes());
+        let hz = check.hash_bytes(z.as_bytes());
+        assert_eq!(w.value_of(&h, hx, sx), Some(77));
+        assert_eq!(w.value_of(&h, hz, sz), Some(88), "found in table 1");
+        assert_eq!(w.value_of(&h, hx, sz), None, "not in the buckets of X's hash");
+        assert_eq!(w.value_of(&h, hz, sx), None);
     }
 
     #[test]

@@ -143,6 +143,14 @@ enum ExpireSource<'v> {
         sorted: &'v [(u64, i64)],
         complete: bool,
     },
+    /// Looked up per key in the one expires dict, in the bucket the key's name hashes to
+    /// (the bucket check's hash), by key pointer (the expires dict shares the keys dict's
+    /// key strings): nothing is kept per key. `complete` as for `Dict`.
+    Lookup {
+        header: &'v DictHeader,
+        check: bucket::BucketCheck,
+        complete: bool,
+    },
     /// Kept with the object, which embeds its key (`key_object` = `embedded`).
     Embedded,
 }
@@ -491,15 +499,28 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// Expire times by key pointer, sorted for binary search, and whether the expires
     /// dict was read completely. When it was not, a key without a found TTL may have had
     /// one, so such keys must not be written as persistent.
-    fn expires(&self, db: &DbInfo, events: &mut dyn WalkEvents) -> (Vec<(u64, i64)>, bool) {
+    /// The expires dict of `db` walked whole: its entries `(key pointer, expire ms)` sorted
+    /// by key pointer when `keep` (else none are kept), whether it read whole, and how many
+    /// entries it yielded.
+    fn expires(
+        &self,
+        db: &DbInfo,
+        events: &mut dyn WalkEvents,
+        keep: bool,
+    ) -> (Vec<(u64, i64)>, bool, u64) {
         let t = match &db.expires {
             Ok(t) => t,
             Err(f) => {
                 events.warning(format!("db {}: expires dict unreadable: {f}", db.index));
-                return (Vec::new(), false);
+                return (Vec::new(), false, 0);
             }
         };
-        let mut out = Vec::with_capacity(t.used().min(1 << 24) as usize);
+        let mut out = Vec::with_capacity(if keep {
+            t.used().min(1 << 24) as usize
+        } else {
+            0
+        });
+        let mut yielded = 0u64;
         let dicts = self
             .ctx
             .dicts()
@@ -507,7 +528,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         let mut fault_count = 0;
         let mut damaged = 0;
         for (_, h) in &t.tables {
-            let faults = dicts.for_each(h, |k, v| out.push((k, v as i64)));
+            let faults = dicts.for_each(h, |k, v| {
+                yielded += 1;
+                if keep {
+                    out.push((k, v as i64));
+                }
+            });
             fault_count += faults.count;
             damaged += faults.damaged_keys;
             for (bucket, f) in &faults.faults {
@@ -532,19 +558,17 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 }
             ));
         }
-        let complete = fault_count == 0
-            && few_damaged
-            && (out.len() as u64).saturating_add(damaged) == t.used();
+        let complete =
+            fault_count == 0 && few_damaged && yielded.saturating_add(damaged) == t.used();
         if fault_count == 0 && !complete {
             events.warning(format!(
-                "db {}: expires dict yielded {} entries, its counter says {}; keys whose TTL cannot be confirmed are reported lost",
+                "db {}: expires dict yielded {yielded} entries, its counter says {}; keys whose TTL cannot be confirmed are reported lost",
                 db.index,
-                out.len(),
                 t.used()
             ));
         }
         out.sort_unstable_by_key(|e| e.0);
-        (out, complete)
+        (out, complete, yielded)
     }
 
     /// The source code of every function library (7.0+) in the functions context whose
@@ -634,18 +658,31 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             // expires in a dict.
             let embedded = self.layout.features.embedded_keys()
                 && self.layout.features.expire != ExpireFlavor::ExpiresDict;
-            let (expires, complete) = if embedded {
-                (Vec::new(), true)
-            } else {
-                self.expires(db, &mut *visitor.events)
+            // With the bucket check, a key's expire is looked up in its bucket of the one
+            // expires dict; without it (or across a kvstore's dicts) the dict's entries are
+            // kept, sorted, and searched.
+            let lookup = match (&db.expires, ctx.options.bucket_check) {
+                (Ok(t), Some(check)) if t.tables.len() == 1 => {
+                    t.tables.first().map(|(_, h)| (h, check))
+                }
+                _ => None,
             };
-            let source = if embedded {
-                ExpireSource::Embedded
+            let (expires, complete, yielded) = if embedded {
+                (Vec::new(), true, 0)
             } else {
-                ExpireSource::Dict {
+                self.expires(db, &mut *visitor.events, lookup.is_none())
+            };
+            let source = match lookup {
+                _ if embedded => ExpireSource::Embedded,
+                Some((header, check)) => ExpireSource::Lookup {
+                    header,
+                    check,
+                    complete,
+                },
+                None => ExpireSource::Dict {
                     sorted: &expires,
                     complete,
-                }
+                },
             };
             let expires_tables = db.expires.as_ref().ok();
             let (importing_expires, importing_expires_hint) = match expires_tables {
@@ -658,7 +695,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             let expires_found = if embedded {
                 db.expected_expires().saturating_add(importing_expires)
             } else {
-                expires.len() as u64
+                yielded
             };
             let keys_hint = keys.size_hint().saturating_add(if include {
                 keys.importing.size_hint()
@@ -795,12 +832,29 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             return;
         }
         let expire_ms = match source {
-            ExpireSource::Dict { sorted, complete } => {
-                let found = sorted
-                    .binary_search_by_key(&key_ptr, |e| e.0)
-                    .ok()
-                    .and_then(|i| sorted.get(i))
-                    .map(|e| e.1);
+            ExpireSource::Dict { .. } | ExpireSource::Lookup { .. } => {
+                let (found, complete) = match source {
+                    ExpireSource::Dict { sorted, complete } => (
+                        sorted
+                            .binary_search_by_key(&key_ptr, |e| e.0)
+                            .ok()
+                            .and_then(|i| sorted.get(i))
+                            .map(|e| e.1),
+                        *complete,
+                    ),
+                    ExpireSource::Lookup {
+                        header,
+                        check,
+                        complete,
+                    } => (
+                        self.ctx
+                            .dicts()
+                            .value_of(header, check.hash_bytes(&key), key_ptr)
+                            .map(|v| v as i64),
+                        *complete,
+                    ),
+                    ExpireSource::Embedded => (None, true),
+                };
                 if found.is_none() && !complete {
                     if !self.salvage {
                         let f = Fault::bad(
