@@ -122,6 +122,8 @@ pub struct DictWalker<'c, 'a> {
     check: Option<BucketCheck>,
     /// Leave out entries whose key's name an entry handed out earlier has.
     names: bool,
+    /// The value words are pointers worth prefetching (not an expires dict's times).
+    pointer_values: bool,
 }
 
 impl<'c, 'a> DictWalker<'c, 'a> {
@@ -131,7 +133,15 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             ctx,
             check: None,
             names: false,
+            pointer_values: true,
         }
+    }
+
+    /// The same walker for a dict whose values are numbers (an expires dict's times): they
+    /// are not prefetched as addresses.
+    pub fn with_number_values(mut self) -> Self {
+        self.pointer_values = false;
+        self
     }
 
     /// The same walker, also handing out each key name once (the first entry found with
@@ -258,7 +268,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             if let Ok((key, value, _)) = self.entry(near, header.no_value) {
                 // The sds header sits just before the key's bytes.
                 space.prefetch(key.wrapping_sub(1));
-                if !header.no_value {
+                if !header.no_value && self.pointer_values {
                     space.prefetch(value);
                 }
             }
@@ -901,7 +911,11 @@ mod tests {
         let hz = check.hash_bytes(z.as_bytes());
         assert_eq!(w.value_of(&h, hx, sx), Some(77));
         assert_eq!(w.value_of(&h, hz, sz), Some(88), "found in table 1");
-        assert_eq!(w.value_of(&h, hx, sz), None, "not in the buckets of X's hash");
+        assert_eq!(
+            w.value_of(&h, hx, sz),
+            None,
+            "not in the buckets of X's hash"
+        );
         assert_eq!(w.value_of(&h, hz, sx), None);
     }
 

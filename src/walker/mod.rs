@@ -524,7 +524,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         let dicts = self
             .ctx
             .dicts()
-            .with_bucket_check(self.ctx.options.bucket_check);
+            .with_bucket_check(self.ctx.options.bucket_check)
+            .with_number_values();
         let mut fault_count = 0;
         let mut damaged = 0;
         for (_, h) in &t.tables {
