@@ -25,6 +25,7 @@ pub mod recover;
 pub mod reencode;
 pub mod report;
 pub mod sink;
+pub mod slot;
 pub mod value;
 pub mod verify;
 pub mod walker;

@@ -578,6 +578,7 @@ mod tests {
                 tables: vec![(3300, 0x2000, header(a)), (3301, 0x3000, header(b))],
                 warnings: Vec::new(),
             },
+            slots: None,
         };
         DbInfo {
             index: 0,

@@ -53,6 +53,9 @@ pub struct KeyTables {
     /// The tables of slots being imported by Valkey 9's atomic slot migration, kept apart:
     /// not in `tables` nor in [`KeyTables::used`].
     pub importing: importing::ImportingTables,
+    /// The cluster slot of each of `tables` (same order), when the kvstore keeps one table
+    /// per slot (cluster mode): a key found in a slot's table must hash to that slot.
+    pub slots: Option<Vec<u32>>,
 }
 
 impl KeyTables {
@@ -328,6 +331,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 Ok(KeyTables {
                     tables: vec![(addr, h)],
                     importing: Default::default(),
+                    slots: None,
                 })
             }
             KeyspaceFlavor::Kvstore => {
@@ -356,7 +360,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     tables.push((index, p, h));
                 }
                 let (own, importing) = importing::split(&self.ctx, kvl, &kv, count as u64, tables);
+                let per_slot = count as u64 == u64::from(crate::slot::SLOTS);
                 Ok(KeyTables {
+                    slots: per_slot.then(|| own.iter().map(|(i, _, _)| *i).collect()),
                     tables: own.into_iter().map(|(_, p, h)| (p, h)).collect(),
                     importing,
                 })
@@ -635,6 +641,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             fatal: None,
             key_names: std::collections::HashSet::new(),
             names_checked: false,
+            slot: None,
             matched_expires: 0,
             pending: 0,
         };
@@ -714,13 +721,19 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 std::collections::HashSet::with_capacity(keys_used.min(1024) as usize);
             // One set per db: a damaged pointer may lead from one table into another.
             let mut seen = SeenEntries::with_capacity(keys_used);
+            // Names are proven unique within a table by its walker; across the tables of a
+            // cluster kvstore by the slot check (a name belongs to one slot's table).
             let single_table = keys.tables.len() + importing.len() == 1;
+            let slotted = keys.slots.is_some() && importing.is_empty();
+            let own_slots = keys.slots.iter().flatten().map(|s| Some(*s));
             let headers = keys
                 .tables
                 .iter()
                 .map(|(_, h)| h)
-                .chain(importing.iter().map(|(_, _, h)| h));
-            for h in headers {
+                .zip(own_slots.chain(std::iter::repeat(None)))
+                .chain(importing.iter().map(|(slot, _, h)| (h, Some(*slot))));
+            for (h, slot) in headers {
+                visitor.slot = if keys.slots.is_some() { slot } else { None };
                 let faults = match (self.layout.features.tables, embedded) {
                     (TableFlavor::Hashtable, _) => {
                         let walker = ctx
@@ -730,7 +743,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                                 hashtable::EntryKey::Embedded,
                             )
                             .with_name_check();
-                        visitor.names_checked = walker.names_checked() && single_table;
+                        visitor.names_checked = walker.names_checked() && (single_table || slotted);
                         walker.for_each_unique(h, &mut seen, |obj| {
                             visitor.visit_embedded(db.index, obj, &mut progress)
                         })
@@ -746,9 +759,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                             .dicts()
                             .with_bucket_check(ctx.options.bucket_check)
                             .with_name_check();
-                        // The walker proves names unique within one dict; the tables of a
-                        // kvstore (one per cluster slot) still need the db-wide set.
-                        visitor.names_checked = walker.names_checked() && single_table;
+                        visitor.names_checked = walker.names_checked() && (single_table || slotted);
                         walker.for_each_unique(h, &mut seen, |key, obj| {
                             visitor.visit(db.index, key, obj, &source, &mut progress)
                         })
@@ -799,6 +810,8 @@ struct KeyVisitor<'v, 's, 'a> {
     /// The table walker already hands out each name once (see
     /// [`dict::DictWalker::with_name_check`]): `key_names` stays empty, memory flat.
     names_checked: bool,
+    /// The cluster slot of the table being walked, when its kvstore keeps one per slot.
+    slot: Option<u32>,
     matched_expires: u64,
     pending: u64,
 }
@@ -903,6 +916,16 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
     /// or lost. Later ones are dropped with a warning (which one is genuine cannot be told)
     /// and count among the unnamed losses, their real name being unknown.
     fn claim_name(&mut self, db: u32, key: &[u8]) -> bool {
+        if let Some(slot) = self.slot {
+            let home = u32::from(crate::slot::key_slot(key));
+            if home != slot {
+                let f = Fault::bad(format!(
+                    "found in the table of cluster slot {slot}, but its name belongs to slot {home}: a damaged key pointer or name"
+                ));
+                self.events.lost(db, Some(key), None, &f);
+                return false;
+            }
+        }
         if self.names_checked {
             return true;
         }
