@@ -362,6 +362,13 @@ fn verify_docker(dump: &Path, args: &[&str]) -> (i32, serde_json::Value, String)
     (out.status.code().unwrap_or(-1), j, describe(&out))
 }
 
+/// The outcome says `down` ran cleanly and left nothing of the project.
+fn assert_taken_down(j: &serde_json::Value, what: &str) {
+    let t = &j["container"]["teardown"];
+    assert_eq!(t["down_ok"], true, "{what}: {j:#}");
+    assert_eq!(t["leftovers"], serde_json::json!([]), "{what}: {j:#}");
+}
+
 /// The container part of an outcome is complete and the project is gone.
 fn assert_container_run(j: &serde_json::Value, image: &str, what: &str) {
     let c = &j["container"];
@@ -372,12 +379,7 @@ fn assert_container_run(j: &serde_json::Value, image: &str, what: &str) {
         !id.is_empty() && want.trim().ends_with(id.trim_start_matches("sha256:")),
         "{what}: image id {id:?}, engine says {want:?}"
     );
-    assert_eq!(c["teardown"]["down_ok"], true, "{what}: {c:#}");
-    assert_eq!(
-        c["teardown"]["leftovers"],
-        serde_json::json!([]),
-        "{what}: {c:#}"
-    );
+    assert_taken_down(j, what);
     let project = c["project"].as_str().unwrap_or("");
     assert_eq!(
         leftovers(project),
@@ -409,18 +411,6 @@ fn one_key(conn: &mut redis::Connection) {
         .arg("1")
         .query(conn)
         .expect("SET");
-}
-
-fn recover(core: &Path, dir: &Path) -> PathBuf {
-    let dump = dir.join("dump.rdb");
-    let out = run_rescue(&[core.as_os_str(), os("-o"), dump.as_os_str(), os("-q")]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "recovery failed\n{}",
-        describe(&out)
-    );
-    dump
 }
 
 /// Fills dbs 0 and 2 of a Redis 8 or Valkey 9 server with every type in its compact and
@@ -509,7 +499,7 @@ fn core_verifies_in(binary: &Path, version: &str, tag: &str, image: &str) {
         (None, Some(d), core, keys)
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let dump = recover(&core, dir.path());
+    let dump = recover_core(&core, dir.path());
     let started = Instant::now();
     let (code, j, text) = verify_docker(&dump, &["--image", image]);
     eprintln!(
@@ -589,7 +579,7 @@ fn docker_names_the_key_of_a_tampered_dump_and_refuses_a_corrupt_one() {
     require_image(IMAGE_7_0_15);
     let fixture = make_core_fixture(&find_in_path(DEFAULT_SERVER), "dockertamper");
     let dir = tempfile::tempdir().expect("tempdir");
-    let dump = recover(&fixture.core, dir.path());
+    let dump = recover_core(&fixture.core, dir.path());
 
     let tampered = dir.path().join("tampered.rdb");
     let mut victim = None;
@@ -628,12 +618,7 @@ fn docker_names_the_key_of_a_tampered_dump_and_refuses_a_corrupt_one() {
         "{j:#}"
     );
     // The project never became ready, yet it is down.
-    assert_eq!(j["container"]["teardown"]["down_ok"], true, "{j:#}");
-    assert_eq!(
-        j["container"]["teardown"]["leftovers"],
-        serde_json::json!([]),
-        "{j:#}"
-    );
+    assert_taken_down(&j, "corrupt");
 }
 
 /// An image the engine does not have and cannot pull: exit 2, the image named, nothing left.
@@ -651,12 +636,7 @@ fn docker_with_a_missing_image_exits_2() {
             .contains("not on this engine"),
         "{j:#}"
     );
-    assert_eq!(j["container"]["teardown"]["down_ok"], true, "{j:#}");
-    assert_eq!(
-        j["container"]["teardown"]["leftovers"],
-        serde_json::json!([]),
-        "{j:#}"
-    );
+    assert_taken_down(&j, "missing image");
 }
 
 /// SIGINT while the container holds the dump: the tool takes the project down and exits

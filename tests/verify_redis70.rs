@@ -45,14 +45,7 @@ fn tempdir() -> tempfile::TempDir {
 
 /// Recover `core` into `dir/dump.rdb` (+ report) and return the paths.
 fn recover(core: &Path, dir: &Path) -> (PathBuf, PathBuf) {
-    let dump = dir.join("dump.rdb");
-    let out = run_rescue(&[core.as_os_str(), os("-o"), dump.as_os_str(), os("-q")]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "recovery failed\n{}",
-        describe(&out)
-    );
+    let dump = recover_core(core, dir);
     let report = dir.join("dump.rdb.report.json");
     assert!(report.is_file(), "no report beside the dump");
     (dump, report)

@@ -90,33 +90,24 @@ pub struct VerifyArgs {
 
 /// Runs `verify` and maps the outcome to the exit status.
 pub fn run(args: VerifyArgs) -> ExitCode {
-    if args.docker {
-        let missing = match (engine::Engine::find(), container::ComposeTool::find()) {
-            (Ok(_), Ok(_)) => None,
-            (Err(e), _) => Some(e.to_string()),
-            (_, Err(e)) => Some(e.to_string()),
-        };
-        if let Some(why) = missing {
-            let version = verify::redis_version_of(&args.dump, args.report.as_deref());
-            let mut text = docker::commands(
-                &args.dump,
-                version.as_deref(),
-                docker::compose_file().as_deref(),
-            );
-            if let Some(image) = &args.image {
-                if let Some(v) = version.as_deref() {
-                    text = text.replace(&docker::image_for(v), image);
-                }
-            }
-            eprintln!("redis-rescue: {why}: nothing was verified; these commands do it by hand:");
-            print!("{text}");
-            return ExitCode::from(2);
+    // The engine and compose tool are found once, here: without them, print the commands.
+    let docker = if args.docker {
+        match (engine::Engine::find(), container::ComposeTool::find()) {
+            (Ok(engine), Ok(tool)) => Some(verify::ContainerTarget {
+                engine,
+                tool,
+                image: args.image.clone(),
+            }),
+            (Err(e), _) => return print_docker_commands(&args, &e.to_string()),
+            (_, Err(e)) => return print_docker_commands(&args, &e.to_string()),
         }
-    }
-    let target = match args.connect {
-        Some(addr) => Target::Connect(addr),
-        None if args.docker => Target::Container(args.image),
-        None => Target::Start(
+    } else {
+        None
+    };
+    let target = match (args.connect, docker) {
+        (Some(addr), _) => Target::Connect(addr),
+        (None, Some(c)) => Target::Container(c),
+        (None, None) => Target::Start(
             args.redis_server
                 .unwrap_or_else(|| PathBuf::from("redis-server")),
         ),
@@ -138,4 +129,23 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         print!("{}", output::table(&outcome));
     }
     ExitCode::from(outcome.exit_code)
+}
+
+/// With no engine or compose tool (`why`): the commands that restore and verify by hand,
+/// and exit 2, since nothing was verified.
+fn print_docker_commands(args: &VerifyArgs, why: &str) -> ExitCode {
+    let version = verify::redis_version_of(&args.dump, args.report.as_deref());
+    let mut text = docker::commands(
+        &args.dump,
+        version.as_deref(),
+        docker::compose_file().as_deref(),
+    );
+    if let Some(image) = &args.image {
+        if let Some(v) = version.as_deref() {
+            text = text.replace(&docker::image_for(v), image);
+        }
+    }
+    eprintln!("redis-rescue: {why}: nothing was verified; these commands do it by hand:");
+    print!("{text}");
+    ExitCode::from(2)
 }

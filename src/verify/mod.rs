@@ -45,9 +45,19 @@ pub enum Target {
     Start(PathBuf),
     /// Use a running server (`HOST:PORT` or a `redis://` URL).
     Connect(String),
-    /// Run the bundled compose file on a container engine: this image, else the official
-    /// image of the dump's version.
-    Container(Option<String>),
+    /// Run the bundled compose file on a container engine.
+    Container(ContainerTarget),
+}
+
+/// The engine and compose tool `--docker` found, and the image asked for.
+#[derive(Debug, Clone)]
+pub struct ContainerTarget {
+    /// The engine that answered.
+    pub engine: engine::Engine,
+    /// `docker compose` or `docker-compose`.
+    pub tool: container::ComposeTool,
+    /// `--image`; `None`: the official image of the dump's version.
+    pub image: Option<String>,
 }
 
 /// What to verify, and how.
@@ -562,18 +572,19 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
                 Err(e) => return o.not_verified(e.to_string()),
             }
         }
-        Target::Container(image) => {
+        Target::Container(target) => {
             let version = report
                 .as_ref()
                 .and_then(RecoveryReport::server_version)
                 .or_else(|| redis_version_of(&opts.dump, None));
-            let Some(image) = container::image_for(image.as_deref(), version.as_deref()) else {
+            let Some(image) = container::image_for(target.image.as_deref(), version.as_deref())
+            else {
                 return o.not_verified(
                     "the dump's server version is unknown (no report, no redis-ver AUX \
                      field): pass --image",
                 );
             };
-            match start_container(&mut o, &image, opts) {
+            match start_container(&mut o, target, &image, opts) {
                 Some(p) => match server::connect(&p.address(), Duration::from_secs(5)) {
                     Ok(c) => {
                         container = Some(p);
@@ -605,32 +616,23 @@ pub fn run(opts: &VerifyOptions) -> Outcome {
 /// concluded as not verified) when no server came up with the dump loaded.
 fn start_container(
     o: &mut Outcome,
+    target: &ContainerTarget,
     image: &str,
     opts: &VerifyOptions,
 ) -> Option<container::Project> {
-    let fail = |o: &mut Outcome, why: String| {
-        o.mark_not_verified(why);
-        None
-    };
-    let engine = match engine::Engine::find() {
-        Ok(e) => e,
-        Err(e) => return fail(o, e.to_string()),
-    };
-    let tool = match container::ComposeTool::find() {
-        Ok(t) => t,
-        Err(e) => return fail(o, e.to_string()),
-    };
+    let (engine, tool) = (&target.engine, &target.tool);
     let mut run = ContainerRun {
         engine: format!("{} at {}", engine.name, engine.host),
         compose: tool.name(),
         image: image.to_owned(),
         ..ContainerRun::default()
     };
-    let started = container::Project::start(&engine, &tool, image, &opts.dump, opts.timeout);
+    let started = container::Project::start(engine, tool, image, &opts.dump, opts.timeout);
     match started {
         Err(e) => {
             o.container = Some(run);
-            fail(o, e.to_string())
+            o.mark_not_verified(e.to_string());
+            None
         }
         Ok(container::ContainerStart::Failed {
             status,

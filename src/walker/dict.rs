@@ -921,7 +921,6 @@ mod tests {
 
     #[test]
     fn entries_are_checked_against_their_buckets() {
-        use crate::walker::bucket::BucketCheck;
         use crate::walker::sds::SdsFormat;
         let l = layout();
         let check = BucketCheck::new([3; 16], SdsFormat::Typed);
@@ -937,19 +936,10 @@ mod tests {
         }
         let names: Vec<String> = names.into_iter().flatten().collect();
         let mut m = dict_mem(4, -1, 2, -1);
-        // sdshdr8 strings at BASE+0x2c0+16·i: len, alloc, flags 1, bytes, NUL.
-        let sds = |m: &mut Vec<u8>, i: usize, s: &str| {
-            let o = 0x2c0 + 16 * i;
-            m[o] = s.len() as u8;
-            m[o + 1] = s.len() as u8;
-            m[o + 2] = 1;
-            m[o + 3..o + 3 + s.len()].copy_from_slice(s.as_bytes());
-            BASE + o as u64 + 3
-        };
-        let a = sds(&mut m, 0, &names[0]);
-        let b = sds(&mut m, 1, &names[1]);
-        let c_damaged = sds(&mut m, 2, &names[3]); // found in bucket 2, hashes to 3
-        let d = sds(&mut m, 3, &names[2]);
+        let a = put_sds(&mut m, 0, &names[0]);
+        let b = put_sds(&mut m, 1, &names[1]);
+        let c_damaged = put_sds(&mut m, 2, &names[3]); // found in bucket 2, hashes to 3
+        let d = put_sds(&mut m, 3, &names[2]);
         let e = |i: u64| BASE + 0x200 + i * 24;
         // Bucket 0 → A → B (a damaged link: B is bucket 1's); bucket 1 → B;
         // bucket 2 → C (a damaged name) → D.

@@ -845,46 +845,42 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         if !self.claim_name(db, &key) {
             return;
         }
-        let expire_ms = match source {
-            ExpireSource::Dict { .. } | ExpireSource::Lookup { .. } => {
-                let (found, complete) = match source {
-                    ExpireSource::Dict { sorted, complete } => (
-                        sorted
-                            .binary_search_by_key(&key_ptr, |e| e.0)
-                            .ok()
-                            .and_then(|i| sorted.get(i))
-                            .map(|e| e.1),
-                        *complete,
-                    ),
-                    ExpireSource::Lookup {
-                        header,
-                        check,
-                        complete,
-                    } => (
-                        self.ctx
-                            .dicts()
-                            .value_of(header, check.hash_bytes(&key), key_ptr)
-                            .map(|v| v as i64),
-                        *complete,
-                    ),
-                    ExpireSource::Embedded => (None, true),
-                };
-                if found.is_none() && !complete {
-                    if !self.salvage {
-                        let f = Fault::bad(
-                            "its TTL cannot be known: the expires dict is damaged (see warnings)",
-                        );
-                        return self.events.lost(db, Some(&key), None, &f);
-                    }
-                    let f = Fault::bad(
-                        "written without a TTL: the expires dict is damaged, so any TTL it had is unknown (--salvage)",
-                    );
-                    return self.emit(db, key, None, obj_ptr, Some(f));
-                }
-                found
-            }
-            ExpireSource::Embedded => None,
+        // The expire found, and whether not finding one means the key has none.
+        let (found, complete) = match source {
+            ExpireSource::Dict { sorted, complete } => (
+                sorted
+                    .binary_search_by_key(&key_ptr, |e| e.0)
+                    .ok()
+                    .and_then(|i| sorted.get(i))
+                    .map(|e| e.1),
+                *complete,
+            ),
+            ExpireSource::Lookup {
+                header,
+                check,
+                complete,
+            } => (
+                self.ctx
+                    .dicts()
+                    .value_of(header, check.hash_bytes(&key), key_ptr)
+                    .map(|v| v as i64),
+                *complete,
+            ),
+            ExpireSource::Embedded => (None, true),
         };
+        if found.is_none() && !complete {
+            if !self.salvage {
+                let f = Fault::bad(
+                    "its TTL cannot be known: the expires dict is damaged (see warnings)",
+                );
+                return self.events.lost(db, Some(&key), None, &f);
+            }
+            let f = Fault::bad(
+                "written without a TTL: the expires dict is damaged, so any TTL it had is unknown (--salvage)",
+            );
+            return self.emit(db, key, None, obj_ptr, Some(f));
+        }
+        let expire_ms = found;
         self.emit(db, key, expire_ms, obj_ptr, None);
     }
 

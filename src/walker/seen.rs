@@ -234,8 +234,9 @@ impl SeenEntries {
         self.len() == 0
     }
 
-    /// Bytes held (the set's slots and the bitmap pages), for the benchmark's accounting.
-    pub fn footprint(&self) -> usize {
+    /// Bytes held (the set's slots and the bitmap pages).
+    #[cfg(test)]
+    fn footprint(&self) -> usize {
         self.set.capacity() * 9
             + self.pages.made * (PAGE_WORDS * 8 + 32)
             + self.pages.direct.capacity() * 8

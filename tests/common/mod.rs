@@ -2584,6 +2584,24 @@ pub fn run_rescue(args: &[&OsStr]) -> Output {
     run_rescue_in(None, args)
 }
 
+/// `redis-rescue CORE -o DIR/dump.rdb -q`, which must exit 0; the dump's path.
+pub fn recover_core(core: &Path, dir: &Path) -> PathBuf {
+    let dump = dir.join("dump.rdb");
+    let out = run_rescue(&[
+        core.as_os_str(),
+        "-o".as_ref(),
+        dump.as_os_str(),
+        "-q".as_ref(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "recovery failed\n{}",
+        describe(&out)
+    );
+    dump
+}
+
 /// Everything about a redis-rescue run, for panic messages.
 pub fn describe(out: &Output) -> String {
     format!(
