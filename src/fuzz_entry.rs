@@ -821,6 +821,7 @@ fn walk_core_into(
         key_timeout: None,
         bucket_check: None,
         include_importing: false,
+        threads: 1,
     });
     let dbs = walker.databases(server).map_err(|e| e.to_string())?;
     let version = match settings.sink {

@@ -451,3 +451,60 @@ fn garbage_input_fails_cleanly() {
         );
     }
 }
+
+/// One walk thread or two (chains followed on one, keys decoded on the other) give the
+/// same dump, byte for byte but for the time of writing (the `ctime` AUX field) and so
+/// the CRC, and the same report: the shared core holds over 4,096 keys in db 0, so two
+/// threads really are used there.
+#[test]
+fn one_thread_and_two_write_the_same_dump() {
+    let f = fixture();
+    assert!(
+        f.truth.dbsizes.values().any(|n| *n >= 4096),
+        "the fixture should have a db large enough to be walked on two threads"
+    );
+    let dir = tempdir();
+    let mut dumps = Vec::new();
+    let mut reports = Vec::new();
+    for threads in ["1", "2"] {
+        let rdb = dir.path().join(format!("dump-{threads}.rdb"));
+        let out = run_rescue(&[
+            f.core.as_os_str(),
+            os("-o"),
+            rdb.as_os_str(),
+            os("-q"),
+            os("--threads"),
+            os(threads),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--threads {threads}\n{}",
+            describe(&out)
+        );
+        let mut report = read_report(&dir.path().join(format!("dump-{threads}.rdb.report.json")));
+        for volatile in ["output", "rdb_crc64"] {
+            report[volatile] = serde_json::Value::Null;
+        }
+        reports.push(report);
+        dumps.push(fs::read(&rdb).expect("read the dump"));
+    }
+    assert_eq!(reports[0], reports[1], "the reports of --threads 1 and 2");
+    let (one, two) = (&dumps[0], &dumps[1]);
+    assert_eq!(one.len(), two.len(), "dump sizes");
+    // ctime is an AUX field: 0xFA, the string "ctime" (length byte 5), then its value as a
+    // 32-bit integer (0xC2 and 4 bytes); the CRC-64 is the last 8 bytes.
+    let name = b"\x05ctime\xc2";
+    let at = one
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("a ctime AUX field")
+        + name.len();
+    let allowed = |i: usize| (at..at + 4).contains(&i) || i >= one.len() - 8;
+    let differ: Vec<usize> = (0..one.len()).filter(|&i| one[i] != two[i]).collect();
+    assert!(
+        differ.iter().all(|&i| allowed(i)),
+        "the dumps differ outside ctime and the CRC, first at byte {:?}",
+        differ.iter().find(|&&i| !allowed(i))
+    );
+}

@@ -136,6 +136,13 @@ pub struct RecoverArgs {
     #[arg(long)]
     pub include_importing: bool,
 
+    /// Threads for the walk of the keys (default: 2 when the machine has two cores or
+    /// more, else 1). With 2, one thread follows the keys tables' chains while the other
+    /// decodes and writes the keys, in the same order: the output is the same with 1.
+    /// Use 1 to leave a core to a loaded machine. A live process (--pid) is read by one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+
     /// Overwrite an existing output; accept a binary whose build-id differs from the core.
     #[arg(long)]
     pub force: bool,
@@ -172,6 +179,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
             key_timeout: cli.timeout,
             bucket_check: None,
             include_importing: cli.include_importing,
+            threads: cli.threads.map_or_else(default_threads, usize::from),
         },
         no_bucket_check: cli.no_bucket_check,
         output_options: OutputOptions {
@@ -297,4 +305,9 @@ fn parse_format(s: &str) -> Result<Format, String> {
 /// A `--mode` in octal.
 pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
     output::parse_mode(s).ok_or_else(|| format!("{s:?} is not an octal mode from 0 to 0777"))
+}
+
+/// Two threads when the machine has two cores or more: the walk uses no more than two.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }

@@ -113,6 +113,20 @@ impl<'a> AddressSpace<'a> {
         }
     }
 
+    /// A second view of the same core for another thread, with its own lookup cache
+    /// (`None` for a live process, whose reader is not shared).
+    pub fn fork(&self) -> Option<AddressSpace<'a>> {
+        if self.process.is_some() {
+            return None;
+        }
+        Some(AddressSpace {
+            data: self.data,
+            segments: self.segments.clone(),
+            last: std::cell::Cell::new(self.last.get()),
+            process: None,
+        })
+    }
+
     /// The live process's memory reader, when this is one (`--pid`).
     pub fn process_memory(&self) -> Option<&ProcessMemory> {
         self.process.as_ref()
@@ -157,6 +171,24 @@ impl<'a> AddressSpace<'a> {
         found
     }
 
+    /// The dumped bytes of the core's segment holding `addr`, and the offset of `addr` in
+    /// them: one lookup for a reader that parses a header before `addr` and the bytes after
+    /// it in place. `None` for a live process (nothing is mapped) or an address whose byte
+    /// was not dumped; such a reader then takes the checked path that says why.
+    pub fn segment_bytes(&self, addr: u64) -> Option<(&'a [u8], usize)> {
+        if self.process.is_some() {
+            return None;
+        }
+        let seg = self.segments.get(self.segment_index(addr)?)?;
+        let rel = addr - seg.vaddr;
+        if rel >= seg.present {
+            return None;
+        }
+        let start = usize::try_from(seg.file_offset).ok()?;
+        let end = start.checked_add(usize::try_from(seg.present).ok()?)?;
+        Some((self.data.get(start..end)?, usize::try_from(rel).ok()?))
+    }
+
     /// The longest run of dumped bytes starting at `addr` inside its own segment.
     fn local(&self, addr: u64) -> Result<(&'a [u8], usize), MemError> {
         let idx = self.segment_index(addr).ok_or(MemError::Unmapped(addr))?;
@@ -185,15 +217,7 @@ impl<'a> AddressSpace<'a> {
             return;
         }
         if let Ok((bytes, _)) = self.local(addr) {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a prefetch is a hint that neither reads nor writes architecturally
-            // and never faults; the pointer is into the core's memmap2 mapping anyway.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast::<i8>());
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = bytes;
+            prefetch_line(bytes);
         }
     }
 
@@ -388,6 +412,22 @@ impl<'a> AddressSpace<'a> {
             4 => self.u32(addr).map(u64::from),
             _ => self.u64(addr),
         }
+    }
+}
+
+/// Asks the CPU to start loading the cache line holding the first byte of `bytes` (nothing
+/// when it is empty). A hint only: nothing is read architecturally and nothing can fail.
+#[inline]
+pub fn prefetch_line<T>(bytes: &[T]) {
+    if bytes.is_empty() {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch neither reads nor writes architecturally and never faults; the
+    // pointer is to the first element of a live, non-empty slice anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast::<i8>());
     }
 }
 

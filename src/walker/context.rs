@@ -27,6 +27,8 @@ pub struct Budget {
     limit: Option<Duration>,
     end: Cell<Option<Instant>>,
     ticks: Cell<u32>,
+    /// The walk's consumer stopped: every check fails until [`Budget::resume`].
+    abandoned: Cell<bool>,
 }
 
 /// While alive, the key's budget runs; dropping it stops the clock.
@@ -45,6 +47,7 @@ impl Budget {
             limit,
             end: Cell::new(None),
             ticks: Cell::new(0),
+            abandoned: Cell::new(false),
         }
     }
 
@@ -55,8 +58,21 @@ impl Budget {
         KeyBudget(self)
     }
 
-    /// An error once the running key's time is up.
+    /// Makes every check fail: nothing the walk finds from now on is wanted.
+    pub fn abandon(&self) {
+        self.abandoned.set(true);
+    }
+
+    /// Undoes [`Budget::abandon`].
+    pub fn resume(&self) {
+        self.abandoned.set(false);
+    }
+
+    /// An error once the running key's time is up, or the walk was abandoned.
     pub fn check(&self) -> Result<(), Fault> {
+        if self.abandoned.get() {
+            return Err(Fault::bad("walk abandoned: its output stopped"));
+        }
         let (Some(end), Some(limit)) = (self.end.get(), self.limit) else {
             return Ok(());
         };

@@ -113,7 +113,7 @@ pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool)
 }
 
 /// How many buckets ahead of the walk the head entries are prefetched.
-const PREFETCH_AHEAD: usize = 32;
+const PREFETCH_AHEAD: usize = 8;
 
 /// Reads dicts with the layout of one Redis build.
 #[derive(Clone, Copy)]
@@ -575,11 +575,9 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     faults.push(bi as u64, err);
                     return faults;
                 }
-                self.prefetch_ahead(
-                    header,
-                    head_of(bi + PREFETCH_AHEAD),
-                    head_of(bi + PREFETCH_AHEAD / 2),
-                );
+                let far = head_of(bi + PREFETCH_AHEAD);
+                seen.prefetch(far);
+                self.prefetch_ahead(header, far, head_of(bi + PREFETCH_AHEAD / 2));
                 let mut p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
                 let mut guard = self.ctx.guard(WHAT, budget);
                 chain.clear();

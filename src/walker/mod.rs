@@ -7,6 +7,7 @@ pub mod dict;
 pub mod events;
 pub mod fault;
 pub mod guard;
+pub(crate) mod handout;
 pub mod hashtable;
 pub mod importing;
 pub mod locate;
@@ -27,6 +28,7 @@ use crate::profile::Layout;
 use crate::sink::SinkError;
 use crate::value::RecoveredKey;
 use events::WalkEvents;
+use std::ops::ControlFlow;
 
 /// Keys walked between two progress updates.
 const PROGRESS_BATCH: u64 = 4096;
@@ -171,6 +173,9 @@ pub struct WalkOptions {
     /// Also write the keys of slots being imported by Valkey 9's atomic slot migration
     /// (`--include-importing`); by default they are counted apart and not written.
     pub include_importing: bool,
+    /// Threads the keyspace walk may use (`--threads`; 0 and 1: one). With two, one
+    /// follows the keys tables' chains while the other decodes the keys, in the same order.
+    pub threads: usize,
 }
 
 /// Walks one core's keyspace with one build's layout.
@@ -719,8 +724,6 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             // `names_checked`): it starts small.
             visitor.key_names =
                 std::collections::HashSet::with_capacity(keys_used.min(1024) as usize);
-            // One set per db: a damaged pointer may lead from one table into another.
-            let mut seen = SeenEntries::with_capacity(keys_used);
             // Names are proven unique within a table by its walker; across the tables of a
             // cluster kvstore by the slot check (a name belongs to one slot's table).
             let single_table = keys.tables.len() + importing.len() == 1;
@@ -732,54 +735,58 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 .map(|(_, h)| h)
                 .zip(own_slots.chain(std::iter::repeat(None)))
                 .chain(importing.iter().map(|(slot, _, h)| (h, Some(*slot))));
-            for (h, slot) in headers {
-                visitor.slot = if keys.slots.is_some() { slot } else { None };
-                let faults = match (self.layout.features.tables, embedded) {
-                    (TableFlavor::Hashtable, _) => {
-                        let walker = ctx
-                            .hashtables()
-                            .with_bucket_check(
-                                ctx.options.bucket_check,
-                                hashtable::EntryKey::Embedded,
-                            )
-                            .with_name_check();
-                        visitor.names_checked = walker.names_checked() && (single_table || slotted);
-                        walker.for_each_unique(h, &mut seen, |obj| {
-                            visitor.visit_embedded(db.index, obj, &mut progress)
-                        })
+            let tables: Vec<(&DictHeader, Option<u32>)> = headers
+                .map(|(h, slot)| (h, slot.filter(|_| keys.slots.is_some())))
+                .collect();
+            let kind = TableKind::of(self.layout.features.tables, embedded);
+            visitor.names_checked = kind.names_checked(ctx) && (single_table || slotted);
+            visitor.slot = tables.first().and_then(|(_, slot)| *slot);
+            let mut next_table = 1;
+            let threads = if keys_used >= PIPELINE_MIN {
+                ctx.options.threads
+            } else {
+                1
+            };
+            handout::run(
+                ctx,
+                threads,
+                |c, out| {
+                    // One set per db: a damaged pointer may lead from one table into another.
+                    let mut seen = SeenEntries::with_capacity(keys_used);
+                    for (h, _) in &tables {
+                        let faults = kind.walk(c, h, &mut seen, out);
+                        out.table_end(faults);
+                        if out.stopped() {
+                            return;
+                        }
                     }
-                    // A value-less dict whose keys are the objects themselves.
-                    (TableFlavor::Dict, true) => {
-                        ctx.dicts().for_each_unique(h, &mut seen, |obj, _| {
-                            visitor.visit_embedded(db.index, obj, &mut progress)
-                        })
+                },
+                |item| {
+                    match item {
+                        handout::Handed::Entry(key, obj) => match kind {
+                            TableKind::Dict => {
+                                visitor.visit(db.index, key, obj, &source, &mut progress)
+                            }
+                            TableKind::Hashtable | TableKind::ObjectDict => {
+                                visitor.visit_embedded(db.index, key, &mut progress)
+                            }
+                        },
+                        handout::Handed::TableEnd(faults) => {
+                            visitor.table_end(db.index, &faults);
+                            visitor.slot = tables.get(next_table).and_then(|(_, slot)| *slot);
+                            next_table += 1;
+                        }
                     }
-                    (TableFlavor::Dict, false) => {
-                        let walker = ctx
-                            .dicts()
-                            .with_bucket_check(ctx.options.bucket_check)
-                            .with_name_check();
-                        visitor.names_checked = walker.names_checked() && (single_table || slotted);
-                        walker.for_each_unique(h, &mut seen, |key, obj| {
-                            visitor.visit(db.index, key, obj, &source, &mut progress)
-                        })
+                    if visitor.fatal.is_some() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
                     }
-                };
-                visitor.names_checked = false;
-                if let Some(e) = visitor.fatal.take() {
-                    return Err(e.into());
-                }
-                for name in &faults.duplicate_names {
-                    visitor.duplicate_name(db.index, name);
-                }
-                let unnamed = faults.duplicates - faults.duplicate_names.len() as u64;
-                if unnamed > 0 {
-                    visitor.events.warning(format!(
-                        "db {}: {unnamed} more entries name a key an earlier entry has (damaged key pointers); only the first ones found count",
-                        db.index
-                    ));
-                }
-                visitor.events.chain_faults(db.index, &faults);
+                },
+            );
+            visitor.names_checked = false;
+            if let Some(e) = visitor.fatal.take() {
+                return Err(e.into());
             }
             progress(std::mem::take(&mut visitor.pending));
             let orphans = expires_found.saturating_sub(visitor.matched_expires);
@@ -791,6 +798,73 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Keys tables with fewer entries than this are walked on one thread: a second one
+/// would cost more to start than it saves.
+const PIPELINE_MIN: u64 = 4096;
+
+/// What a db's keys tables hold, and so how they are walked.
+#[derive(Debug, Clone, Copy)]
+enum TableKind {
+    /// Hashtables of objects that embed their keys (Valkey 8.1+).
+    Hashtable,
+    /// Value-less dicts whose keys are the objects themselves (Valkey 8.0, Redis 8).
+    ObjectDict,
+    /// Dicts of key sds to value objects.
+    Dict,
+}
+
+impl TableKind {
+    fn of(tables: TableFlavor, embedded: bool) -> Self {
+        match (tables, embedded) {
+            (TableFlavor::Hashtable, _) => TableKind::Hashtable,
+            (TableFlavor::Dict, true) => TableKind::ObjectDict,
+            (TableFlavor::Dict, false) => TableKind::Dict,
+        }
+    }
+
+    fn hashtables<'c, 'a>(ctx: &'c WalkContext<'c, 'a>) -> hashtable::HashtableWalker<'c, 'a> {
+        ctx.hashtables()
+            .with_bucket_check(ctx.options.bucket_check, hashtable::EntryKey::Embedded)
+            .with_name_check()
+    }
+
+    fn dicts<'c, 'a>(ctx: &'c WalkContext<'c, 'a>) -> dict::DictWalker<'c, 'a> {
+        ctx.dicts()
+            .with_bucket_check(ctx.options.bucket_check)
+            .with_name_check()
+    }
+
+    /// Whether its walker hands out each name once (see `KeyVisitor::names_checked`).
+    fn names_checked(self, ctx: &WalkContext<'_, '_>) -> bool {
+        match self {
+            TableKind::Hashtable => Self::hashtables(ctx).names_checked(),
+            TableKind::ObjectDict => false,
+            TableKind::Dict => Self::dicts(ctx).names_checked(),
+        }
+    }
+
+    /// Walks one table, handing its entries to `out`.
+    fn walk(
+        self,
+        ctx: &WalkContext<'_, '_>,
+        header: &DictHeader,
+        seen: &mut SeenEntries,
+        out: &mut handout::Handout<'_>,
+    ) -> dict::WalkFaults {
+        match self {
+            TableKind::Hashtable => {
+                Self::hashtables(ctx).for_each_unique(header, seen, |obj| out.entry(obj, 0))
+            }
+            TableKind::ObjectDict => ctx
+                .dicts()
+                .for_each_unique(header, seen, |obj, _| out.entry(obj, 0)),
+            TableKind::Dict => {
+                Self::dicts(ctx).for_each_unique(header, seen, |key, obj| out.entry(key, obj))
+            }
+        }
     }
 }
 
@@ -817,6 +891,20 @@ struct KeyVisitor<'v, 's, 'a> {
 }
 
 impl<'a> KeyVisitor<'_, '_, 'a> {
+    /// The end of one keys table: what its walker refused, said once.
+    fn table_end(&mut self, db: u32, faults: &dict::WalkFaults) {
+        for name in &faults.duplicate_names {
+            self.duplicate_name(db, name);
+        }
+        let unnamed = faults.duplicates - faults.duplicate_names.len() as u64;
+        if unnamed > 0 {
+            self.events.warning(format!(
+                "db {db}: {unnamed} more entries name a key an earlier entry has (damaged key pointers); only the first ones found count"
+            ));
+        }
+        self.events.chain_faults(db, faults);
+    }
+
     fn tick(&mut self, progress: &mut impl FnMut(u64)) {
         // Progress is reported in batches: a tick per key costs a clock read.
         self.pending += 1;

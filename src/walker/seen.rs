@@ -175,6 +175,19 @@ impl SeenEntries {
         }
     }
 
+    /// Starts loading the bitmap word of `addr` into the cache, for a walk that will offer
+    /// it soon: the bitmap is read at random, one miss per entry otherwise.
+    #[inline]
+    pub fn prefetch(&self, addr: u64) {
+        if self.pages.is_empty() || !addr.is_multiple_of(8) {
+            return;
+        }
+        let (page, word, _) = bit_of(addr);
+        if let Some(w) = self.pages.get(page).and_then(|bits| bits.get(word..)) {
+            crate::core::address_space::prefetch_line(w);
+        }
+    }
+
     /// Moves the aligned addresses of the set into the bitmap.
     fn spill(&mut self) {
         let aligned: Vec<u64> = self
