@@ -20,10 +20,10 @@
 //! The same campaign runs on a core of Valkey 8.1.8 (`target/redis-builds/valkey-8.1.8`,
 //! provisioned by `.ci/provision-redis.sh`), whose keyspace, sets and hashes are hashtables
 //! that the bucket check covers (each entry in its bucket, with its hash fragment; a zset's
-//! skiplist nodes must be entries of its hashtable, checked by their elements): there no
-//! unexplained wrong key of any type is tolerated. A hash field's separately allocated value
-//! is covered by no hash, but two fields sharing one value string are refused (a flipped
-//! value pointer lands on a neighbouring value of the same hash).
+//! skiplist nodes must be entries of its hashtable, checked by their elements). A raw
+//! string's value and a hash field's separately allocated value are covered by no hash (two
+//! fields sharing one value string are refused): one unexplained wrong key per run is
+//! tolerated there where bits of pointers change, none otherwise.
 //!
 //! A flipped length byte of a string inside its own allocation can make the string longer
 //! (it then reads its old NUL terminator and the allocation's slack, and passes the
@@ -68,6 +68,9 @@ const PERTURBED_POINTERS: usize = 48;
 /// Unexplained differences tolerated per run where bits of pointers were changed (see the
 /// check in the test).
 const MAX_UNEXPLAINED_PER_RUN: usize = 5;
+/// The same on the Valkey core, where only the two pointers no hash covers can mislead
+/// (see `Target::tolerated`).
+const MAX_UNEXPLAINED_VALKEY_PER_RUN: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Damage {
@@ -878,10 +881,14 @@ impl Target {
             // Every entry of a Valkey keyspace, set, hash or zset hashtable is checked
             // against its bucket and hash fragment (a zset's by its node's element, and every
             // skiplist node must be one of them): a pointer damaged into another entry is
-            // caught. A hash field's separately allocated value is not hashed, but two
-            // fields holding one value string are refused, which is where a flipped value
-            // pointer lands (a neighbouring value of the same hash).
-            (Target::Valkey818, _) => 0,
+            // caught. Two pointers are covered by no hash: a raw string's value and a hash
+            // field's separately allocated value. Two fields holding one value string are
+            // refused, but a flipped bit can still land either pointer on other memory that
+            // reads as a valid sds (seen: a raw string given 5,559 bytes of a neighbouring
+            // structure; a salvaged hash with such a value), in about one run in twelve.
+            (Target::Valkey818, Damage::FlipBytes | Damage::PerturbPointers) => {
+                MAX_UNEXPLAINED_VALKEY_PER_RUN
+            }
         }
     }
 }
