@@ -82,6 +82,37 @@ pub enum Value<'a> {
     HashPairsTtl(Vec<(Bytes<'a>, Bytes<'a>, Option<u64>)>),
 }
 
+impl Value<'_> {
+    /// About how many separately held parts (strings, elements, nodes) the value has: a
+    /// measure of the memory a decoded value holds beyond the core's own bytes.
+    pub fn parts(&self) -> usize {
+        let n = match self {
+            Value::String(_)
+            | Value::ListZiplist(_)
+            | Value::SetIntset(_)
+            | Value::SetListpack(_)
+            | Value::ZsetListpack(_)
+            | Value::ZsetZiplist(_)
+            | Value::HashListpack(_)
+            | Value::HashZiplist(_)
+            | Value::HashListpackEx { .. } => 1,
+            Value::ListQuicklist(nodes) | Value::ListQuicklistZiplist(nodes) => nodes.len(),
+            Value::ListElements(v) | Value::SetMembers(v) => v.len(),
+            Value::ZsetPairs(v) => v.len(),
+            Value::HashPairs(v) => v.len(),
+            Value::HashPairsTtl(v) => v.len(),
+            Value::Stream(s) => {
+                s.listpacks.len()
+                    + s.groups
+                        .iter()
+                        .map(|g| g.pel.len() + g.consumers.len())
+                        .sum::<usize>()
+            }
+        };
+        n.max(1)
+    }
+}
+
 /// A stream entry ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamId {

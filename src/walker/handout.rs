@@ -10,7 +10,7 @@
 //! flight is bounded by the queue ([`QUEUE`] batches of [`BATCH`] entries).
 
 use std::ops::ControlFlow;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 
 use super::context::{Budget, WalkContext};
 use super::dict::WalkFaults;
@@ -23,19 +23,30 @@ const BATCH: usize = 512;
 const QUEUE: usize = 8;
 /// How far ahead in a batch the taker starts loading an entry's key and value.
 const PREFETCH_AHEAD: usize = 16;
+/// Parts of the values one batch may hold decoded (the rest of it is left to the taker).
+const DECODED_PARTS: usize = 16_384;
 
 /// What a table walk hands out, in order.
 #[derive(Debug)]
-pub(crate) enum Handed {
+pub(crate) enum Handed<T> {
     /// An entry: its key and value words (the value word is 0 for tables of objects).
     Entry(u64, u64),
+    /// An entry the walk's thread decoded itself (the taker was behind).
+    Decoded(T),
     /// The end of one table, with the faults met in its chains.
     TableEnd(Box<WalkFaults>),
 }
 
+/// What a decoded entry holds in memory, in separately held parts: the walk's thread stops
+/// decoding a batch past [`DECODED_PARTS`], so batches in flight stay small.
+pub(crate) trait Parts {
+    /// About how many parts (strings, elements) it holds.
+    fn parts(&self) -> usize;
+}
+
 /// The walk's side of the hand-over.
-pub(crate) struct Handout<'h> {
-    to: To<'h>,
+pub(crate) struct Handout<'h, T> {
+    to: To<'h, T>,
     /// Set once the taker stops.
     stopped: bool,
     /// The walk's budget, abandoned once the taker stops: the chain walkers check it at
@@ -43,25 +54,26 @@ pub(crate) struct Handout<'h> {
     budget: &'h Budget,
 }
 
-enum To<'h> {
+enum To<'h, T> {
     /// The same thread: straight to the taker.
-    Direct(&'h mut dyn FnMut(Handed) -> ControlFlow<()>),
+    Direct(&'h mut dyn FnMut(Handed<T>) -> ControlFlow<()>),
     /// Another thread, in batches.
     Queue {
-        tx: SyncSender<Vec<Handed>>,
-        batch: Vec<Handed>,
+        tx: SyncSender<Vec<Handed<T>>>,
+        batch: Vec<Handed<T>>,
     },
 }
 
-impl Handout<'_> {
-    /// Hands out one entry.
-    pub(crate) fn entry(&mut self, key: u64, value: u64) {
-        self.give(Handed::Entry(key, value));
+impl<T: Parts> Handout<'_, T> {
+    /// Hands out one entry. `decode` is how the walk's thread decodes it when it
+    /// finds the taker behind (the queue full): the taker then only has to tell it.
+    pub(crate) fn entry(&mut self, key: u64, value: u64, decode: &mut dyn FnMut(u64, u64) -> T) {
+        self.give(Handed::Entry(key, value), Some(decode));
     }
 
     /// Ends a table, handing out its faults.
     pub(crate) fn table_end(&mut self, faults: WalkFaults) {
-        self.give(Handed::TableEnd(Box::new(faults)));
+        self.give(Handed::TableEnd(Box::new(faults)), None);
     }
 
     /// Whether the taker stopped: the walk has nothing more to do.
@@ -69,7 +81,7 @@ impl Handout<'_> {
         self.stopped
     }
 
-    fn give(&mut self, item: Handed) {
+    fn give(&mut self, item: Handed<T>, decode: Option<&mut dyn FnMut(u64, u64) -> T>) {
         if self.stopped {
             return;
         }
@@ -79,7 +91,18 @@ impl Handout<'_> {
                 batch.push(item);
                 if batch.len() >= BATCH {
                     let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-                    self.stopped = tx.send(full).is_err();
+                    self.stopped = match tx.try_send(full) {
+                        Ok(()) => false,
+                        Err(TrySendError::Disconnected(_)) => true,
+                        // The taker is behind: decode what the batch may hold, instead of
+                        // waiting, then wait.
+                        Err(TrySendError::Full(mut full)) => {
+                            if let Some(decode) = decode {
+                                decode_some(&mut full, decode);
+                            }
+                            tx.send(full).is_err()
+                        }
+                    };
                 }
             }
         }
@@ -97,6 +120,22 @@ impl Handout<'_> {
     }
 }
 
+/// Decodes the entries of `batch` in order until the decoded values hold
+/// [`DECODED_PARTS`] parts; the rest stay entries, for the taker.
+fn decode_some<T: Parts>(batch: &mut [Handed<T>], decode: &mut dyn FnMut(u64, u64) -> T) {
+    let mut parts = 0;
+    for item in batch.iter_mut() {
+        if parts >= DECODED_PARTS {
+            break;
+        }
+        if let Handed::Entry(key, value) = *item {
+            let decoded = decode(key, value);
+            parts += decoded.parts();
+            *item = Handed::Decoded(decoded);
+        }
+    }
+}
+
 /// Runs `walk` and gives everything it hands out to `take`, in order, until `take` breaks.
 ///
 /// With `threads > 1` and a core that is a mapped file, `walk` runs on a second thread
@@ -105,11 +144,11 @@ impl Handout<'_> {
 /// Once `take` breaks, nothing more is taken and the walk's budget is abandoned, so its
 /// chain walkers give up at their next check (a walk of its own can ask
 /// [`Handout::stopped`]).
-pub(crate) fn run<'a>(
+pub(crate) fn run<'a, T: Parts + Send>(
     ctx: &WalkContext<'_, 'a>,
     threads: usize,
-    walk: impl FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_>) + Send,
-    mut take: impl FnMut(Handed) -> ControlFlow<()>,
+    walk: impl FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_, T>) + Send,
+    mut take: impl FnMut(Handed<T>) -> ControlFlow<()>,
 ) {
     let mut walk = Some(walk);
     if threads > 1 {
@@ -133,14 +172,14 @@ pub(crate) fn run<'a>(
 
 /// [`run`] with the walk on a second thread over `space`; false (and `walk` untouched)
 /// when no thread could be started.
-fn on_two_threads<'a, W>(
+fn on_two_threads<'a, T: Parts + Send, W>(
     ctx: &WalkContext<'_, 'a>,
     space: AddressSpace<'a>,
     walk: &mut Option<W>,
-    take: &mut impl FnMut(Handed) -> ControlFlow<()>,
+    take: &mut impl FnMut(Handed<T>) -> ControlFlow<()>,
 ) -> bool
 where
-    W: FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_>) + Send,
+    W: FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_, T>) + Send,
 {
     let (layout, options) = (ctx.layout, ctx.options);
     std::thread::scope(|s| {
@@ -199,8 +238,24 @@ mod tests {
         Layout::resolve(&profile::load("7.0.15-debian").unwrap()).unwrap()
     }
 
-    /// One thread or two, the taker sees the same items in the same order, and a taker
-    /// that breaks sees nothing after.
+    /// A decoded entry of the tests: the entry's words, folded.
+    #[derive(Debug, PartialEq)]
+    struct Folded(u64);
+
+    impl Parts for Folded {
+        fn parts(&self) -> usize {
+            1
+        }
+    }
+
+    fn fold(t: u64, k: u64) -> Folded {
+        Folded(t * 1_000_000 + k)
+    }
+
+    /// One thread or two, the taker sees every entry in order, decoded by the walk's
+    /// thread or not, with the tables' ends in their places; a slow taker gets some
+    /// decoded by the walk's thread; a taker that breaks sees nothing after, and the walk
+    /// stops soon after.
     #[test]
     fn both_ways_hand_out_in_order_and_stop() {
         let bytes = vec![0u8; 64];
@@ -209,29 +264,43 @@ mod tests {
         let ctx = WalkContext::new(&space, &layout, WalkOptions::default());
         for threads in [1, 2] {
             let mut got = Vec::new();
+            let mut decoded_by_walk = 0;
             run(
                 &ctx,
                 threads,
                 |_, out| {
                     for t in 0..3u64 {
-                        for k in 0..2000u64 {
-                            out.entry(t, k);
+                        for k in 0..4000u64 {
+                            out.entry(t, k, &mut fold);
                         }
                         out.table_end(WalkFaults::default());
                     }
                 },
                 |item| {
                     got.push(match item {
-                        Handed::Entry(t, k) => (t, k),
-                        Handed::TableEnd(_) => (u64::MAX, 0),
+                        Handed::Entry(t, k) => fold(t, k).0,
+                        Handed::Decoded(f) => {
+                            decoded_by_walk += 1;
+                            f.0
+                        }
+                        Handed::TableEnd(_) => u64::MAX,
                     });
+                    // Slow at first: the queue fills up.
+                    if got.len() < 20 {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
                     ControlFlow::Continue(())
                 },
             );
-            let want: Vec<(u64, u64)> = (0..3u64)
-                .flat_map(|t| (0..2000u64).map(move |k| (t, k)).chain([(u64::MAX, 0)]))
+            let want: Vec<u64> = (0..3u64)
+                .flat_map(|t| (0..4000u64).map(move |k| fold(t, k).0).chain([u64::MAX]))
                 .collect();
             assert_eq!(got, want, "threads {threads}");
+            if threads == 1 {
+                assert_eq!(decoded_by_walk, 0);
+            } else {
+                assert!(decoded_by_walk > 0, "the walk's thread never decoded");
+            }
 
             let mut taken = 0u64;
             let mut walked_on = 0u64;
@@ -244,11 +313,16 @@ mod tests {
                             break;
                         }
                         walked_on = k;
-                        out.entry(0, k);
+                        out.entry(0, k, &mut fold);
                     }
                 },
                 |item| {
-                    assert!(matches!(item, Handed::Entry(0, k) if k == taken));
+                    let k = match item {
+                        Handed::Entry(_, k) => k,
+                        Handed::Decoded(f) => f.0,
+                        Handed::TableEnd(_) => u64::MAX,
+                    };
+                    assert_eq!(k, taken);
                     taken += 1;
                     if taken == 700 {
                         ControlFlow::Break(())
@@ -264,5 +338,25 @@ mod tests {
                 "threads {threads}: walked on to {walked_on}"
             );
         }
+    }
+
+    /// The walk's thread decodes a batch only up to the parts allowed: big values stay
+    /// entries for the taker.
+    #[test]
+    fn a_batch_holds_few_big_decoded_values() {
+        struct Big;
+        impl Parts for Big {
+            fn parts(&self) -> usize {
+                DECODED_PARTS / 4
+            }
+        }
+        let mut batch: Vec<Handed<Big>> = (0..10).map(|k| Handed::Entry(k, 0)).collect();
+        decode_some(&mut batch, &mut |_, _| Big);
+        let decoded = batch
+            .iter()
+            .filter(|i| matches!(i, Handed::Decoded(_)))
+            .count();
+        assert_eq!(decoded, 4);
+        assert!(matches!(batch.get(4), Some(Handed::Entry(4, 0))));
     }
 }

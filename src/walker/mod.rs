@@ -26,7 +26,7 @@ use crate::core::AddressSpace;
 use crate::profile::layout::{DbArrayFlavor, ExpireFlavor, KeyspaceFlavor, TableFlavor};
 use crate::profile::Layout;
 use crate::sink::SinkError;
-use crate::value::RecoveredKey;
+use crate::value::{Bytes, Kind, RecoveredKey, Value};
 use events::WalkEvents;
 use std::ops::ControlFlow;
 
@@ -639,9 +639,6 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     ) -> Result<(), WalkError> {
         let ctx = &self.ctx;
         let mut visitor = KeyVisitor {
-            ctx,
-            objects: ObjectDecoder::new(ctx),
-            salvage: ctx.options.salvage,
             events,
             fatal: None,
             key_names: std::collections::HashSet::new(),
@@ -742,6 +739,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             visitor.names_checked = kind.names_checked(ctx) && (single_table || slotted);
             visitor.slot = tables.first().and_then(|(_, slot)| *slot);
             let mut next_table = 1;
+            let mut decoder = KeyDecoder::new(ctx, kind);
             let threads = if keys_used >= PIPELINE_MIN {
                 ctx.options.threads
             } else {
@@ -751,10 +749,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 ctx,
                 threads,
                 |c, out| {
+                    let mut decoder = KeyDecoder::new(c, kind);
+                    let mut decode = |key, value| decoder.decode(key, value, &source);
                     // One set per db: a damaged pointer may lead from one table into another.
                     let mut seen = SeenEntries::with_capacity(keys_used);
                     for (h, _) in &tables {
-                        let faults = kind.walk(c, h, &mut seen, out);
+                        let faults = kind.walk(c, h, &mut seen, out, &mut decode);
                         out.table_end(faults);
                         if out.stopped() {
                             return;
@@ -763,14 +763,13 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 },
                 |item| {
                     match item {
-                        handout::Handed::Entry(key, obj) => match kind {
-                            TableKind::Dict => {
-                                visitor.visit(db.index, key, obj, &source, &mut progress)
-                            }
-                            TableKind::Hashtable | TableKind::ObjectDict => {
-                                visitor.visit_embedded(db.index, key, &mut progress)
-                            }
-                        },
+                        handout::Handed::Entry(key, value) => {
+                            let decoded = decoder.decode(key, value, &source);
+                            visitor.take(db.index, decoded, &mut progress);
+                        }
+                        handout::Handed::Decoded(decoded) => {
+                            visitor.take(db.index, decoded, &mut progress);
+                        }
                         handout::Handed::TableEnd(faults) => {
                             visitor.table_end(db.index, &faults);
                             visitor.slot = tables.get(next_table).and_then(|(_, slot)| *slot);
@@ -847,34 +846,30 @@ impl TableKind {
     }
 
     /// Walks one table, handing its entries to `out`.
-    fn walk(
+    fn walk<'a>(
         self,
-        ctx: &WalkContext<'_, '_>,
+        ctx: &WalkContext<'_, 'a>,
         header: &DictHeader,
         seen: &mut SeenEntries,
-        out: &mut handout::Handout<'_>,
+        out: &mut handout::Handout<'_, Decoded<'a>>,
+        decode: &mut dyn FnMut(u64, u64) -> Decoded<'a>,
     ) -> dict::WalkFaults {
         match self {
             TableKind::Hashtable => {
-                Self::hashtables(ctx).for_each_unique(header, seen, |obj| out.entry(obj, 0))
+                Self::hashtables(ctx).for_each_unique(header, seen, |obj| out.entry(obj, 0, decode))
             }
             TableKind::ObjectDict => ctx
                 .dicts()
-                .for_each_unique(header, seen, |obj, _| out.entry(obj, 0)),
-            TableKind::Dict => {
-                Self::dicts(ctx).for_each_unique(header, seen, |key, obj| out.entry(key, obj))
-            }
+                .for_each_unique(header, seen, |obj, _| out.entry(obj, 0, decode)),
+            TableKind::Dict => Self::dicts(ctx)
+                .for_each_unique(header, seen, |key, obj| out.entry(key, obj, decode)),
         }
     }
 }
 
 /// Decodes one key at a time and tells the walk's consumer what became of it.
-struct KeyVisitor<'v, 's, 'a> {
-    ctx: &'s WalkContext<'s, 'a>,
-    objects: ObjectDecoder<'s, 'a>,
+struct KeyVisitor<'v> {
     events: &'v mut dyn WalkEvents,
-    /// `--salvage`: a key whose TTL cannot be confirmed is written without one, as partial.
-    salvage: bool,
     fatal: Option<SinkError>,
     /// Hashes of the key names written in the current db: two entries naming the same key
     /// (one key pointer damaged into another key's string) must not both be written,
@@ -890,7 +885,7 @@ struct KeyVisitor<'v, 's, 'a> {
     pending: u64,
 }
 
-impl<'a> KeyVisitor<'_, '_, 'a> {
+impl KeyVisitor<'_> {
     /// The end of one keys table: what its walker refused, said once.
     fn table_end(&mut self, db: u32, faults: &dict::WalkFaults) {
         for name in &faults.duplicate_names {
@@ -913,86 +908,38 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
         }
     }
 
-    /// A dict entry: key sds, value robj, expire from the expires dict.
-    fn visit(
-        &mut self,
-        db: u32,
-        key_ptr: u64,
-        obj_ptr: u64,
-        source: &ExpireSource<'_>,
-        progress: &mut impl FnMut(u64),
-    ) {
+    /// An entry handed out by the keys table's walk, decoded (on either thread): its
+    /// name claimed, then what became of it told.
+    fn take(&mut self, db: u32, decoded: Decoded<'_>, progress: &mut impl FnMut(u64)) {
         self.tick(progress);
         if self.fatal.is_some() {
             return;
         }
-        let key = match sds::read_sds(self.ctx.space, self.ctx.sds, key_ptr) {
-            Ok(k) => k,
-            Err(f) => return self.events.lost(db, None, None, &f),
+        let (key, result) = match decoded {
+            Decoded::Unnamed(f) => return self.events.lost(db, None, None, &f),
+            Decoded::Named { key, result } => (key, result),
         };
         if !self.claim_name(db, &key) {
             return;
         }
-        // The expire found, and whether not finding one means the key has none.
-        let (found, complete) = match source {
-            ExpireSource::Dict { sorted, complete } => (
-                sorted
-                    .binary_search_by_key(&key_ptr, |e| e.0)
-                    .ok()
-                    .and_then(|i| sorted.get(i))
-                    .map(|e| e.1),
-                *complete,
-            ),
-            ExpireSource::Lookup {
-                header,
-                check,
-                complete,
-            } => (
-                self.ctx
-                    .dicts()
-                    .value_of(header, check.hash_bytes(&key), key_ptr)
-                    .map(|v| v as i64),
-                *complete,
-            ),
-            ExpireSource::Embedded => (None, true),
-        };
-        if found.is_none() && !complete {
-            if !self.salvage {
-                let f = Fault::bad(
-                    "its TTL cannot be known: the expires dict is damaged (see warnings)",
-                );
-                return self.events.lost(db, Some(&key), None, &f);
-            }
-            let f = Fault::bad(
-                "written without a TTL: the expires dict is damaged, so any TTL it had is unknown (--salvage)",
-            );
-            return self.emit(db, key, None, obj_ptr, Some(f));
-        }
-        let expire_ms = found;
-        self.emit(db, key, expire_ms, obj_ptr, None);
-    }
-
-    /// An object that embeds its key (and keeps its expire, by `expire`).
-    fn visit_embedded(&mut self, db: u32, obj_ptr: u64, progress: &mut impl FnMut(u64)) {
-        self.tick(progress);
-        if self.fatal.is_some() {
-            return;
-        }
-        match self.objects.embedded_key(obj_ptr) {
-            Ok(k) => {
-                // Module key metadata (8.6 `metabits` classes 1-7) is the module's own
-                // format: the key is written without it.
-                let meta = (k.module_meta != 0).then(|| {
-                    Fault::Unsupported(format!(
-                        "written without its module key metadata (classes {:#04x}): it needs the module that wrote it",
-                        k.module_meta
-                    ))
-                });
-                if self.claim_name(db, &k.key) {
-                    self.emit(db, k.key, k.expire_ms, obj_ptr, meta);
+        match result {
+            Ok(r) => {
+                if r.expire_ms.is_some() {
+                    self.matched_expires += 1;
+                }
+                let rk = RecoveredKey {
+                    db,
+                    key,
+                    expire_ms: r.expire_ms,
+                    kind: r.kind,
+                    lru: r.lru,
+                    value: r.value,
+                };
+                if let Err(e) = self.events.key(&rk, r.partial) {
+                    self.fatal = Some(e);
                 }
             }
-            Err(f) => self.events.lost(db, None, None, &f),
+            Err((kind, f)) => self.events.lost(db, Some(&key), kind, &f),
         }
     }
 
@@ -1033,43 +980,165 @@ impl<'a> KeyVisitor<'_, '_, 'a> {
             crate::value::printable(key)
         ));
     }
+}
 
-    /// Decode the value at `obj_ptr` and write the key; `partial_reason` marks it partial
+/// What decoding one keys-table entry gave, before the db-wide name check decides whether
+/// it counts (a later entry naming a key already written is dropped, decoded or not).
+#[derive(Debug)]
+pub(crate) enum Decoded<'a> {
+    /// The key's name cannot be read: lost, unnamed.
+    Unnamed(Fault),
+    /// A named key: recovered, or lost (with its type when that was read).
+    Named {
+        key: Bytes<'a>,
+        result: Result<DecodedValue<'a>, (Option<Kind>, Fault)>,
+    },
+}
+
+/// A key's value, decoded and validated, and what of it is knowingly left out.
+#[derive(Debug)]
+pub(crate) struct DecodedValue<'a> {
+    expire_ms: Option<i64>,
+    kind: Kind,
+    lru: u32,
+    value: Value<'a>,
+    partial: Option<Fault>,
+}
+
+impl handout::Parts for Decoded<'_> {
+    fn parts(&self) -> usize {
+        match self {
+            Decoded::Named { result: Ok(r), .. } => r.value.parts(),
+            _ => 1,
+        }
+    }
+}
+
+/// Decodes keys-table entries into [`Decoded`]: the key's name, its expire, its object.
+/// Knows nothing of the walk's consumer, so either thread of a walk can use one.
+struct KeyDecoder<'s, 'a> {
+    ctx: &'s WalkContext<'s, 'a>,
+    objects: ObjectDecoder<'s, 'a>,
+    /// `--salvage`: a key whose TTL cannot be confirmed is written without one, as partial.
+    salvage: bool,
+    kind: TableKind,
+}
+
+impl<'s, 'a> KeyDecoder<'s, 'a> {
+    fn new(ctx: &'s WalkContext<'s, 'a>, kind: TableKind) -> Self {
+        KeyDecoder {
+            ctx,
+            objects: ObjectDecoder::new(ctx),
+            salvage: ctx.options.salvage,
+            kind,
+        }
+    }
+
+    /// Decodes the entry `(key, value)` of a table of this decoder's kind.
+    fn decode(&mut self, key: u64, value: u64, source: &ExpireSource<'_>) -> Decoded<'a> {
+        match self.kind {
+            TableKind::Dict => self.dict_entry(key, value, source),
+            TableKind::Hashtable | TableKind::ObjectDict => self.embedded(key),
+        }
+    }
+
+    /// A dict entry: key sds, value robj, expire from the expires dict.
+    fn dict_entry(&mut self, key_ptr: u64, obj_ptr: u64, source: &ExpireSource<'_>) -> Decoded<'a> {
+        let key = match sds::read_sds(self.ctx.space, self.ctx.sds, key_ptr) {
+            Ok(k) => k,
+            Err(f) => return Decoded::Unnamed(f),
+        };
+        // The expire found, and whether not finding one means the key has none.
+        let (found, complete) = match source {
+            ExpireSource::Dict { sorted, complete } => (
+                sorted
+                    .binary_search_by_key(&key_ptr, |e| e.0)
+                    .ok()
+                    .and_then(|i| sorted.get(i))
+                    .map(|e| e.1),
+                *complete,
+            ),
+            ExpireSource::Lookup {
+                header,
+                check,
+                complete,
+            } => (
+                self.ctx
+                    .dicts()
+                    .value_of(header, check.hash_bytes(&key), key_ptr)
+                    .map(|v| v as i64),
+                *complete,
+            ),
+            ExpireSource::Embedded => (None, true),
+        };
+        if found.is_none() && !complete {
+            if !self.salvage {
+                let f = Fault::bad(
+                    "its TTL cannot be known: the expires dict is damaged (see warnings)",
+                );
+                return Decoded::Named {
+                    key,
+                    result: Err((None, f)),
+                };
+            }
+            let f = Fault::bad(
+                "written without a TTL: the expires dict is damaged, so any TTL it had is unknown (--salvage)",
+            );
+            return self.value(key, None, obj_ptr, Some(f));
+        }
+        self.value(key, found, obj_ptr, None)
+    }
+
+    /// An object that embeds its key (and keeps its expire, by `expire`).
+    fn embedded(&mut self, obj_ptr: u64) -> Decoded<'a> {
+        match self.objects.embedded_key(obj_ptr) {
+            Ok(k) => {
+                // Module key metadata (8.6 `metabits` classes 1-7) is the module's own
+                // format: the key is written without it.
+                let meta = (k.module_meta != 0).then(|| {
+                    Fault::Unsupported(format!(
+                        "written without its module key metadata (classes {:#04x}): it needs the module that wrote it",
+                        k.module_meta
+                    ))
+                });
+                self.value(k.key, k.expire_ms, obj_ptr, meta)
+            }
+            Err(f) => Decoded::Unnamed(f),
+        }
+    }
+
+    /// Decodes the value at `obj_ptr` of the key `key`; `partial_reason` marks it partial
     /// (its TTL could not be confirmed, or module metadata is left out).
-    fn emit(
+    fn value(
         &mut self,
-        db: u32,
-        key: crate::value::Bytes<'a>,
+        key: Bytes<'a>,
         expire_ms: Option<i64>,
         obj_ptr: u64,
         partial_reason: Option<Fault>,
-    ) {
+    ) -> Decoded<'a> {
         let header = match self.objects.header(obj_ptr) {
             Ok(h) => h,
-            Err(f) => return self.events.lost(db, Some(&key), None, &f),
+            Err(f) => {
+                return Decoded::Named {
+                    key,
+                    result: Err((None, f)),
+                }
+            }
         };
         let decoded = {
             let _budget = self.ctx.budget.key();
             self.objects.value(&header)
         };
-        let value = match decoded {
-            Ok(v) => v,
-            Err(f) => return self.events.lost(db, Some(&key), Some(header.kind), &f),
+        let result = match decoded {
+            Ok(value) => Ok(DecodedValue {
+                expire_ms,
+                kind: header.kind,
+                lru: header.lru,
+                value,
+                partial: self.objects.take_partial().or(partial_reason),
+            }),
+            Err(f) => Err((Some(header.kind), f)),
         };
-        let partial = self.objects.take_partial().or(partial_reason);
-        if expire_ms.is_some() {
-            self.matched_expires += 1;
-        }
-        let rk = RecoveredKey {
-            db,
-            key,
-            expire_ms,
-            kind: header.kind,
-            lru: header.lru,
-            value,
-        };
-        if let Err(e) = self.events.key(&rk, partial) {
-            self.fatal = Some(e);
-        }
+        Decoded::Named { key, result }
     }
 }
