@@ -271,8 +271,9 @@ fn calibrate_bucket_check(
             }
         }
     }
-    for (start, image) in core.writable_image(exe.base) {
-        if let Some((offset, seed)) = BucketCheck::find_seed(&image, &samples) {
+    let images = core.writable_image(exe.base);
+    for (start, image) in &images {
+        if let Some((offset, seed)) = BucketCheck::find_seed(image, &samples) {
             let at = start.wrapping_add(offset as u64);
             return (
                 Some(BucketCheck::new(seed, sds)),
@@ -283,10 +284,37 @@ fn calibrate_bucket_check(
             );
         }
     }
+    // Redis 2.8 to 3.2: MurmurHash2 and a 32-bit seed, by symbol or among the words.
+    if let Some(sym) = binary
+        .and_then(|b| b.symbol("dict_hash_function_seed"))
+        .filter(|s| s.size == 4)
+    {
+        let at = exe.base.wrapping_add(sym.offset);
+        if let Ok(word) = core.space.read_array::<4>(at) {
+            if let Some((_, seed)) = BucketCheck::find_murmur2_seed(&word, &samples) {
+                return (
+                    Some(BucketCheck::murmur2(seed, sds)),
+                    format!("on (MurmurHash2 seed from the binary's dict_hash_function_seed at {at:#x})"),
+                );
+            }
+        }
+    }
+    for (start, image) in &images {
+        if let Some((offset, seed)) = BucketCheck::find_murmur2_seed(image, &samples) {
+            let at = start.wrapping_add(offset as u64);
+            return (
+                Some(BucketCheck::murmur2(seed, sds)),
+                format!(
+                    "on (MurmurHash2 seed found at {at:#x} in the executable's data, placing {} sampled keys)",
+                    samples.len()
+                ),
+            );
+        }
+    }
     (
         None,
         format!(
-            "off (no seed in the executable's data places the {} sampled keys: a version before 4.0 hashes with MurmurHash2, or too few keys to be sure)",
+            "off (no SipHash or MurmurHash2 seed in the executable's data places the {} sampled keys: too few keys to be sure, or a hash this tool does not know)",
             samples.len()
         ),
     )

@@ -10,8 +10,12 @@
 //! random seed kept in the executable's writable data (`dict_hash_function_seed`; Valkey
 //! 8.1's hashtables keep the same bytes in `hash_function_seed`). The seed is taken from the
 //! binary's symbol when there is one, else found by trying every aligned 16 bytes of the
-//! executable's writable image against the head entries of the largest keys table. Older
-//! versions (MurmurHash2) never calibrate, and the check stays off.
+//! executable's writable image against the head entries of the largest keys table.
+//!
+//! Redis 2.8 to 3.2 hash them with MurmurHash2 (32 bits) seeded by a 32-bit random word,
+//! also in the writable data (`dict_hash_function_seed`, set from the time and pid at
+//! start): found the same way, among the aligned 4-byte words, when no SipHash seed places
+//! the samples. Which function a build uses is thus learnt from the core, like the seed.
 //!
 //! Valkey's hashtables also keep, next to each entry, the top byte of its key's hash
 //! ([`fragment`]): an entry must match it as well as its bucket, which catches a damaged
@@ -123,20 +127,97 @@ const MIN_EVIDENCE_BITS: u32 = 64;
 /// a damaged entry does not keep the right seed from being found.
 const MAX_MISSES: usize = 2;
 
+/// MurmurHash2 (32-bit) with a 32-bit seed, as Redis 2.8 to 3.2's `dictGenHashFunction`
+/// computes it: 4 bytes at a time (little-endian), the 1 to 3 left over, a final mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Murmur2 {
+    seed: u32,
+}
+
+impl Murmur2 {
+    const M: u32 = 0x5bd1_e995;
+
+    /// The hasher seeded by `seed`.
+    pub fn new(seed: u32) -> Self {
+        Murmur2 { seed }
+    }
+
+    /// The 32-bit hash of `data`, widened.
+    pub fn hash(&self, data: &[u8]) -> u64 {
+        // The C code mixes the length in as an `int`: only its low 32 bits.
+        let mut h = self.seed ^ data.len() as u32;
+        let mut words = data.chunks_exact(4);
+        for word in &mut words {
+            let mut k = u32::from_le_bytes([
+                word.first().copied().unwrap_or(0),
+                word.get(1).copied().unwrap_or(0),
+                word.get(2).copied().unwrap_or(0),
+                word.get(3).copied().unwrap_or(0),
+            ])
+            .wrapping_mul(Self::M);
+            k ^= k >> 24;
+            k = k.wrapping_mul(Self::M);
+            h = h.wrapping_mul(Self::M) ^ k;
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            for (i, b) in rest.iter().enumerate() {
+                h ^= u32::from(*b) << (8 * i);
+            }
+            h = h.wrapping_mul(Self::M);
+        }
+        h ^= h >> 13;
+        h = h.wrapping_mul(Self::M);
+        h ^= h >> 15;
+        u64::from(h)
+    }
+}
+
+/// The hash function of a build's dicts, with its process's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHash {
+    /// SipHash-1-2 (Redis 4.0+, Valkey).
+    SipHash12(SipHash12),
+    /// MurmurHash2 (Redis 2.8 to 3.2).
+    Murmur2(Murmur2),
+}
+
+impl KeyHash {
+    fn hash(&self, data: &[u8]) -> u64 {
+        match self {
+            KeyHash::SipHash12(h) => h.hash(data),
+            KeyHash::Murmur2(h) => h.hash(data),
+        }
+    }
+}
+
 /// Checks entries of sds-keyed dicts and hashtables against their buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketCheck {
-    hasher: SipHash12,
+    hasher: KeyHash,
     sds: SdsFormat,
 }
 
 impl BucketCheck {
-    /// The check with a known seed.
+    /// The check with a known SipHash seed.
     pub fn new(seed: [u8; 16], sds: SdsFormat) -> Self {
         BucketCheck {
-            hasher: SipHash12::new(seed),
+            hasher: KeyHash::SipHash12(SipHash12::new(seed)),
             sds,
         }
+    }
+
+    /// The check with a known MurmurHash2 seed (Redis 2.8 to 3.2).
+    pub fn murmur2(seed: u32, sds: SdsFormat) -> Self {
+        BucketCheck {
+            hasher: KeyHash::Murmur2(Murmur2::new(seed)),
+            sds,
+        }
+    }
+
+    /// The hash function and seed it checks with.
+    pub fn hasher(&self) -> KeyHash {
+        self.hasher
     }
 
     /// Find the seed in `image` (bytes of the executable's writable data) that places the
@@ -153,7 +234,8 @@ impl BucketCheck {
         while let Some(window) = image.get(at..at.saturating_add(16)) {
             let mut seed = [0u8; 16];
             seed.copy_from_slice(window);
-            if seed != [0; 16] && Self::explains(SipHash12::new(seed), samples) {
+            let h = SipHash12::new(seed);
+            if seed != [0; 16] && Self::explains(|k| h.hash(k), samples) {
                 match found {
                     Some((_, s)) if s != seed => return None, // ambiguous: trust neither
                     Some(_) => {}
@@ -165,11 +247,39 @@ impl BucketCheck {
         found
     }
 
-    fn explains(h: SipHash12, samples: &[BucketSample]) -> bool {
+    /// Find the MurmurHash2 seed in `image` that places the samples in their buckets: the
+    /// one 4-aligned word explaining them as [`BucketCheck::find_seed`] asks. Returns its
+    /// offset in `image`, or `None` when no word (or more than one distinct seed) does.
+    pub fn find_murmur2_seed(image: &[u8], samples: &[BucketSample]) -> Option<(usize, u32)> {
+        let total: u32 = samples.iter().map(BucketSample::bits).sum();
+        if total < MIN_EVIDENCE_BITS || samples.iter().any(|s| !s.size.is_power_of_two()) {
+            return None;
+        }
+        let mut found: Option<(usize, u32)> = None;
+        for (i, word) in image.chunks_exact(4).enumerate() {
+            let seed = u32::from_le_bytes([
+                word.first().copied().unwrap_or(0),
+                word.get(1).copied().unwrap_or(0),
+                word.get(2).copied().unwrap_or(0),
+                word.get(3).copied().unwrap_or(0),
+            ]);
+            let h = Murmur2::new(seed);
+            if seed != 0 && Self::explains(|k| h.hash(k), samples) {
+                match found {
+                    Some((_, s)) if s != seed => return None, // ambiguous: trust neither
+                    Some(_) => {}
+                    None => found = Some((i * 4, seed)),
+                }
+            }
+        }
+        found
+    }
+
+    fn explains(hash_of: impl Fn(&[u8]) -> u64, samples: &[BucketSample]) -> bool {
         let mut misses = 0;
         let mut bits = 0;
         for s in samples {
-            let hash = h.hash(&s.key);
+            let hash = hash_of(&s.key);
             if hash & (s.size - 1) == s.bucket && s.fragment.is_none_or(|f| f == fragment(hash)) {
                 bits += s.bits();
             } else {
@@ -295,5 +405,105 @@ mod tests {
         }
         assert_eq!(BucketCheck::find_seed(&image, &wrong), None);
         assert_eq!(fragment(0xab00_0000_0000_00ff), 0xab);
+    }
+
+    /// Austin Appleby's MurmurHash2 as Redis 2.8 computes it (`dictGenHashFunction`), on
+    /// values worked by hand from its definition: every tail length, the length mixed in.
+    #[test]
+    fn murmur2_matches_its_definition() {
+        // Seed 0, empty input: h = 0 ^ 0, then the final mix of 0 is 0.
+        assert_eq!(Murmur2::new(0).hash(b""), 0);
+        // A reference written out step by step, independent of the loop above.
+        fn reference(seed: u32, data: &[u8]) -> u32 {
+            let m = 0x5bd1_e995u32;
+            let mut h = seed ^ (data.len() as u32);
+            let mut i = 0;
+            while data.len() - i >= 4 {
+                let mut k = u32::from(data[i])
+                    | u32::from(data[i + 1]) << 8
+                    | u32::from(data[i + 2]) << 16
+                    | u32::from(data[i + 3]) << 24;
+                k = k.wrapping_mul(m);
+                k ^= k >> 24;
+                k = k.wrapping_mul(m);
+                h = h.wrapping_mul(m);
+                h ^= k;
+                i += 4;
+            }
+            match data.len() - i {
+                3 => {
+                    h ^= u32::from(data[i + 2]) << 16;
+                    h ^= u32::from(data[i + 1]) << 8;
+                    h ^= u32::from(data[i]);
+                    h = h.wrapping_mul(m);
+                }
+                2 => {
+                    h ^= u32::from(data[i + 1]) << 8;
+                    h ^= u32::from(data[i]);
+                    h = h.wrapping_mul(m);
+                }
+                1 => {
+                    h ^= u32::from(data[i]);
+                    h = h.wrapping_mul(m);
+                }
+                _ => {}
+            }
+            h ^= h >> 13;
+            h = h.wrapping_mul(m);
+            h ^= h >> 15;
+            h
+        }
+        for seed in [5381u32, 0xdead_beef, 1] {
+            for len in 0..=13 {
+                let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+                assert_eq!(
+                    Murmur2::new(seed).hash(&data),
+                    u64::from(reference(seed, &data)),
+                    "seed {seed:#x}, {len} bytes"
+                );
+            }
+        }
+        // Keyed: another seed, another hash.
+        assert_ne!(
+            Murmur2::new(1).hash(b"key:1"),
+            Murmur2::new(2).hash(b"key:1")
+        );
+    }
+
+    #[test]
+    fn the_murmur2_seed_is_found_among_other_words() {
+        let seed = 0x1234_5678u32;
+        let h = Murmur2::new(seed);
+        let samples: Vec<BucketSample> = (0..20)
+            .map(|i| {
+                let key = format!("key:{i}").into_bytes();
+                let size = 1024;
+                BucketSample {
+                    bucket: h.hash(&key) & (size - 1),
+                    key,
+                    size,
+                    fragment: None,
+                }
+            })
+            .collect();
+        let mut image = vec![0xeeu8; 4096];
+        image[1004..1008].copy_from_slice(&seed.to_le_bytes());
+        assert_eq!(
+            BucketCheck::find_murmur2_seed(&image, &samples),
+            Some((1004, seed))
+        );
+        let mut damaged = samples.clone();
+        damaged[3].bucket ^= 1;
+        assert_eq!(
+            BucketCheck::find_murmur2_seed(&image, &damaged),
+            Some((1004, seed))
+        );
+        assert_eq!(BucketCheck::find_murmur2_seed(&image, &samples[..5]), None);
+        assert_eq!(
+            BucketCheck::find_murmur2_seed(&[0xee; 4096], &samples),
+            None
+        );
+        // The SipHash search does not take it for a SipHash seed.
+        assert_eq!(BucketCheck::find_seed(&image, &samples), None);
     }
 }
