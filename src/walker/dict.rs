@@ -113,7 +113,7 @@ pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool)
 }
 
 /// How many buckets ahead of the walk the head entries are prefetched.
-const PREFETCH_AHEAD: usize = 8;
+const PREFETCH_AHEAD: usize = 32;
 
 /// Reads dicts with the layout of one Redis build.
 #[derive(Clone, Copy)]
