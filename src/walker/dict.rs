@@ -3,9 +3,11 @@
 use super::bucket::BucketCheck;
 use super::context::WalkContext;
 use super::fault::Fault;
+use super::object::ObjectDecoder;
 use super::sds::read_sds;
 use super::seen::SeenEntries;
 use crate::profile::layout::{DictFlavor, EntryFlavor, Field};
+use crate::value::Bytes;
 
 /// Largest table exponent accepted (2^40 buckets would be 8 TiB of pointers).
 const MAX_SIZE_EXP: i64 = 40;
@@ -124,6 +126,9 @@ pub struct DictWalker<'c, 'a> {
     names: bool,
     /// The value words are pointers worth prefetching (not an expires dict's times).
     pointer_values: bool,
+    /// The keys are string objects (`robj *`, sets and hashes up to 3.2), hashed as
+    /// Redis's `dictEncObjHash` does: an INT-encoded one as its decimal text.
+    robj_keys: bool,
 }
 
 impl<'c, 'a> DictWalker<'c, 'a> {
@@ -134,7 +139,23 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             check: None,
             names: false,
             pointer_values: true,
+            robj_keys: false,
         }
+    }
+
+    /// The same walker for a dict whose keys are string objects, not sds (`robj` set
+    /// members and hash fields up to 3.2), when `robj` is true.
+    pub fn with_robj_keys(mut self, robj: bool) -> Self {
+        self.robj_keys = robj;
+        self
+    }
+
+    /// The bytes of the key at `key`, as the bucket check hashes them.
+    fn name_of(&self, key: u64) -> Option<Bytes<'a>> {
+        if self.robj_keys {
+            return ObjectDecoder::new(self.ctx).string_object(key).ok();
+        }
+        read_sds(self.ctx.space, self.check?.sds(), key).ok()
     }
 
     /// The same walker for a dict whose values are numbers (an expires dict's times): they
@@ -279,7 +300,12 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// (`None` without a check, or when the key cannot be read); a fault when it hashes
     /// to another bucket: a damaged link led here from another chain.
     fn home(&self, key: u64, bucket: u64, size: u64) -> Result<Option<u64>, Fault> {
-        let Some(hash) = self.check.and_then(|c| c.hash_of(self.ctx.space, key)) else {
+        let hash = match self.check {
+            Some(c) if self.robj_keys => self.name_of(key).map(|k| c.hash_bytes(&k)),
+            Some(c) => c.hash_of(self.ctx.space, key),
+            None => None,
+        };
+        let Some(hash) = hash else {
             return Ok(None);
         };
         let home = hash & size.wrapping_sub(1);
@@ -305,11 +331,11 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         seen: &SeenEntries,
     ) -> Option<Vec<u8>> {
         let space = self.ctx.space;
-        let sds = self.check?.sds();
-        let name = || read_sds(space, sds, key).ok();
+        self.check?;
+        let name = || self.name_of(key);
         for &(h, k) in chain_names {
             if h == hash {
-                let (Some(a), Ok(b)) = (name(), read_sds(space, sds, k)) else {
+                let (Some(a), Some(b)) = (name(), self.name_of(k)) else {
                     continue;
                 };
                 if *a == *b {
@@ -329,7 +355,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         while p != 0 && guard.step(p).is_ok() {
             let (k0, _, next) = self.entry(p, header.no_value).ok()?;
             if seen.contains(p) {
-                if let Ok(other) = read_sds(space, sds, k0) {
+                if let Some(other) = self.name_of(k0) {
                     if *other == *mine {
                         return Some(mine.into_owned());
                     }
@@ -1147,5 +1173,61 @@ mod tests {
         let w = DictWalker::new(&c);
         let h = w.header(BASE).unwrap();
         assert_eq!(w.for_each(&h, |_, _| {}).count, 1);
+    }
+
+    /// A string object (`robj`) at BASE+0x300+16·`i`: raw pointing at an sds, or INT
+    /// holding `int` in its pointer word (7.0's object layout, 3.2's too).
+    fn put_robj(m: &mut [u8], i: usize, sds: Option<u64>, int: i64) -> u64 {
+        let o = 0x300 + 16 * i;
+        // type string (0) in bits 0-3, encoding raw (0) or int (1) in bits 4-7.
+        m[o] = if sds.is_some() { 0 } else { 1 << 4 };
+        m[o + 4..o + 8].copy_from_slice(&1u32.to_le_bytes());
+        put(m, o + 8, sds.unwrap_or(int as u64));
+        BASE + o as u64
+    }
+
+    /// Sets and hashes up to 3.2 key their dicts by string objects, hashed by their text
+    /// (an INT one as its decimal digits) with MurmurHash2: entries in their buckets come
+    /// out, one found in another bucket is refused.
+    #[test]
+    fn string_object_keys_are_checked_by_their_text() {
+        use crate::walker::sds::SdsFormat;
+        let l = layout();
+        let check = BucketCheck::murmur2(0x5eed_1234, SdsFormat::Typed);
+        let home = |text: &str| check.hash_bytes(text.as_bytes()) & 3;
+        let name = name_in(&check, 4, 2, 0);
+        // An integer whose digits hash to a bucket other than 2, and one that hashes to 2.
+        let int_elsewhere = (1000..).find(|n: &i64| home(&n.to_string()) != 2).unwrap();
+        let int_home = (1000..).find(|n: &i64| home(&n.to_string()) == 2).unwrap();
+        let mut m = dict_mem(3, -1, 2, -1);
+        let sds = put_sds(&mut m, 0, &name);
+        let raw = put_robj(&mut m, 0, Some(sds), 0);
+        let int_ok = put_robj(&mut m, 1, None, int_home);
+        let int_bad = put_robj(&mut m, 2, None, int_elsewhere);
+        let e = |i: u64| BASE + 0x200 + i * 24;
+        // Bucket 2 → raw → int_ok → int_bad (a damaged link into another chain's entry).
+        put(&mut m, 0x110, e(0));
+        put_entries(
+            &mut m,
+            &[(0u64, raw, e(1)), (1, int_ok, e(2)), (2, int_bad, 0)],
+        );
+        let s = space(&m);
+        let c = WalkContext::new(&s, &l, Default::default());
+        let w = DictWalker::new(&c)
+            .with_bucket_check(Some(check))
+            .with_robj_keys(true)
+            .with_name_check();
+        let h = w.header(BASE).unwrap();
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(keys, vec![raw, int_ok]);
+        assert_eq!(faults.damaged_keys, 1, "{:?}", faults.faults);
+        // Read as sds the objects are no keys at all, so nothing is checked (the decoder
+        // says what is wrong with them): the flag is what brings the check to them.
+        let w = DictWalker::new(&c).with_bucket_check(Some(check));
+        let mut keys = Vec::new();
+        let faults = w.for_each(&h, |k, _| keys.push(k));
+        assert_eq!(keys.len(), 3);
+        assert_eq!(faults.damaged_keys, 0);
     }
 }

@@ -70,20 +70,19 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// damaged collections (after each [`ObjectDecoder::value`],
     /// [`ObjectDecoder::take_partial`] says whether the value is only a part); with a
     /// bucket check it checks set members and hash fields against their dict or hashtable
-    /// buckets (sds elements only; mstr hash fields are hashed as mstr, so those stay
-    /// unchecked).
+    /// buckets (sds elements, and string objects up to 3.2 hashed by their text; mstr hash
+    /// fields are hashed as mstr, so those stay unchecked).
     pub fn new(ctx: &'s WalkContext<'s, 'a>) -> Self {
         let layout = ctx.layout;
-        let check = if layout.features.elements == ElementFlavor::Sds {
-            ctx.options.bucket_check
-        } else {
-            None
-        };
+        let check = ctx.options.bucket_check;
+        let robj = layout.features.elements == ElementFlavor::Robj;
         ObjectDecoder {
             ctx,
             space: ctx.space,
             layout,
-            dicts: DictWalker::new(ctx).with_bucket_check(check),
+            dicts: DictWalker::new(ctx)
+                .with_bucket_check(check)
+                .with_robj_keys(robj),
             hashtables: HashtableWalker::new(ctx).with_bucket_check(check, EntryKey::Sds),
             check,
             hashtable_collections: layout.features.tables == TableFlavor::Hashtable,
