@@ -12,7 +12,8 @@ pub mod binary;
 pub mod bundle;
 pub mod code_refs;
 pub mod core;
-pub mod decode;
+// The decoders live in the `rdb` crate, which its reader shares; the path stays `crate::decode`.
+pub use rdb::decode;
 pub mod dwarf;
 #[doc(hidden)]
 pub mod fuzz_entry;

@@ -1,10 +1,12 @@
-//! Property tests of the compact-encoding decoders in `src/decode` and of the re-encoder in
+//! Property tests of the compact-encoding decoders in `rdb/src/decode` and of the re-encoder in
 //! `src/reencode.rs`.
 //!
 //! * Round trips: listpacks from [`ListpackBuilder`] (checked byte for byte against a reference
-//!   encoder written here from Redis's format), ziplists, intsets and zipmaps from the small
-//!   encoders in this file, LZF from the `lzf` crate and from `rdb::compress`, all decode to
-//!   exactly the elements they were built from, with the right `len()` and size.
+//!   encoder written from Redis's format), ziplists, intsets and zipmaps from the small
+//!   reference encoders, LZF from the `lzf` crate and from `rdb::compress`, all decode to
+//!   exactly the elements they were built from, with the right `len()` and size. The
+//!   strategies and reference encoders are shared with the `rdb` crate's property tests
+//!   (`rdb/tests/support/decode_gen.rs`).
 //! * Robustness: arbitrary bytes, blobs with a valid header around random entries, strict
 //!   prefixes and byte mutations of valid encodings never panic a decoder; whatever a decoder
 //!   accepts iterates to exactly `len()` elements and stays inside the input.
@@ -28,366 +30,23 @@ use redis_rescue::decode::intset::Intset;
 use redis_rescue::decode::listpack::{Listpack, ListpackBuilder};
 use redis_rescue::decode::ziplist::Ziplist;
 use redis_rescue::decode::zipmap::Zipmap;
-use redis_rescue::decode::{lzf, parse_canonical_int, Element};
+use redis_rescue::decode::{lzf, parse_canonical_int};
 use redis_rescue::reencode::{plain_type, write_plain, PlainType};
 use redis_rescue::value::{QuicklistNode, StrValue, Value};
 
-/// A proptest configuration with `cases` cases (unless `PROPTEST_CASES` says otherwise) that
-/// writes no regression files into the source tree.
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+// Strategies, reference encoders and mutations, shared with the `rdb` crate's property tests.
+#[path = "../rdb/tests/support/decode_gen.rs"]
+mod decode_gen;
+use decode_gen::*;
 
-// ============================================================================ strategies
+// ============================================================================ encoders
 
-/// An element to store: an integer, or bytes (which may look like an integer).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum E {
-    Int(i64),
-    Bytes(Vec<u8>),
-}
-
-impl E {
-    fn elem(&self) -> Element<'_> {
-        match self {
-            E::Int(v) => Element::Int(*v),
-            E::Bytes(b) => Element::Bytes(b),
-        }
-    }
-
-    /// The string Redis returns for the element.
-    fn text(&self) -> Vec<u8> {
-        match self {
-            E::Int(v) => v.to_string().into_bytes(),
-            E::Bytes(b) => b.clone(),
-        }
-    }
-
-    /// The element as Redis stores it: canonical decimal strings become integers.
-    fn canonical(&self) -> E {
-        match self {
-            E::Bytes(b) => canonical_int(b).map_or_else(|| self.clone(), E::Int),
-            E::Int(_) => self.clone(),
-        }
-    }
-}
-
-fn owned(e: Element<'_>) -> E {
-    match e {
-        Element::Int(v) => E::Int(v),
-        Element::Bytes(b) => E::Bytes(b.to_vec()),
-    }
-}
-
-/// Redis's `string2ll` test: the text parses as an `i64` and prints back identically
-/// (so no "+1", "007", "-0", spaces).
-fn canonical_int(s: &[u8]) -> Option<i64> {
-    let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
-    (v.to_string().as_bytes() == s).then_some(v)
-}
-
-/// Integers at every encoding boundary of listpacks, ziplists and intsets, and any `i64`.
-fn int() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        3 => -20i64..140,
-        3 => prop::sample::select(vec![
-            -129i64, -128, 127, 128, -4097, -4096, 4095, 4096, -32769, -32768, 32767, 32768,
-            -(1 << 23) - 1, -(1 << 23), (1 << 23) - 1, 1 << 23,
-            i64::from(i32::MIN) - 1, i64::from(i32::MIN), i64::from(i32::MAX),
-            i64::from(i32::MAX) + 1, i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX,
-        ]),
-        1 => any::<i16>().prop_map(i64::from),
-        1 => any::<i32>().prop_map(i64::from),
-        2 => any::<i64>(),
-    ]
-}
-
-/// Canonical integer texts and near misses ("-0", "007", "+1", " 1", …).
-fn int_like() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        3 => int().prop_map(|v| v.to_string().into_bytes()),
-        2 => prop::sample::select(vec![
-            "-0", "007", "00", "0", "-007", "+1", " 1", "1 ", "-", "", "1.0", "0x10",
-            "9223372036854775808", "-9223372036854775809", "99999999999999999999",
-        ])
-        .prop_map(|s| s.as_bytes().to_vec()),
-        2 => vec(prop::sample::select(b"0123456789-+ ".to_vec()), 0..14),
-    ]
-}
-
-/// Byte strings: short binary, integer-looking, longer than 63 bytes, long repetitive
-/// (ziplist 5-byte prevlens, listpack 2-byte backlens), and rarely around the 4 KiB and
-/// 16 KiB length-encoding boundaries.
-fn bytes() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        8 => vec(any::<u8>(), 0..12),
-        4 => int_like(),
-        4 => vec(any::<u8>(), 12..100),
-        3 => (vec(any::<u8>(), 1..6), 100usize..700)
-            .prop_map(|(p, n)| p.iter().copied().cycle().take(n).collect()),
-        1 => (prop_oneof![4090usize..4100, 16375usize..16390], any::<u8>())
-            .prop_map(|(n, b)| vec![b; n]),
-    ]
-}
-
-fn element() -> impl Strategy<Value = E> {
-    prop_oneof![int().prop_map(E::Int), bytes().prop_map(E::Bytes)]
-}
-
-/// Sorted-set scores: non-NaN doubles, with -0, ±inf, subnormals and integers favoured.
-fn score() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        2 => prop::sample::select(vec![
-            0.0f64, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, 5e-324,
-            -5e-324, f64::MAX, f64::MIN, 0.1, 1e17, 9_007_199_254_740_992.0,
-        ]),
-        2 => (-5000i32..5000).prop_map(f64::from),
-        1 => (0u64..(1 << 52)).prop_map(f64::from_bits),
-        3 => any::<u64>().prop_map(|b| {
-            let v = f64::from_bits(b);
-            if v.is_nan() { -2.5 } else { v }
-        }),
-    ]
-}
-
-/// How Redis stores a score in a listpack or ziplist: an integer when it is one (below
-/// 2^53, not -0), else its text (`inf`, `-inf`, or a round-tripping decimal).
-fn score_elem(v: f64, exp_form: bool) -> E {
-    if v.is_infinite() {
-        return E::Bytes(if v > 0.0 {
-            b"inf".to_vec()
-        } else {
-            b"-inf".to_vec()
-        });
-    }
-    let integral = v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0;
-    if integral && !(v == 0.0 && v.is_sign_negative()) {
-        E::Int(v as i64)
-    } else if exp_form {
-        E::Bytes(format!("{v:e}").into_bytes())
-    } else {
-        E::Bytes(format!("{v}").into_bytes())
-    }
-}
-
-// ============================================================= reference encoders (tests)
-
-/// A listpack backlen: most significant 7-bit group first with bit 7 clear, the others set
-/// (Redis's `lpEncodeBacklen`).
-fn lp_backlen(len: usize, out: &mut Vec<u8>) {
-    let size = match len {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2_097_150 => 3,
-        2_097_151..=268_435_454 => 4,
-        _ => 5,
-    };
-    for i in (0..size).rev() {
-        let group = ((len >> (7 * i)) & 0x7F) as u8;
-        out.push(if i == size - 1 { group } else { group | 0x80 });
-    }
-}
-
-/// Reference listpack encoder: the smallest encoding for each element as given (no
-/// int-detection of strings: callers pass [`E::canonical`] elements for Redis's behaviour).
-fn lp_reference(items: &[E]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for it in items {
-        let start = body.len();
-        match it {
-            &E::Int(v) => {
-                if (0..=127).contains(&v) {
-                    body.push(v as u8);
-                } else if (-4096..=4095).contains(&v) {
-                    let u = (v as u16) & 0x1FFF;
-                    body.extend_from_slice(&[0xC0 | (u >> 8) as u8, u as u8]);
-                } else if let Ok(x) = i16::try_from(v) {
-                    body.push(0xF1);
-                    body.extend_from_slice(&x.to_le_bytes());
-                } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-                    body.push(0xF2);
-                    body.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-                } else if let Ok(x) = i32::try_from(v) {
-                    body.push(0xF3);
-                    body.extend_from_slice(&x.to_le_bytes());
-                } else {
-                    body.push(0xF4);
-                    body.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-            E::Bytes(s) => {
-                let n = s.len();
-                if n < 64 {
-                    body.push(0x80 | n as u8);
-                } else if n < 4096 {
-                    body.extend_from_slice(&[0xE0 | (n >> 8) as u8, n as u8]);
-                } else {
-                    body.push(0xF0);
-                    body.extend_from_slice(&(n as u32).to_le_bytes());
-                }
-                body.extend_from_slice(s);
-            }
-        }
-        let len = body.len() - start;
-        lp_backlen(len, &mut body);
-    }
-    lp_wrap(&body, items.len().min(65535) as u16)
-}
-
-/// Header and end byte around listpack entries.
-fn lp_wrap(body: &[u8], count: u16) -> Vec<u8> {
-    let mut out = ((body.len() + 7) as u32).to_le_bytes().to_vec();
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(body);
-    out.push(0xFF);
-    out
-}
-
-fn build_listpack(items: &[E]) -> Vec<u8> {
+/// A listpack from the crate's own builder (Redis's choices: canonical integer strings
+/// stored as integers).
+fn build_listpack(items: &[It]) -> Vec<u8> {
     let mut b = ListpackBuilder::new();
-    b.extend(items.iter().map(E::elem)).unwrap();
+    b.extend(items.iter().map(It::elem)).unwrap();
     b.finish()
-}
-
-/// Reference ziplist encoder (Redis's `__ziplistInsert`): integers with the smallest
-/// integer encoding, bytes always as strings; `big_prevlen` marks entries whose prevlen
-/// takes the 5-byte form although it fits one byte (cascade updates leave such entries).
-fn zl_reference(items: &[E], big_prevlen: &[bool]) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut prev = 0usize;
-    let mut tail = 10usize;
-    for (k, it) in items.iter().enumerate() {
-        let start = body.len();
-        tail = 10 + start;
-        if prev < 254 && !big_prevlen.get(k).copied().unwrap_or(false) {
-            body.push(prev as u8);
-        } else {
-            body.push(0xFE);
-            body.extend_from_slice(&(prev as u32).to_le_bytes());
-        }
-        match it {
-            &E::Int(v) => {
-                if (0..=12).contains(&v) {
-                    body.push(0xF1 + v as u8);
-                } else if let Ok(x) = i8::try_from(v) {
-                    body.push(0xFE);
-                    body.push(x as u8);
-                } else if let Ok(x) = i16::try_from(v) {
-                    body.push(0xC0);
-                    body.extend_from_slice(&x.to_le_bytes());
-                } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-                    body.push(0xF0);
-                    body.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-                } else if let Ok(x) = i32::try_from(v) {
-                    body.push(0xD0);
-                    body.extend_from_slice(&x.to_le_bytes());
-                } else {
-                    body.push(0xE0);
-                    body.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-            E::Bytes(s) => {
-                let n = s.len();
-                if n < 64 {
-                    body.push(n as u8);
-                } else if n < 16384 {
-                    body.extend_from_slice(&[0x40 | (n >> 8) as u8, n as u8]);
-                } else {
-                    body.push(0x80);
-                    body.extend_from_slice(&(n as u32).to_be_bytes());
-                }
-                body.extend_from_slice(s);
-            }
-        }
-        prev = body.len() - start;
-    }
-    zl_wrap(&body, tail as u32, items.len().min(65535) as u16)
-}
-
-/// Header and end byte around ziplist entries.
-fn zl_wrap(body: &[u8], tail: u32, count: u16) -> Vec<u8> {
-    let mut out = ((body.len() + 11) as u32).to_le_bytes().to_vec();
-    out.extend_from_slice(&tail.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(body);
-    out.push(0xFF);
-    out
-}
-
-/// Intset bytes: `width` (2, 4 or 8) per member, members ascending.
-fn intset_bytes(vals: &BTreeSet<i64>, width: usize) -> Vec<u8> {
-    let mut out = (width as u32).to_le_bytes().to_vec();
-    out.extend_from_slice(&(vals.len() as u32).to_le_bytes());
-    for v in vals {
-        out.extend_from_slice(&v.to_le_bytes()[..width]);
-    }
-    out
-}
-
-/// The smallest intset width holding every member, widened by `widen` steps (Redis only
-/// widens, so a wider intset than needed is legal after deletions).
-fn intset_width(vals: &BTreeSet<i64>, widen: usize) -> usize {
-    let min = if vals.iter().all(|&v| i16::try_from(v).is_ok()) {
-        0
-    } else if vals.iter().all(|&v| i32::try_from(v).is_ok()) {
-        1
-    } else {
-        2
-    };
-    [2, 4, 8][(min + widen).min(2)]
-}
-
-fn zm_len(n: usize, out: &mut Vec<u8>) {
-    if n < 254 {
-        out.push(n as u8);
-    } else {
-        out.push(254);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-    }
-}
-
-/// A zipmap pair: key, value and the free bytes after the value.
-#[derive(Clone, Debug)]
-struct ZmPair {
-    key: Vec<u8>,
-    value: Vec<u8>,
-    free: Vec<u8>,
-}
-
-/// Zipmap bytes: `zmlen` (254 = unknown), `len key len free value padding`…, 0xFF.
-fn zipmap_bytes(pairs: &[ZmPair], unknown_count: bool) -> Vec<u8> {
-    let zmlen = if unknown_count || pairs.len() >= 254 {
-        254
-    } else {
-        pairs.len() as u8
-    };
-    let mut out = vec![zmlen];
-    for p in pairs {
-        zm_len(p.key.len(), &mut out);
-        out.extend_from_slice(&p.key);
-        zm_len(p.value.len(), &mut out);
-        out.push(p.free.len() as u8);
-        out.extend_from_slice(&p.value);
-        out.extend_from_slice(&p.free);
-    }
-    out.push(0xFF);
-    out
-}
-
-fn zm_pair() -> impl Strategy<Value = ZmPair> {
-    (bytes(), bytes(), vec(any::<u8>(), 0..6)).prop_map(|(key, value, free)| ZmPair {
-        key,
-        value,
-        free,
-    })
 }
 
 /// LZF input: small alphabets and repeats (compressible), and noise; up to ~20 KiB, more
@@ -413,43 +72,12 @@ fn lzf_input() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// `lzf::compress` (the reference compressor), or `None` when it declines — or panics.
-///
-/// KNOWN BUG in the `lzf` crate 1.0.0 (not in this project): `lzf::compress` indexes past its
-/// output buffer (`index out of bounds`, lzf-1.0.0/src/compress.rs:89) when a run of exactly
-/// 32·m literals fills the buffer (`33·m == input.len()`, m >= 5) and a match follows.
-/// Minimal input found: bytes 0, 1, …, 159 followed by 1, 2, 3, 4, 5 (165 bytes). Only those
-/// panicking inputs are skipped here; everything the crate does return is checked.
-fn lzf_crate_compress(x: &[u8]) -> Option<Vec<u8>> {
-    std::panic::catch_unwind(|| ::lzf::compress(x)).ok()?.ok()
-}
-
-/// Applies `edits` (offset, new byte) to a copy of `b`.
-fn mutate(b: &[u8], edits: &[(Index, u8)]) -> Vec<u8> {
-    let mut m = b.to_vec();
-    if !m.is_empty() {
-        for (i, v) in edits {
-            let at = i.index(m.len());
-            m[at] = *v;
-        }
-    }
-    m
-}
-
-/// One to three byte changes; one in two is a single-byte change.
-fn edits() -> impl Strategy<Value = Vec<(Index, u8)>> {
-    prop_oneof![
-        vec((any::<Index>(), any::<u8>()), 1),
-        vec((any::<Index>(), any::<u8>()), 2..4),
-    ]
-}
-
 // ===================================================================== invariant checks
 
 /// What must hold for anything `Listpack::parse` accepts from `input`.
 fn check_listpack(input: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(lp) = Listpack::parse(input) {
-        let items: Vec<E> = lp.iter().map(owned).collect();
+        let items: Vec<It> = lp.iter().map(owned).collect();
         prop_assert_eq!(items.len(), lp.len());
         prop_assert_eq!(lp.is_empty(), items.is_empty());
         prop_assert_eq!(lp.total_bytes(), lp.as_bytes().len());
@@ -459,7 +87,7 @@ fn check_listpack(input: &[u8]) -> Result<(), TestCaseError> {
         // What was accepted re-encodes to a listpack with the same strings.
         let again = build_listpack(&items);
         let lp2 = Listpack::parse(&again).unwrap();
-        let texts: Vec<Vec<u8>> = items.iter().map(E::text).collect();
+        let texts: Vec<Vec<u8>> = items.iter().map(It::text).collect();
         let texts2: Vec<Vec<u8>> = lp2.iter().map(|e| e.to_vec()).collect();
         prop_assert_eq!(texts, texts2);
     }
@@ -518,27 +146,27 @@ fn inflate(input: &[u8], n: usize) -> Option<Vec<u8>> {
 #[derive(Clone, Debug)]
 enum Compact {
     /// Quicklist (7.0) nodes: 0 listpack, 1 LZF listpack, 2 plain, 3 LZF plain.
-    Quicklist(Vec<(u8, Vec<E>)>),
+    Quicklist(Vec<(u8, Vec<It>)>),
     /// Quicklist (3.2–6.2) nodes of ziplists, `true`: LZF-compressed.
-    QuicklistZiplist(Vec<(bool, Vec<E>)>),
-    ListZiplist(Vec<E>),
-    SetIntset(BTreeSet<i64>, usize),
-    SetListpack(Vec<E>),
-    ZsetListpack(Vec<(E, f64, bool)>),
-    ZsetZiplist(Vec<(E, f64, bool)>),
-    HashListpack(Vec<(E, E)>),
-    HashZiplist(Vec<(E, E)>),
+    QuicklistZiplist(Vec<(bool, Vec<It>)>),
+    ListZiplist(Vec<It>),
+    SetIntset(BTreeSet<i64>, u8),
+    SetListpack(Vec<It>),
+    ZsetListpack(Vec<(It, f64, ScoreForm)>),
+    ZsetZiplist(Vec<(It, f64, ScoreForm)>),
+    HashListpack(Vec<(It, It)>),
+    HashZiplist(Vec<(It, It)>),
 }
 
 fn compact() -> impl Strategy<Value = Compact> {
-    let pairs = || vec((element(), element()), 0..6);
-    let zpairs = || vec((element(), score(), any::<bool>()), 0..6);
+    let pairs = || vec((item(), item()), 0..6);
+    let zpairs = || vec((item(), score(), score_form()), 0..6);
     prop_oneof![
-        vec((0u8..4, vec(element(), 1..5)), 0..4).prop_map(Compact::Quicklist),
-        vec((any::<bool>(), vec(element(), 1..5)), 0..4).prop_map(Compact::QuicklistZiplist),
-        vec(element(), 0..8).prop_map(Compact::ListZiplist),
-        (btree_set(int(), 0..8), 0usize..3).prop_map(|(s, w)| Compact::SetIntset(s, w)),
-        vec(element(), 0..8).prop_map(Compact::SetListpack),
+        vec((0u8..4, vec(item(), 1..5)), 0..4).prop_map(Compact::Quicklist),
+        vec((any::<bool>(), vec(item(), 1..5)), 0..4).prop_map(Compact::QuicklistZiplist),
+        vec(item(), 0..8).prop_map(Compact::ListZiplist),
+        (btree_set(int(), 0..8), 0u8..3).prop_map(|(s, w)| Compact::SetIntset(s, w)),
+        vec(item(), 0..8).prop_map(Compact::SetListpack),
         zpairs().prop_map(Compact::ZsetListpack),
         zpairs().prop_map(Compact::ZsetZiplist),
         pairs().prop_map(Compact::HashListpack),
@@ -552,26 +180,26 @@ fn squeeze(b: &[u8]) -> Option<Vec<u8>> {
     rdb::compress::lzf_compress(b, usize::MAX, &mut c).then_some(c)
 }
 
-fn flat(p: &[(E, E)]) -> Vec<E> {
+fn flat(p: &[(It, It)]) -> Vec<It> {
     p.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect()
 }
 
-fn zflat(p: &[(E, f64, bool)]) -> Vec<E> {
+fn zflat(p: &[(It, f64, ScoreForm)]) -> Vec<It> {
     p.iter()
-        .flat_map(|(m, s, form)| [m.clone(), score_elem(*s, *form)])
+        .flat_map(|(m, s, form)| [m.clone(), score_item(*s, *form)])
         .collect()
 }
 
 /// The [`Value`] (owning its blobs) and the plain value the reader must return.
 fn materialize(c: &Compact) -> (Value<'static>, PlainType, RdbValue) {
-    let texts = |items: &[E]| items.iter().map(E::text).collect::<Vec<_>>();
-    let pairs = |p: &[(E, E)]| {
+    let texts = |items: &[It]| items.iter().map(It::text).collect::<Vec<_>>();
+    let pairs = |p: &[(It, It)]| {
         p.iter()
             .map(|(a, b)| (a.text(), b.text()))
             .collect::<Vec<_>>()
     };
     let zpairs =
-        |p: &[(E, f64, bool)]| p.iter().map(|(m, s, _)| (m.text(), *s)).collect::<Vec<_>>();
+        |p: &[(It, f64, ScoreForm)]| p.iter().map(|(m, s, _)| (m.text(), *s)).collect::<Vec<_>>();
     let blob = |b: Vec<u8>| -> Cow<'static, [u8]> { Cow::Owned(b) };
     match c {
         Compact::Quicklist(nodes) => {
@@ -617,7 +245,7 @@ fn materialize(c: &Compact) -> (Value<'static>, PlainType, RdbValue) {
                 .iter()
                 .map(|(lzf, items)| {
                     elems.extend(texts(items));
-                    let zl = zl_reference(items, &[]);
+                    let zl = ziplist(items, &[]);
                     match squeeze(&zl) {
                         Some(c) if *lzf => QuicklistNode::PackedLzf {
                             compressed: blob(c),
@@ -634,12 +262,12 @@ fn materialize(c: &Compact) -> (Value<'static>, PlainType, RdbValue) {
             )
         }
         Compact::ListZiplist(items) => (
-            Value::ListZiplist(blob(zl_reference(items, &[]))),
+            Value::ListZiplist(blob(ziplist(items, &[]))),
             PlainType::List,
             RdbValue::List(texts(items)),
         ),
         Compact::SetIntset(set, widen) => (
-            Value::SetIntset(blob(intset_bytes(set, intset_width(set, *widen)))),
+            Value::SetIntset(blob(intset(set, *widen))),
             PlainType::Set,
             RdbValue::Set(set.iter().map(|v| v.to_string().into_bytes()).collect()),
         ),
@@ -654,7 +282,7 @@ fn materialize(c: &Compact) -> (Value<'static>, PlainType, RdbValue) {
             RdbValue::Zset(zpairs(p)),
         ),
         Compact::ZsetZiplist(p) => (
-            Value::ZsetZiplist(blob(zl_reference(&zflat(p), &[]))),
+            Value::ZsetZiplist(blob(ziplist(&zflat(p), &[]))),
             PlainType::Zset,
             RdbValue::Zset(zpairs(p)),
         ),
@@ -664,7 +292,7 @@ fn materialize(c: &Compact) -> (Value<'static>, PlainType, RdbValue) {
             RdbValue::Hash(pairs(p)),
         ),
         Compact::HashZiplist(p) => (
-            Value::HashZiplist(blob(zl_reference(&flat(p), &[]))),
+            Value::HashZiplist(blob(ziplist(&flat(p), &[]))),
             PlainType::Hash,
             RdbValue::Hash(pairs(p)),
         ),
@@ -696,7 +324,7 @@ proptest! {
     /// stored as integers), and `Listpack::parse` gives the elements back with the right
     /// `len()`, `total_bytes()` and header fields, also with bytes after the listpack.
     #[test]
-    fn listpack_builder_round_trips(items in vec(element(), 0..12), junk in vec(any::<u8>(), 0..4)) {
+    fn listpack_builder_round_trips(items in vec(item(), 0..12), junk in vec(any::<u8>(), 0..4)) {
         let mut b = ListpackBuilder::new();
         for (i, e) in items.iter().enumerate() {
             prop_assert_eq!(b.len(), i);
@@ -704,8 +332,8 @@ proptest! {
         }
         prop_assert_eq!(b.is_empty(), items.is_empty());
         let bytes = b.finish();
-        let canonical: Vec<E> = items.iter().map(E::canonical).collect();
-        prop_assert_eq!(&bytes, &lp_reference(&canonical));
+        let canonical: Vec<It> = items.iter().map(It::canonical).collect();
+        prop_assert_eq!(&bytes, &listpack(&canonical));
         prop_assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len());
         prop_assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]) as usize, items.len());
         let mut longer = bytes.clone();
@@ -715,16 +343,16 @@ proptest! {
             prop_assert_eq!(lp.len(), items.len());
             prop_assert_eq!(lp.total_bytes(), bytes.len());
             prop_assert_eq!(lp.as_bytes(), &bytes[..]);
-            let got: Vec<E> = lp.iter().map(owned).collect();
+            let got: Vec<It> = lp.iter().map(owned).collect();
             prop_assert_eq!(&got, &canonical);
             let texts: Vec<Vec<u8>> = (&lp).into_iter().map(|e| e.to_vec()).collect();
-            let want: Vec<Vec<u8>> = items.iter().map(E::text).collect();
+            let want: Vec<Vec<u8>> = items.iter().map(It::text).collect();
             prop_assert_eq!(texts, want);
         }
         // Strings that only look like integers ("007", "-0", "+1") stay strings.
         for (e, c) in items.iter().zip(&canonical) {
-            if let E::Bytes(s) = e {
-                prop_assert_eq!(matches!(c, E::Int(_)), parse_canonical_int(s).is_some());
+            if let It::Str(s) = e {
+                prop_assert_eq!(matches!(c, It::Int(_)), parse_canonical_int(s).is_some());
             }
         }
     }
@@ -732,14 +360,14 @@ proptest! {
     /// Ziplists from the reference encoder (any mix of integer and string entries, 1- and
     /// 5-byte prevlens) decode to exactly those elements, with the right `len()` and size.
     #[test]
-    fn ziplist_round_trips(items in vec(element(), 0..12), big in vec(any::<bool>(), 12),
+    fn ziplist_round_trips(items in vec(item(), 0..12), big in vec(any::<bool>(), 12),
                            redis_style in any::<bool>(), junk in vec(any::<u8>(), 0..4)) {
-        let items: Vec<E> = if redis_style {
-            items.iter().map(E::canonical).collect()
+        let items: Vec<It> = if redis_style {
+            items.iter().map(It::canonical).collect()
         } else {
             items
         };
-        let bytes = zl_reference(&items, &big);
+        let bytes = ziplist(&items, &big);
         let mut longer = bytes.clone();
         longer.extend_from_slice(&junk);
         for input in [&bytes, &longer] {
@@ -748,17 +376,17 @@ proptest! {
             prop_assert_eq!(zl.is_empty(), items.is_empty());
             prop_assert_eq!(zl.total_bytes(), bytes.len());
             prop_assert_eq!(zl.as_bytes(), &bytes[..]);
-            let got: Vec<E> = zl.iter().map(owned).collect();
+            let got: Vec<It> = zl.iter().map(owned).collect();
             prop_assert_eq!(&got, &items);
         }
     }
 
     /// Intsets of any width that holds the members decode to the members, ascending.
     #[test]
-    fn intset_round_trips(set in btree_set(int(), 0..20), widen in 0usize..3,
+    fn intset_round_trips(set in btree_set(int(), 0..20), widen in 0u8..3,
                           junk in vec(any::<u8>(), 0..9)) {
         let width = intset_width(&set, widen);
-        let bytes = intset_bytes(&set, width);
+        let bytes = intset(&set, widen);
         let mut longer = bytes.clone();
         longer.extend_from_slice(&junk);
         for input in [&bytes, &longer] {
@@ -777,7 +405,7 @@ proptest! {
     #[test]
     fn zipmap_round_trips(pairs in vec(zm_pair(), 0..8), unknown in any::<bool>(),
                           junk in vec(any::<u8>(), 0..4)) {
-        let bytes = zipmap_bytes(&pairs, unknown);
+        let bytes = zipmap(&pairs, unknown);
         let mut longer = bytes.clone();
         longer.extend_from_slice(&junk);
         for input in [&bytes, &longer] {
@@ -788,37 +416,37 @@ proptest! {
             let got: Vec<(Vec<u8>, Vec<u8>)> =
                 (&zm).into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
             let want: Vec<(Vec<u8>, Vec<u8>)> =
-                pairs.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+                pairs.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
             prop_assert_eq!(got, want);
         }
     }
 
     /// Every strict prefix of a valid listpack, ziplist, intset or zipmap is rejected.
     #[test]
-    fn strict_prefixes_are_rejected(items in vec(element(), 0..8), set in btree_set(int(), 0..8),
+    fn strict_prefixes_are_rejected(items in vec(item(), 0..8), set in btree_set(int(), 0..8),
                                     pairs in vec(zm_pair(), 0..5), cut in any::<Index>()) {
         let lp = build_listpack(&items);
         prop_assert!(Listpack::parse(&lp[..cut.index(lp.len())]).is_err());
-        let zl = zl_reference(&items, &[]);
+        let zl = ziplist(&items, &[]);
         prop_assert!(Ziplist::parse(&zl[..cut.index(zl.len())]).is_err());
-        let is = intset_bytes(&set, intset_width(&set, 0));
+        let is = intset(&set, 0);
         prop_assert!(Intset::parse(&is[..cut.index(is.len())]).is_err());
-        let zm = zipmap_bytes(&pairs, false);
+        let zm = zipmap(&pairs, false);
         prop_assert!(Zipmap::parse(&zm[..cut.index(zm.len())]).is_err());
     }
 
     /// Byte changes to valid encodings never panic a decoder, and whatever is still
     /// accepted is self-consistent (iterates to `len()`, stays inside the input).
     #[test]
-    fn mutations_never_panic(items in vec(element(), 0..8), set in btree_set(int(), 0..8),
+    fn mutations_never_panic(items in vec(item(), 0..8), set in btree_set(int(), 0..8),
                              pairs in vec(zm_pair(), 0..5), big in vec(any::<bool>(), 8),
                              edits in edits()) {
-        let canonical: Vec<E> = items.iter().map(E::canonical).collect();
+        let canonical: Vec<It> = items.iter().map(It::canonical).collect();
         check_listpack(&mutate(&build_listpack(&items), &edits))?;
-        check_ziplist(&mutate(&zl_reference(&items, &big), &edits))?;
-        check_ziplist(&mutate(&zl_reference(&canonical, &[]), &edits))?;
-        check_intset(&mutate(&intset_bytes(&set, intset_width(&set, 0)), &edits))?;
-        check_zipmap(&mutate(&zipmap_bytes(&pairs, false), &edits))?;
+        check_ziplist(&mutate(&ziplist(&items, &big), &edits))?;
+        check_ziplist(&mutate(&ziplist(&canonical, &[]), &edits))?;
+        check_intset(&mutate(&intset(&set, 0), &edits))?;
+        check_zipmap(&mutate(&zipmap(&pairs, false), &edits))?;
     }
 
     /// Arbitrary bytes, raw and inside a header that matches their size (so the decoders
@@ -853,14 +481,14 @@ proptest! {
     /// decoders count the entries themselves.
     #[test]
     fn saturated_counts(n in 65533usize..65540, v in -3i64..200) {
-        let items: Vec<E> = (0..n).map(|i| E::Int(v + (i % 7) as i64)).collect();
+        let items: Vec<It> = (0..n).map(|i| It::Int(v + (i % 7) as i64)).collect();
         let lp = build_listpack(&items);
-        prop_assert_eq!(&lp, &lp_reference(&items));
+        prop_assert_eq!(&lp, &listpack(&items));
         prop_assert_eq!(u16::from_le_bytes([lp[4], lp[5]]), n.min(65535) as u16);
         let parsed = Listpack::parse(&lp).unwrap();
         prop_assert_eq!(parsed.len(), n);
         prop_assert_eq!(parsed.iter().count(), n);
-        let zl = zl_reference(&items, &[]);
+        let zl = ziplist(&items, &[]);
         prop_assert_eq!(u16::from_le_bytes([zl[8], zl[9]]), n.min(65535) as u16);
         let parsed = Ziplist::parse(&zl).unwrap();
         prop_assert_eq!(parsed.len(), n);

@@ -15,6 +15,8 @@
 //! * [`RdbWriter`]: the buffered, checksumming file writer;
 //! * [`dump`]: DUMP/RESTORE payloads of one value (built from a [`RecordBuilder`], and read
 //!   back);
+//! * [`decode`]: the validating decoders of the compact encodings (listpack, ziplist,
+//!   intset, zipmap, LZF) and the stream node check, shared with `redis-rescue`'s walker;
 //! * [`reader`]: the streaming, checksum-verifying [`RdbReader`] that turns a file back
 //!   into one [`Entry`] per key.
 //!
@@ -49,6 +51,7 @@
 pub mod compress;
 pub mod consts;
 pub mod crc;
+pub mod decode;
 pub mod dump;
 pub mod encode;
 mod error;

@@ -45,9 +45,7 @@
 //! # Ok::<(), rdb::RdbError>(())
 //! ```
 
-mod blob;
 mod input;
-mod lzf;
 mod payload;
 mod stream;
 
@@ -58,13 +56,17 @@ use crate::consts::{
     EXPIRETIME_MS, FREQ, FUNCTION2, IDLE, KEY_META, MIN_VERSION_KEY_META, MODULE_AUX,
     RDB_VERSION_CHECKSUM, RDB_VERSION_VALKEY_9, RESIZEDB, SELECTDB, SLOT_IMPORT, SLOT_INFO,
 };
-use blob::Item;
+use crate::decode::intset::Intset;
+use crate::decode::listpack::Listpack;
+use crate::decode::ziplist::Ziplist;
+use crate::decode::zipmap::Zipmap;
+use crate::decode::{lzf, DecodeError, Element};
 use input::Input;
 
 pub use payload::{read_payload, Payload};
 pub use stream::{
-    check_stream_node, Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamIdmp,
-    StreamIid, StreamPending, StreamProducer,
+    Stream, StreamConsumer, StreamEntry, StreamGroup, StreamId, StreamIdmp, StreamIid,
+    StreamPending, StreamProducer,
 };
 
 /// Initial capacity of a collection whose length comes from the file: never more than this
@@ -664,7 +666,10 @@ impl<R: Read> RdbReader<R> {
                 self.input.take_into(clen, &mut c, what)?;
                 let rlen = usize::try_from(rlen)
                     .map_err(|_| self.corrupt(at, "LZF raw length too large"))?;
-                lzf::decompress(&c, rlen).map_err(|e| self.corrupt(at, format!("{what}: {e}")))
+                let mut out = Vec::new();
+                lzf::decompress(&c, rlen, &mut out)
+                    .map_err(|e| self.corrupt(at, format!("{what}: {e}")))?;
+                Ok(out)
             }
             Len::Special(s) => {
                 Err(self.corrupt(at, format!("{what}: unknown string encoding {s}")))
@@ -721,10 +726,10 @@ impl<R: Read> RdbReader<R> {
         &mut self,
         at: u64,
         what: &'static str,
-        decode: impl FnOnce(&[u8]) -> Result<T, blob::BlobError>,
+        decode: impl FnOnce(&[u8]) -> Result<T, BlobError>,
     ) -> Result<T, ReadError> {
         let b = self.string(what)?;
-        decode(&b).map_err(|e| self.corrupt(at, e))
+        decode(&b).map_err(|e| self.corrupt(at, e.to_string()))
     }
 
     // ---------------------------------------------------------------------- values
@@ -777,30 +782,37 @@ impl<R: Read> RdbReader<R> {
             }
             7 => RdbValue::Module(self.module_value(at)?),
             9 => RdbValue::Hash(self.blob(at, "a zipmap", |b| {
-                Ok(blob::zipmap(b)?
-                    .into_iter()
+                Ok(Zipmap::parse_exact(b)?
+                    .iter()
                     .map(|(k, v)| (k.to_vec(), v.to_vec()))
                     .collect())
             })?),
             10 => RdbValue::List(self.blob(at, "a ziplist", |b| {
-                Ok(blob::ziplist(b)?.into_iter().map(Item::to_vec).collect())
+                Ok(Ziplist::parse_exact(b)?
+                    .iter()
+                    .map(|e| e.to_vec())
+                    .collect())
             })?),
             11 => RdbValue::Set(self.blob(at, "an intset", |b| {
-                Ok(blob::intset(b)?
-                    .into_iter()
+                Ok(Intset::parse_exact(b)?
+                    .iter()
                     .map(|i| i.to_string().into_bytes())
                     .collect())
             })?),
-            12 => RdbValue::Zset(self.blob(at, "a ziplist", |b| zset_pairs(blob::ziplist(b)?))?),
-            13 => RdbValue::Hash(self.blob(at, "a ziplist", |b| pairs(blob::ziplist(b)?))?),
+            12 => RdbValue::Zset(self.blob(at, "a ziplist", |b| {
+                zset_pairs(Ziplist::parse_exact(b)?.iter())
+            })?),
+            13 => RdbValue::Hash(
+                self.blob(at, "a ziplist", |b| pairs(Ziplist::parse_exact(b)?.iter()))?,
+            ),
             14 => {
                 let n = self.elements("a quicklist")?;
                 let mut v = Vec::new();
                 for _ in 0..n {
                     let items = self.blob(at, "a quicklist node", |b| {
-                        Ok(blob::ziplist(b)?
-                            .into_iter()
-                            .map(Item::to_vec)
+                        Ok(Ziplist::parse_exact(b)?
+                            .iter()
+                            .map(|e| e.to_vec())
                             .collect::<Vec<_>>())
                     })?;
                     v.extend(items);
@@ -808,8 +820,12 @@ impl<R: Read> RdbReader<R> {
                 RdbValue::List(v)
             }
             15 | 19 | 21 | 26 => RdbValue::Stream(Box::new(self.stream(ty, at)?)),
-            16 => RdbValue::Hash(self.blob(at, "a listpack", |b| pairs(blob::listpack(b)?))?),
-            17 => RdbValue::Zset(self.blob(at, "a listpack", |b| zset_pairs(blob::listpack(b)?))?),
+            16 => RdbValue::Hash(self.blob(at, "a listpack", |b| {
+                pairs(Listpack::parse_exact(b)?.iter())
+            })?),
+            17 => RdbValue::Zset(self.blob(at, "a listpack", |b| {
+                zset_pairs(Listpack::parse_exact(b)?.iter())
+            })?),
             18 => {
                 let n = self.elements("a quicklist")?;
                 let mut v = Vec::new();
@@ -819,9 +835,9 @@ impl<R: Read> RdbReader<R> {
                         1 => v.push(self.string("a plain quicklist node")?),
                         2 => {
                             let items = self.blob(at, "a quicklist node", |b| {
-                                Ok(blob::listpack(b)?
-                                    .into_iter()
-                                    .map(Item::to_vec)
+                                Ok(Listpack::parse_exact(b)?
+                                    .iter()
+                                    .map(|e| e.to_vec())
                                     .collect::<Vec<_>>())
                             })?;
                             if items.is_empty() {
@@ -837,7 +853,10 @@ impl<R: Read> RdbReader<R> {
                 RdbValue::List(v)
             }
             20 => RdbValue::Set(self.blob(at, "a listpack", |b| {
-                Ok(blob::listpack(b)?.into_iter().map(Item::to_vec).collect())
+                Ok(Listpack::parse_exact(b)?
+                    .iter()
+                    .map(|e| e.to_vec())
+                    .collect())
             })?),
             22 => {
                 let n = self.elements("a hash")?;
@@ -890,22 +909,24 @@ impl<R: Read> RdbReader<R> {
             25 => {
                 let _min_expire = self.millis("a hash's minimum field expire")?;
                 RdbValue::HashWithTtl(self.blob(at, "a listpack", |b| {
-                    let items = blob::listpack(b)?;
+                    let items: Vec<Element<'_>> = Listpack::parse_exact(b)?.iter().collect();
                     if !items.len().is_multiple_of(3) {
-                        return Err("hash listpack with TTLs is not made of triplets");
+                        return Err("hash listpack with TTLs is not made of triplets".into());
                     }
                     items
                         .chunks_exact(3)
                         .map(|t| match t {
                             [f, v, e] => {
-                                let e = e.as_int().ok_or("hash field TTL is not an integer")?;
+                                let e = e
+                                    .as_int()
+                                    .ok_or(BlobError::Shape("hash field TTL is not an integer"))?;
                                 Ok(HashField {
                                     field: f.to_vec(),
                                     value: v.to_vec(),
                                     expire_ms: (e != 0).then_some(e),
                                 })
                             }
-                            _ => Err("hash listpack triplet"),
+                            _ => Err(BlobError::Shape("hash listpack triplet")),
                         })
                         .collect()
                 })?)
@@ -1029,9 +1050,28 @@ pub(crate) fn parse_score(b: &[u8]) -> Option<f64> {
 /// Field/value pairs.
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn pairs(items: Vec<Item<'_>>) -> Result<Pairs, blob::BlobError> {
+/// Why a blob inside a value is refused: its decoder's reason, or what the value's shape
+/// lacks although the blob itself is sound.
+#[derive(Debug, thiserror::Error)]
+enum BlobError {
+    /// The decoder refused the blob.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The elements do not make the value (an odd count where pairs belong, say).
+    #[error("{0}")]
+    Shape(&'static str),
+}
+
+impl From<&'static str> for BlobError {
+    fn from(what: &'static str) -> Self {
+        BlobError::Shape(what)
+    }
+}
+
+fn pairs<'a>(items: impl Iterator<Item = Element<'a>>) -> Result<Pairs, BlobError> {
+    let items: Vec<Element<'a>> = items.collect();
     if !items.len().is_multiple_of(2) {
-        return Err("odd number of elements where pairs belong");
+        return Err("odd number of elements where pairs belong".into());
     }
     Ok(items
         .chunks_exact(2)
@@ -1042,16 +1082,22 @@ fn pairs(items: Vec<Item<'_>>) -> Result<Pairs, blob::BlobError> {
         .collect())
 }
 
-fn zset_pairs(items: Vec<Item<'_>>) -> Result<Vec<(Vec<u8>, f64)>, blob::BlobError> {
+fn zset_pairs<'a>(
+    items: impl Iterator<Item = Element<'a>>,
+) -> Result<Vec<(Vec<u8>, f64)>, BlobError> {
+    let items: Vec<Element<'a>> = items.collect();
     if !items.len().is_multiple_of(2) {
-        return Err("odd number of elements where member/score pairs belong");
+        return Err("odd number of elements where member/score pairs belong".into());
     }
     items
         .chunks_exact(2)
         .map(|p| match p {
-            [m, Item::Int(i)] => Ok((m.to_vec(), *i as f64)),
-            [m, Item::Str(s)] => Ok((m.to_vec(), parse_score(s).ok_or("score is not a number")?)),
-            _ => Err("member/score pair"),
+            [m, Element::Int(i)] => Ok((m.to_vec(), *i as f64)),
+            [m, Element::Bytes(s)] => Ok((
+                m.to_vec(),
+                parse_score(s).ok_or(BlobError::Shape("score is not a number"))?,
+            )),
+            _ => Err(BlobError::Shape("member/score pair")),
         })
         .collect()
 }

@@ -156,7 +156,7 @@ impl<'s, 'a> StreamReader<'s, 'a> {
             }
             // Entry by entry, as Redis's deep sanitization would: a damaged element count
             // loads fine and then sends XREVRANGE astray.
-            rdb::reader::check_stream_node(&bytes)
+            rdb::decode::stream::check_stream_node(&bytes)
                 .map_err(|e| Fault::bad(format!("stream listpack: {e}")))?;
             listpacks.push((id, bytes));
             Ok(())

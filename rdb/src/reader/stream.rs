@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use super::blob::{self, Item};
 use super::{cap, RdbReader, ReadError};
+use crate::decode::stream::node_entries;
 use crate::record::StreamIdmpConfig;
 
 /// A stream entry ID.
@@ -177,110 +177,6 @@ impl Stream {
     }
 }
 
-/// Entry flag: the entry is deleted.
-const FLAG_DELETED: i64 = 1;
-/// Entry flag: the entry has the master entry's fields.
-const FLAG_SAMEFIELDS: i64 = 2;
-
-/// Check one stream listpack node, as Redis keeps it in memory and as an RDB carries it,
-/// entry by entry: the listpack itself, the master entry, every entry's flags, ID deltas,
-/// fields and trailing element count, and the live and deleted counts. Returns the number
-/// of live entries. A node that passes cannot make Redis read past an entry (XREVRANGE
-/// walks entries backwards by their element counts).
-pub fn check_stream_node(listpack: &[u8]) -> Result<u64, &'static str> {
-    let items = blob::listpack(listpack)?;
-    if items.is_empty() {
-        return Err("empty listpack inside a stream");
-    }
-    let mut entries = Vec::new();
-    decode_node(StreamId::default(), &items, &mut entries)?;
-    Ok(entries.len() as u64)
-}
-
-/// Decodes one listpack node of a stream whose master ID is `master`, appending live entries.
-fn decode_node(
-    master: StreamId,
-    items: &[Item<'_>],
-    out: &mut Vec<StreamEntry>,
-) -> Result<(), blob::BlobError> {
-    let mut it = items.iter().copied();
-    let mut int = |what: &'static str| -> Result<i64, blob::BlobError> {
-        it.next().and_then(Item::as_int).ok_or(what)
-    };
-    let count = int("stream node without its entry count")?;
-    let deleted = int("stream node without its deleted count")?;
-    let nfields = int("stream node without its master field count")?;
-    let nfields = usize::try_from(nfields).map_err(|_| "negative master field count")?;
-    if nfields > items.len() {
-        return Err("stream master field count exceeds the node");
-    }
-    let mut rest = items.get(3..).ok_or("stream node")?.iter().copied();
-    let master_fields: Vec<Item<'_>> = rest.by_ref().take(nfields).collect();
-    if master_fields.len() != nfields {
-        return Err("stream master entry is cut short");
-    }
-    if rest.next().and_then(Item::as_int) != Some(0) {
-        return Err("stream master entry does not end with 0");
-    }
-    let (mut live, mut dead) = (0i64, 0i64);
-    while let Some(flags) = rest.next() {
-        let flags = flags.as_int().ok_or("stream entry flags")?;
-        let ms_diff = rest
-            .next()
-            .and_then(Item::as_int)
-            .ok_or("stream entry ID")?;
-        let seq_diff = rest
-            .next()
-            .and_then(Item::as_int)
-            .ok_or("stream entry ID")?;
-        let id = StreamId {
-            ms: master.ms.wrapping_add(ms_diff as u64),
-            seq: master.seq.wrapping_add(seq_diff as u64),
-        };
-        let mut fields = Vec::new();
-        let mut elements = 3i64;
-        if flags & FLAG_SAMEFIELDS != 0 {
-            for f in &master_fields {
-                let v = rest.next().ok_or("stream entry is cut short")?;
-                fields.push((f.to_vec(), v.to_vec()));
-            }
-            elements += nfields as i64;
-        } else {
-            let n = rest
-                .next()
-                .and_then(Item::as_int)
-                .ok_or("stream entry field count")?;
-            let n = usize::try_from(n).map_err(|_| "negative stream field count")?;
-            if n > items.len() {
-                return Err("stream entry field count exceeds the node");
-            }
-            for _ in 0..n {
-                let f = rest.next().ok_or("stream entry is cut short")?;
-                let v = rest.next().ok_or("stream entry is cut short")?;
-                fields.push((f.to_vec(), v.to_vec()));
-            }
-            elements += 1 + 2 * n as i64;
-        }
-        let lp_count = rest
-            .next()
-            .and_then(Item::as_int)
-            .ok_or("stream entry without its element count")?;
-        if lp_count != elements {
-            return Err("stream entry element count is wrong");
-        }
-        if flags & FLAG_DELETED != 0 {
-            dead += 1;
-        } else {
-            live += 1;
-            out.push(StreamEntry { id, fields });
-        }
-    }
-    if live != count || dead != deleted {
-        return Err("stream node's entry counts differ from its master entry");
-    }
-    Ok(())
-}
-
 impl<R: Read> RdbReader<R> {
     fn stream_id(&mut self, what: &'static str) -> Result<StreamId, ReadError> {
         Ok(StreamId {
@@ -303,11 +199,15 @@ impl<R: Read> RdbReader<R> {
                 .map_err(|_| self.corrupt(at, "stream node ID is not 16 bytes"))?;
             let master = StreamId::from_raw(&raw);
             let lp = self.string("a stream listpack")?;
-            let items = blob::listpack(&lp).map_err(|e| self.corrupt(at, e))?;
-            if items.is_empty() {
-                return Err(self.corrupt(at, "empty listpack inside a stream"));
-            }
-            decode_node(master, &items, &mut s.entries).map_err(|e| self.corrupt(at, e))?;
+            let node = node_entries(&lp).map_err(|e| self.corrupt(at, e.to_string()))?;
+            // IDs are stored as deltas from the node's master ID.
+            s.entries.extend(node.into_iter().map(|e| StreamEntry {
+                id: StreamId {
+                    ms: master.ms.wrapping_add(e.ms_diff as u64),
+                    seq: master.seq.wrapping_add(e.seq_diff as u64),
+                },
+                fields: e.fields,
+            }));
         }
         s.length = self.len("a stream length")?;
         s.last_id = self.stream_id("a stream's last ID")?;
@@ -411,60 +311,5 @@ impl<R: Read> RdbReader<R> {
             iids_added: self.len("a stream's IIDs added")?,
             iids_duplicates: self.len("a stream's IID duplicates")?,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::blob::tests::make_listpack;
-    use super::blob::Item::{Int, Str};
-    use super::check_stream_node;
-
-    /// A node with master fields (a, b), one live entry with the master's fields and one
-    /// deleted entry with its own field; `lp_count` is the first entry's element count.
-    fn node(lp_count: i64) -> Vec<u8> {
-        make_listpack(&[
-            Int(1), // live
-            Int(1), // deleted
-            Int(2), // master fields
-            Str(b"a"),
-            Str(b"b"),
-            Int(0), // end of the master entry
-            // flags SAMEFIELDS, ms diff, seq diff, two values, element count 3 + 2
-            Int(2),
-            Int(0),
-            Int(0),
-            Str(b"1"),
-            Str(b"2"),
-            Int(lp_count),
-            // flags DELETED, ms diff, seq diff, one field, field and value, count 3 + 3
-            Int(1),
-            Int(5),
-            Int(0),
-            Int(1),
-            Str(b"c"),
-            Str(b"3"),
-            Int(6),
-        ])
-    }
-
-    #[test]
-    fn a_sound_node_passes_and_counts_live_entries() {
-        assert_eq!(check_stream_node(&node(5)), Ok(1));
-    }
-
-    #[test]
-    fn a_damaged_element_count_is_refused() {
-        assert!(check_stream_node(&node(4)).is_err());
-        assert!(check_stream_node(&node(6)).is_err());
-    }
-
-    #[test]
-    fn a_node_cut_short_is_refused() {
-        let mut lp = node(5);
-        let items_end = lp.len() - 1;
-        lp.truncate(items_end - 2);
-        assert!(check_stream_node(&lp).is_err());
-        assert!(check_stream_node(&[]).is_err());
     }
 }

@@ -1,10 +1,9 @@
 //! Reader tests on files made by this crate's writer (real-Redis files are tested in the
 //! workspace's `tests/verify_reader.rs`).
 
-use super::blob::tests::{make_listpack, make_ziplist};
-use super::blob::Item;
 use super::*;
 use crate::consts::has_redis_feature;
+use crate::decode::testutil::{make_listpack, make_ziplist};
 use crate::{RdbWriter, RecordBuilder, ValueType};
 
 fn read_all(file: &[u8]) -> Result<(Vec<Entry>, Option<Checksum>), ReadError> {
@@ -37,42 +36,42 @@ fn intset(width: usize, vals: &[i64]) -> Vec<u8> {
 /// A listpack node of a stream: master fields `a`,`b`; entries at master+0, +1 (same
 /// fields), +2 (own fields, deleted) and +3 (own fields).
 fn stream_node() -> Vec<u8> {
-    use Item::*;
+    use Element::*;
     make_listpack(&[
         Int(3), // live
         Int(1), // deleted
         Int(2),
-        Str(b"a"),
-        Str(b"b"),
+        Bytes(b"a"),
+        Bytes(b"b"),
         Int(0),
         // entry 1: same fields
         Int(2),
         Int(0),
         Int(0),
-        Str(b"1"),
-        Str(b"x"),
+        Bytes(b"1"),
+        Bytes(b"x"),
         Int(5),
         // entry 2: same fields, ms+1
         Int(2),
         Int(1),
         Int(0),
         Int(7),
-        Str(b"y"),
+        Bytes(b"y"),
         Int(5),
         // entry 3: deleted, own fields
         Int(1),
         Int(2),
         Int(0),
         Int(1),
-        Str(b"gone"),
-        Str(b"v"),
+        Bytes(b"gone"),
+        Bytes(b"v"),
         Int(6),
         // entry 4: own fields
         Int(0),
         Int(3),
         Int(4),
         Int(1),
-        Str(b"c"),
+        Bytes(b"c"),
         Int(-9),
         Int(6),
     ])
@@ -156,12 +155,12 @@ fn every_type_file(version: u32) -> Vec<u8> {
     w.record(&blob_record(ValueType::HashZipmap, b"zm", &zm))
         .unwrap();
     zm.clear();
-    use Item::*;
+    use Element::*;
     // 10, 11, 12, 13, 14
     w.record(&blob_record(
         ValueType::ListZiplist,
         b"zl",
-        &make_ziplist(&[Str(b"x"), Int(-3), Int(1 << 40)]),
+        &make_ziplist(&[Bytes(b"x"), Int(-3), Int(1 << 40)]),
     ))
     .unwrap();
     w.record(&blob_record(
@@ -173,20 +172,20 @@ fn every_type_file(version: u32) -> Vec<u8> {
     w.record(&blob_record(
         ValueType::ZsetZiplist,
         b"zz",
-        &make_ziplist(&[Str(b"a"), Int(2), Str(b"b"), Str(b"2.25")]),
+        &make_ziplist(&[Bytes(b"a"), Int(2), Bytes(b"b"), Bytes(b"2.25")]),
     ))
     .unwrap();
     w.record(&blob_record(
         ValueType::HashZiplist,
         b"hz",
-        &make_ziplist(&[Str(b"f"), Int(1)]),
+        &make_ziplist(&[Bytes(b"f"), Int(1)]),
     ))
     .unwrap();
     r.clear();
     r.value_type(ValueType::ListQuicklist);
     r.key(b"q1");
     r.len(2);
-    r.string(&make_ziplist(&[Str(b"a"), Str(b"b")]));
+    r.string(&make_ziplist(&[Bytes(b"a"), Bytes(b"b")]));
     r.string(&make_ziplist(&[Int(3)]));
     w.record(&r).unwrap();
     if ValueType::HashListpack.fits(version) {
@@ -194,13 +193,13 @@ fn every_type_file(version: u32) -> Vec<u8> {
         w.record(&blob_record(
             ValueType::HashListpack,
             b"hl",
-            &make_listpack(&[Str(b"f1"), Str(b"v1"), Str(b"f2"), Int(-2)]),
+            &make_listpack(&[Bytes(b"f1"), Bytes(b"v1"), Bytes(b"f2"), Int(-2)]),
         ))
         .unwrap();
         w.record(&blob_record(
             ValueType::ZsetListpack,
             b"zl2",
-            &make_listpack(&[Str(b"m"), Str(b"-inf"), Str(b"n"), Int(4)]),
+            &make_listpack(&[Bytes(b"m"), Bytes(b"-inf"), Bytes(b"n"), Int(4)]),
         ))
         .unwrap();
         r.clear();
@@ -208,7 +207,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
         r.key(b"q2");
         r.len(2);
         r.len(2);
-        r.string(&make_listpack(&[Str(b"p"), Int(1)]));
+        r.string(&make_listpack(&[Bytes(b"p"), Int(1)]));
         r.len(1);
         r.string(&big);
         w.record(&r).unwrap();
@@ -252,7 +251,7 @@ fn every_type_file(version: u32) -> Vec<u8> {
         w.record(&blob_record(
             ValueType::SetListpack,
             b"sl",
-            &make_listpack(&[Str(b"a"), Int(5)]),
+            &make_listpack(&[Bytes(b"a"), Int(5)]),
         ))
         .unwrap();
     }
@@ -280,10 +279,10 @@ fn every_type_file(version: u32) -> Vec<u8> {
         r.key(b"hx");
         r.millis(7000);
         r.string(&make_listpack(&[
-            Str(b"a"),
-            Str(b"1"),
+            Bytes(b"a"),
+            Bytes(b"1"),
             Int(0),
-            Str(b"b"),
+            Bytes(b"b"),
             Int(2),
             Int(7000),
         ]));
@@ -1012,7 +1011,7 @@ fn unsupported_and_corrupt_things_are_named() {
     let e = read_all(&f).unwrap_err();
     assert!(e.to_string().contains("key key"), "{e}");
     // Odd listpack for a hash.
-    let lp = make_listpack(&[Item::Str(b"f")]);
+    let lp = make_listpack(&[Element::Bytes(b"f")]);
     let mut w = RdbWriter::new(Vec::new(), 10).unwrap();
     w.record(&blob_record(ValueType::HashListpack, b"odd", &lp))
         .unwrap();

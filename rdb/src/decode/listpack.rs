@@ -4,7 +4,7 @@
 //! then the end byte 0xFF. Each entry is `encoding+data` followed by `backlen`, the
 //! length of `encoding+data` written so that it can be read backwards.
 
-use super::{parse_canonical_int, read_le, DecodeError, Element};
+use super::{exact, parse_canonical_int, read_le, DecodeError, Element};
 
 /// Size of the listpack header (`total_bytes` + `num_elements`).
 pub const HEADER_SIZE: usize = 6;
@@ -106,6 +106,14 @@ impl<'a> Listpack<'a> {
             });
         }
         Ok(Listpack { data, count })
+    }
+
+    /// [`Listpack::parse`], and the listpack must fill `bytes` exactly (an RDB string holds
+    /// one listpack and nothing after it).
+    pub fn parse_exact(bytes: &'a [u8]) -> Result<Listpack<'a>, DecodeError> {
+        let parsed = Self::parse(bytes)?;
+        exact(WHAT, parsed.total_bytes(), bytes)?;
+        Ok(parsed)
     }
 
     /// Number of entries (counted while validating, not taken from the header).
@@ -970,5 +978,48 @@ mod tests {
         }
         // some mutations (e.g. changed integer payloads) stay valid
         assert!(ok > 0);
+    }
+
+    // From the reader's former copy: what an RDB string must hold exactly.
+
+    #[test]
+    fn exact_round_trip_and_every_truncation_fails() {
+        use crate::decode::testutil::{make_listpack, sample_items};
+        let big = vec![b'x'; 20_000];
+        let items = sample_items(&big);
+        let lp = make_listpack(&items);
+        fn exact(b: &[u8]) -> Result<Vec<Element<'_>>, DecodeError> {
+            Listpack::parse_exact(b).map(|l| l.iter().collect())
+        }
+        assert_eq!(exact(&lp).unwrap(), items);
+        assert_eq!(exact(&make_listpack(&[])).unwrap(), vec![]);
+        for cut in 0..lp.len() {
+            assert!(exact(&lp[..cut]).is_err(), "cut at {cut}");
+        }
+        // A flipped back length is caught.
+        let small = make_listpack(&[Bytes(b"abc"), Int(5)]);
+        let mut bad = small.clone();
+        bad[6 + 4] ^= 1;
+        assert!(exact(&bad).is_err());
+        // Count mismatch.
+        let mut bad = small.clone();
+        bad[4] = 3;
+        assert!(exact(&bad).is_err());
+        // Unknown encoding byte.
+        let mut bad = small.clone();
+        bad[6] = 0xF5;
+        assert!(exact(&bad).is_err());
+        // Bytes after the end byte: fine for `parse`, not for `parse_exact`.
+        let mut longer = small;
+        longer.push(0);
+        assert!(Listpack::parse(&longer).is_ok());
+        assert!(matches!(
+            exact(&longer),
+            Err(DecodeError::TrailingBytes {
+                size: 14,
+                available: 15,
+                ..
+            })
+        ));
     }
 }

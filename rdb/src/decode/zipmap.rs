@@ -4,7 +4,7 @@
 //! `<len><key><len><free><value><free bytes of padding>`, then the end byte 0xFF.
 //! `<len>` is 1 byte if 0–253, else 254 followed by a u32 LE; `free` is 1 byte.
 
-use super::{read_le, DecodeError};
+use super::{exact, read_le, DecodeError};
 
 /// The end-of-zipmap byte.
 pub const END: u8 = 0xFF;
@@ -48,6 +48,14 @@ impl<'a> Zipmap<'a> {
             found: None,
         })?;
         Ok(Zipmap { data, count })
+    }
+
+    /// [`Zipmap::parse`], and the zipmap must fill `bytes` exactly (an RDB string holds
+    /// one zipmap and nothing after it).
+    pub fn parse_exact(bytes: &'a [u8]) -> Result<Zipmap<'a>, DecodeError> {
+        let parsed = Self::parse(bytes)?;
+        exact(WHAT, parsed.as_bytes().len(), bytes)?;
+        Ok(parsed)
     }
 
     /// Number of key/value pairs (counted while validating).
@@ -385,5 +393,40 @@ mod tests {
             });
         }
         assert!(ok > 0);
+    }
+
+    // From the reader's former copy: what an RDB string must hold exactly.
+
+    #[test]
+    fn exact_checks() {
+        let exact = |b: &[u8]| {
+            Zipmap::parse_exact(b).map(|z| {
+                z.iter()
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut b = vec![2u8];
+        b.extend_from_slice(&[1, b'a', 2, 1, b'x', b'y', 0xEE]); // value "xy" + 1 free byte
+        b.push(254);
+        b.extend_from_slice(&300u32.to_le_bytes());
+        let long = vec![b'k'; 300];
+        b.extend_from_slice(&long);
+        b.extend_from_slice(&[0, 0]);
+        b.push(0xFF);
+        assert_eq!(
+            exact(&b).unwrap(),
+            vec![
+                (b"a".to_vec(), b"xy".to_vec()),
+                (long.clone(), b"".to_vec())
+            ]
+        );
+        for cut in 0..b.len() {
+            assert!(exact(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut extra = b.clone();
+        extra.push(0);
+        assert!(Zipmap::parse(&extra).is_ok());
+        assert!(exact(&extra).is_err());
     }
 }

@@ -1,24 +1,32 @@
-//! Decoders for the compact byte formats Redis keeps in memory and in RDB files.
+//! Validating decoders of the compact byte formats Redis keeps in memory and in RDB files:
+//! the only ones, shared by the [`crate::reader`] and by the core walker of `redis-rescue`,
+//! so a hardening fix lands once for both.
 //!
-//! Everything decoded here comes from the memory of a crashed process and is therefore
-//! untrusted: every decoder validates its whole input up front, never panics, never
-//! allocates based on an unchecked length and reports the exact reason (and byte offset)
-//! of a rejection through [`DecodeError`].
+//! Everything decoded here is untrusted (the memory of a crashed process, or a file): every
+//! decoder validates its whole input up front, never panics, never allocates based on an
+//! unchecked length and reports the exact reason (and byte offset) of a rejection through
+//! [`DecodeError`].
 //!
 //! * [`listpack`]: listpacks (Redis 5.0+ streams, 7.0+ hashes/zsets/lists, 7.2+ sets).
 //! * [`ziplist`]: ziplists (Redis 2.2–6.2 in memory, RDB types 10/12/13/14).
 //! * [`intset`]: integer sets (in memory and RDB type 11).
 //! * [`zipmap`]: zipmaps (RDB type 9).
 //! * [`lzf`]: LZF decompression of RDB compressed strings.
+//! * [`stream`]: the entry-by-entry check of a stream's listpack node.
+//!
+//! Each format has one `parse` that accepts a blob at the start of a longer slice (memory
+//! goes on after it); `parse_exact` adds only that the blob fills the slice, as an RDB
+//! string must.
 
 pub mod intset;
 pub mod listpack;
 pub mod lzf;
+pub mod stream;
 pub mod ziplist;
 pub mod zipmap;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 /// Why a byte blob was rejected by one of the decoders in this module.
 ///
@@ -164,6 +172,19 @@ pub enum DecodeError {
         /// The length actually produced (or the most that could be produced).
         actual: usize,
     },
+    /// A blob that must fill its slice (an RDB string) ends before the slice does.
+    #[error("{what} is {size} bytes, but its blob is {available}")]
+    TrailingBytes {
+        /// The container format.
+        what: &'static str,
+        /// The container's own size.
+        size: usize,
+        /// The size of the slice holding it.
+        available: usize,
+    },
+    /// A stream listpack node is well formed as a listpack but not as a stream node.
+    #[error("bad stream node: {0}")]
+    BadStreamNode(&'static str),
     /// A value is too large for the format (while encoding) or for this machine.
     #[error("{what} too large: {size}")]
     TooLarge {
@@ -201,6 +222,29 @@ impl Element<'_> {
         let mut out = Vec::new();
         self.write_text(&mut out);
         out
+    }
+
+    /// The element as an integer: an integer entry, or a string that is a canonical
+    /// decimal integer (what Redis's `lpGetInteger` accepts through `string2ll`).
+    pub fn as_int(&self) -> Option<i64> {
+        match *self {
+            Element::Int(v) => Some(v),
+            Element::Bytes(b) => parse_canonical_int(b),
+        }
+    }
+}
+
+/// Checks that a container parsed from the start of `bytes`, `size` bytes long, fills
+/// `bytes` exactly: an RDB string holds one blob and nothing after it.
+fn exact(what: &'static str, size: usize, bytes: &[u8]) -> Result<(), DecodeError> {
+    if size == bytes.len() {
+        Ok(())
+    } else {
+        Err(DecodeError::TrailingBytes {
+            what,
+            size,
+            available: bytes.len(),
+        })
     }
 }
 
@@ -315,6 +359,17 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(s)
             );
+        }
+    }
+
+    #[test]
+    fn element_as_int() {
+        assert_eq!(Element::Int(-42).to_vec(), b"-42");
+        assert_eq!(Element::Bytes(b"7").as_int(), Some(7));
+        assert_eq!(Element::Int(-3).as_int(), Some(-3));
+        // string2ll's rules: no sign, leading zero or spaces.
+        for s in [&b"+7"[..], b"07", b"-0", b" 7", b"x"] {
+            assert_eq!(Element::Bytes(s).as_int(), None);
         }
     }
 }

@@ -107,7 +107,7 @@ mod tests {
     /// index out of bounds on some inputs); `None` when the data does not shrink.
     fn compress(data: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        rdb::compress::lzf_compress(data, data.len().saturating_sub(1), &mut out).then_some(out)
+        crate::compress::lzf_compress(data, data.len().saturating_sub(1), &mut out).then_some(out)
     }
 
     fn dec(input: &[u8], n: usize) -> Result<Vec<u8>, DecodeError> {
@@ -167,7 +167,7 @@ mod tests {
             };
             compressed_ok += 1;
             assert_eq!(dec(&c, data.len()).unwrap(), data);
-            assert_eq!(lzf::decompress(&c, data.len()).unwrap(), data);
+            assert_eq!(::lzf::decompress(&c, data.len()).unwrap(), data);
             // wrong expected length: too short overflows, too long is a mismatch
             assert!(matches!(
                 dec(&c, data.len() - 1),
@@ -331,5 +331,45 @@ mod tests {
                 assert_eq!(out.len(), n);
             }
         }
+    }
+
+    // From the reader's former copy.
+
+    #[test]
+    fn round_trips_our_compressor_and_the_lzf_crate() {
+        let mut rng = crate::crc::tests::XorShift(77);
+        for round in 0..200 {
+            let len = 1 + rng.below(if round % 10 == 0 { 100_000 } else { 2000 });
+            let mut data = vec![0u8; len];
+            // Low-entropy data so it compresses.
+            for b in &mut data {
+                *b = b"abcab cabbage "[rng.below(14)];
+            }
+            let mut c = Vec::new();
+            // The `lzf` crate's compressor is no reference (1.0.0 can index out of bounds
+            // on some inputs); its decompressor cross-checks ours instead.
+            if crate::compress::lzf_compress(&data, len, &mut c) {
+                assert_eq!(dec(&c, len).unwrap(), data);
+                assert_eq!(::lzf::decompress(&c, len).unwrap(), data);
+                assert!(dec(&c, len + 1).is_err());
+                if len > 1 {
+                    assert!(dec(&c, len - 1).is_err());
+                }
+                for cut in [0, c.len() / 2, c.len().saturating_sub(1)] {
+                    if cut < c.len() {
+                        assert!(dec(&c[..cut], len).is_err());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_references_and_absurd_lengths() {
+        // Back reference with nothing before it.
+        assert!(dec(&[0x20, 0x00], 3).is_err());
+        assert!(dec(&[0x00, b'a'], usize::MAX).is_err());
+        assert_eq!(dec(&[0x00, b'a', 0x20, 0x00], 4).unwrap(), b"aaaa");
+        assert_eq!(dec(&[], 0).unwrap(), b"");
     }
 }

@@ -5,7 +5,7 @@
 //! `prevlen` (size of the previous entry: 1 byte if < 254, else 0xFE + u32 LE),
 //! an encoding, and the payload.
 
-use super::{read_le, DecodeError, Element};
+use super::{exact, read_le, DecodeError, Element};
 
 /// Size of the ziplist header (`zlbytes` + `zltail` + `zllen`).
 pub const HEADER_SIZE: usize = 10;
@@ -97,6 +97,14 @@ impl<'a> Ziplist<'a> {
             });
         }
         Ok(Ziplist { data, count })
+    }
+
+    /// [`Ziplist::parse`], and the ziplist must fill `bytes` exactly (an RDB string holds
+    /// one ziplist and nothing after it).
+    pub fn parse_exact(bytes: &'a [u8]) -> Result<Ziplist<'a>, DecodeError> {
+        let parsed = Self::parse(bytes)?;
+        exact(WHAT, parsed.total_bytes(), bytes)?;
+        Ok(parsed)
     }
 
     /// Number of entries (counted while validating, not taken from the header).
@@ -768,5 +776,37 @@ mod tests {
             });
         }
         assert!(ok > 0);
+    }
+
+    // From the reader's former copy: what an RDB string must hold exactly.
+
+    #[test]
+    fn exact_round_trip_and_every_truncation_fails() {
+        use crate::decode::testutil::{make_ziplist, sample_items};
+        let big = vec![b'y'; 20_000];
+        let items = sample_items(&big);
+        let zl = make_ziplist(&items);
+        fn exact(b: &[u8]) -> Result<Vec<Element<'_>>, DecodeError> {
+            Ziplist::parse_exact(b).map(|z| z.iter().collect())
+        }
+        assert_eq!(exact(&zl).unwrap(), items);
+        assert_eq!(exact(&make_ziplist(&[])).unwrap(), vec![]);
+        for cut in 0..zl.len() {
+            assert!(exact(&zl[..cut]).is_err(), "cut at {cut}");
+        }
+        let small = make_ziplist(&[Bytes(b"abc"), Int(5)]);
+        let mut bad = small.clone();
+        bad[10 + 5] = 9; // prevlen of the second entry
+        assert!(exact(&bad).is_err());
+        let mut bad = small.clone();
+        bad[4] = 0; // tail offset
+        assert!(exact(&bad).is_err());
+        let mut longer = small;
+        longer.push(0xFF);
+        assert!(Ziplist::parse(&longer).is_ok());
+        assert!(matches!(
+            exact(&longer),
+            Err(DecodeError::TrailingBytes { .. })
+        ));
     }
 }

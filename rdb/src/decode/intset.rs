@@ -3,7 +3,7 @@
 //! Layout: `u32 encoding LE` (2, 4 or 8 bytes per element), `u32 length LE`, then
 //! `length` strictly ascending signed little-endian integers of `encoding` bytes.
 
-use super::{read_le, DecodeError};
+use super::{exact, read_le, DecodeError};
 
 /// Size of the intset header (`encoding` + `length`).
 pub const HEADER_SIZE: usize = 8;
@@ -65,6 +65,14 @@ impl<'a> Intset<'a> {
             prev = Some(value);
         }
         Ok(set)
+    }
+
+    /// [`Intset::parse`], and the intset must fill `bytes` exactly (an RDB string holds
+    /// one intset and nothing after it).
+    pub fn parse_exact(bytes: &'a [u8]) -> Result<Intset<'a>, DecodeError> {
+        let parsed = Self::parse(bytes)?;
+        exact(WHAT, parsed.as_bytes().len(), bytes)?;
+        Ok(parsed)
     }
 
     /// Number of elements.
@@ -277,5 +285,40 @@ mod tests {
             });
         }
         assert!(ok > 0);
+    }
+
+    // From the reader's former copy: what an RDB string must hold exactly.
+
+    #[test]
+    fn exact_checks() {
+        let exact = |b: &[u8]| Intset::parse_exact(b).map(|s| s.iter().collect::<Vec<_>>());
+        let mut b = Vec::new();
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&3u32.to_le_bytes());
+        for v in [-5i16, 0, 300] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(exact(&b).unwrap(), vec![-5, 0, 300]);
+        for cut in 0..b.len() {
+            assert!(exact(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut unsorted = b.clone();
+        unsorted[8..10].copy_from_slice(&400i16.to_le_bytes());
+        assert!(exact(&unsorted).is_err());
+        let mut bad_enc = b.clone();
+        bad_enc[0] = 3;
+        assert!(exact(&bad_enc).is_err());
+        let mut longer = b;
+        longer.push(0);
+        assert!(Intset::parse(&longer).is_ok());
+        assert!(matches!(
+            exact(&longer),
+            Err(DecodeError::TrailingBytes { .. })
+        ));
+        let mut b8 = Vec::new();
+        b8.extend_from_slice(&8u32.to_le_bytes());
+        b8.extend_from_slice(&1u32.to_le_bytes());
+        b8.extend_from_slice(&i64::MIN.to_le_bytes());
+        assert_eq!(exact(&b8).unwrap(), vec![i64::MIN]);
     }
 }
