@@ -588,6 +588,7 @@ fn run_once(
     damaged: &Path,
     salvage: bool,
     binary: &Path,
+    loader: &Path,
     oracle: &mut Connection,
     source_sizes: &BTreeMap<u32, u64>,
     index: &SourceIndex,
@@ -677,7 +678,7 @@ fn run_once(
         o.broken
             .push("keys marked partial in a run without --salvage".into());
     }
-    let restored = match RedisServer::try_start_on_rdb(binary, &rdb) {
+    let restored = match RedisServer::try_start_on_rdb(loader, &rdb) {
         Ok(s) => s,
         Err(e) => {
             // Keep the dump for a look, and the lines of the log that say why.
@@ -847,20 +848,35 @@ enum Target {
     Redis70,
     /// The provisioned Valkey 8.1.8, filled by [`fill_valkey`]: hashtables.
     Valkey818,
+    /// The provisioned Redis 3.2.6, filled by [`fill_redis32`]: dicts hashed with
+    /// MurmurHash2, collections of string objects, quicklists of ziplists.
+    Redis326,
 }
 
 impl Target {
+    /// The server whose core is damaged.
     fn binary(self) -> std::path::PathBuf {
         match self {
             Target::Redis70 => find_in_path(DEFAULT_SERVER),
             Target::Valkey818 => provisioned_binary("valkey-8.1.8"),
+            Target::Redis326 => provisioned_binary("3.2.6"),
+        }
+    }
+
+    /// The server the source's SAVE and the recovered dumps are loaded into and compared
+    /// on: the same, except for 3.2, whose dumps (RDB 7) Debian's 7.0.15 loads, so the
+    /// comparison can ask PEXPIRETIME and the rest of today's commands.
+    fn loader(self) -> std::path::PathBuf {
+        match self {
+            Target::Redis326 => find_in_path(DEFAULT_SERVER),
+            other => other.binary(),
         }
     }
 
     fn default_runs(self) -> usize {
         match self {
             Target::Redis70 => DEFAULT_RUNS_PER_KIND,
-            Target::Valkey818 => DEFAULT_VALKEY_RUNS_PER_KIND,
+            Target::Valkey818 | Target::Redis326 => DEFAULT_VALKEY_RUNS_PER_KIND,
         }
     }
 
@@ -868,6 +884,7 @@ impl Target {
         match self {
             Target::Redis70 => "damage-campaign.json",
             Target::Valkey818 => "damage-campaign-valkey-8.1.8.json",
+            Target::Redis326 => "damage-campaign-3.2.6.json",
         }
     }
 
@@ -889,23 +906,72 @@ impl Target {
             (Target::Valkey818, Damage::FlipBytes | Damage::PerturbPointers) => {
                 MAX_UNEXPLAINED_VALKEY_PER_RUN
             }
+            // The keys, expires, set and hash dicts are checked against their buckets
+            // (MurmurHash2, the seed found in the core; set members and hash fields by
+            // their text), and skiplist nodes against their zset's dict. A hash field's
+            // value is a string object of its own that no hash covers: a value pointer
+            // moved onto another key's element gives a hash with one foreign value (seen:
+            // 7 in 8 perturb-pointers runs, at most 2 in one; none in 8 flip-bytes runs).
+            (Target::Redis326, Damage::FlipBytes | Damage::PerturbPointers) => {
+                MAX_UNEXPLAINED_PER_RUN
+            }
         }
     }
 }
 
-/// Put Valkey-typed data into `server`: strings (int, embstr, raw), lists, sets (intset,
-/// listpack, hashtable), hashes (listpack, hashtable), zsets (listpack, skiplist), TTLs on
-/// some of each, over dbs 0, 1 and 5. Every value is distinct, so a value a damaged pointer
-/// took from another key is recognised. Checks the encodings it intends.
-fn fill_valkey(server: &RedisServer) {
-    let mut conn = server.conn();
+/// What a filler says to one family of servers: its config names, the name of its
+/// compact encoding, and the encoding of a small set of strings.
+struct Dialect {
+    configs: &'static [(&'static str, &'static str)],
+    compact: &'static str,
+    small_set: &'static str,
+    /// The command setting several hash fields at once (`HSET` from 4.0, `HMSET` before).
+    hset: &'static str,
+}
+
+/// Valkey 8.1: listpacks, small sets of strings in listpacks.
+const VALKEY: Dialect = Dialect {
     // The build's defaults differ (hashes stay listpacks up to 512 fields): fix them.
-    for (name, value) in [
+    configs: &[
         ("hash-max-listpack-entries", "128"),
         ("set-max-listpack-entries", "128"),
         ("set-max-intset-entries", "512"),
         ("zset-max-listpack-entries", "128"),
-    ] {
+    ],
+    compact: "listpack",
+    small_set: "listpack",
+    hset: "HSET",
+};
+
+/// Redis 3.2: ziplists, and sets of strings always hashtables.
+const REDIS32: Dialect = Dialect {
+    configs: &[
+        ("hash-max-ziplist-entries", "128"),
+        ("set-max-intset-entries", "512"),
+        ("zset-max-ziplist-entries", "128"),
+    ],
+    compact: "ziplist",
+    small_set: "hashtable",
+    hset: "HMSET",
+};
+
+/// [`fill_compact`] for Valkey 8.1.
+fn fill_valkey(server: &RedisServer) {
+    fill_compact(server, &VALKEY);
+}
+
+/// [`fill_compact`] for Redis 3.2.
+fn fill_redis32(server: &RedisServer) {
+    fill_compact(server, &REDIS32);
+}
+
+/// Put data of every type into `server`: strings (int, embstr, raw), lists, sets (intset,
+/// small, hashtable), hashes (compact, hashtable), zsets (compact, skiplist), TTLs on
+/// some of each, over dbs 0, 1 and 5. Every value is distinct, so a value a damaged pointer
+/// took from another key is recognised. Checks the encodings it intends.
+fn fill_compact(server: &RedisServer, dialect: &Dialect) {
+    let mut conn = server.conn();
+    for &(name, value) in dialect.configs {
         let () = redis::cmd("CONFIG")
             .arg("SET")
             .arg(name)
@@ -948,7 +1014,7 @@ fn fill_valkey(server: &RedisServer) {
                 14 => {
                     let m: Vec<String> = (0..5).map(|j| format!("{key}:s{j}")).collect();
                     p.cmd("SADD").arg(&key).arg(&m).ignore();
-                    expect.push((db, key.clone(), "listpack"));
+                    expect.push((db, key.clone(), dialect.small_set));
                 }
                 15 => {
                     let m: Vec<u64> = (0..20).map(|j| u64::from(i) * 1000 + j).collect();
@@ -957,7 +1023,7 @@ fn fill_valkey(server: &RedisServer) {
                 }
                 16 | 17 => {
                     // Hashtable hashes: more fields than hash-max-listpack-entries (128).
-                    let mut c = redis::cmd("HSET");
+                    let mut c = redis::cmd(dialect.hset);
                     c.arg(&key);
                     for j in 0..140 + i % 50 {
                         c.arg(format!("f{j}")).arg(format!("{key}:{j}"));
@@ -966,14 +1032,14 @@ fn fill_valkey(server: &RedisServer) {
                     expect.push((db, key.clone(), "hashtable"));
                 }
                 18 => {
-                    p.cmd("HSET")
+                    p.cmd(dialect.hset)
                         .arg(&key)
                         .arg("a")
                         .arg(format!("{key}:a"))
                         .arg("b")
                         .arg(format!("{key}:b"))
                         .ignore();
-                    expect.push((db, key.clone(), "listpack"));
+                    expect.push((db, key.clone(), dialect.compact));
                 }
                 _ => {
                     let big = i % 40 == 19;
@@ -983,7 +1049,11 @@ fn fill_valkey(server: &RedisServer) {
                         c.arg(j * 3 + i).arg(format!("{key}:z{j}"));
                     }
                     p.add_command(c).ignore();
-                    expect.push((db, key.clone(), if big { "skiplist" } else { "listpack" }));
+                    expect.push((
+                        db,
+                        key.clone(),
+                        if big { "skiplist" } else { dialect.compact },
+                    ));
                 }
             }
             if i % 7 == 3 {
@@ -1020,6 +1090,12 @@ fn damaged_valkey_cores_never_crash_the_tool_nor_yield_a_wrong_key() {
     campaign(Target::Valkey818);
 }
 
+/// Redis 3.2.6: MurmurHash2 dicts, string-object elements, ziplist quicklists.
+#[test]
+fn damaged_redis32_cores_never_crash_the_tool_nor_yield_a_wrong_key() {
+    campaign(Target::Redis326);
+}
+
 fn campaign(target: Target) {
     let started = Instant::now();
     let runs: usize = std::env::var("REDIS_RESCUE_DAMAGE_RUNS")
@@ -1033,12 +1109,19 @@ fn campaign(target: Target) {
         .expect("temp dir");
 
     // The source: filled, saved by the server itself, then dumped with gcore.
-    let source = RedisServer::start(&binary, &["--activerehashing", "no"]);
+    let source = match target {
+        // 3.2 has no --enable-debug-command to pass.
+        Target::Redis326 => {
+            RedisServer::start_version(&binary, "3.2.6", &["--activerehashing", "no"])
+        }
+        _ => RedisServer::start(&binary, &["--activerehashing", "no"]),
+    };
     match target {
         Target::Redis70 => {
             fill_dataset(&source);
         }
         Target::Valkey818 => fill_valkey(&source),
+        Target::Redis326 => fill_redis32(&source),
     }
     let mut conn = source.conn();
     let source_sizes = dbsizes(&mut conn);
@@ -1060,7 +1143,8 @@ fn campaign(target: Target) {
     );
 
     // The oracle: a server loaded from the source's own SAVE.
-    let oracle = RedisServer::start_on_rdb(&binary, &saved, &[]);
+    let loader = target.loader();
+    let oracle = RedisServer::start_on_rdb(&loader, &saved, &[]);
     let mut oracle_conn = oracle.conn();
     assert_eq!(
         dbsizes(&mut oracle_conn),
@@ -1076,6 +1160,7 @@ fn campaign(target: Target) {
         &undamaged,
         false,
         &binary,
+        &loader,
         &mut oracle_conn,
         &source_sizes,
         &index,
@@ -1090,8 +1175,8 @@ fn campaign(target: Target) {
             && control.unloadable.is_none(),
         "the undamaged core should recover every key exactly: {control:?}"
     );
-    // Both servers hash keys with seeded SipHash: the check that refuses entries a damaged
-    // pointer led into a wrong bucket must be on.
+    // Every target hashes keys with a seeded hash (SipHash, or MurmurHash2 before 4.0): the
+    // check that refuses entries a damaged pointer led into a wrong bucket must be on.
     assert!(
         control.bucket_check.starts_with("on ("),
         "the bucket check should be on for the undamaged core: {:?}",
@@ -1132,6 +1217,7 @@ fn campaign(target: Target) {
                 &path,
                 salvage,
                 &binary,
+                &loader,
                 &mut oracle_conn,
                 &source_sizes,
                 &index,

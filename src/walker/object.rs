@@ -745,8 +745,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let checked = fields != HashFieldFlavor::Mstr;
         // Each field owns its value string: two fields whose values are one allocation mean
         // a damaged pointer (a bit flip lands on a neighbouring value of the same hash).
-        // Not with robj elements (2.8/3.0), whose values may be shared integer objects.
-        let unique_values = self.layout.features.elements == ElementFlavor::Sds;
+        // With robj elements (up to 3.2) an INT-encoded value may be a shared integer
+        // object, held by many fields: only the others are owned.
+        let sds_values = self.layout.features.elements == ElementFlavor::Sds;
+        let owned = |v: u64| {
+            sds_values
+                || self
+                    .header(v)
+                    .is_ok_and(|h| h.encoding_id != self.layout.enc.int)
+        };
         let mut value_at: Vec<Option<u64>> = Vec::new();
         let (used, broken) = self.table_entries(table, checked, |k, v| {
             let pair = match fields {
@@ -762,7 +769,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             match pair {
                 Ok((p, at)) => {
                     out.push(p);
-                    value_at.push(at.filter(|_| unique_values));
+                    value_at.push(at.filter(|v| owned(*v)));
                 }
                 Err(e) => {
                     first.get_or_insert(e);
@@ -1104,11 +1111,23 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             None => zsl,
         };
         let length = z.length.get(&lb).ok_or_else(missing)?;
+        let mut dict_header = None;
         let (members, dict_used, table_fault) = if self.hashtable_collections {
             let (nodes, used, fault) = self.zset_table_nodes(dict)?;
             (Some(nodes), used, fault)
         } else {
-            (None, self.dicts.header(dict)?.used(), None)
+            let h = self.dicts.header(dict)?;
+            let used = h.used();
+            dict_header = Some(h);
+            (None, used, None)
+        };
+        // With the bucket check, a node whose element pointer is in the node (not
+        // embedded) must be what the zset's dict maps that element to: its entry for the
+        // element's pointer, in the bucket the element's text hashes to, holds the node's
+        // score address (`dictAdd(zs->dict, ele, &node->score)`).
+        let by_dict = match (dict_header, z.ele, self.check) {
+            (Some(h), Some(ele), Some(check)) => Some((h, ele, check)),
+            _ => None,
         };
         if dict_used != length {
             return Err(Fault::bad(format!(
@@ -1147,7 +1166,22 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 if score.is_nan() {
                     return Err(Fault::bad("zset score is NaN"));
                 }
-                out.push((self.node_element(node, &nb)?, score));
+                let element = self.node_element(node, &nb)?;
+                if let Some((h, ele, check)) = &by_dict {
+                    let ptr = ele.get(&nb).ok_or_else(missing)?;
+                    let score_at = node.wrapping_add(z.score.offset);
+                    let mapped = self.dicts.value_of(h, check.hash_bytes(&element), ptr);
+                    if mapped != Some(score_at) {
+                        refused.get_or_insert_with(|| {
+                            Fault::bad(format!(
+                                "skiplist node {node:#x} is not what its zset's dict maps its element to (a damaged element or node pointer)"
+                            ))
+                        });
+                        node = next;
+                        continue;
+                    }
+                }
+                out.push((element, score));
                 node = next;
             }
             Ok(())
