@@ -245,7 +245,7 @@ fn calibrate_bucket_check(
     if samples.is_empty() {
         return (
             None,
-            "off (no keys tables to calibrate on: empty, or dicts of objects that embed their keys)".into(),
+            "off (no keys to calibrate on: the keys tables are empty or unreadable)".into(),
         );
     }
     let Some(exe) = exe else {

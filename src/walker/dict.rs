@@ -126,9 +126,21 @@ pub struct DictWalker<'c, 'a> {
     names: bool,
     /// The value words are pointers worth prefetching (not an expires dict's times).
     pointer_values: bool,
-    /// The keys are string objects (`robj *`, sets and hashes up to 3.2), hashed as
-    /// Redis's `dictEncObjHash` does: an INT-encoded one as its decimal text.
-    robj_keys: bool,
+    /// What the key words point at, and so how the check reads a key's name.
+    keys: KeyForm,
+}
+
+/// What a dict's key words point at, for the bucket check, which hashes the key's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyForm {
+    /// An sds string (keys, expires; set members and hash fields from 4.0).
+    Sds,
+    /// A string object (`robj *`: sets and hashes up to 3.2), hashed as Redis's
+    /// `dictEncObjHash` does: an INT-encoded one as its decimal text.
+    StringObject,
+    /// An object embedding its key (Redis 8.2+'s keyspace dicts of `kvobj`), hashed by
+    /// that key.
+    KeyObject,
 }
 
 impl<'c, 'a> DictWalker<'c, 'a> {
@@ -139,23 +151,26 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             check: None,
             names: false,
             pointer_values: true,
-            robj_keys: false,
+            keys: KeyForm::Sds,
         }
     }
 
-    /// The same walker for a dict whose keys are string objects, not sds (`robj` set
-    /// members and hash fields up to 3.2), when `robj` is true.
-    pub fn with_robj_keys(mut self, robj: bool) -> Self {
-        self.robj_keys = robj;
+    /// The same walker for a dict whose key words point at `keys` (sds by default).
+    pub fn with_keys(mut self, keys: KeyForm) -> Self {
+        self.keys = keys;
         self
     }
 
     /// The bytes of the key at `key`, as the bucket check hashes them.
     fn name_of(&self, key: u64) -> Option<Bytes<'a>> {
-        if self.robj_keys {
-            return ObjectDecoder::new(self.ctx).string_object(key).ok();
+        match self.keys {
+            KeyForm::Sds => read_sds(self.ctx.space, self.check?.sds(), key).ok(),
+            KeyForm::StringObject => ObjectDecoder::new(self.ctx).string_object(key).ok(),
+            KeyForm::KeyObject => ObjectDecoder::new(self.ctx)
+                .embedded_key(key)
+                .ok()
+                .map(|k| k.key),
         }
-        read_sds(self.ctx.space, self.check?.sds(), key).ok()
     }
 
     /// The same walker for a dict whose values are numbers (an expires dict's times): they
@@ -301,8 +316,8 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// to another bucket: a damaged link led here from another chain.
     fn home(&self, key: u64, bucket: u64, size: u64) -> Result<Option<u64>, Fault> {
         let hash = match self.check {
-            Some(c) if self.robj_keys => self.name_of(key).map(|k| c.hash_bytes(&k)),
-            Some(c) => c.hash_of(self.ctx.space, key),
+            Some(c) if self.keys == KeyForm::Sds => c.hash_of(self.ctx.space, key),
+            Some(c) => self.name_of(key).map(|k| c.hash_bytes(&k)),
             None => None,
         };
         let Some(hash) = hash else {
@@ -1215,7 +1230,7 @@ mod tests {
         let c = WalkContext::new(&s, &l, Default::default());
         let w = DictWalker::new(&c)
             .with_bucket_check(Some(check))
-            .with_robj_keys(true)
+            .with_keys(KeyForm::StringObject)
             .with_name_check();
         let h = w.header(BASE).unwrap();
         let mut keys = Vec::new();

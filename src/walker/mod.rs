@@ -17,7 +17,7 @@ pub mod seen;
 pub mod stream;
 
 use context::WalkContext;
-use dict::DictHeader;
+use dict::{DictHeader, KeyForm};
 pub use fault::Fault;
 use object::ObjectDecoder;
 use seen::SeenEntries;
@@ -206,14 +206,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// Chain heads of the largest readable keys tables, with their key bytes, to calibrate
     /// a [`bucket::BucketCheck`]: the heads of dict chains, or the entries of hashtables'
     /// top-level buckets (objects embedding their keys, with the hash fragment stored with
-    /// each). Empty for dicts of objects embedding their keys, which the check does not
-    /// cover.
+    /// each); a dict chain's head is an sds key, or an object embedding its key (Redis
+    /// 8.2+).
     pub fn bucket_samples(&self, dbs: &[DbInfo], max: usize) -> Vec<bucket::BucketSample> {
         let f = self.layout.features;
         let hashtables = f.tables == TableFlavor::Hashtable;
-        if !hashtables && f.embedded_keys() {
-            return Vec::new();
-        }
+        let key_objects = f.embedded_keys();
         let format = self.ctx.sds;
         let objects = ObjectDecoder::new(&self.ctx);
         let mut tables: Vec<&DictHeader> = dbs
@@ -238,7 +236,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 }
             } else {
                 for (key, bucket, size) in self.ctx.dicts().chain_heads(h, want) {
-                    if let Ok(k) = sds::read_sds(self.space, format, key) {
+                    let name = if key_objects {
+                        objects.embedded_key(key).map(|k| k.key)
+                    } else {
+                        sds::read_sds(self.space, format, key)
+                    };
+                    if let Ok(k) = name {
                         out.push(bucket::BucketSample {
                             key: k.into_owned(),
                             bucket,
@@ -840,7 +843,9 @@ impl TableKind {
     fn names_checked(self, ctx: &WalkContext<'_, '_>) -> bool {
         match self {
             TableKind::Hashtable => Self::hashtables(ctx).names_checked(),
-            TableKind::ObjectDict => false,
+            TableKind::ObjectDict => Self::dicts(ctx)
+                .with_keys(KeyForm::KeyObject)
+                .names_checked(),
             TableKind::Dict => Self::dicts(ctx).names_checked(),
         }
     }
@@ -858,8 +863,8 @@ impl TableKind {
             TableKind::Hashtable => {
                 Self::hashtables(ctx).for_each_unique(header, seen, |obj| out.entry(obj, 0, decode))
             }
-            TableKind::ObjectDict => ctx
-                .dicts()
+            TableKind::ObjectDict => Self::dicts(ctx)
+                .with_keys(KeyForm::KeyObject)
                 .for_each_unique(header, seen, |obj, _| out.entry(obj, 0, decode)),
             TableKind::Dict => Self::dicts(ctx)
                 .for_each_unique(header, seen, |key, obj| out.entry(key, obj, decode)),

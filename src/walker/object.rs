@@ -2,7 +2,7 @@
 
 use super::bucket::BucketCheck;
 use super::context::WalkContext;
-use super::dict::DictWalker;
+use super::dict::{DictWalker, KeyForm};
 use super::fault::Fault;
 use super::hashtable::{EntryKey, HashtableWalker};
 use super::stream::StreamReader;
@@ -75,14 +75,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     pub fn new(ctx: &'s WalkContext<'s, 'a>) -> Self {
         let layout = ctx.layout;
         let check = ctx.options.bucket_check;
-        let robj = layout.features.elements == ElementFlavor::Robj;
+        let keys = match layout.features.elements {
+            ElementFlavor::Robj => KeyForm::StringObject,
+            ElementFlavor::Sds => KeyForm::Sds,
+        };
         ObjectDecoder {
             ctx,
             space: ctx.space,
             layout,
             dicts: DictWalker::new(ctx)
                 .with_bucket_check(check)
-                .with_robj_keys(robj),
+                .with_keys(keys),
             hashtables: HashtableWalker::new(ctx).with_bucket_check(check, EntryKey::Sds),
             check,
             hashtable_collections: layout.features.tables == TableFlavor::Hashtable,

@@ -587,14 +587,13 @@ fn assert_report(
         build.native_rdb_version()
     );
 
-    // Redis 4.0+ hashes dict keys with SipHash and a seed the tool finds in the core, and so
-    // do Valkey 8.1 and 9.1 hashtables (each entry checked against its bucket and stored
-    // hash fragment); 2.8 to 3.2 with MurmurHash2 and a 32-bit seed, found the same way.
-    // The check stays off for Redis 8.2+, whose dicts hold objects that embed their keys
-    // (no sds keys tables to calibrate the seed on, the report says).
+    // Redis 4.0+ hashes dict keys with SipHash and a seed the tool finds in the core (Redis
+    // 8.2+'s dicts of objects embedding their keys by those keys), and so do Valkey 8.1 and
+    // 9.1 hashtables (each entry checked against its bucket and stored hash fragment); 2.8
+    // to 3.2 with MurmurHash2 and a 32-bit seed, found the same way.
     let bucket_check = report["bucket_check"].as_str().unwrap_or_default();
-    let expect_on = build.is_valkey() || !build.embeds_keys();
-    if expect_on && build.version.0 < 4 && !build.is_valkey() {
+    let expect_on = true;
+    if build.version.0 < 4 && !build.is_valkey() {
         assert!(
             bucket_check.contains("MurmurHash2"),
             "{} {label}: a build before 4.0 hashes with MurmurHash2: {bucket_check:?}",
