@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::value::Kind;
 use crate::walker::dict::WalkFaults;
+use crate::walker::fault::FaultKind;
 use crate::walker::importing::slot_ranges;
 use crate::walker::{DbInfo, Fault};
 
@@ -96,6 +97,8 @@ pub struct LostKey {
     pub kind: Option<String>,
     /// Why it was lost.
     pub reason: String,
+    /// The kind of fault that cost it (for scripts; `reason` says more).
+    pub reason_kind: FaultKind,
 }
 
 /// The whole report.
@@ -142,6 +145,10 @@ pub struct Report {
     pub lost_keys: Vec<LostKey>,
     /// Lost keys beyond the listed ones.
     pub lost_keys_not_listed: u64,
+    /// Keys lost one by one (listed or not), by the kind of fault that cost each; the rest
+    /// of `totals.lost` was behind broken chains or dropped as duplicates, with no fault
+    /// of its own.
+    pub lost_by_kind: BTreeMap<FaultKind, u64>,
     /// Keys written incomplete (`--salvage`): what they are and why they are partial.
     pub partial_keys: Vec<LostKey>,
     /// Things worth knowing that cost no key by themselves.
@@ -216,6 +223,17 @@ impl Report {
                     "not written (--include-importing writes them)"
                 }
             );
+        }
+        if !self.lost_by_kind.is_empty() {
+            let kinds: Vec<String> = self
+                .lost_by_kind
+                .iter()
+                .map(|(k, n)| {
+                    let name = serde_json::to_value(k).unwrap_or_default();
+                    format!("{} {n}", name.as_str().unwrap_or("?"))
+                })
+                .collect();
+            let _ = writeln!(s, "lost by kind: {}", kinds.join(", "));
         }
         for k in self.lost_keys.iter().take(20) {
             let _ = writeln!(
@@ -364,14 +382,22 @@ impl ReportBuilder {
 
     /// A key lost, with its name when readable.
     pub fn lost(&mut self, db: u32, key: Option<&[u8]>, kind: Option<Kind>, f: &Fault) {
-        self.list_lost(db, key, kind, f.to_string());
+        self.list_lost(db, key, kind, f.to_string(), f.kind());
     }
 
-    /// Lists a lost key (counted apart beyond [`MAX_LISTED_LOST`]).
-    fn list_lost(&mut self, db: u32, key: Option<&[u8]>, kind: Option<Kind>, reason: String) {
+    /// Lists a lost key (counted apart beyond [`MAX_LISTED_LOST`]) and counts it by kind.
+    fn list_lost(
+        &mut self,
+        db: u32,
+        key: Option<&[u8]>,
+        kind: Option<Kind>,
+        reason: String,
+        reason_kind: FaultKind,
+    ) {
         if key.is_some() {
             self.db(db).lost_named += 1;
         }
+        *self.report.lost_by_kind.entry(reason_kind).or_default() += 1;
         if self.report.lost_keys.len() >= MAX_LISTED_LOST {
             self.report.lost_keys_not_listed += 1;
             return;
@@ -381,6 +407,7 @@ impl ReportBuilder {
             key: key.map(printable),
             kind: kind.map(|k| format!("{}/{}", k.type_name, k.encoding)),
             reason,
+            reason_kind,
         });
     }
 
@@ -392,7 +419,13 @@ impl ReportBuilder {
             let d = self.db(db);
             d.expires = d.expires.saturating_sub(1);
         }
-        self.list_lost(db, Some(key), Some(kind), reason.to_owned());
+        self.list_lost(
+            db,
+            Some(key),
+            Some(kind),
+            reason.to_owned(),
+            FaultKind::Refused,
+        );
     }
 
     /// A key written with only the readable part of its value (`--salvage`).
@@ -404,6 +437,7 @@ impl ReportBuilder {
                 key: Some(printable(key)),
                 kind: Some(format!("{}/{}", kind.type_name, kind.encoding)),
                 reason: f.to_string(),
+                reason_kind: f.kind(),
             });
         }
     }
@@ -634,5 +668,48 @@ mod tests {
         assert_eq!(printable(b"abc"), "abc");
         assert_eq!(printable(b"a\x00\xff\r\n\\"), "a\\x00\\xff\\x0d\\x0a\\x5c");
         assert_eq!(printable("é".as_bytes()), "é");
+    }
+
+    /// Every lost key carries the kind of its fault, and the report counts them by kind,
+    /// listed or not, with kinds as snake_case strings in the JSON.
+    #[test]
+    fn lost_keys_are_counted_by_kind() {
+        use crate::core::MemError;
+        let mut b = ReportBuilder::new(Source::default(), 10, false);
+        let kind = Kind {
+            type_name: "string",
+            encoding: "raw",
+        };
+        b.lost(
+            0,
+            Some(b"a"),
+            Some(kind),
+            &Fault::Memory(MemError::Unmapped(0x10)),
+        );
+        b.lost(0, None, None, &Fault::Memory(MemError::NotDumped(0x20)));
+        b.lost(1, Some(b"b"), None, &Fault::bad("counters disagree"));
+        b.lost(1, Some(b"c"), None, &Fault::Cycle("dict bucket chain"));
+        b.not_written(1, b"d", kind, false, "BUSYKEY");
+        let r = b.finish();
+        let kinds: Vec<FaultKind> = r.lost_keys.iter().map(|k| k.reason_kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                FaultKind::Unmapped,
+                FaultKind::NotDumped,
+                FaultKind::Inconsistent,
+                FaultKind::Cycle,
+                FaultKind::Refused
+            ]
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["lost_keys"][0]["reason_kind"], "unmapped");
+        assert_eq!(json["lost_by_kind"]["not_dumped"], 1);
+        assert_eq!(json["lost_by_kind"]["inconsistent"], 1);
+        assert_eq!(json["lost_by_kind"]["refused"], 1);
+        assert_eq!(r.lost_by_kind.values().sum::<u64>(), 5);
+        assert!(r.table().contains(
+            "lost by kind: unmapped 1, not_dumped 1, inconsistent 1, cycle 1, refused 1"
+        ));
     }
 }
