@@ -148,13 +148,8 @@ impl Murmur2 {
         let mut h = self.seed ^ data.len() as u32;
         let mut words = data.chunks_exact(4);
         for word in &mut words {
-            let mut k = u32::from_le_bytes([
-                word.first().copied().unwrap_or(0),
-                word.get(1).copied().unwrap_or(0),
-                word.get(2).copied().unwrap_or(0),
-                word.get(3).copied().unwrap_or(0),
-            ])
-            .wrapping_mul(Self::M);
+            // chunks_exact: always 4 bytes.
+            let mut k = u32::from_le_bytes(word.try_into().unwrap_or([0; 4])).wrapping_mul(Self::M);
             k ^= k >> 24;
             k = k.wrapping_mul(Self::M);
             h = h.wrapping_mul(Self::M) ^ k;
@@ -225,50 +220,50 @@ impl BucketCheck {
     /// [`MIN_EVIDENCE_BITS`] of them with at most [`MAX_MISSES`] misses. Returns its offset
     /// in `image`, or `None` when no window (or more than one distinct seed) does.
     pub fn find_seed(image: &[u8], samples: &[BucketSample]) -> Option<(usize, [u8; 16])> {
-        let total: u32 = samples.iter().map(BucketSample::bits).sum();
-        if total < MIN_EVIDENCE_BITS || samples.iter().any(|s| !s.size.is_power_of_two()) {
-            return None;
-        }
-        let mut found: Option<(usize, [u8; 16])> = None;
-        let mut at = 0usize;
-        while let Some(window) = image.get(at..at.saturating_add(16)) {
-            let mut seed = [0u8; 16];
-            seed.copy_from_slice(window);
+        let windows = (0..image.len()).step_by(8).filter_map(|at| {
+            let seed: [u8; 16] = image.get(at..at.checked_add(16)?)?.try_into().ok()?;
+            Some((at, seed))
+        });
+        Self::unique_seed(windows, [0; 16], samples, |seed| {
             let h = SipHash12::new(seed);
-            if seed != [0; 16] && Self::explains(|k| h.hash(k), samples) {
-                match found {
-                    Some((_, s)) if s != seed => return None, // ambiguous: trust neither
-                    Some(_) => {}
-                    None => found = Some((at, seed)),
-                }
-            }
-            at += 8;
-        }
-        found
+            move |k: &[u8]| h.hash(k)
+        })
     }
 
     /// Find the MurmurHash2 seed in `image` that places the samples in their buckets: the
     /// one 4-aligned word explaining them as [`BucketCheck::find_seed`] asks. Returns its
     /// offset in `image`, or `None` when no word (or more than one distinct seed) does.
     pub fn find_murmur2_seed(image: &[u8], samples: &[BucketSample]) -> Option<(usize, u32)> {
+        let words = image.chunks_exact(4).enumerate().filter_map(|(i, w)| {
+            let seed = u32::from_le_bytes(w.try_into().ok()?);
+            Some((i * 4, seed))
+        });
+        Self::unique_seed(words, 0, samples, |seed| {
+            let h = Murmur2::new(seed);
+            move |k: &[u8]| h.hash(k)
+        })
+    }
+
+    /// The one candidate seed (other than `blank`, which is unset memory) whose hash
+    /// `hasher(seed)` explains the samples; `None` when none does, when the samples hold
+    /// too little evidence, or when two distinct seeds do (ambiguous: trust neither).
+    fn unique_seed<S: Copy + PartialEq, H: Fn(&[u8]) -> u64>(
+        candidates: impl Iterator<Item = (usize, S)>,
+        blank: S,
+        samples: &[BucketSample],
+        hasher: impl Fn(S) -> H,
+    ) -> Option<(usize, S)> {
         let total: u32 = samples.iter().map(BucketSample::bits).sum();
         if total < MIN_EVIDENCE_BITS || samples.iter().any(|s| !s.size.is_power_of_two()) {
             return None;
         }
-        let mut found: Option<(usize, u32)> = None;
-        for (i, word) in image.chunks_exact(4).enumerate() {
-            let seed = u32::from_le_bytes([
-                word.first().copied().unwrap_or(0),
-                word.get(1).copied().unwrap_or(0),
-                word.get(2).copied().unwrap_or(0),
-                word.get(3).copied().unwrap_or(0),
-            ]);
-            let h = Murmur2::new(seed);
-            if seed != 0 && Self::explains(|k| h.hash(k), samples) {
+        let mut found: Option<(usize, S)> = None;
+        for (at, seed) in candidates {
+            if seed != blank && Self::explains(hasher(seed), samples) {
                 match found {
-                    Some((_, s)) if s != seed => return None, // ambiguous: trust neither
+                    Some((_, s)) if s != seed => return None,
                     Some(_) => {}
-                    None => found = Some((i * 4, seed)),
+                    None => found = Some((at, seed)),
                 }
             }
         }
