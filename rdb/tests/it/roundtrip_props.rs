@@ -5,9 +5,9 @@
 //!
 //! The compact encodings (ziplist, listpack, intset, zipmap, stream listpacks) have no encoder
 //! in the crate: small ones written from Redis's format description, and the strategies,
-//! are in `support/decode_gen.rs`, shared with `redis-rescue`'s `tests/decode_props.rs`.
+//! are in `../support/decode_gen.rs`, shared with `redis-rescue`'s `tests/it/decode_props.rs`.
 //!
-//! Case counts are chosen so that `cargo test -p rdb --test roundtrip_props` stays well under
+//! Case counts are chosen so that `cargo test -p rdb --test it -- roundtrip_props::` stays well under
 //! 20 s in a debug build; set `PROPTEST_CASES` to override them all.
 
 use std::collections::BTreeSet;
@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::strategy::Union;
 
-#[path = "support/decode_gen.rs"]
+#[path = "../support/decode_gen.rs"]
 mod decode_gen;
 use decode_gen::*;
 

@@ -13,32 +13,21 @@
 //! Needs root (ptrace of the servers, `setpriv` to drop to uid 65534), gdb, and the 8.2.3 build
 //! of `.ci/provision-redis8.sh`.
 
-mod common;
-
-/// The matrix harness (tests/matrix/): the Redis 8 build, its dataset and its oracle.
-#[allow(dead_code)]
-mod matrix {
-    pub mod build;
-    pub mod fill;
-    pub mod oracle;
-    pub mod truth;
-}
-
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     assert_report_matches, assert_restores_exactly, assert_source_unharmed, dbsizes, describe,
     digest, fill_dataset, find_in_path, proc_state, read_report, record_truth, run_rescue,
     tracer_of, RedisServer,
 };
-use matrix::build::Build;
-use matrix::fill::{fill, FillOptions};
-use matrix::oracle::{assert_restores, Oracle};
-use matrix::truth::function_list;
+use crate::matrix::build::Build;
+use crate::matrix::fill::{fill, FillOptions};
+use crate::matrix::oracle::{assert_restores, Oracle};
+use crate::matrix::truth::function_list;
 
 /// Two function libraries (7.0+), to be carried by the dump.
 const LIBS: [&str; 2] = [
@@ -204,7 +193,7 @@ fn live_8_2_3_to_file() {
         "the 8.2.3 dataset loads function libraries"
     );
     let mut notes = Vec::new();
-    let truth = matrix::truth::record_truth(&source, &build, filled, true, true, &mut notes);
+    let truth = crate::matrix::truth::record_truth(&source, &build, filled, true, true, &mut notes);
     let want_digest = truth.digest.clone().expect("the digest oracle");
     let pid = source.pid();
     let dir = work_dir("8.2.3");

@@ -7,13 +7,11 @@
 //!
 //! Needs Debian's redis-server 7.0.15 on PATH (see tests/README.md).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use rdb::reader::{Checksum, Entry, RdbReader, RdbValue, StreamId};
 use redis::Connection;
 

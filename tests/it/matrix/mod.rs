@@ -26,21 +26,17 @@
 //! Needs gdb (gcore, and gdb reads of the live servers: rehash state on 2.8/3.0, which have no
 //! DEBUG HTSTATS, quicklist node encodings on 3.2–6.2, `server.db` of Valkey 9).
 
-mod common;
+// The harness of these tests (also used by live_rescue).
+pub mod build;
+pub mod cluster;
+pub mod fill;
+pub mod flow;
+pub mod oracle;
+pub mod rollback;
+pub mod truth;
 
-/// The harness of this file (tests/matrix/).
-mod matrix {
-    pub mod build;
-    pub mod cluster;
-    pub mod fill;
-    pub mod flow;
-    pub mod oracle;
-    pub mod rollback;
-    pub mod truth;
-}
-
-use matrix::flow::{run_matrix, CoreKind, MatrixOptions};
-use matrix::oracle::Oracle;
+use self::flow::{run_matrix, CoreKind, MatrixOptions};
+use self::oracle::Oracle;
 
 /// DEBUG DIGEST as the oracle, lists compressed where the version has quicklists.
 fn digest_run(version: &'static str, compress_lists: bool) {
@@ -233,7 +229,7 @@ fn matrix_valkey_9_1_2_kernel_core() {
 /// functions); hashes with field TTLs and vectorsets reported, never written unreported.
 #[test]
 fn rollback_8_2_3_to_7_0_15() {
-    matrix::rollback::rollback_to_rdb10("8.2.3");
+    rollback::rollback_to_rdb10("8.2.3");
 }
 
 /// Valkey 9.1.2 in cluster mode with `--cluster-databases 4` (dbs 0 and 2 filled, 1 and 3
@@ -242,7 +238,7 @@ fn rollback_8_2_3_to_7_0_15() {
 /// TTLs, streams and functions equal.
 #[test]
 fn matrix_valkey_9_1_2_cluster() {
-    matrix::cluster::cluster_matrix("valkey-9.1.2");
+    cluster::cluster_matrix("valkey-9.1.2");
 }
 
 /// A core of Valkey 9.1.2 written with `--rdb-version 11` (`REDIS0011`) and loaded into
@@ -251,5 +247,5 @@ fn matrix_valkey_9_1_2_cluster() {
 /// partial (written with every field and value, without the TTLs), none lost.
 #[test]
 fn rollback_valkey_9_1_2_to_8_1_8() {
-    matrix::rollback::rollback_valkey9("valkey-9.1.2", "valkey-8.1.8");
+    rollback::rollback_valkey9("valkey-9.1.2", "valkey-8.1.8");
 }

@@ -1,11 +1,9 @@
 //! The EVAL scripts cache: carried in `lua` AUX fields for RDB 9 (Redis 5.0 to 6.2
 //! load them back), and reported as not carried where the RDB version's loaders ignore it.
 
-mod common;
-
 use std::ffi::OsStr;
 
-use common::{describe, gcore, provisioned_binary, read_report, run_rescue, RedisServer};
+use crate::common::{describe, gcore, provisioned_binary, read_report, run_rescue, RedisServer};
 
 /// Load two scripts into a `version` server, rescue its core; returns (shas, restored
 /// server's SCRIPT EXISTS, report).

@@ -6,15 +6,13 @@
 //!
 //! Needs redis-server 7.0.15 and gdb (gcore); see tests/README.md.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use common::*;
+use crate::common::*;
 use rdb::reader::{Entry, RdbReader, RdbValue};
 
 /// A core of the shared dataset, recovered once: the dump and its report.
@@ -615,7 +613,7 @@ fn sample_compares_n_random_keys() {
 }
 
 /// With no container engine answering, `--docker` prints the commands for the report's
-/// version and exits 2 (nothing was verified); tests/verify_docker.rs runs it on an engine.
+/// version and exits 2 (nothing was verified); tests/it/verify_docker.rs runs it on an engine.
 #[test]
 fn docker_prints_the_compose_commands_for_the_dumps_version() {
     let r = recovered();

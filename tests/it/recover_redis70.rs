@@ -3,14 +3,12 @@
 //!
 //! Needs redis-server 7.0.15, redis-check-rdb and gdb (gcore); see tests/README.md.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::*;
+use crate::common::*;
 
 const PROFILE: &str = "7.0.15-debian";
 const VERSION: &str = "7.0.15";

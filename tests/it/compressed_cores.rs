@@ -7,13 +7,13 @@
 //! Needs Debian's redis-server 7.0.15, gdb (gcore), xz, gzip, lz4, zstd and, for the tmpfs,
 //! unshare and mount (root); see tests/README.md.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_restores_exactly, describe, make_core_fixture, read_report, run_rescue};
+use crate::common::{
+    assert_restores_exactly, describe, make_core_fixture, read_report, run_rescue,
+};
 
 /// `tool ARGS core` writes `core` + `suffix` beside it, keeping the core.
 fn compress(core: &Path, tool: &str, args: &[&str], suffix: &str) -> PathBuf {

@@ -21,14 +21,12 @@
 //! TTL). Finally A is allowed to pause, the migration finishes, and a second core of B must
 //! hold the same keys as B's own, with nothing importing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     builds_dir, check_rdb, cluster_info, describe, gcore, key_states, provisioned_binary,
     read_report, run_rescue, scan_keys, show, snippet, start_cluster_node, KeyState, RedisServer,
     RemoveOnDrop,

@@ -7,13 +7,11 @@
 //!
 //! Needs root (ptrace of the servers) and the 8.2.3 build of `.ci/provision-redis8.sh`.
 
-mod common;
-
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{
+use crate::common::{
     dbsizes, describe, digest, fill_dataset, find_in_path, function_libraries,
     load_function_libraries, provisioned_binary, RedisServer,
 };

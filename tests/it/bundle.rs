@@ -13,8 +13,6 @@
 //!
 //! Needs root (ptrace), gdb, and the system's `tar` with zstd for the core-less copy.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -22,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{
+use crate::common::{
     assert_report_matches, assert_restores_exactly, assert_source_unharmed, describe, elf_build_id,
     exe_load_base, fill_dataset, find_in_path, make_core_fixture, phdr_table, read_report,
     record_truth, run_rescue, run_rescue_in, u32_at, u64_at, RedisServer,

@@ -14,6 +14,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::{Connection, IntoConnectionInfo};
@@ -2401,10 +2402,13 @@ impl Drop for CoreFixture {
     }
 }
 
-/// Directory for the cores of one test process: `CARGO_TARGET_TMPDIR/cores/<tag>-<pid>`.
-/// Statics are never dropped, so a fixture kept in a `static` leaves its core behind; this
-/// removes the directories of test processes that are gone.
+/// Directory for a core of this test process: `CARGO_TARGET_TMPDIR/cores/<tag>-<n>-<pid>`,
+/// `n` counting the directories made so far, so that two fixtures of one process never share
+/// one (every test file runs in this one binary, side by side). Statics are never dropped,
+/// so a fixture kept in a `static` leaves its core behind; this removes the directories of
+/// test processes that are gone.
 fn core_dir(tag: &str) -> PathBuf {
+    static MADE: AtomicUsize = AtomicUsize::new(0);
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cores");
     fs::create_dir_all(&base).expect("create the cores directory");
     if let Ok(entries) = fs::read_dir(&base) {
@@ -2418,7 +2422,8 @@ fn core_dir(tag: &str) -> PathBuf {
             }
         }
     }
-    let dir = base.join(format!("{tag}-{}", std::process::id()));
+    let n = MADE.fetch_add(1, Ordering::Relaxed);
+    let dir = base.join(format!("{tag}-{n}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create the core directory");
     dir

@@ -46,15 +46,13 @@
 //! Needs Debian 12's redis-server 7.0.15, the provisioned Valkey 8.1.8 and gdb (gcore); see
 //! tests/README.md.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use redis::Connection;
 
 const DEFAULT_RUNS_PER_KIND: usize = 8;

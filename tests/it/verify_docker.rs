@@ -11,15 +11,13 @@
 //!
 //! Needs the engine: `.ci/run` starts it (`podman system service`) and exports DOCKER_HOST.
 
-mod common;
-
 use std::fs;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_norway::Value;
 
 fn compose_path() -> PathBuf {

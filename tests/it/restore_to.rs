@@ -8,15 +8,13 @@
 //!
 //! Needs redis-server 7.0.15 and gdb (gcore); see tests/README.md.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const PASSWORD: &str = "s3cret-Pa55";
 /// A string value over a megabyte (the smallest proto-max-bulk-len a server takes).

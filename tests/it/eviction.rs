@@ -3,12 +3,10 @@
 //! policy OBJECT IDLETIME is the idle time as of the core (so the restored server may lag
 //! the live source by the seconds that passed since the core was taken, never more).
 
-mod common;
-
 use std::ffi::OsStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{describe, gcore, provisioned_binary, read_report, run_rescue, RedisServer};
+use crate::common::{describe, gcore, provisioned_binary, read_report, run_rescue, RedisServer};
 
 const VERSION: &str = "6.2.14";
 

@@ -5,8 +5,6 @@
 //! Needs Debian 12's redis-server 7.0.15, redis-check-rdb, gdb (gcore), and for the kernel core
 //! `kernel.core_pattern` set to a plain file name (e.g. `core`); see tests/README.md.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
@@ -15,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use redis::Connection;
 
 const PROFILE: &str = "7.0.15-debian";

@@ -1,12 +1,10 @@
 //! Function libraries (Redis 7.0+) survive a rescue: the restored server lists the same
 //! libraries with the same code, and an RDB version that cannot carry them says so.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{
+use crate::common::{
     describe, function_libraries as libraries, gcore, load_function_libraries, read_report,
     run_rescue, RedisServer,
 };

@@ -11,8 +11,6 @@
 //!
 //! Needs redis-server 7.0.15, redis-cli and gdb (gcore); see tests/README.md.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -22,8 +20,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use serde_json::Value as Json;
 
 static FIXTURE: OnceLock<FunctionsFixture> = OnceLock::new();

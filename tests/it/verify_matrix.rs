@@ -7,12 +7,10 @@
 //! Debian's 7.0.15 is covered by verify_redis70.rs and verify_reader.rs. Without a READY
 //! file this test fails and says to run `.ci/provision-redis.sh`.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use redis::Connection;
 
 /// (name, server binary) of every READY build.
