@@ -5,6 +5,11 @@
 //! HSET is 4.0+), plain ZADD (no flags), no UNLINK, no PEXPIRETIME, no XGROUP CREATECONSUMER
 //! before 6.2. Every key's TYPE and OBJECT ENCODING is checked against what the fill intended,
 //! so the dataset cannot silently drift.
+//!
+//! Not merged with the 7.0 tests' filler (`common/fill.rs`): that dataset is Redis 7.0's
+//! (listpack hashes and zsets, 7.0's EMBSTR limit), a generation this one does not have, and
+//! the tests built on each assert what their own filler made. They share the streams
+//! (`common/streams.rs`), the census and the small helpers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,16 +17,14 @@ use redis::Connection;
 
 use super::build::{Build, Generation};
 use crate::common::{
-    census_of_db, fill_streams, pseudo_random_bytes, select, show, snippet, Census, RedisServer,
-    StreamCaps, StreamSet,
+    b, census_of_db, compressible, fill_streams, pseudo_random_bytes, select, show, snippet,
+    value_text, Census, RedisServer, StreamCaps, StreamSet, DAY_MS,
 };
 
 /// The db whose key dict is left half-rehashed.
 pub const REHASHING_DB: u32 = 3;
 /// The other dbs, with their number of bulk keys.
 const MIXED_DBS: [(u32, u32); 5] = [(0, 2500), (1, 1000), (2, 500), (9, 1200), (15, 100)];
-/// One day in milliseconds.
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Clone, Copy, Debug)]
 pub struct FillOptions {
@@ -56,27 +59,6 @@ pub struct Filled {
     pub functions: bool,
     /// What the fill checked, one line each, for `--nocapture`.
     pub notes: Vec<String>,
-}
-
-fn b(s: &str) -> Vec<u8> {
-    s.as_bytes().to_vec()
-}
-
-/// Text that LZF compresses well, `len` bytes.
-pub fn compressible(tag: &str, len: usize) -> Vec<u8> {
-    let unit = format!("{tag}: the quick brown fox jumps over the lazy dog 0123456789. ");
-    unit.as_bytes().iter().copied().cycle().take(len).collect()
-}
-
-pub fn value_text(v: &redis::Value) -> String {
-    match v {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        redis::Value::SimpleString(s) => s.clone(),
-        redis::Value::Okay => "OK".into(),
-        redis::Value::Nil => "<nil>".into(),
-        redis::Value::Int(i) => i.to_string(),
-        other => format!("{other:?}"),
-    }
 }
 
 fn now_ms() -> i64 {

@@ -136,12 +136,12 @@ fn group_summary(conn: &mut Connection, db: u32, key: &[u8]) -> Vec<String> {
             };
             let wanted = ["name", "consumers", "pending", "last-delivered-id"];
             kv.chunks(2)
-                .filter(|p| wanted.contains(&super::fill::value_text(&p[0]).as_str()))
+                .filter(|p| wanted.contains(&crate::common::value_text(&p[0]).as_str()))
                 .map(|p| {
                     format!(
                         "{}={}",
-                        super::fill::value_text(&p[0]),
-                        super::fill::value_text(&p[1])
+                        crate::common::value_text(&p[0]),
+                        crate::common::value_text(&p[1])
                     )
                 })
                 .collect::<Vec<_>>()

@@ -186,7 +186,7 @@ pub fn function_list(conn: &mut Connection) -> Vec<String> {
             };
             kv.chunks(2)
                 .map(|p| {
-                    let name = super::fill::value_text(&p[0]);
+                    let name = crate::common::value_text(&p[0]);
                     let value = match (&name[..], p.get(1)) {
                         ("functions", Some(redis::Value::Array(fs))) => {
                             let mut fs: Vec<String> = fs.iter().map(|f| format!("{f:?}")).collect();
