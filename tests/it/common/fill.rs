@@ -2,7 +2,7 @@
 //! has over dbs 0, 1, 2, 9 and 15, db 3 caught mid-rehash, TTLs on every type; and the two
 //! function libraries of 7.0+.
 //!
-//! The version matrix fills with its own filler (`matrix/fill.rs`): it has to leave out
+//! The version matrix fills with its own filler (`matrix/fill/`): it has to leave out
 //! what each version lacks (2.8 to Valkey 9.1) and adds what Redis 8 and Valkey 9 have, and
 //! its datasets, asserted key by key per version, are not this one. The streams, which both
 //! fill alike, are filled by `streams.rs` for both.
