@@ -227,7 +227,7 @@ pub fn zipmap(data: &[u8]) {
 ///
 /// The `lzf` crate's *compressor* is not used: `lzf::compress` 1.0.0 panics (index out of
 /// bounds, lzf-1.0.0/src/compress.rs:89) on some inputs, e.g. bytes 0..=159 then 1..=5;
-/// see `tests/it/decode_props/`.
+/// see `tests/it/decode_props.rs`.
 pub fn lzf(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;

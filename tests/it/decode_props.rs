@@ -14,8 +14,8 @@
 //! * `reencode::write_plain` turns every compact value into a plain record that the `rdb`
 //!   reader reads back as the same elements.
 //!
-//! Case counts keep `cargo test --test it -- decode_props::` well under 20 s in a debug build; set
-//! `PROPTEST_CASES` to override them all.
+//! Case counts keep `cargo test --test it -- decode_props::` well under 20 s in a debug
+//! build; set `PROPTEST_CASES` to override them all.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;

@@ -376,7 +376,7 @@ fn make_zipmap(pairs: &[(&[u8], &[u8], u8)]) -> Vec<u8> {
 }
 
 /// `data` LZF-compressed by the RDB writer's compressor (the `lzf` crate's compressor
-/// panics on some inputs: see `tests/it/decode_props/`).
+/// panics on some inputs: see `tests/it/decode_props.rs`).
 fn compress(data: &[u8]) -> Vec<u8> {
     let mut c = Vec::new();
     assert!(rdb::compress::lzf_compress(

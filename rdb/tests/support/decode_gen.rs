@@ -1,4 +1,4 @@
-//! Property-test generators shared by the `rdb` crate's `tests/it/roundtrip_props.rs` and
+//! Property-test generators shared by the `rdb` crate's `tests/it/roundtrip_props/` and
 //! `redis-rescue`'s `tests/it/decode_props.rs` (which includes this file by path): strategies
 //! for integers, strings and scores at every encoding boundary, and reference encoders of
 //! the compact encodings written from Redis's format description, independent of the
