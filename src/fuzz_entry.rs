@@ -1,4 +1,4 @@
-//! Entry points of the cargo-fuzz targets in `fuzz/` and of `tests/fuzz_regressions.rs`.
+//! Entry points of the cargo-fuzz targets in `fuzz/` and of `tests/it/fuzz_regressions.rs`.
 //!
 //! One function per target. Each takes arbitrary bytes, decodes them completely (parse,
 //! then every element and every accessor) and returns normally: a panic is the bug being
@@ -227,7 +227,7 @@ pub fn zipmap(data: &[u8]) {
 ///
 /// The `lzf` crate's *compressor* is not used: `lzf::compress` 1.0.0 panics (index out of
 /// bounds, lzf-1.0.0/src/compress.rs:89) on some inputs, e.g. bytes 0..=159 then 1..=5;
-/// see `tests/decode_props.rs`.
+/// see `tests/it/decode_props.rs`.
 pub fn lzf(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;

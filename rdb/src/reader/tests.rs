@@ -1,5 +1,5 @@
 //! Reader tests on files made by this crate's writer (real-Redis files are tested in the
-//! workspace's `tests/verify_reader.rs`).
+//! workspace's `tests/it/verify_reader.rs`).
 
 use super::*;
 use crate::consts::has_redis_feature;

@@ -1,5 +1,5 @@
-//! Property-test generators shared by the `rdb` crate's `tests/roundtrip_props.rs` and
-//! `redis-rescue`'s `tests/decode_props.rs` (which includes this file by path): strategies
+//! Property-test generators shared by the `rdb` crate's `tests/it/roundtrip_props/` and
+//! `redis-rescue`'s `tests/it/decode_props.rs` (which includes this file by path): strategies
 //! for integers, strings and scores at every encoding boundary, and reference encoders of
 //! the compact encodings written from Redis's format description, independent of the
 //! crate's decoders in `rdb::decode`.
