@@ -15,8 +15,6 @@ pub mod core;
 // The decoders live in the `rdb` crate, which its reader shares; the path stays `crate::decode`.
 pub use rdb::decode;
 pub mod dwarf;
-#[doc(hidden)]
-pub mod fuzz_entry;
 pub mod live;
 pub mod output;
 pub mod profile;
