@@ -7,6 +7,16 @@
 //! [`output`] opens the file or stream keys go to, in RDB, RESP or JSON lines;
 //! [`report`] says what was recovered and what was lost; [`recover`] runs it all.
 #![deny(missing_docs)]
+// Library code must not panic on any input (a core is damaged memory); tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod binary;
 pub mod bundle;
