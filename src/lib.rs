@@ -7,6 +7,16 @@
 //! [`output`] opens the file or stream keys go to, in RDB, RESP or JSON lines;
 //! [`report`] says what was recovered and what was lost; [`recover`] runs it all.
 #![deny(missing_docs)]
+// Library code must not panic on any input (a core is damaged memory); tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod binary;
 pub mod bundle;
@@ -15,8 +25,6 @@ pub mod core;
 // The decoders live in the `rdb` crate, which its reader shares; the path stays `crate::decode`.
 pub use rdb::decode;
 pub mod dwarf;
-#[doc(hidden)]
-pub mod fuzz_entry;
 pub mod live;
 pub mod output;
 pub mod profile;

@@ -1,4 +1,14 @@
 //! The `redis-rescue` command line.
+// As in the library: no panic on any input; the edge maps errors to exit codes.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 mod cli;
 

@@ -1,7 +1,7 @@
 //! Fuzz target: quicklist nodes (packed, PLAIN, LZF) through ObjectDecoder, written to an RDB and read back.
-//! Input format and invariants: `redis_rescue::fuzz_entry::quicklist_node`.
+//! Input format and invariants: `redis_rescue_fuzz_entry::quicklist_node`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| redis_rescue::fuzz_entry::quicklist_node(data));
+fuzz_target!(|data: &[u8]| redis_rescue_fuzz_entry::quicklist_node(data));

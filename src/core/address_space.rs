@@ -431,8 +431,8 @@ pub fn prefetch_line<T>(bytes: &[T]) {
     }
 }
 
-/// An address space of one segment holding `data` at `vaddr`, for unit tests of readers
-/// and the fuzz entry points (`crate::fuzz_entry`).
+/// An address space of one segment holding `data` at `vaddr`, for unit tests of readers.
+#[cfg(test)]
 pub(crate) fn single_segment(data: &[u8], vaddr: u64) -> AddressSpace<'_> {
     AddressSpace::new(
         data,

@@ -1215,10 +1215,19 @@ pub struct EmbeddedKey<'a> {
 /// Decode a module type id: a 9-character name in 6-bit symbols (most significant first),
 /// then a 10-bit encoding version.
 pub fn module_type_name(id: u64) -> String {
-    const SYMBOLS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    // Redis's symbol set, A-Z a-z 0-9 - _, computed rather than looked up in a table.
+    fn symbol(v: u8) -> char {
+        char::from(match v {
+            0..=25 => b'A' + v,
+            26..=51 => b'a' + (v - 26),
+            52..=61 => b'0' + (v - 52),
+            62 => b'-',
+            _ => b'_',
+        })
+    }
     let signature = id >> 10;
     let name: String = (0..9)
-        .map(|i| char::from(SYMBOLS[((signature >> (6 * (8 - i))) & 63) as usize]))
+        .map(|i| symbol(((signature >> (6 * (8 - i))) & 63) as u8))
         .collect();
     format!("{name} (encver {})", id & 1023)
 }
@@ -1506,5 +1515,10 @@ mod tests {
         assert_eq!(module_type_name(id), "MyType-01 (encver 3)");
         assert_eq!(module_type_name(0), "AAAAAAAAA (encver 0)");
         assert_eq!(module_type_name(u64::MAX), "_________ (encver 1023)");
+        // Every symbol, in the last position of the name.
+        for (i, &c) in SYMBOLS.iter().enumerate() {
+            let name = module_type_name((i as u64) << 10);
+            assert_eq!(name.as_bytes()[8], c, "symbol {i}");
+        }
     }
 }

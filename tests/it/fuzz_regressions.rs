@@ -1,7 +1,7 @@
 //! The fuzz targets' inputs, replayed in the normal test run.
 //!
 //! * every file in `fuzz/seeds/<target>/` and `tests/data/fuzz-regressions/<target>/`
-//!   goes through its `redis_rescue::fuzz_entry` function, which must return (a panic,
+//!   goes through its `redis_rescue_fuzz_entry` function, which must return (a panic,
 //!   including a failed invariant, fails the test and names the file);
 //! * a deterministic mini-fuzz: random mutations of the seeds (fixed-seed xorshift), 2000
 //!   per decoder target and 50 random mutation sets of the sample core for the walker.
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use redis_rescue::decode::listpack::ListpackBuilder;
 use redis_rescue::decode::Element;
-use redis_rescue::fuzz_entry::{self, WalkSettings, WalkSinkKind};
+use redis_rescue_fuzz_entry::{self as fuzz_entry, WalkSettings, WalkSinkKind};
 
 /// A fuzz entry point.
 type Entry = fn(&[u8]);

@@ -1,32 +1,37 @@
 //! Entry points of the cargo-fuzz targets in `fuzz/` and of `tests/it/fuzz_regressions.rs`.
 //!
+//! Test code, kept out of the `redis-rescue` library (its asserts and panics are the
+//! point here, and the library must not panic): a `publish = false` crate of the main
+//! workspace, which `cargo test --workspace` builds, used by `fuzz/` as a path dependency
+//! and by the root crate's tests as a dev-dependency.
+//!
 //! One function per target. Each takes arbitrary bytes, decodes them completely (parse,
 //! then every element and every accessor) and returns normally: a panic is the bug being
 //! hunted. Where a decoder accepts its input, the function also asserts properties that
 //! must hold for every accepted input (element counts, re-encoding round trips, a written
 //! RDB that reads back); a failed assertion is a bug too.
 //!
-//! Not part of the tool's interface: hidden from the docs, kept stable only for `fuzz/`.
+//! Not part of the tool's interface: kept stable only for `fuzz/` and the regression test.
 
 use std::borrow::Cow;
 use std::sync::{Mutex, OnceLock};
 
-use crate::core::address_space::single_segment;
-use crate::core::CoreFile;
-use crate::decode::intset::Intset;
-use crate::decode::listpack::{self, Listpack, ListpackBuilder};
-use crate::decode::ziplist::{self, Ziplist};
-use crate::decode::zipmap::{self, Zipmap};
-use crate::decode::{lzf as lzf_dec, parse_canonical_int, Element};
-use crate::profile::layout::{Bits, Field};
-use crate::profile::Layout;
-use crate::recording::Recording;
-use crate::report::{Report, ReportBuilder, Source};
-use crate::sink::{CountingSink, RdbSink, Sink};
-use crate::value::{QuicklistNode, RecoveredKey, Value};
-use crate::walker::object::ObjectDecoder;
-use crate::walker::sds::{read_mstr, read_sds, SdsFormat};
-use crate::walker::{KeyspaceWalker, WalkOptions};
+use redis_rescue::core::address_space::{AddressSpace, Segment};
+use redis_rescue::core::CoreFile;
+use redis_rescue::decode::intset::Intset;
+use redis_rescue::decode::listpack::{self, Listpack, ListpackBuilder};
+use redis_rescue::decode::ziplist::{self, Ziplist};
+use redis_rescue::decode::zipmap::{self, Zipmap};
+use redis_rescue::decode::{lzf as lzf_dec, parse_canonical_int, Element};
+use redis_rescue::profile::layout::{Bits, Field};
+use redis_rescue::profile::Layout;
+use redis_rescue::recording::Recording;
+use redis_rescue::report::{Report, ReportBuilder, Source};
+use redis_rescue::sink::{CountingSink, RdbSink, Sink};
+use redis_rescue::value::{QuicklistNode, RecoveredKey, Value};
+use redis_rescue::walker::object::ObjectDecoder;
+use redis_rescue::walker::sds::{read_mstr, read_sds, SdsFormat};
+use redis_rescue::walker::{KeyspaceWalker, WalkOptions};
 
 /// The profile of the sample core, and of the quicklist images built by [`quicklist_node`].
 pub const SAMPLE_PROFILE: &str = "7.0.15-debian";
@@ -34,7 +39,7 @@ pub const SAMPLE_PROFILE: &str = "7.0.15-debian";
 const LEN_FREE_PROFILE: &str = "2.8.17";
 /// A profile with quicklists of ziplists, for [`quicklist_node`].
 const ZIPLIST_QUICKLIST_PROFILE: &str = "6.2.14";
-/// The sample core, relative to the crate root (override with `REDIS_RESCUE_FUZZ_CORE`).
+/// The sample core, relative to the repository root (override with `REDIS_RESCUE_FUZZ_CORE`).
 pub const SAMPLE_CORE: &str = "tests/data/sample-7.0.15.core.zst";
 /// Size of one mutation record of [`walker`].
 pub const MUTATION_RECORD: usize = 9;
@@ -42,6 +47,20 @@ pub const MUTATION_RECORD: usize = 9;
 const IMAGE_BASE: u64 = 0x7f00_0010_0000;
 /// ELF `p_flags` bit of a writable segment.
 const PF_W: u32 = 2;
+
+/// An address space of one writable segment holding `data` at `vaddr`.
+fn single_segment(data: &[u8], vaddr: u64) -> AddressSpace<'_> {
+    let len = data.len() as u64;
+    let segment = Segment {
+        vaddr,
+        memsz: len,
+        filesz: len,
+        file_offset: 0,
+        present: 0,
+        flags: 6,
+    };
+    AddressSpace::new(data, vec![segment])
+}
 
 // ---------------------------------------------------------------------------------------
 // Compact encodings.
@@ -310,7 +329,7 @@ fn shipped_layout(name: &'static str) -> Option<&'static Layout> {
         [SAMPLE_PROFILE, LEN_FREE_PROFILE, ZIPLIST_QUICKLIST_PROFILE]
             .into_iter()
             .map(|n| {
-                let layout = crate::profile::load(n)
+                let layout = redis_rescue::profile::load(n)
                     .ok()
                     .and_then(|f| Layout::resolve(&f).ok());
                 (n, layout)
@@ -639,7 +658,7 @@ pub fn quicklist_node(data: &[u8]) {
         salvage,
         ..WalkOptions::default()
     };
-    let ctx = crate::walker::context::WalkContext::new(&space, layout, options);
+    let ctx = redis_rescue::walker::context::WalkContext::new(&space, layout, options);
     let mut objects = ObjectDecoder::new(&ctx);
     let header = match objects.header(IMAGE_BASE) {
         Ok(h) => h,
@@ -706,7 +725,12 @@ pub fn sample_core() -> Result<&'static [u8], String> {
     CORE.get_or_init(|| {
         let path = std::env::var_os("REDIS_RESCUE_FUZZ_CORE")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE_CORE));
+            .unwrap_or_else(|| {
+                // This crate is fuzz/entry; the sample lives under the repository's tests/.
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../..")
+                    .join(SAMPLE_CORE)
+            });
         let file = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         if file.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             zstd::stream::decode_all(&file[..]).map_err(|e| format!("{}: {e}", path.display()))
@@ -775,7 +799,7 @@ impl WalkSettings {
 fn layout_for(build_id: Option<&str>) -> Option<&'static Layout> {
     static ALL: OnceLock<Vec<(Option<String>, String, Layout)>> = OnceLock::new();
     let all = ALL.get_or_init(|| {
-        crate::profile::shipped_profiles()
+        redis_rescue::profile::shipped_profiles()
             .unwrap_or_default()
             .iter()
             .filter_map(|f| {
