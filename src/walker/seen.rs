@@ -43,17 +43,33 @@ const SMALL: usize = 4096;
 
 /// Addresses of the entries handed out so far.
 ///
-/// Up to [`SMALL`] addresses are kept in a set. Past that, 8-byte aligned addresses go to
-/// a bitmap of one bit per 8 bytes, in 16 KiB pages made for each MiB of address space
-/// touched: memory grows with the span of the heap the walk visits (1/64 of it), not with
-/// the number of entries. Unaligned addresses (only a damaged pointer leads to one) stay
-/// in the set.
+/// Up to [`SMALL`] addresses are kept in a set, exactly. Past that, 8-byte aligned
+/// addresses go to a bitmap of one bit per 8 bytes, in 16 KiB pages made for each MiB of
+/// address space touched: memory grows with the span of the heap the walk visits (1/64 of
+/// it), not with the number of entries. Unaligned addresses (a tagged link: a bare key
+/// stored in a bucket, `010` or odd, in 7.2+ and Redis 8's dicts; or a damaged pointer) go
+/// to a second bitmap of the same shape, by their 8-byte granule: two unaligned links into
+/// one granule count as one (in a healthy heap a granule starts one allocation, so only
+/// damage can offer two, and the second is then refused as a revisit, not written).
 #[derive(Default)]
 pub struct SeenEntries {
     set: HashSet<u64, BuildHasherDefault<AddressHasher>>,
     pages: Pages,
-    /// Distinct addresses in `pages`.
+    /// Granules of the unaligned addresses past the small stage.
+    tagged: Pages,
+    /// Past the small stage: addresses go to the bitmaps.
+    spilled: bool,
+    /// Distinct bits set in `pages` and `tagged`.
     in_pages: usize,
+}
+
+/// Sets the bit of `key` (an 8-aligned address) in `pages`: `Some(true)` when it was clear.
+fn mark(pages: &mut Pages, key: u64) -> Option<bool> {
+    let (page, word, mask) = bit_of(key);
+    let w = pages.get_or_make(page).get_mut(word)?;
+    let was_clear = *w & mask == 0;
+    *w |= mask;
+    Some(was_clear)
 }
 
 /// Widest span of pages indexed directly (256 GiB of addresses, a 2 MiB index); pages
@@ -72,10 +88,6 @@ struct Pages {
 }
 
 impl Pages {
-    fn is_empty(&self) -> bool {
-        self.made == 0
-    }
-
     /// Index of page `page` (a page address) in `direct`, when it is covered.
     fn slot(&self, page: u64) -> Option<usize> {
         let n = (page / PAGE_SPAN).checked_sub(self.base)?;
@@ -150,27 +162,39 @@ impl SeenEntries {
         }
     }
 
+    /// The bitmap an address goes to past the small stage, and its bit's address.
+    fn bitmap(&self, addr: u64) -> (&Pages, u64) {
+        if addr.is_multiple_of(8) {
+            (&self.pages, addr)
+        } else {
+            (&self.tagged, addr & !7)
+        }
+    }
+
+    fn bitmap_mut(&mut self, addr: u64) -> (&mut Pages, u64) {
+        if addr.is_multiple_of(8) {
+            (&mut self.pages, addr)
+        } else {
+            (&mut self.tagged, addr & !7)
+        }
+    }
+
     /// True the first time `addr` is offered, false ever after.
     pub fn first_visit(&mut self, addr: u64) -> bool {
-        if !addr.is_multiple_of(8) {
-            return self.set.insert(addr);
-        }
-        if self.pages.is_empty() {
+        if !self.spilled {
             if self.set.len() < SMALL {
                 return self.set.insert(addr);
             }
-            // From here on every aligned address is in the bitmap.
+            // From here on every address is in the bitmaps.
             self.spill();
         }
-        let (page, word, mask) = bit_of(addr);
-        let bits = self.pages.get_or_make(page);
-        match bits.get_mut(word) {
-            Some(w) if *w & mask == 0 => {
-                *w |= mask;
+        let (pages, key) = self.bitmap_mut(addr);
+        match mark(pages, key) {
+            Some(true) => {
                 self.in_pages += 1;
                 true
             }
-            Some(_) => false,
+            Some(false) => false,
             None => self.set.insert(addr),
         }
     }
@@ -179,31 +203,27 @@ impl SeenEntries {
     /// it soon: the bitmap is read at random, one miss per entry otherwise.
     #[inline]
     pub fn prefetch(&self, addr: u64) {
-        if self.pages.is_empty() || !addr.is_multiple_of(8) {
+        if !self.spilled {
             return;
         }
-        let (page, word, _) = bit_of(addr);
-        if let Some(w) = self.pages.get(page).and_then(|bits| bits.get(word..)) {
+        let (pages, key) = self.bitmap(addr);
+        let (page, word, _) = bit_of(key);
+        if let Some(w) = pages.get(page).and_then(|bits| bits.get(word..)) {
             crate::core::address_space::prefetch_line(w);
         }
     }
 
-    /// Moves the aligned addresses of the set into the bitmap.
+    /// Moves the addresses of the set into the bitmaps.
     fn spill(&mut self) {
-        let aligned: Vec<u64> = self
-            .set
-            .iter()
-            .copied()
-            .filter(|a| a.is_multiple_of(8))
-            .collect();
-        self.set.retain(|a| !a.is_multiple_of(8));
-        for addr in aligned {
-            let (page, word, mask) = bit_of(addr);
-            let bits = self.pages.get_or_make(page);
-            if let Some(w) = bits.get_mut(word) {
-                if *w & mask == 0 {
-                    *w |= mask;
-                    self.in_pages += 1;
+        self.spilled = true;
+        let all: Vec<u64> = self.set.drain().collect();
+        for addr in all {
+            let (pages, key) = self.bitmap_mut(addr);
+            match mark(pages, key) {
+                Some(true) => self.in_pages += 1,
+                Some(false) => {}
+                None => {
+                    self.set.insert(addr);
                 }
             }
         }
@@ -211,11 +231,12 @@ impl SeenEntries {
 
     /// Whether `addr` was handed out.
     pub fn contains(&self, addr: u64) -> bool {
-        if self.pages.is_empty() || !addr.is_multiple_of(8) {
+        if !self.spilled || self.set.contains(&addr) {
             return self.set.contains(&addr);
         }
-        let (page, word, mask) = bit_of(addr);
-        self.pages
+        let (pages, key) = self.bitmap(addr);
+        let (page, word, mask) = bit_of(key);
+        pages
             .get(page)
             .and_then(|bits| bits.get(word))
             .is_some_and(|w| w & mask != 0)
@@ -224,16 +245,21 @@ impl SeenEntries {
     /// Forget `addr`: it was reached through a damaged link, and its own chain may still
     /// hand it out.
     pub fn forget(&mut self, addr: u64) {
-        if self.pages.is_empty() || !addr.is_multiple_of(8) {
-            self.set.remove(&addr);
+        if self.set.remove(&addr) || !self.spilled {
             return;
         }
-        let (page, word, mask) = bit_of(addr);
-        if let Some(w) = self.pages.get_mut(page).and_then(|b| b.get_mut(word)) {
-            if *w & mask != 0 {
+        let (pages, key) = self.bitmap_mut(addr);
+        let (page, word, mask) = bit_of(key);
+        let cleared = pages
+            .get_mut(page)
+            .and_then(|b| b.get_mut(word))
+            .is_some_and(|w| {
+                let was_set = *w & mask != 0;
                 *w &= !mask;
-                self.in_pages -= 1;
-            }
+                was_set
+            });
+        if cleared {
+            self.in_pages -= 1;
         }
     }
 
@@ -251,8 +277,8 @@ impl SeenEntries {
     #[cfg(test)]
     fn footprint(&self) -> usize {
         self.set.capacity() * 9
-            + self.pages.made * (PAGE_WORDS * 8 + 32)
-            + self.pages.direct.capacity() * 8
+            + (self.pages.made + self.tagged.made) * (PAGE_WORDS * 8 + 32)
+            + (self.pages.direct.capacity() + self.tagged.direct.capacity()) * 8
     }
 }
 
@@ -285,7 +311,8 @@ mod tests {
             x ^= x << 17;
             // Mostly aligned heap addresses over 64 MiB, some unaligned, some repeats.
             let addr = match i % 10 {
-                0 => (0x5555_0000_0000 + (x % (64 << 20))) | 3,
+                // One unaligned form per granule (a bare key's tag): see the next test.
+                0 => ((0x5555_0000_0000 + (x % (64 << 20))) & !7) | 3,
                 1 => 0x5555_0000_0000 + (i / 2) * 24,
                 // Far from the heap (past the direct index's span), and below it.
                 2 if i % 20 == 2 => 0x7fff_0000_0000 + (x % (4 << 20)) / 8 * 8,
@@ -305,8 +332,39 @@ mod tests {
         }
         assert_eq!(s.len(), reference.len());
         assert!(!s.is_empty());
-        // About 72 MiB of span: 72 pages of 16 KiB, whatever the number of addresses.
-        assert!(s.footprint() < 2 << 20, "{}", s.footprint());
+        // About 72 MiB of span for the aligned and 64 MiB for the unaligned ones: 136
+        // pages of 16 KiB, whatever the number of addresses.
+        assert!(s.footprint() < 3 << 20, "{}", s.footprint());
         assert!(!s.pages.far.is_empty() && s.pages.direct.len() > 64);
+    }
+
+    /// Past the small stage, unaligned links (bare keys tagged in their bucket) are kept
+    /// by granule in their own bitmap: flat in memory, apart from aligned entries, and two
+    /// forms of one granule count once.
+    #[test]
+    fn tagged_links_are_kept_by_granule() {
+        let mut s = SeenEntries::with_capacity(0);
+        let base = 0x7f00_0000_0000u64;
+        for i in 0..SMALL as u64 {
+            assert!(s.first_visit(base + 0x100_0000 + i * 8));
+        }
+        let before = s.footprint();
+        // 100,000 bare keys tagged 010, as Redis 8.2's keyspace dicts store them.
+        for i in 0..100_000u64 {
+            assert!(s.first_visit((base + i * 32) | 2));
+        }
+        assert!(s.set.len() <= SMALL, "the set did not grow per key");
+        assert!(s.footprint() - before < 2 << 20, "{} bytes", s.footprint());
+        assert!(!s.first_visit((base + 64) | 2), "a revisit");
+        assert!(
+            !s.first_visit((base + 64) | 1),
+            "another form of the same granule"
+        );
+        assert!(s.first_visit(base + 64), "the aligned address is apart");
+        assert!(s.contains((base + 96) | 2));
+        s.forget((base + 96) | 2);
+        assert!(!s.contains((base + 96) | 2));
+        assert!(s.first_visit((base + 96) | 2));
+        assert_eq!(s.len(), SMALL + 100_000 + 1);
     }
 }
