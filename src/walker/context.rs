@@ -2,6 +2,7 @@
 //! sds format, the user's options and the per-key time budget — so the dict, hashtable,
 //! object and stream readers borrow one context instead of re-pairing `(space, layout)`.
 
+use crate::walker::fault::FaultKind;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -71,7 +72,10 @@ impl Budget {
     /// An error once the running key's time is up, or the walk was abandoned.
     pub fn check(&self) -> Result<(), Fault> {
         if self.abandoned.get() {
-            return Err(Fault::bad("walk abandoned: its output stopped"));
+            return Err(Fault::of(
+                FaultKind::Abandoned,
+                "walk abandoned: its output stopped",
+            ));
         }
         let (Some(end), Some(limit)) = (self.end.get(), self.limit) else {
             return Ok(());

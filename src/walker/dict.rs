@@ -8,6 +8,7 @@ use super::sds::read_sds;
 use super::seen::SeenEntries;
 use crate::profile::layout::{DictFlavor, EntryFlavor, Field};
 use crate::value::Bytes;
+use crate::walker::fault::FaultKind;
 
 /// Largest table exponent accepted (2^40 buckets would be 8 TiB of pointers).
 const MAX_SIZE_EXP: i64 = 40;
@@ -91,10 +92,13 @@ impl WalkFaults {
         if !self.faults.is_empty() {
             Err(self.faults.swap_remove(0).1)
         } else if self.damaged_keys > 0 {
-            Err(Fault::bad(format!(
-                "{} entries hold keys whose bytes hash to another bucket (damaged bytes)",
-                self.damaged_keys
-            )))
+            Err(Fault::of(
+                FaultKind::MisplacedEntry,
+                format!(
+                    "{} entries hold keys whose bytes hash to another bucket (damaged bytes)",
+                    self.damaged_keys
+                ),
+            ))
         } else {
             Ok(())
         }
@@ -108,7 +112,7 @@ pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool)
     if in_this_chain {
         Fault::Cycle(what)
     } else {
-        Fault::bad(format!(
+        Fault::of(FaultKind::Revisit, format!(
             "{what} reaches entry {entry:#x} again, already found through another chain (a damaged pointer); it is kept once"
         ))
     }
@@ -387,16 +391,20 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         let d = &layout.dict;
         let bytes = self.ctx.space.read(addr, d.size as usize)?;
         let field = |f: Field| {
-            f.get(&bytes)
-                .ok_or_else(|| Fault::bad("dict field outside the dict struct"))
+            f.get(&bytes).ok_or_else(|| {
+                Fault::of(FaultKind::ProfileGap, "dict field outside the dict struct")
+            })
         };
         // Every dict of every supported build starts with its `dictType *type`, which
         // dictCreate always sets: a NULL there is a zeroed or scribbled header, whose
         // zero counters must not be taken as an empty dict.
         if bytes.get(..8).is_some_and(|t| t.iter().all(|b| *b == 0)) {
-            return Err(Fault::bad(format!(
-                "dict {addr:#x} has a NULL type pointer: its header is zeroed or overwritten"
-            )));
+            return Err(Fault::of(
+                FaultKind::NullPointer,
+                format!(
+                    "dict {addr:#x} has a NULL type pointer: its header is zeroed or overwritten"
+                ),
+            ));
         }
         let rehashidx = field(d.rehashidx)? as i64;
         let mut tables = [Table::default(); 2];
@@ -410,9 +418,10 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                         -1 => 0,
                         0..=MAX_SIZE_EXP => 1u64 << exp,
                         _ => {
-                            return Err(Fault::bad(format!(
-                                "dict {addr:#x} table {i} has size exponent {exp}"
-                            )))
+                            return Err(Fault::of(
+                                FaultKind::BadHeader,
+                                format!("dict {addr:#x} table {i} has size exponent {exp}"),
+                            ))
                         }
                     };
                     (
@@ -429,16 +438,17 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     };
                     let size = field(at(d.table_size))?;
                     if size != 0 && (!size.is_power_of_two() || size > 1 << MAX_SIZE_EXP) {
-                        return Err(Fault::bad(format!(
-                            "dict {addr:#x} table {i} has size {size}, not a power of two"
-                        )));
+                        return Err(Fault::of(
+                            FaultKind::BadHeader,
+                            format!("dict {addr:#x} table {i} has size {size}, not a power of two"),
+                        ));
                     }
                     (field(at(d.table))?, size, field(at(d.used))?)
                 }
             };
             if size == 0 {
                 if buckets != 0 || used != 0 {
-                    return Err(Fault::bad(format!(
+                    return Err(Fault::of(FaultKind::BadHeader, format!(
                         "dict {addr:#x} table {i} has no size but buckets {buckets:#x} / used {used}"
                     )));
                 }
@@ -451,15 +461,19 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             };
         }
         if rehashidx < -1 || (rehashidx >= 0 && rehashidx as u64 >= tables[0].size.max(1)) {
-            return Err(Fault::bad(format!(
-                "dict {addr:#x} has rehashidx {rehashidx}"
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!("dict {addr:#x} has rehashidx {rehashidx}"),
+            ));
         }
         if (rehashidx == -1) != (tables[1].size == 0) {
-            return Err(Fault::bad(format!(
-                "dict {addr:#x}: rehashidx {rehashidx} disagrees with table 1 of size {}",
-                tables[1].size
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!(
+                    "dict {addr:#x}: rehashidx {rehashidx} disagrees with table 1 of size {}",
+                    tables[1].size
+                ),
+            ));
         }
         let no_value = if layout.features.dict_entry == EntryFlavor::NextFirst {
             let ty = bytes
@@ -484,7 +498,10 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         let b = self.ctx.space.read(ty, len as usize)?;
         match bits.get(&b) {
             Some(v) => Ok(v == 1),
-            None => Err(Fault::bad("dictType.no_value outside the dictType")),
+            None => Err(Fault::of(
+                FaultKind::ProfileGap,
+                "dictType.no_value outside the dictType",
+            )),
         }
     }
 
@@ -494,7 +511,10 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         let b = self.ctx.space.read(base, e.no_value_size as usize)?;
         match (e.no_value_key.get(&b), e.no_value_next.get(&b)) {
             (Some(k), Some(n)) => Ok((k, 0, n)),
-            _ => Err(Fault::bad("dictEntryNoValue fields outside the entry")),
+            _ => Err(Fault::of(
+                FaultKind::ProfileGap,
+                "dictEntryNoValue fields outside the entry",
+            )),
         }
     }
 
@@ -504,30 +524,47 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// type in the copied flags byte (the header's last).
     fn embedded_entry(&self, base: u64) -> Result<(u64, u64, u64), Fault> {
         let Some(e) = self.ctx.layout.entry.embedded else {
-            return Err(Fault::bad("dict entry pointer with tag 4"));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                "dict entry pointer with tag 4",
+            ));
         };
         let b = self.ctx.space.read(base, e.key_buf as usize)?;
         let (Some(v), Some(next), Some(header)) =
             (e.v.get(&b), e.next.get(&b), e.key_header_size.get(&b))
         else {
-            return Err(Fault::bad("dictEntryEmbedded fields outside the entry"));
+            return Err(Fault::of(
+                FaultKind::ProfileGap,
+                "dictEntryEmbedded fields outside the entry",
+            ));
         };
         // sdshdr5, 8, 16, 32, 64: header sizes 1 to 17, types 0 to 4.
         let Some(sds_type) = [1u64, 3, 5, 9, 17].iter().position(|h| *h == header) else {
-            return Err(Fault::bad(format!(
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!(
                 "embedded dict entry {base:#x} has key header size {header}, not an sds header's"
-            )));
+            ),
+            ));
         };
         let key = base
             .checked_add(e.key_buf)
             .and_then(|k| k.checked_add(header))
-            .ok_or_else(|| Fault::bad("embedded dict entry at the end of the address space"))?;
+            .ok_or_else(|| {
+                Fault::of(
+                    FaultKind::OutsideAllocation,
+                    "embedded dict entry at the end of the address space",
+                )
+            })?;
         let flags = self.ctx.space.u8(key - 1)?;
         if usize::from(flags & 7) != sds_type {
-            return Err(Fault::bad(format!(
-                "embedded dict entry {base:#x} has key header size {header} but sds type {}",
-                flags & 7
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!(
+                    "embedded dict entry {base:#x} has key header size {header} but sds type {}",
+                    flags & 7
+                ),
+            ));
         }
         Ok((key, v, next))
     }
@@ -558,13 +595,21 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                 (EntryFlavor::TaggedEvenKeys | EntryFlavor::NextFirst, 2) => {
                     return Ok((base, 0, 0))
                 }
-                _ => return Err(Fault::bad(format!("dict entry pointer with tag {tag}"))),
+                _ => {
+                    return Err(Fault::of(
+                        FaultKind::BadHeader,
+                        format!("dict entry pointer with tag {tag}"),
+                    ))
+                }
             }
         }
         let entry = self.ctx.space.read(p, e.size as usize)?;
         match (e.key.get(&entry), e.v.get(&entry), e.next.get(&entry)) {
             (Some(k), Some(v), Some(n)) => Ok((k, v, n)),
-            _ => Err(Fault::bad("dictEntry fields outside the entry")),
+            _ => Err(Fault::of(
+                FaultKind::ProfileGap,
+                "dictEntry fields outside the entry",
+            )),
         }
     }
 
@@ -602,7 +647,13 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             let buckets = match self.ctx.space.read(t.buckets, (t.size * 8) as usize) {
                 Ok(b) => b,
                 Err(err) => {
-                    faults.push(0, Fault::bad(format!("bucket array of table {ti}: {err}")));
+                    faults.push(
+                        0,
+                        Fault::of(
+                            FaultKind::Inconsistent,
+                            format!("bucket array of table {ti}: {err}"),
+                        ),
+                    );
                     continue;
                 }
             };
@@ -676,10 +727,13 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                 if visited > budget {
                     faults.push(
                         bi as u64,
-                        Fault::bad(format!(
-                            "table {ti} holds more entries than its used counter {} allows",
-                            t.used
-                        )),
+                        Fault::of(
+                            FaultKind::CounterMismatch,
+                            format!(
+                                "table {ti} holds more entries than its used counter {} allows",
+                                t.used
+                            ),
+                        ),
                     );
                     break;
                 }
@@ -692,7 +746,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
 
 /// The fault for an entry found in bucket `bucket` whose key hashes to bucket `home`.
 pub(crate) fn misplaced_fault(bucket: u64, home: u64) -> Fault {
-    Fault::bad(format!(
+    Fault::of(FaultKind::MisplacedEntry, format!(
         "an entry found in bucket {bucket} has a key that hashes to bucket {home}: a damaged link leads into another chain"
     ))
 }

@@ -17,9 +17,15 @@ pub enum Fault {
         /// What is wrong with it.
         source: DecodeError,
     },
-    /// A structure whose fields contradict each other or Redis's invariants.
-    #[error("{0}")]
-    Inconsistent(String),
+    /// A structure whose fields contradict each other or Redis's invariants: `kind` says
+    /// how, `detail` where and with what values.
+    #[error("{detail}")]
+    Inconsistent {
+        /// How it is inconsistent.
+        kind: FaultKind,
+        /// Where, and the values found.
+        detail: String,
+    },
     /// A pointer chain that loops.
     #[error("cycle in {0}")]
     Cycle(&'static str),
@@ -48,7 +54,35 @@ pub enum FaultKind {
     OutOfRange,
     /// A compact encoding (listpack, ziplist, intset, LZF...) that does not validate.
     BadEncoding,
-    /// Fields that contradict each other or Redis's invariants.
+    /// A NULL (or zeroed) pointer or header where Redis always keeps one.
+    NullPointer,
+    /// Bytes that would run outside their allocation or the dumped memory.
+    OutsideAllocation,
+    /// A header field (type, encoding, flags, tag, size exponent) with a value Redis never
+    /// writes.
+    BadHeader,
+    /// A length or size that cannot be (odd pair counts, above its allocation, overflows).
+    BadLength,
+    /// A value that cannot be (a NaN score, a negative expire time).
+    BadValue,
+    /// A structure holding more or fewer entries than its own counter says.
+    CounterMismatch,
+    /// An empty collection, which Redis never keeps.
+    EmptyValue,
+    /// An entry found where its hash does not place it (another bucket, slot or table): a
+    /// damaged link led there.
+    MisplacedEntry,
+    /// An entry reached a second time through another chain.
+    Revisit,
+    /// A member, field or value held twice.
+    Duplicate,
+    /// The key's TTL cannot be known: the expires dict is damaged.
+    ExpiresDamaged,
+    /// A field the build's profile does not place inside its struct.
+    ProfileGap,
+    /// The walk stopped: its output failed.
+    Abandoned,
+    /// Any other contradiction.
     Inconsistent,
     /// A pointer chain that loops.
     Cycle,
@@ -72,20 +106,51 @@ impl Fault {
                 MemError::OutOfRange { .. } => FaultKind::OutOfRange,
             },
             Fault::Decode { .. } => FaultKind::BadEncoding,
-            Fault::Inconsistent(_) => FaultKind::Inconsistent,
+            Fault::Inconsistent { kind, .. } => *kind,
             Fault::Cycle(_) => FaultKind::Cycle,
             Fault::Timeout(_) => FaultKind::Timeout,
             Fault::Unsupported(_) => FaultKind::Unsupported,
         }
     }
 
-    /// Shorthand for an [`Fault::Inconsistent`] fault.
-    pub fn bad(msg: impl Into<String>) -> Fault {
-        Fault::Inconsistent(msg.into())
+    /// An [`Fault::Inconsistent`] fault of `kind`.
+    pub fn of(kind: FaultKind, detail: impl Into<String>) -> Fault {
+        Fault::Inconsistent {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// An [`Fault::Inconsistent`] fault of no more precise kind.
+    pub fn bad(detail: impl Into<String>) -> Fault {
+        Fault::of(FaultKind::Inconsistent, detail)
     }
 
     /// Wrap a decoder error with what was being decoded.
     pub fn decode(what: &'static str) -> impl FnOnce(DecodeError) -> Fault {
         move |source| Fault::Decode { what, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::walker::dict::{misplaced_fault, revisit_fault};
+
+    /// Each fault says its kind; the message is the detail alone, as before kinds.
+    #[test]
+    fn faults_say_their_kind() {
+        assert_eq!(misplaced_fault(1, 2).kind(), FaultKind::MisplacedEntry);
+        assert_eq!(revisit_fault("chain", 8, false).kind(), FaultKind::Revisit);
+        assert_eq!(revisit_fault("chain", 8, true).kind(), FaultKind::Cycle);
+        assert_eq!(
+            Fault::Memory(MemError::Truncated(1)).kind(),
+            FaultKind::Truncated
+        );
+        assert_eq!(Fault::Timeout(5).kind(), FaultKind::Timeout);
+        let f = Fault::of(FaultKind::BadValue, "zset score is NaN");
+        assert_eq!(f.kind(), FaultKind::BadValue);
+        assert_eq!(f.to_string(), "zset score is NaN");
+        assert_eq!(Fault::bad("other").kind(), FaultKind::Inconsistent);
     }
 }

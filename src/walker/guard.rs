@@ -2,6 +2,7 @@
 
 use super::context::Budget;
 use super::fault::Fault;
+use crate::walker::fault::FaultKind;
 
 /// Detects a cycle in a singly linked chain (Brent's algorithm: O(1) memory, found within
 /// a small multiple of the chain's length) and caps the number of steps.
@@ -56,10 +57,13 @@ impl<'b> ChainGuard<'b> {
         }
         self.steps += 1;
         if self.steps > self.max_steps {
-            return Err(Fault::bad(format!(
-                "{} longer than its bound of {} links",
-                self.what, self.max_steps
-            )));
+            return Err(Fault::of(
+                FaultKind::CounterMismatch,
+                format!(
+                    "{} longer than its bound of {} links",
+                    self.what, self.max_steps
+                ),
+            ));
         }
         self.lambda += 1;
         if self.lambda == self.power || self.steps == 1 {

@@ -18,6 +18,7 @@ use super::object::ObjectDecoder;
 use super::sds::read_sds;
 use super::seen::SeenEntries;
 use crate::profile::layout::Field;
+use crate::walker::fault::FaultKind;
 
 /// Largest bucket exponent accepted.
 const MAX_BUCKET_EXP: i64 = 40;
@@ -230,7 +231,7 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         }
         let want = fragment(hash);
         match slot.fragment {
-            Some(stored) if stored != want => Err(Fault::bad(format!(
+            Some(stored) if stored != want => Err(Fault::of(FaultKind::MisplacedEntry, format!(
                 "an entry found in bucket {bucket} has a key whose hash fragment {want:#04x} differs from the {stored:#04x} stored with it: a damaged entry pointer"
             ))),
             _ => Ok(Some(hash)),
@@ -276,13 +277,17 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         // A hashtable starts with its `hashtableType *type`, always set: NULL means the
         // header was zeroed or overwritten, not that the table is empty.
         if bytes.get(..8).is_some_and(|t| t.iter().all(|b| *b == 0)) {
-            return Err(Fault::bad(format!(
+            return Err(Fault::of(
+                FaultKind::NullPointer,
+                format!(
                 "hashtable {addr:#x} has a NULL type pointer: its header is zeroed or overwritten"
-            )));
+            ),
+            ));
         }
         let field = |f: Field| {
-            f.get(&bytes)
-                .ok_or_else(|| Fault::bad("hashtable field outside its struct"))
+            f.get(&bytes).ok_or_else(|| {
+                Fault::of(FaultKind::ProfileGap, "hashtable field outside its struct")
+            })
         };
         let rehashidx = field(h.rehash_idx)? as i64;
         let mut tables = [Table::default(); 2];
@@ -293,16 +298,17 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             let used = field(h.used.element(i, 8))?;
             if exp == -1 {
                 if buckets != 0 || used != 0 {
-                    return Err(Fault::bad(format!(
+                    return Err(Fault::of(FaultKind::BadHeader, format!(
                         "hashtable {addr:#x} table {i} has no buckets but {buckets:#x} / used {used}"
                     )));
                 }
                 continue;
             }
             if !(0..=MAX_BUCKET_EXP).contains(&exp) {
-                return Err(Fault::bad(format!(
-                    "hashtable {addr:#x} table {i} has bucket exponent {exp}"
-                )));
+                return Err(Fault::of(
+                    FaultKind::BadHeader,
+                    format!("hashtable {addr:#x} table {i} has bucket exponent {exp}"),
+                ));
             }
             *t = Table {
                 buckets,
@@ -311,10 +317,13 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             };
         }
         if rehashidx < -1 || (rehashidx >= 0 && tables[1].size == 0) {
-            return Err(Fault::bad(format!(
-                "hashtable {addr:#x} has rehash_idx {rehashidx} with table 1 of {} buckets",
-                tables[1].size
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!(
+                    "hashtable {addr:#x} has rehash_idx {rehashidx} with table 1 of {} buckets",
+                    tables[1].size
+                ),
+            ));
         }
         Ok(DictHeader {
             tables,
@@ -432,12 +441,18 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                     let bytes = match self.ctx.space.read(bucket, h.bucket_size as usize) {
                         Ok(b) => b,
                         Err(e) => {
-                            faults.push(bi, Fault::bad(format!("table {ti}: {e}")));
+                            faults.push(
+                                bi,
+                                Fault::of(FaultKind::Inconsistent, format!("table {ti}: {e}")),
+                            );
                             break;
                         }
                     };
                     let Some((entries, chained, next)) = self.slots(&bytes) else {
-                        faults.push(bi, Fault::bad("bucket fields outside the bucket"));
+                        faults.push(
+                            bi,
+                            Fault::of(FaultKind::ProfileGap, "bucket fields outside the bucket"),
+                        );
                         break;
                     };
                     for slot in entries {
@@ -483,7 +498,10 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                         break;
                     }
                     if next == 0 {
-                        faults.push(bi, Fault::bad("chained bucket without a child"));
+                        faults.push(
+                            bi,
+                            Fault::of(FaultKind::NullPointer, "chained bucket without a child"),
+                        );
                         break;
                     }
                     bucket = next;
@@ -492,10 +510,13 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             if visited > t.used.saturating_mul(2).saturating_add(64) {
                 faults.push(
                     0,
-                    Fault::bad(format!(
-                        "table {ti} holds {visited} entries, its counter says {}",
-                        t.used
-                    )),
+                    Fault::of(
+                        FaultKind::CounterMismatch,
+                        format!(
+                            "table {ti} holds {visited} entries, its counter says {}",
+                            t.used
+                        ),
+                    ),
                 );
             }
         }

@@ -20,6 +20,7 @@ use super::context::WalkContext;
 use super::dict::DictHeader;
 use super::fault::Fault;
 use crate::profile::layout::KvstoreLayout;
+use crate::walker::fault::FaultKind;
 
 /// One table of a kvstore: its index (the cluster slot), address and checked header.
 pub type IndexedTable = (u32, u64, DictHeader);
@@ -80,7 +81,12 @@ pub fn split(
     };
     let set = field
         .get(kv)
-        .ok_or_else(|| Fault::bad("kvstore.importing outside the kvstore"))
+        .ok_or_else(|| {
+            Fault::of(
+                FaultKind::ProfileGap,
+                "kvstore.importing outside the kvstore",
+            )
+        })
         .and_then(|addr| read_set(ctx, addr, count));
     let slots = match set {
         Ok(s) => s,
@@ -145,23 +151,24 @@ pub fn split(
 pub fn read_set(ctx: &WalkContext<'_, '_>, addr: u64, count: u64) -> Result<Vec<u32>, Fault> {
     if addr == 0 {
         // kvstoreCreate always creates the set, empty or not.
-        return Err(Fault::bad("its pointer is NULL"));
+        return Err(Fault::of(FaultKind::NullPointer, "its pointer is NULL"));
     }
     let walker = ctx.hashtables();
     let header = walker.header(addr)?;
     if header.used() > count {
-        return Err(Fault::bad(format!(
-            "it counts {} entries for {count} tables",
-            header.used()
-        )));
+        return Err(Fault::of(
+            FaultKind::CounterMismatch,
+            format!("it counts {} entries for {count} tables", header.used()),
+        ));
     }
     // A set of at most `count` indices never needs more buckets than that; a bigger table
     // is a damaged exponent, and walking it would read buckets for nothing.
     let buckets: u64 = header.tables.iter().map(|t| t.size).sum();
     if buckets > count.max(64) {
-        return Err(Fault::bad(format!(
-            "its tables have {buckets} buckets for at most {count} entries"
-        )));
+        return Err(Fault::of(
+            FaultKind::CounterMismatch,
+            format!("its tables have {buckets} buckets for at most {count} entries"),
+        ));
     }
     let mut slots = Vec::new();
     let mut stray = None;
@@ -176,16 +183,20 @@ pub fn read_set(ctx: &WalkContext<'_, '_>, addr: u64, count: u64) -> Result<Vec<
         })
         .into_result()?;
     if let Some(entry) = stray {
-        return Err(Fault::bad(format!(
-            "it holds {entry:#x}, which is no index of the kvstore's {count} tables"
-        )));
+        return Err(Fault::of(
+            FaultKind::BadHeader,
+            format!("it holds {entry:#x}, which is no index of the kvstore's {count} tables"),
+        ));
     }
     if slots.len() as u64 != header.used() {
-        return Err(Fault::bad(format!(
-            "it yielded {} entries, its counter says {}",
-            slots.len(),
-            header.used()
-        )));
+        return Err(Fault::of(
+            FaultKind::CounterMismatch,
+            format!(
+                "it yielded {} entries, its counter says {}",
+                slots.len(),
+                header.used()
+            ),
+        ));
     }
     slots.sort_unstable();
     Ok(slots)

@@ -19,6 +19,7 @@ pub mod stream;
 use context::WalkContext;
 use dict::{DictHeader, KeyForm};
 pub use fault::Fault;
+use fault::FaultKind;
 use object::ObjectDecoder;
 use seen::SeenEntries;
 
@@ -346,11 +347,17 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                 let kvl = &self.layout.kvstore;
                 let kv = self.space.read(addr, kvl.size as usize)?;
                 let (Some(array), Some(count)) = (kvl.tables.get(&kv), kvl.count.get(&kv)) else {
-                    return Err(Fault::bad("kvstore fields outside the kvstore"));
+                    return Err(Fault::of(
+                        FaultKind::ProfileGap,
+                        "kvstore fields outside the kvstore",
+                    ));
                 };
                 let count = count as i64;
                 if count < 1 || count as u64 > MAX_KVSTORE_TABLES {
-                    return Err(Fault::bad(format!("kvstore {addr:#x} has {count} tables")));
+                    return Err(Fault::of(
+                        FaultKind::BadHeader,
+                        format!("kvstore {addr:#x} has {count} tables"),
+                    ));
                 }
                 let ptrs = self.space.read(array, count as usize * 8)?;
                 let mut tables = Vec::new();
@@ -623,11 +630,14 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             return Err(e);
         }
         if out.len() as u64 != header.used() {
-            return Err(Fault::bad(format!(
-                "functions libraries dict yielded {} of {} libraries",
-                out.len(),
-                header.used()
-            )));
+            return Err(Fault::of(
+                FaultKind::CounterMismatch,
+                format!(
+                    "functions libraries dict yielded {} of {} libraries",
+                    out.len(),
+                    header.used()
+                ),
+            ));
         }
         Ok(out)
     }
@@ -955,7 +965,7 @@ impl KeyVisitor<'_> {
         if let Some(slot) = self.slot {
             let home = u32::from(crate::slot::key_slot(key));
             if home != slot {
-                let f = Fault::bad(format!(
+                let f = Fault::of(FaultKind::MisplacedEntry, format!(
                     "found in the table of cluster slot {slot}, but its name belongs to slot {home}: a damaged key pointer or name"
                 ));
                 self.events.lost(db, Some(key), None, &f);
@@ -1078,7 +1088,8 @@ impl<'s, 'a> KeyDecoder<'s, 'a> {
         };
         if found.is_none() && !complete {
             if !self.salvage {
-                let f = Fault::bad(
+                let f = Fault::of(
+                    FaultKind::ExpiresDamaged,
                     "its TTL cannot be known: the expires dict is damaged (see warnings)",
                 );
                 return Decoded::Named {
@@ -1086,7 +1097,7 @@ impl<'s, 'a> KeyDecoder<'s, 'a> {
                     result: Err((None, f)),
                 };
             }
-            let f = Fault::bad(
+            let f = Fault::of(FaultKind::ExpiresDamaged,
                 "written without a TTL: the expires dict is damaged, so any TTL it had is unknown (--salvage)",
             );
             return self.value(key, None, obj_ptr, Some(f));

@@ -6,6 +6,7 @@ use super::dict::{DictWalker, KeyForm};
 use super::fault::Fault;
 use super::hashtable::{EntryKey, HashtableWalker};
 use super::stream::StreamReader;
+use crate::walker::fault::FaultKind;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -125,7 +126,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         r.value_flag
             .get(&bytes)
             .map(|v| v == 1)
-            .ok_or_else(|| Fault::bad("object flag bits outside the object"))
+            .ok_or_else(|| Fault::of(FaultKind::ProfileGap, "object flag bits outside the object"))
     }
 
     /// Where the embedded value of an object without `ptr` is: after its expire and key,
@@ -134,8 +135,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let r = &self.layout.robj;
         let head = self.space.read(addr, r.ptr.offset as usize)?;
         let flag = |b: crate::profile::layout::Bits| {
-            b.get(&head)
-                .ok_or_else(|| Fault::bad("object flag bits outside the object"))
+            b.get(&head).ok_or_else(|| {
+                Fault::of(FaultKind::ProfileGap, "object flag bits outside the object")
+            })
         };
         let mut at = addr.wrapping_add(r.data_start(true));
         if self.layout.features.expire == ExpireFlavor::InObject && flag(r.expire_flag)? == 1 {
@@ -157,7 +159,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let bytes = self
             .space
             .read(addr, r.data_start(embedded).max(r.ptr.offset) as usize)?;
-        let missing = || Fault::bad("robj field outside the robj struct");
+        let missing = || Fault::of(FaultKind::ProfileGap, "robj field outside the robj struct");
         let type_id = r.type_.get(&bytes).ok_or_else(missing)?;
         let encoding_id = r.encoding.get(&bytes).ok_or_else(missing)?;
         let ptr = if embedded {
@@ -302,7 +304,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     Some(QuicklistFlavor::Ziplist) => {
                         self.quicklist(h.ptr).map(Value::ListQuicklistZiplist)
                     }
-                    None => Err(Fault::bad("quicklist in a build without quicklists")),
+                    None => Err(Fault::of(
+                        FaultKind::ProfileGap,
+                        "quicklist in a build without quicklists",
+                    )),
                 };
             }
             if e == en.ziplist {
@@ -383,21 +388,28 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 "module type {name}: module values are not recovered by this version of redis-rescue"
             )));
         }
-        Err(Fault::bad(format!(
-            "object type {t} ({}) with encoding {e} ({}) is not valid for this Redis build",
-            h.kind.type_name, h.kind.encoding
-        )))
+        Err(Fault::of(
+            FaultKind::BadHeader,
+            format!(
+                "object type {t} ({}) with encoding {e} ({}) is not valid for this Redis build",
+                h.kind.type_name, h.kind.encoding
+            ),
+        ))
     }
 
     /// Read `len` bytes at `ptr` after checking they are all in the core.
     fn blob(&self, ptr: u64, len: u64, what: &str) -> Result<Bytes<'a>, Fault> {
         if ptr == 0 {
-            return Err(Fault::bad(format!("{what}: NULL pointer")));
+            return Err(Fault::of(
+                FaultKind::NullPointer,
+                format!("{what}: NULL pointer"),
+            ));
         }
         if self.space.readable_len(ptr) < len {
-            return Err(Fault::bad(format!(
-                "{what} at {ptr:#x} of {len} bytes runs past the dumped memory"
-            )));
+            return Err(Fault::of(
+                FaultKind::OutsideAllocation,
+                format!("{what} at {ptr:#x} of {len} bytes runs past the dumped memory"),
+            ));
         }
         Ok(self.space.read(ptr, len as usize)?)
     }
@@ -407,15 +419,16 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let bytes = self.blob(ptr, total, what)?;
         let lp = Listpack::parse(&bytes).map_err(Fault::decode(what))?;
         if pairs && lp.len() % 2 != 0 {
-            return Err(Fault::bad(format!(
-                "{what} holds an odd number of entries ({})",
-                lp.len()
-            )));
+            return Err(Fault::of(
+                FaultKind::BadLength,
+                format!("{what} holds an odd number of entries ({})", lp.len()),
+            ));
         }
         if lp.is_empty() {
-            return Err(Fault::bad(format!(
-                "{what} is empty; Redis never keeps an empty key"
-            )));
+            return Err(Fault::of(
+                FaultKind::EmptyValue,
+                format!("{what} is empty; Redis never keeps an empty key"),
+            ));
         }
         Ok(bytes)
     }
@@ -425,15 +438,16 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let bytes = self.blob(ptr, total, what)?;
         let zl = Ziplist::parse(&bytes).map_err(Fault::decode(what))?;
         if pairs && zl.len() % 2 != 0 {
-            return Err(Fault::bad(format!(
-                "{what} holds an odd number of entries ({})",
-                zl.len()
-            )));
+            return Err(Fault::of(
+                FaultKind::BadLength,
+                format!("{what} holds an odd number of entries ({})", zl.len()),
+            ));
         }
         if zl.is_empty() {
-            return Err(Fault::bad(format!(
-                "{what} is empty; Redis never keeps an empty key"
-            )));
+            return Err(Fault::of(
+                FaultKind::EmptyValue,
+                format!("{what} is empty; Redis never keeps an empty key"),
+            ));
         }
         Ok(bytes)
     }
@@ -451,10 +465,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let h = self.header(ptr)?;
         let en = &self.layout.enc;
         if h.type_id != self.layout.types.string {
-            return Err(Fault::bad(format!(
-                "collection element at {ptr:#x} is a {} object, not a string",
-                h.kind.type_name
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!(
+                    "collection element at {ptr:#x} is a {} object, not a string",
+                    h.kind.type_name
+                ),
+            ));
         }
         if h.encoding_id == en.int {
             Ok(Cow::Owned((h.ptr as i64).to_string().into_bytes()))
@@ -464,17 +481,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             }
             read_sds(self.space, self.sds, h.ptr)
         } else {
-            Err(Fault::bad(format!(
-                "string element at {ptr:#x} has encoding {}",
-                h.encoding_id
-            )))
+            Err(Fault::of(
+                FaultKind::BadHeader,
+                format!("string element at {ptr:#x} has encoding {}", h.encoding_id),
+            ))
         }
     }
 
     fn linked_list(&self, ptr: u64) -> Result<Vec<Bytes<'a>>, Fault> {
         let l = &self.layout.linked_list;
         let head = self.space.read(ptr, l.size as usize)?;
-        let missing = || Fault::bad("list field outside its struct");
+        let missing = || Fault::of(FaultKind::ProfileGap, "list field outside its struct");
         let len = l.len.get(&head).ok_or_else(missing)?;
         let mut node = l.head.get(&head).ok_or_else(missing)?;
         let mut out = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
@@ -493,10 +510,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })();
         let fault = walked.err().or_else(|| {
             (out.len() as u64 != len || len == 0).then(|| {
-                Fault::bad(format!(
-                    "linked list holds {} nodes, its header says {len}",
-                    out.len()
-                ))
+                Fault::of(
+                    FaultKind::CounterMismatch,
+                    format!(
+                        "linked list holds {} nodes, its header says {len}",
+                        out.len()
+                    ),
+                )
             })
         });
         self.salvaged(out, fault)
@@ -508,11 +528,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let total = len
             .checked_mul(enc)
             .and_then(|n| n.checked_add(8))
-            .ok_or_else(|| Fault::bad("intset size overflows"))?;
+            .ok_or_else(|| Fault::of(FaultKind::BadLength, "intset size overflows"))?;
         let bytes = self.blob(ptr, total, "intset")?;
         let set = Intset::parse(&bytes).map_err(Fault::decode("intset"))?;
         if set.is_empty() {
-            return Err(Fault::bad(
+            return Err(Fault::of(
+                FaultKind::EmptyValue,
                 "intset is empty; Redis never keeps an empty key",
             ));
         }
@@ -524,7 +545,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let qn = &self.layout.ql_node;
         let consts = self.layout.ql;
         let head = self.space.read(ptr, ql.size as usize)?;
-        let missing = || Fault::bad("quicklist field outside its struct");
+        let missing = || Fault::of(FaultKind::ProfileGap, "quicklist field outside its struct");
         let count = ql.count.get(&head).ok_or_else(missing)?;
         let len = ql.len.get(&head).ok_or_else(missing)?;
         let mut node = ql.head.get(&head).ok_or_else(missing)?;
@@ -549,17 +570,19 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     return Err(missing());
                 };
                 if sz > MAX_NODE_BYTES || ncount == 0 {
-                    return Err(Fault::bad(format!(
-                        "quicklist node {node:#x} has size {sz} and count {ncount}"
-                    )));
+                    return Err(Fault::of(
+                        FaultKind::CounterMismatch,
+                        format!("quicklist node {node:#x} has size {sz} and count {ncount}"),
+                    ));
                 }
                 let plain_allowed =
                     self.layout.features.quicklist == Some(QuicklistFlavor::Listpack);
                 if plain_allowed && container == consts.container_plain {
                     if ncount != 1 {
-                        return Err(Fault::bad(format!(
-                            "PLAIN quicklist node with count {ncount}"
-                        )));
+                        return Err(Fault::of(
+                            FaultKind::CounterMismatch,
+                            format!("PLAIN quicklist node with count {ncount}"),
+                        ));
                     }
                     if enc == consts.encoding_lzf {
                         let compressed = self.lzf_decompress(entry, sz)?;
@@ -578,9 +601,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     if enc == consts.encoding_lzf {
                         let (compressed, lp_len) = self.lzf_node(entry, sz)?;
                         if lp_len != ncount {
-                            return Err(Fault::bad(format!(
+                            return Err(Fault::of(
+                                FaultKind::CounterMismatch,
+                                format!(
                                 "quicklist node holds {lp_len} entries, its header says {ncount}"
-                            )));
+                            ),
+                            ));
                         }
                         nodes.push(QuicklistNode::PackedLzf {
                             compressed,
@@ -590,16 +616,22 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                         let bytes = self.blob(entry, sz, "quicklist node")?;
                         let (entries, total) = self.packed_info(&bytes)?;
                         if entries != ncount || total != sz {
-                            return Err(Fault::bad(format!(
+                            return Err(Fault::of(FaultKind::CounterMismatch, format!(
                                 "quicklist node holds {entries} entries / {total} bytes, its header says {ncount} / {sz}"
                             )));
                         }
                         nodes.push(QuicklistNode::Packed(bytes));
                     } else {
-                        return Err(Fault::bad(format!("quicklist node encoding {enc}")));
+                        return Err(Fault::of(
+                            FaultKind::BadHeader,
+                            format!("quicklist node encoding {enc}"),
+                        ));
                     }
                 } else {
-                    return Err(Fault::bad(format!("quicklist node container {container}")));
+                    return Err(Fault::of(
+                        FaultKind::BadHeader,
+                        format!("quicklist node container {container}"),
+                    ));
                 }
                 elements += ncount;
                 node = next;
@@ -608,12 +640,20 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })();
         let fault = walked.err().or_else(|| {
             if guard.steps() != len || elements != count {
-                return Some(Fault::bad(format!(
+                return Some(Fault::of(
+                    FaultKind::CounterMismatch,
+                    format!(
                     "quicklist has {} nodes / {elements} elements, its header says {len} / {count}",
                     guard.steps()
-                )));
+                ),
+                ));
             }
-            (count == 0).then(|| Fault::bad("quicklist is empty; Redis never keeps an empty key"))
+            (count == 0).then(|| {
+                Fault::of(
+                    FaultKind::EmptyValue,
+                    "quicklist is empty; Redis never keeps an empty key",
+                )
+            })
         });
         self.salvaged(nodes, fault)
     }
@@ -637,16 +677,22 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             SdsFormat::Typed => (start + 3, start + 3, true),
         };
         if h.ptr < lowest || h.ptr > highest {
-            return Err(Fault::bad(format!(
-                "embstr object {:#x} points at {:#x}, outside its own allocation",
-                h.addr, h.ptr
-            )));
+            return Err(Fault::of(
+                FaultKind::OutsideAllocation,
+                format!(
+                    "embstr object {:#x} points at {:#x}, outside its own allocation",
+                    h.addr, h.ptr
+                ),
+            ));
         }
         if typed && self.space.u8(h.ptr.wrapping_sub(1))? & 7 != 1 {
-            return Err(Fault::bad(format!(
-                "embstr object {:#x}: its string header is not an sdshdr8",
-                h.addr
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!(
+                    "embstr object {:#x}: its string header is not an sdshdr8",
+                    h.addr
+                ),
+            ));
         }
         Ok(())
     }
@@ -658,9 +704,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             .space
             .uint(lzf_ptr.wrapping_add(l.sz.offset), l.sz.size)?;
         if csz == 0 || raw_len > csz.saturating_mul(MAX_LZF_RATIO) {
-            return Err(Fault::bad(format!(
-                "LZF node of {csz} compressed bytes claims {raw_len} bytes uncompressed"
-            )));
+            return Err(Fault::of(
+                FaultKind::CounterMismatch,
+                format!("LZF node of {csz} compressed bytes claims {raw_len} bytes uncompressed"),
+            ));
         }
         let compressed = self.blob(
             lzf_ptr.wrapping_add(l.compressed),
@@ -690,7 +737,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let compressed = self.lzf_decompress(lzf_ptr, raw_len)?;
         let (entries, total) = self.packed_info(&self.scratch)?;
         if total != raw_len {
-            return Err(Fault::bad(
+            return Err(Fault::of(
+                FaultKind::CounterMismatch,
                 "decompressed node size differs from the node's size",
             ));
         }
@@ -781,7 +829,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })?;
         let shared = shared_values(&value_at);
         if let Some(&at) = shared.iter().next() {
-            first.get_or_insert(Fault::bad(format!(
+            first.get_or_insert(Fault::of(FaultKind::Duplicate, format!(
                 "hash fields share one value string at {at:#x} ({} values shared): a damaged value pointer",
                 shared.len()
             )));
@@ -828,7 +876,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             ));
         };
         let meta = self.space.read(at, ft.meta_size as usize)?;
-        let missing = || Fault::bad("ExpireMeta field outside its struct");
+        let missing = || Fault::of(FaultKind::ProfileGap, "ExpireMeta field outside its struct");
         if ft.trash.get(&meta).ok_or_else(missing)? == 1 {
             return Ok(None);
         }
@@ -850,10 +898,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let bytes = self.listpack(lp_ptr, false, "hash listpack_ex")?;
         let lp = Listpack::parse(&bytes).map_err(Fault::decode("hash listpack_ex"))?;
         if lp.len() % 3 != 0 {
-            return Err(Fault::bad(format!(
-                "hash listpack_ex holds {} entries, not (field, value, TTL) triplets",
-                lp.len()
-            )));
+            return Err(Fault::of(
+                FaultKind::BadLength,
+                format!(
+                    "hash listpack_ex holds {} entries, not (field, value, TTL) triplets",
+                    lp.len()
+                ),
+            ));
         }
         let mut min_expire = 0u64;
         for (i, e) in lp.iter().enumerate() {
@@ -868,7 +919,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     }
                 }
                 _ => {
-                    return Err(Fault::bad(
+                    return Err(Fault::of(
+                        FaultKind::BadValue,
                         "hash listpack_ex TTL is not a non-negative integer",
                     ))
                 }
@@ -886,7 +938,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// sdshdr8 string right after the field's terminator.
     fn hash_entry(&self, field_ptr: u64) -> Result<(HashField<'a>, Option<u64>), Fault> {
         let Some(he) = self.layout.hash_entry else {
-            return Err(Fault::bad("the profile has no hash_entry constants"));
+            return Err(Fault::of(
+                FaultKind::ProfileGap,
+                "the profile has no hash_entry constants",
+            ));
         };
         let field = read_sds(self.space, SdsFormat::Typed, field_ptr)?;
         let flags = self.space.u8(field_ptr.wrapping_sub(1))?;
@@ -899,7 +954,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             2 => 5,
             3 => 9,
             4 => 17,
-            _ => return Err(Fault::bad(format!("hash field sds type {ty}"))),
+            _ => {
+                return Err(Fault::of(
+                    FaultKind::BadHeader,
+                    format!("hash field sds type {ty}"),
+                ))
+            }
         };
         let mut before = field_ptr.wrapping_sub(hdr);
         let value_ptr = if aux & (1 << he.value_ptr_bit) != 0 {
@@ -940,9 +1000,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .wrapping_add(field.len() as u64)
                     .wrapping_add(1 + 3);
                 if self.space.u8(v.wrapping_sub(1))? & 7 != 1 {
-                    return Err(Fault::bad(format!(
-                        "hash entry at {field_ptr:#x}: embedded value is not an sdshdr8 string"
-                    )));
+                    return Err(Fault::of(
+                        FaultKind::BadHeader,
+                        format!(
+                            "hash entry at {field_ptr:#x}: embedded value is not an sdshdr8 string"
+                        ),
+                    ));
                 }
                 v
             }
@@ -960,7 +1023,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// The name and encoding version of a module value's type (`moduleValue.type->id`).
     fn module_type(&self, value: u64) -> Result<String, Fault> {
         let Some(m) = &self.layout.modules else {
-            return Err(Fault::bad(
+            return Err(Fault::of(
+                FaultKind::ProfileGap,
                 "the profile has no moduleValue/moduleType layout",
             ));
         };
@@ -979,13 +1043,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let r = &self.layout.robj;
         let bytes = self.space.read(obj, r.size as usize)?;
         let flag = |b: crate::profile::layout::Bits| {
-            b.get(&bytes)
-                .ok_or_else(|| Fault::bad("object flag bits outside the object"))
+            b.get(&bytes).ok_or_else(|| {
+                Fault::of(FaultKind::ProfileGap, "object flag bits outside the object")
+            })
         };
         if flag(r.key_flag)? != 1 {
-            return Err(Fault::bad(format!(
-                "keyspace object {obj:#x} has no embedded key"
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!("keyspace object {obj:#x} has no embedded key"),
+            ));
         }
         let mut at = obj.wrapping_add(r.data_start(self.embeds_value(obj)?));
         // -1 is a reserved but unused expire slot.
@@ -1006,16 +1072,18 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         };
         if let Some(ms) = expire {
             if ms < 0 {
-                return Err(Fault::bad(format!(
-                    "keyspace object {obj:#x} has expire time {ms}"
-                )));
+                return Err(Fault::of(
+                    FaultKind::BadValue,
+                    format!("keyspace object {obj:#x} has expire time {ms}"),
+                ));
             }
         }
         let hdr = u64::from(self.space.u8(at)?);
         if ![1, 3, 5, 9, 17].contains(&hdr) {
-            return Err(Fault::bad(format!(
-                "keyspace object {obj:#x}: embedded key header size {hdr}"
-            )));
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!("keyspace object {obj:#x}: embedded key header size {hdr}"),
+            ));
         }
         let key = read_sds(self.space, SdsFormat::Typed, at.wrapping_add(1 + hdr))?;
         let module_meta = match self.layout.features.expire {
@@ -1034,7 +1102,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// offset kept in `level[0].span`.
     fn node_element(&self, node: u64, nb: &[u8]) -> Result<Bytes<'a>, Fault> {
         let z = &self.layout.zset;
-        let missing = || Fault::bad("zset field outside its struct");
+        let missing = || Fault::of(FaultKind::ProfileGap, "zset field outside its struct");
         let ele = match (z.ele, self.layout.features.zset_element) {
             (Some(f), _) => return self.element(f.get(nb).ok_or_else(missing)?),
             (None, ZsetElementFlavor::AfterLevels) => {
@@ -1042,9 +1110,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 // behind its 1-byte header size.
                 let levels = z.span0.get(nb).ok_or_else(missing)?;
                 if !(1..=MAX_SKIPLIST_LEVELS).contains(&levels) {
-                    return Err(Fault::bad(format!(
-                        "skiplist node {node:#x} claims {levels} levels"
-                    )));
+                    return Err(Fault::of(
+                        FaultKind::BadLength,
+                        format!("skiplist node {node:#x} claims {levels} levels"),
+                    ));
                 }
                 let after = node
                     .wrapping_add(z.forward0.offset)
@@ -1056,7 +1125,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             (None, _) => {
                 let offset = z.span0.get(nb).ok_or_else(missing)? & 0xffff;
                 if offset < z.node_size {
-                    return Err(Fault::bad(format!(
+                    return Err(Fault::of(FaultKind::OutsideAllocation, format!(
                         "skiplist node {node:#x} puts its element at offset {offset}, inside the node"
                     )));
                 }
@@ -1088,10 +1157,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let used = h.used();
         let fault = faults.into_result().err().or_else(|| {
             (nodes.len() as u64 != used).then(|| {
-                Fault::bad(format!(
-                    "zset hashtable yielded {} nodes, its counter says {used}",
-                    nodes.len()
-                ))
+                Fault::of(
+                    FaultKind::CounterMismatch,
+                    format!(
+                        "zset hashtable yielded {} nodes, its counter says {used}",
+                        nodes.len()
+                    ),
+                )
             })
         });
         Ok((nodes, used, fault))
@@ -1104,7 +1176,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     fn skiplist(&self, zs: u64) -> Result<Vec<(Bytes<'a>, f64)>, Fault> {
         let z = &self.layout.zset;
         let zb = self.space.read(zs, z.size as usize)?;
-        let missing = || Fault::bad("zset field outside its struct");
+        let missing = || Fault::of(FaultKind::ProfileGap, "zset field outside its struct");
         let zsl = z.zsl.get(&zb).ok_or_else(missing)?;
         let dict = z.dict.get(&zb).ok_or_else(missing)?;
         let lb = self.space.read(zsl, z.list_size as usize)?;
@@ -1133,9 +1205,10 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             _ => None,
         };
         if dict_used != length {
-            return Err(Fault::bad(format!(
-                "zset skiplist length {length} differs from its dict's {dict_used}"
-            )));
+            return Err(Fault::of(
+                FaultKind::CounterMismatch,
+                format!("zset skiplist length {length} differs from its dict's {dict_used}"),
+            ));
         }
         let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
         let mut refused: Option<Fault> = None;
@@ -1158,7 +1231,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     // Its element (or the pointer that led here) is damaged: the nodes
                     // after it are still checked one by one.
                     refused.get_or_insert_with(|| {
-                        Fault::bad(format!(
+                        Fault::of(FaultKind::MisplacedEntry, format!(
                             "skiplist node {node:#x} is not an entry of its zset's hashtable (a damaged element or node pointer)"
                         ))
                     });
@@ -1167,7 +1240,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 }
                 let score = f64::from_bits(z.score.get(&nb).ok_or_else(missing)?);
                 if score.is_nan() {
-                    return Err(Fault::bad("zset score is NaN"));
+                    return Err(Fault::of(FaultKind::BadValue, "zset score is NaN"));
                 }
                 let element = self.node_element(node, &nb)?;
                 if let Some((h, ele, check)) = &by_dict {
@@ -1176,7 +1249,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     let mapped = self.dicts.value_of(h, check.hash_bytes(&element), ptr);
                     if mapped != Some(score_at) {
                         refused.get_or_insert_with(|| {
-                            Fault::bad(format!(
+                            Fault::of(FaultKind::MisplacedEntry, format!(
                                 "skiplist node {node:#x} is not what its zset's dict maps its element to (a damaged element or node pointer)"
                             ))
                         });
@@ -1191,10 +1264,13 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })();
         let fault = walked.err().or(refused).or(table_fault).or_else(|| {
             (out.len() as u64 != length || length == 0).then(|| {
-                Fault::bad(format!(
-                    "skiplist holds {} nodes, its header says {length}",
-                    out.len()
-                ))
+                Fault::of(
+                    FaultKind::CounterMismatch,
+                    format!(
+                        "skiplist holds {} nodes, its header says {length}",
+                        out.len()
+                    ),
+                )
             })
         });
         self.salvaged(out, fault)
@@ -1251,19 +1327,23 @@ fn check_complete(first: Option<Fault>, found: u64, used: u64, what: &str) -> Re
         return Err(e);
     }
     if found != used || found == 0 {
-        return Err(Fault::bad(format!(
-            "{what} hashtable yielded {found} elements, its dict says {used}"
-        )));
+        return Err(Fault::of(
+            FaultKind::CounterMismatch,
+            format!("{what} hashtable yielded {found} elements, its dict says {used}"),
+        ));
     }
     Ok(())
 }
 
 /// Why a value with a repeated member or field is not written as it is.
 fn duplicate_fault(what: &str, name: &[u8]) -> Fault {
-    Fault::bad(format!(
-        "{what} {} appears twice (a damaged pointer led to it again)",
-        crate::value::printable(name)
-    ))
+    Fault::of(
+        FaultKind::Duplicate,
+        format!(
+            "{what} {} appears twice (a damaged pointer led to it again)",
+            crate::value::printable(name)
+        ),
+    )
 }
 
 /// The first element that repeats among every `stride`-th element (from the first) of a
@@ -1274,13 +1354,13 @@ fn duplicate_fault(what: &str, name: &[u8]) -> Fault {
 fn check_scores(value: &Value<'_>) -> Result<(), Fault> {
     let scores: Vec<Element<'_>> = match value {
         Value::ZsetListpack(b) => Listpack::parse(b)
-            .map_err(|e| Fault::bad(format!("zset listpack: {e}")))?
+            .map_err(|e| Fault::of(FaultKind::BadEncoding, format!("zset listpack: {e}")))?
             .iter()
             .skip(1)
             .step_by(2)
             .collect(),
         Value::ZsetZiplist(b) => Ziplist::parse(b)
-            .map_err(|e| Fault::bad(format!("zset ziplist: {e}")))?
+            .map_err(|e| Fault::of(FaultKind::BadEncoding, format!("zset ziplist: {e}")))?
             .iter()
             .skip(1)
             .step_by(2)
@@ -1294,10 +1374,10 @@ fn check_scores(value: &Value<'_>) -> Result<(), Fault> {
                 .and_then(|s| s.parse::<f64>().ok())
                 .filter(|x| !x.is_nan());
             if number.is_none() {
-                return Err(Fault::bad(format!(
-                    "zset score {} is not a number",
-                    crate::value::printable(b)
-                )));
+                return Err(Fault::of(
+                    FaultKind::BadValue,
+                    format!("zset score {} is not a number", crate::value::printable(b)),
+                ));
             }
         }
     }

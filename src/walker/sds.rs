@@ -1,5 +1,6 @@
 //! Reading sds strings (typed headers, Redis 3.2+) from the core.
 
+use crate::walker::fault::FaultKind;
 use std::borrow::Cow;
 
 use super::fault::Fault;
@@ -30,19 +31,23 @@ impl SdsFormat {
 fn len_free_len(space: &AddressSpace<'_>, l: &SdsLayout, ptr: u64) -> Result<u64, Fault> {
     let hdr = ptr
         .checked_sub(l.header_size)
-        .ok_or_else(|| Fault::bad("sds pointer below its header"))?;
+        .ok_or_else(|| Fault::of(FaultKind::OutsideAllocation, "sds pointer below its header"))?;
     let bytes = space.read(hdr, l.header_size as usize)?;
     let (Some(len), Some(free)) = (l.len.get(&bytes), l.free.get(&bytes)) else {
-        return Err(Fault::bad("sdshdr fields outside the header"));
+        return Err(Fault::of(
+            FaultKind::ProfileGap,
+            "sdshdr fields outside the header",
+        ));
     };
     // Both are 32-bit: a string and its slack never exceed 4 GiB together in these versions.
     if len
         .checked_add(free)
         .is_none_or(|t| t > u64::from(u32::MAX))
     {
-        return Err(Fault::bad(format!(
-            "sds at {ptr:#x} has len {len} and free {free}"
-        )));
+        return Err(Fault::of(
+            FaultKind::BadLength,
+            format!("sds at {ptr:#x} has len {len} and free {free}"),
+        ));
     }
     Ok(len)
 }
@@ -52,27 +57,36 @@ fn len_free_len(space: &AddressSpace<'_>, l: &SdsLayout, ptr: u64) -> Result<u64
 fn typed_len(space: &AddressSpace<'_>, ptr: u64, flags: u8) -> Result<u64, Fault> {
     let at = |back: u64| {
         ptr.checked_sub(back)
-            .ok_or_else(|| Fault::bad("sds pointer below its header"))
+            .ok_or_else(|| Fault::of(FaultKind::OutsideAllocation, "sds pointer below its header"))
     };
     let (len, alloc) = match flags & 7 {
         // sdsnewlen never makes an empty sdshdr5 (it picks sdshdr8 so the string can
         // grow): a zero flags byte is zeroed memory, not an empty string.
         0 if flags == 0 => {
-            return Err(Fault::bad(format!(
-                "sds at {ptr:#x} has a zero header, which Redis never writes (zeroed memory?)"
-            )))
+            return Err(Fault::of(
+                FaultKind::NullPointer,
+                format!(
+                    "sds at {ptr:#x} has a zero header, which Redis never writes (zeroed memory?)"
+                ),
+            ))
         }
         0 => (u64::from(flags >> 3), u64::MAX),
         1 => (u64::from(space.u8(at(3)?)?), u64::from(space.u8(at(2)?)?)),
         2 => (u64::from(space.u16(at(5)?)?), u64::from(space.u16(at(3)?)?)),
         3 => (u64::from(space.u32(at(9)?)?), u64::from(space.u32(at(5)?)?)),
         4 => (space.u64(at(17)?)?, space.u64(at(9)?)?),
-        t => return Err(Fault::bad(format!("sds at {ptr:#x} has invalid type {t}"))),
+        t => {
+            return Err(Fault::of(
+                FaultKind::BadHeader,
+                format!("sds at {ptr:#x} has invalid type {t}"),
+            ))
+        }
     };
     if len > alloc {
-        return Err(Fault::bad(format!(
-            "sds at {ptr:#x} claims length {len} above its allocation {alloc}"
-        )));
+        return Err(Fault::of(
+            FaultKind::BadLength,
+            format!("sds at {ptr:#x} claims length {len} above its allocation {alloc}"),
+        ));
     }
     Ok(len)
 }
@@ -130,24 +144,25 @@ fn read_sds_checked<'a>(
     ptr: u64,
 ) -> Result<Cow<'a, [u8]>, Fault> {
     if ptr == 0 {
-        return Err(Fault::bad("NULL sds pointer"));
+        return Err(Fault::of(FaultKind::NullPointer, "NULL sds pointer"));
     }
     let len = match format {
         SdsFormat::Typed => {
             let flags = space.u8(ptr
                 .checked_sub(1)
-                .ok_or_else(|| Fault::bad("sds pointer 0x0"))?)?;
+                .ok_or_else(|| Fault::of(FaultKind::NullPointer, "sds pointer 0x0"))?)?;
             typed_len(space, ptr, flags)?
         }
         SdsFormat::LenFree(l) => len_free_len(space, &l, ptr)?,
     };
     let total = len
         .checked_add(1)
-        .ok_or_else(|| Fault::bad("sds length overflow"))?;
+        .ok_or_else(|| Fault::of(FaultKind::BadLength, "sds length overflow"))?;
     if space.readable_len(ptr) < total {
-        return Err(Fault::bad(format!(
-            "sds at {ptr:#x} of length {len} runs past the dumped memory"
-        )));
+        return Err(Fault::of(
+            FaultKind::OutsideAllocation,
+            format!("sds at {ptr:#x} of length {len} runs past the dumped memory"),
+        ));
     }
     let bytes = space.read(ptr, total as usize)?;
     let (body, nul) = match bytes {
@@ -161,9 +176,10 @@ fn read_sds_checked<'a>(
         }
     };
     if nul != Some(0) {
-        return Err(Fault::bad(format!(
-            "sds at {ptr:#x} is not NUL-terminated at its length {len}"
-        )));
+        return Err(Fault::of(
+            FaultKind::BadLength,
+            format!("sds at {ptr:#x} is not NUL-terminated at its length {len}"),
+        ));
     }
     Ok(body)
 }
@@ -173,8 +189,12 @@ fn read_sds_checked<'a>(
 /// and the metadata flag in bit 2.
 pub fn read_mstr<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<(Cow<'a, [u8]>, bool), Fault> {
     let at = |back: u64| {
-        ptr.checked_sub(back)
-            .ok_or_else(|| Fault::bad("mstr pointer below its header"))
+        ptr.checked_sub(back).ok_or_else(|| {
+            Fault::of(
+                FaultKind::OutsideAllocation,
+                "mstr pointer below its header",
+            )
+        })
     };
     let info = space.u8(at(1)?)?;
     let len = match info & 3 {
@@ -184,15 +204,17 @@ pub fn read_mstr<'a>(space: &AddressSpace<'a>, ptr: u64) -> Result<(Cow<'a, [u8]
         _ => space.u64(at(9)?)?,
     };
     if space.readable_len(ptr) < len.saturating_add(1) {
-        return Err(Fault::bad(format!(
-            "mstr at {ptr:#x} of length {len} runs past the dumped memory"
-        )));
+        return Err(Fault::of(
+            FaultKind::OutsideAllocation,
+            format!("mstr at {ptr:#x} of length {len} runs past the dumped memory"),
+        ));
     }
     let bytes = space.read(ptr, len as usize + 1)?;
     if bytes.last() != Some(&0) {
-        return Err(Fault::bad(format!(
-            "mstr at {ptr:#x} is not NUL-terminated"
-        )));
+        return Err(Fault::of(
+            FaultKind::BadLength,
+            format!("mstr at {ptr:#x} is not NUL-terminated"),
+        ));
     }
     let body = match bytes {
         Cow::Borrowed(b) => Cow::Borrowed(b.split_at(len as usize).0),

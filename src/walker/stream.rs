@@ -9,6 +9,7 @@ use crate::profile::layout::{IdmpLayout, StreamLayout};
 use crate::value::{
     Bytes, StreamConsumer, StreamGroup, StreamId, StreamIdmp, StreamNack, StreamValue,
 };
+use crate::walker::fault::FaultKind;
 
 /// Most IIDs a producer may remember (the 8.6 loader refuses larger `idmp_max_entries`).
 const MAX_IDMP_ENTRIES: u64 = 10_000;
@@ -49,7 +50,7 @@ impl<'s, 'a> StreamReader<'s, 'a> {
     ) -> Result<u64, Fault> {
         let l = self.l;
         let hdr = self.space.read(rax, l.rax_size as usize)?;
-        let missing = || Fault::bad("rax field outside the rax");
+        let missing = || Fault::of(FaultKind::ProfileGap, "rax field outside the rax");
         let head = l.rax_head.get(&hdr).ok_or_else(missing)?;
         let numele = l.rax_numele.get(&hdr).ok_or_else(missing)?;
         let numnodes = l.rax_numnodes.get(&hdr).ok_or_else(missing)?;
@@ -62,9 +63,10 @@ impl<'s, 'a> StreamReader<'s, 'a> {
             self.ctx.budget.check()?;
             visited += 1;
             if visited > numnodes.saturating_add(1) {
-                return Err(Fault::bad(format!(
-                    "rax {rax:#x} has more nodes than its count {numnodes} (a loop?)"
-                )));
+                return Err(Fault::of(
+                    FaultKind::CounterMismatch,
+                    format!("rax {rax:#x} has more nodes than its count {numnodes} (a loop?)"),
+                ));
             }
             key.truncate(plen);
             if let Some(b) = edge {
@@ -79,9 +81,10 @@ impl<'s, 'a> StreamReader<'s, 'a> {
                 bit(l.node_size)? as usize,
             );
             if key.len().saturating_add(size) > MAX_RAX_KEY {
-                return Err(Fault::bad(format!(
-                    "rax node {node:#x} makes a key too long"
-                )));
+                return Err(Fault::of(
+                    FaultKind::BadLength,
+                    format!("rax node {node:#x} makes a key too long"),
+                ));
             }
             let data_at = node.wrapping_add(l.node_data);
             // Children start at the next pointer-aligned offset after the data.
@@ -119,23 +122,28 @@ impl<'s, 'a> StreamReader<'s, 'a> {
             }
         }
         if elements != numele {
-            return Err(Fault::bad(format!(
-                "rax {rax:#x} holds {elements} keys, its count says {numele}"
-            )));
+            return Err(Fault::of(
+                FaultKind::CounterMismatch,
+                format!("rax {rax:#x} holds {elements} keys, its count says {numele}"),
+            ));
         }
         Ok(elements)
     }
 
     fn id_key(key: &[u8]) -> Result<[u8; 16], Fault> {
-        key.try_into()
-            .map_err(|_| Fault::bad(format!("stream ID key of {} bytes", key.len())))
+        key.try_into().map_err(|_| {
+            Fault::of(
+                FaultKind::BadLength,
+                format!("stream ID key of {} bytes", key.len()),
+            )
+        })
     }
 
     /// Read the stream at `ptr`.
     pub fn read(&self, ptr: u64) -> Result<StreamValue<'a>, Fault> {
         let l = self.l;
         let s = self.space.read(ptr, l.size as usize)?;
-        let missing = || Fault::bad("stream field outside the stream");
+        let missing = || Fault::of(FaultKind::ProfileGap, "stream field outside the stream");
         let rax = l.rax.get(&s).ok_or_else(missing)?;
         let length = l.length.get(&s).ok_or_else(missing)?;
         let cgroups = l.cgroups.get(&s).ok_or_else(missing)?;
@@ -145,26 +153,35 @@ impl<'s, 'a> StreamReader<'s, 'a> {
             let id = Self::id_key(key)?;
             let total = u64::from(self.space.u32(lp_ptr)?);
             if self.space.readable_len(lp_ptr) < total {
-                return Err(Fault::bad("stream listpack runs past the dumped memory"));
+                return Err(Fault::of(
+                    FaultKind::OutsideAllocation,
+                    "stream listpack runs past the dumped memory",
+                ));
             }
             let bytes: Bytes<'a> = self.space.read(lp_ptr, total as usize)?;
             let lp = Listpack::parse(&bytes).map_err(Fault::decode("stream listpack"))?;
             // The master entry starts with the count of live entries in this listpack.
             match lp.iter().next() {
                 Some(Element::Int(n)) if n >= 0 => entries += n as u64,
-                _ => return Err(Fault::bad("stream listpack without a master entry count")),
+                _ => {
+                    return Err(Fault::of(
+                        FaultKind::BadEncoding,
+                        "stream listpack without a master entry count",
+                    ))
+                }
             }
             // Entry by entry, as Redis's deep sanitization would: a damaged element count
             // loads fine and then sends XREVRANGE astray.
             rdb::decode::stream::check_stream_node(&bytes)
-                .map_err(|e| Fault::bad(format!("stream listpack: {e}")))?;
+                .map_err(|e| Fault::of(FaultKind::BadEncoding, format!("stream listpack: {e}")))?;
             listpacks.push((id, bytes));
             Ok(())
         })?;
         if entries != length {
-            return Err(Fault::bad(format!(
-                "stream listpacks hold {entries} live entries, the stream says {length}"
-            )));
+            return Err(Fault::of(
+                FaultKind::CounterMismatch,
+                format!("stream listpacks hold {entries} live entries, the stream says {length}"),
+            ));
         }
         let base = ptr;
         let id_field = |off: Option<u64>| -> Result<Option<StreamId>, Fault> {
@@ -193,7 +210,12 @@ impl<'s, 'a> StreamReader<'s, 'a> {
 
     /// The idempotent-producer state of a stream whose struct bytes are `s`.
     fn idmp(&self, i: &IdmpLayout, s: &[u8]) -> Result<StreamIdmp<'a>, Fault> {
-        let missing = || Fault::bad("stream IDMP field outside the stream");
+        let missing = || {
+            Fault::of(
+                FaultKind::ProfileGap,
+                "stream IDMP field outside the stream",
+            )
+        };
         let producers_rax = i.producers.get(s).ok_or_else(missing)?;
         let mut producers = Vec::new();
         if producers_rax != 0 {
@@ -209,9 +231,10 @@ impl<'s, 'a> StreamReader<'s, 'a> {
                     let eb = self.space.read(entry, i.entry_size as usize)?;
                     let len = i.iid_len.get(&eb).ok_or_else(missing)?;
                     if len > MAX_RAX_KEY as u64 || self.space.readable_len(entry) < i.iid + len {
-                        return Err(Fault::bad(format!(
-                            "IDMP entry {entry:#x} claims an IID of {len} bytes"
-                        )));
+                        return Err(Fault::of(
+                            FaultKind::BadLength,
+                            format!("IDMP entry {entry:#x} claims an IID of {len} bytes"),
+                        ));
                     }
                     let iid = self.space.read(entry.wrapping_add(i.iid), len as usize)?;
                     iids.push((iid, id_at(self.space, entry.wrapping_add(i.id))?));
@@ -235,7 +258,7 @@ impl<'s, 'a> StreamReader<'s, 'a> {
         let mut out = Vec::new();
         self.rax(cgroups, |name, cg| {
             let b = self.space.read(cg, l.cg_size as usize)?;
-            let missing = || Fault::bad("streamCG field outside the group");
+            let missing = || Fault::of(FaultKind::ProfileGap, "streamCG field outside the group");
             let pel_rax = l.cg_pel.get(&b).ok_or_else(missing)?;
             let consumers_rax = l.cg_consumers.get(&b).ok_or_else(missing)?;
             let mut pel = Vec::new();
@@ -260,7 +283,10 @@ impl<'s, 'a> StreamReader<'s, 'a> {
                         .binary_search_by(|n: &StreamNack| n.id.cmp(&id))
                         .is_err()
                     {
-                        return Err(Fault::bad("consumer PEL entry missing from the group PEL"));
+                        return Err(Fault::of(
+                            FaultKind::Inconsistent,
+                            "consumer PEL entry missing from the group PEL",
+                        ));
                     }
                     cpel.push(id);
                     Ok(())

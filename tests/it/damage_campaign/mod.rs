@@ -260,6 +260,28 @@ fn run_once(
         })
         .unwrap_or_default();
     let lost: BTreeSet<(u64, String)> = str_list(&report, "lost_keys").into_iter().collect();
+    // Every key lost or partial says the kind of its fault, and the kinds count them all.
+    let listed = |field: &str| report[field].as_array().cloned().unwrap_or_default();
+    let unkinded = listed("lost_keys")
+        .iter()
+        .chain(listed("partial_keys").iter())
+        .filter(|k| k["reason_kind"].as_str().is_none_or(str::is_empty))
+        .count();
+    if unkinded > 0 {
+        o.broken.push(format!(
+            "{unkinded} lost or partial keys without a reason_kind"
+        ));
+    }
+    let by_kind: u64 = report["lost_by_kind"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
+    let listed_lost =
+        listed("lost_keys").len() as u64 + report["lost_keys_not_listed"].as_u64().unwrap_or(0);
+    if by_kind != listed_lost {
+        o.broken.push(format!(
+            "lost_by_kind counts {by_kind} keys, the lost keys listed and not listed are {listed_lost}"
+        ));
+    }
     o.partial = partial.len() as u64;
     if !salvage && o.partial > 0 {
         o.broken
