@@ -9,7 +9,7 @@ use crate::core::input::{open_core, InputError};
 use crate::core::{CoreError, CoreFile, ExecutableInCore};
 use crate::profile::{self, Layout, ProfileError, ProfileFile};
 use crate::recording::Recording;
-use crate::report::{Report, ReportBuilder, Source};
+use crate::report::{BucketCheckNote, Report, ReportBuilder, Source};
 use crate::sink::{CountingSink, SinkError};
 use crate::walker::bucket::BucketCheck;
 use crate::walker::sds::SdsFormat;
@@ -240,21 +240,29 @@ fn calibrate_bucket_check(
     exe: Option<&ExecutableInCore>,
     binary: Option<&Executable>,
     dbs: &[DbInfo],
-) -> (Option<BucketCheck>, String) {
+) -> (Option<BucketCheck>, BucketCheckNote) {
     let samples = KeyspaceWalker::new(&core.space, layout).bucket_samples(dbs, BUCKET_SAMPLES);
     if samples.is_empty() {
         return (
             None,
-            "off (no keys to calibrate on: the keys tables are empty or unreadable)".into(),
+            BucketCheckNote::off(
+                "no keys to calibrate on: the keys tables are empty or unreadable",
+            ),
         );
     }
     let Some(exe) = exe else {
         return (
             None,
-            "off (the executable's load address is unknown)".into(),
+            BucketCheckNote::off("the executable's load address is unknown"),
         );
     };
     let sds = SdsFormat::of(layout);
+    let found = |check: BucketCheck, hash: &str, source: &str, at: u64, summary: String| {
+        (
+            Some(check),
+            BucketCheckNote::on(hash, source, at, samples.len(), summary),
+        )
+    };
     for name in ["dict_hash_function_seed", "hash_function_seed"] {
         let Some(sym) = binary.and_then(|b| b.symbol(name)) else {
             continue;
@@ -262,9 +270,12 @@ fn calibrate_bucket_check(
         if sym.size == 16 {
             let at = exe.base.wrapping_add(sym.offset);
             if let Ok(seed) = core.space.read_array::<16>(at) {
-                if let Some((_, found)) = BucketCheck::find_seed(&seed, &samples) {
-                    return (
-                        Some(BucketCheck::new(found, sds)),
+                if let Some((_, seed)) = BucketCheck::find_seed(&seed, &samples) {
+                    return found(
+                        BucketCheck::new(seed, sds),
+                        SIPHASH,
+                        "symbol",
+                        at,
                         format!("on (SipHash seed from the binary's {name} at {at:#x})"),
                     );
                 }
@@ -275,8 +286,11 @@ fn calibrate_bucket_check(
     for (start, image) in &images {
         if let Some((offset, seed)) = BucketCheck::find_seed(image, &samples) {
             let at = start.wrapping_add(offset as u64);
-            return (
-                Some(BucketCheck::new(seed, sds)),
+            return found(
+                BucketCheck::new(seed, sds),
+                SIPHASH,
+                "search",
+                at,
                 format!(
                     "on (SipHash seed found at {at:#x} in the executable's data, placing {} sampled keys)",
                     samples.len()
@@ -292,8 +306,11 @@ fn calibrate_bucket_check(
         let at = exe.base.wrapping_add(sym.offset);
         if let Ok(word) = core.space.read_array::<4>(at) {
             if let Some((_, seed)) = BucketCheck::find_murmur2_seed(&word, &samples) {
-                return (
-                    Some(BucketCheck::murmur2(seed, sds)),
+                return found(
+                    BucketCheck::murmur2(seed, sds),
+                    MURMUR2,
+                    "symbol",
+                    at,
                     format!("on (MurmurHash2 seed from the binary's dict_hash_function_seed at {at:#x})"),
                 );
             }
@@ -302,8 +319,11 @@ fn calibrate_bucket_check(
     for (start, image) in &images {
         if let Some((offset, seed)) = BucketCheck::find_murmur2_seed(image, &samples) {
             let at = start.wrapping_add(offset as u64);
-            return (
-                Some(BucketCheck::murmur2(seed, sds)),
+            return found(
+                BucketCheck::murmur2(seed, sds),
+                MURMUR2,
+                "search",
+                at,
                 format!(
                     "on (MurmurHash2 seed found at {at:#x} in the executable's data, placing {} sampled keys)",
                     samples.len()
@@ -313,12 +333,16 @@ fn calibrate_bucket_check(
     }
     (
         None,
-        format!(
-            "off (no SipHash or MurmurHash2 seed in the executable's data places the {} sampled keys: too few keys to be sure, or a hash this tool does not know)",
+        BucketCheckNote::off(&format!(
+            "no SipHash or MurmurHash2 seed in the executable's data places the {} sampled keys: too few keys to be sure, or a hash this tool does not know",
             samples.len()
-        ),
+        )),
     )
 }
+
+/// The report's names of the two hash families.
+const SIPHASH: &str = "siphash-1-2";
+const MURMUR2: &str = "murmurhash2";
 
 /// Why the core alone does not say which executable it is.
 fn no_build_id_reason(core: &CoreFile<'_>) -> &'static str {
@@ -743,11 +767,11 @@ fn recover_target(
         ));
     }
     let (bucket_check, bucket_note) = if opts.no_bucket_check {
-        (None, "off (--no-bucket-check)".to_owned())
+        (None, BucketCheckNote::off("--no-bucket-check"))
     } else {
         calibrate_bucket_check(core, &layout, exe.as_ref(), binary.as_ref(), &dbs)
     };
-    log(&format!("bucket check: {bucket_note}"));
+    log(&format!("bucket check: {}", bucket_note.summary));
     report.set_bucket_check(bucket_note);
     let walk = WalkOptions {
         bucket_check,

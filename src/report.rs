@@ -86,6 +86,48 @@ pub struct DbReport {
     pub by_type: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
+/// Whether the entries of the keys, expires, set and hash tables were checked against the
+/// bucket their key hashes to, with which hash and seed; or why not.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BucketCheckNote {
+    /// The check was on.
+    pub on: bool,
+    /// The hash function: `siphash-1-2` or `murmurhash2` (when on).
+    pub hash: Option<String>,
+    /// Where the process's seed was found (when on): `symbol` (the binary's) or `search`
+    /// (the executable's data in the core).
+    pub seed_source: Option<String>,
+    /// The seed's address in the process, in hex (when on).
+    pub seed_at: Option<String>,
+    /// Keys sampled to find or confirm the seed (when on).
+    pub samples: Option<usize>,
+    /// The same in words: `on (...)`, or `off (why)`.
+    pub summary: String,
+}
+
+impl BucketCheckNote {
+    /// The check was on with `hash`, its seed found by `source` at `at` and confirmed by
+    /// `samples` keys; `summary` in words.
+    pub fn on(hash: &str, source: &str, at: u64, samples: usize, summary: String) -> Self {
+        BucketCheckNote {
+            on: true,
+            hash: Some(hash.to_owned()),
+            seed_source: Some(source.to_owned()),
+            seed_at: Some(format!("{at:#x}")),
+            samples: Some(samples),
+            summary,
+        }
+    }
+
+    /// The check was off, because of `why`.
+    pub fn off(why: &str) -> Self {
+        BucketCheckNote {
+            summary: format!("off ({why})"),
+            ..BucketCheckNote::default()
+        }
+    }
+}
+
 /// A key that was not recovered.
 #[derive(Debug, Clone, Serialize)]
 pub struct LostKey {
@@ -130,8 +172,8 @@ pub struct Report {
     /// Per-key eviction data written: `idle`, `freq`, or why none.
     pub eviction_metadata: String,
     /// Whether dict entries were checked against their buckets with the process's hash
-    /// seed (`on (...)`), or why not (`off (...)`).
-    pub bucket_check: String,
+    /// seed, and how; or why not.
+    pub bucket_check: BucketCheckNote,
     /// EVAL scripts written as `lua` AUX fields (5.0 to 6.2 loaders read them).
     pub lua_scripts: u64,
     /// Why EVAL scripts in the core were not carried, when some were not. The scripts
@@ -490,7 +532,7 @@ impl ReportBuilder {
     }
 
     /// Record whether entries were checked against their buckets.
-    pub fn set_bucket_check(&mut self, what: String) {
+    pub fn set_bucket_check(&mut self, what: BucketCheckNote) {
         self.report.bucket_check = what;
     }
 

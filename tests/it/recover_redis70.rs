@@ -170,9 +170,14 @@ fn recover_and_compare(extra: &[&OsStr], report: Option<&Path>, binary_in_report
     assert_report_matches(&report, &f.truth);
     assert_source(&report, f, binary_in_report);
     // The stripped Debian binary has no seed symbol: the seed is found in the core.
-    let bucket_check = report["bucket_check"].as_str().unwrap_or_default();
+    let bucket_check = &report["bucket_check"];
+    assert_eq!(bucket_check["hash"], "siphash-1-2", "{bucket_check}");
+    assert_eq!(bucket_check["seed_source"], "search", "{bucket_check}");
     assert!(
-        bucket_check.starts_with("on"),
+        bucket_check["on"].as_bool() == Some(true)
+            && bucket_check["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("on (SipHash seed found at")),
         "every entry should have been checked against its bucket: {bucket_check:?}"
     );
 

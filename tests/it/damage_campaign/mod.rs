@@ -235,7 +235,14 @@ fn run_once(
         return o;
     }
     let report = read_report(&report_path);
-    o.bucket_check = report["bucket_check"].as_str().unwrap_or("").to_owned();
+    o.bucket_check = report["bucket_check"]["summary"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    if report["bucket_check"]["on"].as_bool() != Some(o.bucket_check.starts_with("on (")) {
+        o.broken
+            .push("the report's bucket_check.on disagrees with its summary".into());
+    }
     o.warnings = report["warnings"]
         .as_array()
         .map(|w| {

@@ -591,19 +591,15 @@ fn assert_report(
     // 8.2+'s dicts of objects embedding their keys by those keys), and so do Valkey 8.1 and
     // 9.1 hashtables (each entry checked against its bucket and stored hash fragment); 2.8
     // to 3.2 with MurmurHash2 and a 32-bit seed, found the same way.
-    let bucket_check = report["bucket_check"].as_str().unwrap_or_default();
-    let expect_on = true;
-    if build.version.0 < 4 && !build.is_valkey() {
-        assert!(
-            bucket_check.contains("MurmurHash2"),
-            "{} {label}: a build before 4.0 hashes with MurmurHash2: {bucket_check:?}",
-            build.name
-        );
-    }
-    assert_eq!(
-        bucket_check.starts_with("on"),
-        expect_on,
-        "{} {label}: bucket_check is {bucket_check:?}",
+    let bucket_check = &report["bucket_check"];
+    let hash = if build.version.0 < 4 && !build.is_valkey() {
+        "murmurhash2"
+    } else {
+        "siphash-1-2"
+    };
+    assert!(
+        bucket_check["on"].as_bool() == Some(true) && bucket_check["hash"] == hash,
+        "{} {label}: bucket_check is {bucket_check}, expected on with {hash}",
         build.name
     );
 
