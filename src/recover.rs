@@ -9,7 +9,7 @@ use crate::core::input::{open_core, InputError};
 use crate::core::{CoreError, CoreFile, ExecutableInCore};
 use crate::profile::{self, Layout, ProfileError, ProfileFile};
 use crate::recording::Recording;
-use crate::report::{BucketCheckNote, Report, ReportBuilder, Source};
+use crate::report::{BucketCheckNote, EvictionNote, Report, ReportBuilder, Source};
 use crate::sink::{CountingSink, SinkError};
 use crate::walker::bucket::BucketCheck;
 use crate::walker::sds::SdsFormat;
@@ -862,9 +862,19 @@ fn recover_target(
     sink.set_eviction(eviction);
     report.set_eviction(
         if rdb::consts::has_redis_feature(rdb_version, rdb::consts::MIN_VERSION_IDLE_FREQ) {
-            eviction.name().to_owned()
+            EvictionNote {
+                written: match eviction {
+                    crate::sink::Eviction::Idle { .. } => Some("idle".to_owned()),
+                    crate::sink::Eviction::Freq { .. } => Some("freq".to_owned()),
+                    _ => None,
+                },
+                summary: eviction.name().to_owned(),
+            }
         } else {
-            format!("none (RDB {rdb_version} has no IDLE/FREQ)")
+            EvictionNote {
+                written: None,
+                summary: format!("none (RDB {rdb_version} has no IDLE/FREQ)"),
+            }
         },
     );
     walker.walk(&dbs, &mut Recording::new(&mut *sink, &mut report), tick)?;

@@ -128,6 +128,15 @@ impl BucketCheckNote {
     }
 }
 
+/// What per-key eviction data the output carries.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EvictionNote {
+    /// `idle` (LRU policies), `freq` (LFU policies), or `null` when none is written.
+    pub written: Option<String>,
+    /// The same in words, with why when none is written (or why FREQ is not decayed).
+    pub summary: String,
+}
+
 /// A key that was not recovered.
 #[derive(Debug, Clone, Serialize)]
 pub struct LostKey {
@@ -169,8 +178,8 @@ pub struct Report {
     pub dbs: BTreeMap<u32, DbReport>,
     /// Sums over the dbs.
     pub totals: DbReport,
-    /// Per-key eviction data written: `idle`, `freq`, or why none.
-    pub eviction_metadata: String,
+    /// Per-key eviction data written, or why none.
+    pub eviction_metadata: EvictionNote,
     /// Whether dict entries were checked against their buckets with the process's hash
     /// seed, and how; or why not.
     pub bucket_check: BucketCheckNote,
@@ -537,7 +546,7 @@ impl ReportBuilder {
     }
 
     /// Record what per-key eviction data was written.
-    pub fn set_eviction(&mut self, what: String) {
+    pub fn set_eviction(&mut self, what: EvictionNote) {
         self.report.eviction_metadata = what;
     }
 
