@@ -11,7 +11,7 @@ use crate::profile::{self, Layout, ProfileError, ProfileFile};
 use crate::recording::Recording;
 use crate::report::{BucketCheckNote, EvictionNote, Report, ReportBuilder, Source};
 use crate::sink::{CountingSink, SinkError};
-use crate::walker::bucket::BucketCheck;
+use crate::walker::bucket::{BucketCheck, BucketSample};
 use crate::walker::sds::SdsFormat;
 use crate::walker::{DbInfo, KeyspaceWalker, WalkError, WalkOptions};
 
@@ -257,78 +257,41 @@ fn calibrate_bucket_check(
         );
     };
     let sds = SdsFormat::of(layout);
-    let found = |check: BucketCheck, hash: &str, source: &str, at: u64, summary: String| {
-        (
-            Some(check),
-            BucketCheckNote::on(hash, source, at, samples.len(), summary),
-        )
-    };
-    for name in ["dict_hash_function_seed", "hash_function_seed"] {
-        let Some(sym) = binary.and_then(|b| b.symbol(name)) else {
-            continue;
-        };
-        if sym.size == 16 {
-            let at = exe.base.wrapping_add(sym.offset);
-            if let Ok(seed) = core.space.read_array::<16>(at) {
-                if let Some((_, seed)) = BucketCheck::find_seed(&seed, &samples) {
-                    return found(
-                        BucketCheck::new(seed, sds),
-                        SIPHASH,
-                        "symbol",
-                        at,
-                        format!("on (SipHash seed from the binary's {name} at {at:#x})"),
-                    );
-                }
-            }
-        }
-    }
     let images = core.writable_image(exe.base);
-    for (start, image) in &images {
-        if let Some((offset, seed)) = BucketCheck::find_seed(image, &samples) {
-            let at = start.wrapping_add(offset as u64);
-            return found(
-                BucketCheck::new(seed, sds),
-                SIPHASH,
-                "search",
-                at,
-                format!(
-                    "on (SipHash seed found at {at:#x} in the executable's data, placing {} sampled keys)",
-                    samples.len()
-                ),
-            );
-        }
-    }
-    // Redis 2.8 to 3.2: MurmurHash2 and a 32-bit seed, by symbol or among the words.
-    if let Some(sym) = binary
-        .and_then(|b| b.symbol("dict_hash_function_seed"))
-        .filter(|s| s.size == 4)
-    {
-        let at = exe.base.wrapping_add(sym.offset);
-        if let Ok(word) = core.space.read_array::<4>(at) {
-            if let Some((_, seed)) = BucketCheck::find_murmur2_seed(&word, &samples) {
-                return found(
-                    BucketCheck::murmur2(seed, sds),
-                    MURMUR2,
-                    "symbol",
-                    at,
-                    format!("on (MurmurHash2 seed from the binary's dict_hash_function_seed at {at:#x})"),
+    // SipHash first (4.0+, Valkey), then MurmurHash2 (2.8 to 3.2); each by the binary's
+    // symbol, then among the executable's data.
+    for family in [HashFamily::SipHash, HashFamily::Murmur2] {
+        for name in family.symbols() {
+            let Some(sym) = binary
+                .and_then(|b| b.symbol(name))
+                .filter(|s| s.size == family.seed_size())
+            else {
+                continue;
+            };
+            let at = exe.base.wrapping_add(sym.offset);
+            let Ok(seed) = core.space.read(at, family.seed_size() as usize) else {
+                continue;
+            };
+            if let Some((_, check)) = family.find(&seed, &samples, sds) {
+                let summary = format!(
+                    "on ({} seed from the binary's {name} at {at:#x})",
+                    family.title()
                 );
+                let note = BucketCheckNote::on(family.name(), "symbol", at, samples.len(), summary);
+                return (Some(check), note);
             }
         }
-    }
-    for (start, image) in &images {
-        if let Some((offset, seed)) = BucketCheck::find_murmur2_seed(image, &samples) {
-            let at = start.wrapping_add(offset as u64);
-            return found(
-                BucketCheck::murmur2(seed, sds),
-                MURMUR2,
-                "search",
-                at,
-                format!(
-                    "on (MurmurHash2 seed found at {at:#x} in the executable's data, placing {} sampled keys)",
+        for (start, image) in &images {
+            if let Some((offset, check)) = family.find(image, &samples, sds) {
+                let at = start.wrapping_add(offset as u64);
+                let summary = format!(
+                    "on ({} seed found at {at:#x} in the executable's data, placing {} sampled keys)",
+                    family.title(),
                     samples.len()
-                ),
-            );
+                );
+                let note = BucketCheckNote::on(family.name(), "search", at, samples.len(), summary);
+                return (Some(check), note);
+            }
         }
     }
     (
@@ -340,9 +303,63 @@ fn calibrate_bucket_check(
     )
 }
 
-/// The report's names of the two hash families.
-const SIPHASH: &str = "siphash-1-2";
-const MURMUR2: &str = "murmurhash2";
+/// The hash functions Redis's dicts have used, each with its process-wide random seed.
+#[derive(Clone, Copy)]
+enum HashFamily {
+    /// SipHash-1-2 and a 16-byte seed (Redis 4.0+, Valkey).
+    SipHash,
+    /// MurmurHash2 and a 32-bit seed (Redis 2.8 to 3.2).
+    Murmur2,
+}
+
+impl HashFamily {
+    /// The report's name.
+    fn name(self) -> &'static str {
+        match self {
+            HashFamily::SipHash => "siphash-1-2",
+            HashFamily::Murmur2 => "murmurhash2",
+        }
+    }
+
+    /// The name in the report's summary.
+    fn title(self) -> &'static str {
+        match self {
+            HashFamily::SipHash => "SipHash",
+            HashFamily::Murmur2 => "MurmurHash2",
+        }
+    }
+
+    /// The symbols that hold the seed (Valkey 8.1's hashtables call it `hash_function_seed`).
+    fn symbols(self) -> &'static [&'static str] {
+        match self {
+            HashFamily::SipHash => &["dict_hash_function_seed", "hash_function_seed"],
+            HashFamily::Murmur2 => &["dict_hash_function_seed"],
+        }
+    }
+
+    /// The seed's size in bytes.
+    fn seed_size(self) -> u64 {
+        match self {
+            HashFamily::SipHash => 16,
+            HashFamily::Murmur2 => 4,
+        }
+    }
+
+    /// The one seed in `bytes` that places the samples, as a check, with its offset.
+    fn find(
+        self,
+        bytes: &[u8],
+        samples: &[BucketSample],
+        sds: SdsFormat,
+    ) -> Option<(usize, BucketCheck)> {
+        match self {
+            HashFamily::SipHash => BucketCheck::find_seed(bytes, samples)
+                .map(|(at, seed)| (at, BucketCheck::new(seed, sds))),
+            HashFamily::Murmur2 => BucketCheck::find_murmur2_seed(bytes, samples)
+                .map(|(at, seed)| (at, BucketCheck::murmur2(seed, sds))),
+        }
+    }
+}
 
 /// Why the core alone does not say which executable it is.
 fn no_build_id_reason(core: &CoreFile<'_>) -> &'static str {

@@ -170,7 +170,7 @@ impl Murmur2 {
 
 /// The hash function of a build's dicts, with its process's seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyHash {
+enum KeyHash {
     /// SipHash-1-2 (Redis 4.0+, Valkey).
     SipHash12(SipHash12),
     /// MurmurHash2 (Redis 2.8 to 3.2).
@@ -208,11 +208,6 @@ impl BucketCheck {
             hasher: KeyHash::Murmur2(Murmur2::new(seed)),
             sds,
         }
-    }
-
-    /// The hash function and seed it checks with.
-    pub fn hasher(&self) -> KeyHash {
-        self.hasher
     }
 
     /// Find the seed in `image` (bytes of the executable's writable data) that places the

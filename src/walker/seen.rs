@@ -231,8 +231,11 @@ impl SeenEntries {
 
     /// Whether `addr` was handed out.
     pub fn contains(&self, addr: u64) -> bool {
-        if !self.spilled || self.set.contains(&addr) {
-            return self.set.contains(&addr);
+        if self.set.contains(&addr) {
+            return true;
+        }
+        if !self.spilled {
+            return false;
         }
         let (pages, key) = self.bitmap(addr);
         let (page, word, mask) = bit_of(key);
