@@ -407,6 +407,8 @@ pub struct RobjLayout {
     pub lru: Bits,
     /// `void *ptr`.
     pub ptr: Field,
+    /// `int refcount`, where the profile has it (the object census of 2.8–3.2 reads it).
+    pub refcount: Option<Field>,
     /// The flag saying an int64 expire follows the header (`expire` = `in_object`:
     /// Valkey 8.1 `hasexpire`, Redis 8.2 `expirable`).
     pub expire_flag: Bits,
@@ -918,6 +920,7 @@ impl Layout {
                     Some(f) => f,
                     None => r.field("robj", "val_ptr"),
                 },
+                refcount: r.optional_field("robj", "refcount"),
                 expire_flag: match features.expire {
                     ExpireFlavor::InObject => r.bits_any("robj", &["hasexpire", "expirable"]),
                     _ => Bits::default(),

@@ -2,6 +2,7 @@
 //! sds format, the user's options and the per-key time budget — so the dict, hashtable,
 //! object and stream readers borrow one context instead of re-pairing `(space, layout)`.
 
+use super::census::ObjectCensus;
 use crate::walker::fault::FaultKind;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -101,6 +102,9 @@ pub struct WalkContext<'s, 'a> {
     pub options: WalkOptions,
     /// The per-key time budget.
     pub budget: Budget,
+    /// How many places hold each string object, where collections keep their elements as
+    /// objects (2.8 to 3.2) and the walk has counted them.
+    pub census: Option<&'s ObjectCensus>,
 }
 
 impl<'s, 'a> WalkContext<'s, 'a> {
@@ -112,7 +116,13 @@ impl<'s, 'a> WalkContext<'s, 'a> {
             sds: SdsFormat::of(layout),
             options,
             budget: Budget::new(options.key_timeout),
+            census: None,
         }
+    }
+
+    /// The same context, checking string objects against `census`.
+    pub fn with_census(self, census: Option<&'s ObjectCensus>) -> Self {
+        WalkContext { census, ..self }
     }
 
     /// The build's structural features.

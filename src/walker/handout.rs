@@ -181,11 +181,11 @@ fn on_two_threads<'a, T: Parts + Send, W>(
 where
     W: FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_, T>) + Send,
 {
-    let (layout, options) = (ctx.layout, ctx.options);
+    let (layout, options, census) = (ctx.layout, ctx.options, ctx.census);
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel(QUEUE);
         let walker = move |walk: &mut Option<W>| {
-            let own = WalkContext::new(&space, layout, options);
+            let own = WalkContext::new(&space, layout, options).with_census(census);
             let mut out = Handout {
                 to: To::Queue {
                     tx,

@@ -2,6 +2,7 @@
 //! with each key's expire from the expires dict.
 
 pub mod bucket;
+pub mod census;
 pub mod context;
 pub mod dict;
 pub mod events;
@@ -24,10 +25,13 @@ use object::ObjectDecoder;
 use seen::SeenEntries;
 
 use crate::core::AddressSpace;
-use crate::profile::layout::{DbArrayFlavor, ExpireFlavor, KeyspaceFlavor, TableFlavor};
+use crate::profile::layout::{
+    DbArrayFlavor, ElementFlavor, ExpireFlavor, KeyspaceFlavor, TableFlavor,
+};
 use crate::profile::Layout;
 use crate::sink::SinkError;
 use crate::value::{Bytes, Kind, RecoveredKey, Value};
+use census::ObjectCensus;
 use events::WalkEvents;
 use std::ops::ControlFlow;
 
@@ -642,6 +646,34 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         Ok(out)
     }
 
+    /// Counts the holders of every string object in `dbs` (see [`ObjectCensus`]), in
+    /// builds whose collections keep their elements as objects and whose profile has the
+    /// `refcount`; `None` elsewhere. The keys tables are walked as [`Self::walk`] walks
+    /// them, so the census counts what the walk will meet.
+    fn census(&self, dbs: &[DbInfo]) -> Option<ObjectCensus> {
+        let l = self.layout;
+        if l.features.elements != ElementFlavor::Robj || l.robj.refcount.is_none() {
+            return None;
+        }
+        let ctx = &self.ctx;
+        let objects = ObjectDecoder::new(ctx);
+        let dicts = TableKind::dicts(ctx);
+        let mut census = ObjectCensus::default();
+        for db in dbs {
+            let Ok(keys) = &db.keys else {
+                continue;
+            };
+            for (_, h) in &keys.tables {
+                let mut seen = SeenEntries::with_capacity(h.used());
+                let _ = dicts.for_each_unique(h, &mut seen, |_, value| {
+                    census.note(value);
+                    objects.count_held_objects(value, &mut census);
+                });
+            }
+        }
+        Some(census)
+    }
+
     /// Walk every database, telling `events` of each database, each key recovered or lost,
     /// chain faults and warnings, in order.
     pub fn walk(
@@ -650,7 +682,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         events: &mut dyn WalkEvents,
         mut progress: impl FnMut(u64),
     ) -> Result<(), WalkError> {
-        let ctx = &self.ctx;
+        let census = self.census(dbs);
+        let ctx = &WalkContext::new(self.space, self.layout, self.ctx.options)
+            .with_census(census.as_ref());
         let mut visitor = KeyVisitor {
             events,
             fatal: None,
@@ -1143,7 +1177,9 @@ impl<'s, 'a> KeyDecoder<'s, 'a> {
         };
         let decoded = {
             let _budget = self.ctx.budget.key();
-            self.objects.value(&header)
+            self.objects
+                .check_holders(&header)
+                .and_then(|()| self.objects.value(&header))
         };
         let result = match decoded {
             Ok(value) => Ok(DecodedValue {

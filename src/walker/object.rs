@@ -1,6 +1,7 @@
 //! `ObjectDecoder`: a `robj` and everything it points to, decoded into a [`Value`].
 
 use super::bucket::BucketCheck;
+use super::census::ObjectCensus;
 use super::context::WalkContext;
 use super::dict::{DictWalker, KeyForm};
 use super::fault::Fault;
@@ -463,6 +464,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// The bytes of a string object, INT encoding as its decimal text.
     pub fn string_object(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
         let h = self.header(ptr)?;
+        self.check_holders(&h)?;
         let en = &self.layout.enc;
         if h.type_id != self.layout.types.string {
             return Err(Fault::of(
@@ -489,25 +491,14 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 
     fn linked_list(&self, ptr: u64) -> Result<Vec<Bytes<'a>>, Fault> {
-        let l = &self.layout.linked_list;
-        let head = self.space.read(ptr, l.size as usize)?;
-        let missing = || Fault::of(FaultKind::ProfileGap, "list field outside its struct");
-        let len = l.len.get(&head).ok_or_else(missing)?;
-        let mut node = l.head.get(&head).ok_or_else(missing)?;
-        let mut out = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
-        let mut guard = self.ctx.guard("linked list", len).remembering(self.salvage);
-        let walked = (|| {
-            while node != 0 {
-                guard.step(node)?;
-                let nb = self.space.read(node, l.node_size as usize)?;
-                let (Some(next), Some(value)) = (l.next.get(&nb), l.value.get(&nb)) else {
-                    return Err(missing());
-                };
-                out.push(self.string_object(value)?);
-                node = next;
+        let mut out = Vec::new();
+        let (len, walked) = self.linked_list_values(ptr, |value, len| {
+            if out.is_empty() {
+                out.reserve(len.min(MAX_PREALLOC) as usize);
             }
+            out.push(self.string_object(value)?);
             Ok(())
-        })();
+        })?;
         let fault = walked.err().or_else(|| {
             (out.len() as u64 != len || len == 0).then(|| {
                 Fault::of(
@@ -520,6 +511,109 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             })
         });
         self.salvaged(out, fault)
+    }
+
+    /// Calls `each(value, len)` for each node's value pointer of the linked list at `ptr`
+    /// until the end, a fault or an error of `each`; returns the header's length and how
+    /// the walk ended.
+    fn linked_list_values(
+        &self,
+        ptr: u64,
+        mut each: impl FnMut(u64, u64) -> Result<(), Fault>,
+    ) -> Result<(u64, Result<(), Fault>), Fault> {
+        let l = &self.layout.linked_list;
+        let head = self.space.read(ptr, l.size as usize)?;
+        let missing = || Fault::of(FaultKind::ProfileGap, "list field outside its struct");
+        let len = l.len.get(&head).ok_or_else(missing)?;
+        let mut node = l.head.get(&head).ok_or_else(missing)?;
+        let mut guard = self.ctx.guard("linked list", len).remembering(self.salvage);
+        let walked = (|| {
+            while node != 0 {
+                guard.step(node)?;
+                let nb = self.space.read(node, l.node_size as usize)?;
+                let (Some(next), Some(value)) = (l.next.get(&nb), l.value.get(&nb)) else {
+                    return Err(missing());
+                };
+                each(value, len)?;
+                node = next;
+            }
+            Ok(())
+        })();
+        Ok((len, walked))
+    }
+
+    /// Refuses the object `h` when the walk's census counted more holders of it than its
+    /// `refcount` allows (see [`ObjectCensus`]): a damaged pointer led here from another
+    /// key or element. Without a census (4.0+, or no refcount in the profile) it passes.
+    pub fn check_holders(&self, h: &ObjHeader) -> Result<(), Fault> {
+        let (Some(census), Some(field)) = (self.ctx.census, self.layout.robj.refcount) else {
+            return Ok(());
+        };
+        let held = census.references(h.addr);
+        if held < 2 {
+            return Ok(());
+        }
+        let at = h.addr.wrapping_add(field.offset);
+        // `int refcount`: sign-extended, so a negative one allows no holder at all.
+        let refcount = i64::from(self.space.uint(at, field.size)? as u32 as i32);
+        if !ObjectCensus::over(held, refcount) {
+            return Ok(());
+        }
+        let many = if held >= ObjectCensus::SATURATES_AT {
+            format!("at least {held}")
+        } else {
+            held.to_string()
+        };
+        Err(Fault::of(
+            FaultKind::Duplicate,
+            format!(
+                "the {} object at {:#x} is held in {many} places but its refcount is {refcount}: a damaged pointer led to it",
+                h.kind.type_name, h.addr
+            ),
+        ))
+    }
+
+    /// Counts in `census` the string objects the value at `obj` holds as the decoder
+    /// would read them: the fields and values of a dict-encoded hash, the members of a
+    /// dict-encoded set, the elements of a skiplist zset (twice: its dict and its skiplist
+    /// node each hold one reference) and of a linked list. Nothing in builds whose
+    /// collections keep bare strings; faults are left for the decoder to report.
+    pub fn count_held_objects(&self, obj: u64, census: &mut ObjectCensus) {
+        if self.layout.features.elements != ElementFlavor::Robj {
+            return;
+        }
+        let Ok(h) = self.header(obj) else {
+            return;
+        };
+        let (ty, en) = (&self.layout.types, &self.layout.enc);
+        let (t, e) = (h.type_id, h.encoding_id);
+        if e == en.hashtable && (t == ty.hash || t == ty.set) {
+            let hash = t == ty.hash;
+            let _ = self.table_entries(h.ptr, true, |k, v| {
+                census.note(k);
+                if hash {
+                    census.note(v);
+                }
+            });
+        } else if t == ty.zset && e == en.skiplist {
+            let z = &self.layout.zset;
+            let dict = self
+                .space
+                .read(h.ptr, z.size as usize)
+                .ok()
+                .and_then(|zb| z.dict.get(&zb));
+            if let Some(dict) = dict {
+                let _ = self.table_entries(dict, true, |k, _| {
+                    census.note(k);
+                    census.note(k);
+                });
+            }
+        } else if t == ty.list && e == en.linkedlist {
+            let _ = self.linked_list_values(h.ptr, |value, _| {
+                census.note(value);
+                Ok(())
+            });
+        }
     }
 
     fn intset(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
