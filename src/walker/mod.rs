@@ -16,6 +16,10 @@ pub mod object;
 pub mod sds;
 pub mod seen;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod testheap;
+#[cfg(test)]
+mod tests;
 
 use context::WalkContext;
 use dict::{DictHeader, KeyForm};

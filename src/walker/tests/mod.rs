@@ -1,0 +1,7 @@
+//! Unit tests of the walker's readers over synthetic heaps laid out by several builds'
+//! profiles (see [`super::testheap`]): one test body per behaviour, run for each build.
+
+mod dict;
+mod hashtable;
+mod object;
+mod stream;
