@@ -735,7 +735,7 @@ mod tests {
             0,
             Some(b"a"),
             Some(kind),
-            &Fault::Memory(MemError::Unmapped(0x10)),
+            &Fault::Memory(MemError::Unmapped(0x7f00_0010)),
         );
         b.lost(0, None, None, &Fault::Memory(MemError::NotDumped(0x20)));
         b.lost(1, Some(b"b"), None, &Fault::bad("counters disagree"));

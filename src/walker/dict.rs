@@ -719,6 +719,9 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                             p = next;
                         }
                         Err(err) => {
+                            // Nothing was read here, so nothing was handed out: another
+                            // chain reaching it must meet the same fault, not a revisit.
+                            seen.forget(p);
                             faults.push(bi as u64, err);
                             break;
                         }

@@ -94,11 +94,18 @@ pub enum FaultKind {
     Refused,
 }
 
+/// Addresses below this are the zero page, which Linux never maps (`vm.mmap_min_addr` is
+/// at least 4096).
+const ZERO_PAGE: u64 = 4096;
+
 impl Fault {
     /// Its kind.
     pub fn kind(&self) -> FaultKind {
         match self {
             Fault::Memory(m) => match m {
+                // The zero page is never mapped: a read there followed a NULL pointer
+                // (plus a field's offset), which says more than "unmapped".
+                MemError::Unmapped(at) if *at < ZERO_PAGE => FaultKind::NullPointer,
                 MemError::Unmapped(_) => FaultKind::Unmapped,
                 MemError::NotDumped(_) => FaultKind::NotDumped,
                 MemError::Truncated(_) => FaultKind::Truncated,
@@ -148,6 +155,20 @@ mod tests {
             FaultKind::Truncated
         );
         assert_eq!(Fault::Timeout(5).kind(), FaultKind::Timeout);
+        // A read through a NULL pointer, at a field's offset, or anywhere else unmapped.
+        for (at, kind) in [
+            (0, FaultKind::NullPointer),
+            (0x18, FaultKind::NullPointer),
+            (0xfff, FaultKind::NullPointer),
+            (0x1000, FaultKind::Unmapped),
+            (0x31_0000, FaultKind::Unmapped),
+        ] {
+            assert_eq!(
+                Fault::Memory(MemError::Unmapped(at)).kind(),
+                kind,
+                "{at:#x}"
+            );
+        }
         let f = Fault::of(FaultKind::BadValue, "zset score is NaN");
         assert_eq!(f.kind(), FaultKind::BadValue);
         assert_eq!(f.to_string(), "zset score is NaN");
