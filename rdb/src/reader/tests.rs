@@ -4,6 +4,7 @@
 use super::*;
 use crate::consts::has_redis_feature;
 use crate::decode::testutil::{make_listpack, make_ziplist};
+use crate::decode::Element;
 use crate::{RdbWriter, RecordBuilder, ValueType};
 
 fn read_all(file: &[u8]) -> Result<(Vec<Entry>, Option<Checksum>), ReadError> {
