@@ -10,6 +10,7 @@ use super::dict::DictWalker;
 use super::fault::Fault;
 use super::guard::ChainGuard;
 use super::hashtable::HashtableWalker;
+use super::object::KindTable;
 use super::sds::SdsFormat;
 use super::WalkOptions;
 use crate::core::AddressSpace;
@@ -101,6 +102,8 @@ pub struct WalkContext<'s, 'a> {
     pub options: WalkOptions,
     /// The per-key time budget.
     pub budget: Budget,
+    /// The build's type and encoding numbers, resolved once for every object decoder.
+    pub(crate) kinds: KindTable,
 }
 
 impl<'s, 'a> WalkContext<'s, 'a> {
@@ -112,6 +115,7 @@ impl<'s, 'a> WalkContext<'s, 'a> {
             sds: SdsFormat::of(layout),
             options,
             budget: Budget::new(options.key_timeout),
+            kinds: KindTable::new(layout),
         }
     }
 
