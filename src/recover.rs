@@ -9,7 +9,9 @@ use crate::core::input::{open_core, InputError};
 use crate::core::{CoreError, CoreFile, ExecutableInCore};
 use crate::profile::{self, Layout, ProfileError};
 use crate::recording::Recording;
-use crate::report::{BucketCheckNote, EvictionNote, Report, ReportBuilder, Source};
+use crate::report::{
+    BucketCheckNote, EvictionNote, FunctionsLost, FunctionsLostKind, Report, ReportBuilder, Source,
+};
 use crate::sink::{CountingSink, SinkError};
 use crate::walker::{KeyspaceWalker, WalkError, WalkOptions};
 
@@ -238,16 +240,17 @@ fn functions_by_structure<'a>(
     walker: &KeyspaceWalker<'_, 'a>,
     why: &str,
     log: Log<'_>,
-) -> Result<Vec<crate::value::Bytes<'a>>, String> {
+) -> Result<Vec<crate::value::Bytes<'a>>, FunctionsLost> {
     match crate::walker::locate::find_functions_ctx(core, layout, exe_base) {
         Ok(found) => {
             log(&format!("curr_functions_lib_ctx: {}", found.summary()));
             walker
                 .functions(found.address)
-                .map_err(|f| format!("function libraries unreadable: {f}"))
+                .map_err(|f| FunctionsLost::unreadable(&f))
         }
-        Err(e) => Err(format!(
-            "function libraries not recovered: {why}; and by structure: {e}"
+        Err(e) => Err(FunctionsLost::new(
+            FunctionsLostKind::NotFound,
+            format!("function libraries not recovered: {why}; and by structure: {e}"),
         )),
     }
 }
@@ -455,8 +458,7 @@ fn recover_target(
     let mut sink = crate::output::open(output, &opts.output_options, header, opts.force)?;
     let functions = functions.and_then(|libs| match sink.functions(&libs) {
         Ok(()) => Ok(libs.len() as u64),
-        Err(SinkError::Unwritable { reason }) => Err(reason),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(FunctionsLost::not_written(e)),
     });
     report.set_functions(functions);
     if let Some(scripts) = walker.lua_scripts(server) {
@@ -563,7 +565,7 @@ fn read_functions<'a>(
     binary: Option<&Executable>,
     build_id: Option<&str>,
     log: Log<'_>,
-) -> Result<Vec<crate::value::Bytes<'a>>, String> {
+) -> Result<Vec<crate::value::Bytes<'a>>, FunctionsLost> {
     match &layout.functions {
         None => Ok(Vec::new()),
         Some(f) => match (
@@ -580,7 +582,7 @@ fn read_functions<'a>(
                 log(&format!("curr_functions_lib_ctx: {how}"));
                 walker
                     .functions(e.base.wrapping_add(off))
-                    .map_err(|f| format!("function libraries unreadable: {f}"))
+                    .map_err(|f| FunctionsLost::unreadable(&f))
             }
             (Ok(_), None) => functions_by_structure(
                 core,

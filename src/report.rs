@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::sink::SinkError;
 use crate::value::Kind;
 use crate::walker::dict::WalkFaults;
 use crate::walker::fault::FaultKind;
@@ -128,6 +129,69 @@ impl BucketCheckNote {
     }
 }
 
+/// Why function libraries were not recovered or not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionsLostKind {
+    /// Their context was found, but reading the libraries from it failed
+    /// (`fault_kind` says how).
+    Unreadable,
+    /// Their context was found neither by symbol nor by structure.
+    NotFound,
+    /// The output's RDB version, or the target server's, has no functions (below RDB 10).
+    RdbVersionTooOld,
+    /// The target server (`--to`) refused some of them.
+    RefusedByTarget,
+    /// Writing them to the output failed.
+    WriteFailed,
+}
+
+/// The function libraries were lost: why, for scripts and in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunctionsLost {
+    /// Why, for scripts.
+    pub reason_kind: FunctionsLostKind,
+    /// The fault that made them unreadable (`unreadable` only).
+    pub fault_kind: Option<FaultKind>,
+    /// The same in words.
+    pub reason: String,
+}
+
+impl FunctionsLost {
+    /// Lost for `kind`, said as `reason`, with no fault behind it.
+    pub fn new(kind: FunctionsLostKind, reason: String) -> Self {
+        FunctionsLost {
+            reason_kind: kind,
+            fault_kind: None,
+            reason,
+        }
+    }
+
+    /// The output could not take the libraries read: `e` from [`crate::sink::Sink::functions`].
+    pub fn not_written(e: SinkError) -> Self {
+        let kind = match &e {
+            SinkError::NoFunctions { .. } => FunctionsLostKind::RdbVersionTooOld,
+            // Only a `--to` target refuses libraries one by one.
+            SinkError::Unwritable { .. } => FunctionsLostKind::RefusedByTarget,
+            SinkError::Rdb(_) | SinkError::Io(_) => FunctionsLostKind::WriteFailed,
+        };
+        let reason = match e {
+            SinkError::NoFunctions { reason } | SinkError::Unwritable { reason } => reason,
+            e => e.to_string(),
+        };
+        FunctionsLost::new(kind, reason)
+    }
+
+    /// Reading the libraries from their context failed with `fault`.
+    pub fn unreadable(fault: &Fault) -> Self {
+        FunctionsLost {
+            reason_kind: FunctionsLostKind::Unreadable,
+            fault_kind: Some(fault.kind()),
+            reason: format!("function libraries unreadable: {fault}"),
+        }
+    }
+}
+
 /// What per-key eviction data the output carries.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EvictionNote {
@@ -191,7 +255,7 @@ pub struct Report {
     /// Function libraries written (7.0+).
     pub functions: u64,
     /// Why function libraries could not be recovered or written, when they were not.
-    pub functions_lost: Option<String>,
+    pub functions_lost: Option<FunctionsLost>,
     /// Lost keys with reasons (at most 100000 listed).
     pub lost_keys: Vec<LostKey>,
     /// Lost keys beyond the listed ones.
@@ -551,7 +615,7 @@ impl ReportBuilder {
     }
 
     /// Record the function libraries: how many were recovered, or why they were not.
-    pub fn set_functions(&mut self, outcome: Result<u64, String>) {
+    pub fn set_functions(&mut self, outcome: Result<u64, FunctionsLost>) {
         match outcome {
             Ok(n) => self.report.functions = n,
             Err(why) => self.report.functions_lost = Some(why),
@@ -670,6 +734,48 @@ mod tests {
             keys: Ok(tables(5, 3, 4)),
             expires: Ok(tables(0, 2, 0)),
         }
+    }
+
+    #[test]
+    fn functions_lost_says_why_for_scripts() {
+        let b = |lost: FunctionsLost| {
+            let mut r = ReportBuilder::new(Source::default(), 9, false);
+            r.set_functions(Err(lost));
+            let report = r.finish();
+            assert!(!report.complete());
+            serde_json::to_value(&report).unwrap()["functions_lost"].clone()
+        };
+        let fault = Fault::of(FaultKind::CounterMismatch, "dict yielded 1 of 2 libraries");
+        assert_eq!(
+            b(FunctionsLost::unreadable(&fault)),
+            serde_json::json!({
+                "reason_kind": "unreadable",
+                "fault_kind": "counter_mismatch",
+                "reason": "function libraries unreadable: dict yielded 1 of 2 libraries",
+            })
+        );
+        let too_old = SinkError::NoFunctions {
+            reason: "RDB 9 cannot carry functions (FUNCTION2 needs RDB 10)".into(),
+        };
+        assert_eq!(
+            b(FunctionsLost::not_written(too_old)),
+            serde_json::json!({
+                "reason_kind": "rdb_version_too_old",
+                "fault_kind": null,
+                "reason": "RDB 9 cannot carry functions (FUNCTION2 needs RDB 10)",
+            })
+        );
+        let refused = SinkError::Unwritable {
+            reason: "1 of 2 libraries refused by the target: ERR".into(),
+        };
+        assert_eq!(
+            b(FunctionsLost::not_written(refused))["reason_kind"],
+            "refused_by_target"
+        );
+        let io = SinkError::Io(std::io::Error::other("disk full"));
+        let lost = b(FunctionsLost::not_written(io));
+        assert_eq!(lost["reason_kind"], "write_failed");
+        assert_eq!(lost["reason"], "writing the output failed: disk full");
     }
 
     #[test]

@@ -110,6 +110,12 @@ pub enum SinkError {
         /// Why.
         reason: String,
     },
+    /// The target has no function libraries (below RDB 10); only they are lost.
+    #[error("{reason}")]
+    NoFunctions {
+        /// Why, naming the RDB version.
+        reason: String,
+    },
 }
 
 /// How a key was written.
@@ -765,7 +771,7 @@ impl<W: Write> Sink for RdbSink<W> {
             rdb::consts::MIN_VERSION_FUNCTION2,
         ) {
             // FUNCTION2 came with RDB 10 (7.0); RDB 80 (Valkey 9) has it too.
-            return Err(SinkError::Unwritable {
+            return Err(SinkError::NoFunctions {
                 reason: format!(
                     "RDB {} cannot carry functions (FUNCTION2 needs RDB 10)",
                     self.writer.version()

@@ -198,6 +198,118 @@ pub struct StreamValue<'a> {
     pub idmp: Option<StreamIdmp<'a>>,
 }
 
+/// An object type (`OBJ_STRING`...), resolved from the build's numbers once per decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjType {
+    /// OBJ_STRING.
+    String,
+    /// OBJ_LIST.
+    List,
+    /// OBJ_SET.
+    Set,
+    /// OBJ_ZSET.
+    Zset,
+    /// OBJ_HASH.
+    Hash,
+    /// OBJ_MODULE.
+    Module,
+    /// OBJ_STREAM.
+    Stream,
+}
+
+impl ObjType {
+    /// Every type, in the order a build's numbers are searched.
+    pub const ALL: [ObjType; 7] = [
+        ObjType::String,
+        ObjType::List,
+        ObjType::Set,
+        ObjType::Zset,
+        ObjType::Hash,
+        ObjType::Module,
+        ObjType::Stream,
+    ];
+
+    /// Its name as `TYPE` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjType::String => "string",
+            ObjType::List => "list",
+            ObjType::Set => "set",
+            ObjType::Zset => "zset",
+            ObjType::Hash => "hash",
+            ObjType::Module => "module",
+            ObjType::Stream => "stream",
+        }
+    }
+}
+
+/// An object encoding (`OBJ_ENCODING_*`), resolved from the build's numbers once per
+/// decoder: the numbers come from the profile, and a build lacks some (embstr before 3.0,
+/// listpack before 7.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjEncoding {
+    /// OBJ_ENCODING_RAW.
+    Raw,
+    /// OBJ_ENCODING_INT.
+    Int,
+    /// OBJ_ENCODING_EMBSTR.
+    Embstr,
+    /// OBJ_ENCODING_HT.
+    Hashtable,
+    /// OBJ_ENCODING_INTSET.
+    Intset,
+    /// OBJ_ENCODING_SKIPLIST.
+    Skiplist,
+    /// OBJ_ENCODING_QUICKLIST.
+    Quicklist,
+    /// OBJ_ENCODING_LISTPACK.
+    Listpack,
+    /// OBJ_ENCODING_ZIPLIST.
+    Ziplist,
+    /// OBJ_ENCODING_LINKEDLIST.
+    Linkedlist,
+    /// OBJ_ENCODING_LISTPACK_EX.
+    ListpackEx,
+    /// OBJ_ENCODING_STREAM.
+    Stream,
+}
+
+impl ObjEncoding {
+    /// Every encoding, in the order a build's numbers are searched.
+    pub const ALL: [ObjEncoding; 12] = [
+        ObjEncoding::Raw,
+        ObjEncoding::Int,
+        ObjEncoding::Embstr,
+        ObjEncoding::Hashtable,
+        ObjEncoding::Intset,
+        ObjEncoding::Skiplist,
+        ObjEncoding::Quicklist,
+        ObjEncoding::Listpack,
+        ObjEncoding::Ziplist,
+        ObjEncoding::Linkedlist,
+        ObjEncoding::ListpackEx,
+        ObjEncoding::Stream,
+    ];
+
+    /// Its name as `OBJECT ENCODING` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjEncoding::Raw => "raw",
+            ObjEncoding::Int => "int",
+            ObjEncoding::Embstr => "embstr",
+            ObjEncoding::Hashtable => "hashtable",
+            ObjEncoding::Intset => "intset",
+            ObjEncoding::Skiplist => "skiplist",
+            ObjEncoding::Quicklist => "quicklist",
+            ObjEncoding::Listpack => "listpack",
+            ObjEncoding::Ziplist => "ziplist",
+            ObjEncoding::Linkedlist => "linkedlist",
+            ObjEncoding::ListpackEx => "listpack_ex",
+            ObjEncoding::Stream => "stream",
+        }
+    }
+}
+
 /// The type and encoding of a key, as Redis names them (`OBJECT ENCODING`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Kind {
@@ -205,6 +317,17 @@ pub struct Kind {
     pub type_name: &'static str,
     /// `raw`, `int`, `embstr`, `quicklist`, `listpack`, `intset`, `hashtable`, `skiplist`...
     pub encoding: &'static str,
+}
+
+impl Kind {
+    /// The names of a resolved type and encoding; `unknown` for a number the build does
+    /// not define.
+    pub fn of(ty: Option<ObjType>, enc: Option<ObjEncoding>) -> Kind {
+        Kind {
+            type_name: ty.map_or("unknown", ObjType::name),
+            encoding: enc.map_or("unknown", ObjEncoding::name),
+        }
+    }
 }
 
 /// A key recovered whole.

@@ -119,7 +119,7 @@ pub(super) fn require_functions(version: u32) -> Result<(), SinkError> {
     if rdb::consts::has_redis_feature(version, rdb::consts::MIN_VERSION_FUNCTION2) {
         return Ok(());
     }
-    Err(SinkError::Unwritable {
+    Err(SinkError::NoFunctions {
         reason: format!(
             "servers of RDB {version} have no functions (FUNCTION LOAD needs Redis 7.0, RDB 10)"
         ),
@@ -299,7 +299,7 @@ mod tests {
         let mut sink = RespSink::new(Vec::new(), 9, false);
         assert!(matches!(
             sink.functions(&lib),
-            Err(SinkError::Unwritable { .. })
+            Err(SinkError::NoFunctions { .. })
         ));
         sink.lua_scripts(&[Cow::Borrowed(&b"return 1"[..])])
             .unwrap();

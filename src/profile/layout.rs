@@ -3,6 +3,7 @@
 
 use super::schema::{FieldSpec, Identity, ProfileFile, StructSpec, SymbolSpec, SCHEMA_VERSION};
 use super::ProfileError;
+use crate::value::{ObjEncoding, ObjType};
 
 /// A plain field: byte offset and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -525,6 +526,21 @@ pub struct TypeConsts {
     pub stream: u64,
 }
 
+impl TypeConsts {
+    /// The number of type `t` in this build (`u64::MAX` when it has none).
+    pub fn number(&self, t: ObjType) -> u64 {
+        match t {
+            ObjType::String => self.string,
+            ObjType::List => self.list,
+            ObjType::Set => self.set,
+            ObjType::Zset => self.zset,
+            ObjType::Hash => self.hash,
+            ObjType::Module => self.module,
+            ObjType::Stream => self.stream,
+        }
+    }
+}
+
 /// Object encoding numbers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EncodingConsts {
@@ -552,6 +568,26 @@ pub struct EncodingConsts {
     pub listpack_ex: u64,
     /// OBJ_ENCODING_STREAM.
     pub stream: u64,
+}
+
+impl EncodingConsts {
+    /// The number of encoding `e` in this build (`u64::MAX` when it has none).
+    pub fn number(&self, e: ObjEncoding) -> u64 {
+        match e {
+            ObjEncoding::Raw => self.raw,
+            ObjEncoding::Int => self.int,
+            ObjEncoding::Embstr => self.embstr,
+            ObjEncoding::Hashtable => self.hashtable,
+            ObjEncoding::Intset => self.intset,
+            ObjEncoding::Skiplist => self.skiplist,
+            ObjEncoding::Quicklist => self.quicklist,
+            ObjEncoding::Listpack => self.listpack,
+            ObjEncoding::Ziplist => self.ziplist,
+            ObjEncoding::Linkedlist => self.linkedlist,
+            ObjEncoding::ListpackEx => self.listpack_ex,
+            ObjEncoding::Stream => self.stream,
+        }
+    }
 }
 
 /// quicklistNode encoding/container values.

@@ -11,6 +11,7 @@ use super::dict::DictWalker;
 use super::fault::Fault;
 use super::guard::ChainGuard;
 use super::hashtable::HashtableWalker;
+use super::object::KindTable;
 use super::sds::SdsFormat;
 use super::WalkOptions;
 use crate::core::AddressSpace;
@@ -105,6 +106,8 @@ pub struct WalkContext<'s, 'a> {
     /// How many places hold each string object, where collections keep their elements as
     /// objects (2.8 to 3.2) and the walk has counted them.
     pub census: Option<&'s ObjectCensus>,
+    /// The build's type and encoding numbers, resolved once for every object decoder.
+    pub(crate) kinds: KindTable,
 }
 
 impl<'s, 'a> WalkContext<'s, 'a> {
@@ -117,6 +120,7 @@ impl<'s, 'a> WalkContext<'s, 'a> {
             options,
             budget: Budget::new(options.key_timeout),
             census: None,
+            kinds: KindTable::new(layout),
         }
     }
 

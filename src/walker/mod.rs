@@ -34,7 +34,7 @@ use crate::profile::layout::{
 };
 use crate::profile::Layout;
 use crate::sink::SinkError;
-use crate::value::{Bytes, Kind, RecoveredKey, Value};
+use crate::value::{Bytes, Kind, ObjType, RecoveredKey, Value};
 use census::ObjectCensus;
 use events::WalkEvents;
 use std::ops::ControlFlow;
@@ -334,7 +334,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             Ok(_) => Ok(()),
             // A module value, or one too big for the time budget: its name and object
             // header decoded, which is what the sample is for.
-            Err(Fault::Unsupported(_)) if header.type_id == self.layout.types.module => Ok(()),
+            Err(Fault::Unsupported(_)) if header.ty == Some(ObjType::Module) => Ok(()),
             Err(Fault::Timeout(_)) => Ok(()),
             Err(f) => Err(f),
         }

@@ -20,7 +20,7 @@ use crate::profile::layout::{
     ZsetElementFlavor,
 };
 use crate::profile::Layout;
-use crate::value::{Bytes, Kind, QuicklistNode, StrValue, Value};
+use crate::value::{Bytes, Kind, ObjEncoding, ObjType, QuicklistNode, StrValue, Value};
 
 /// Largest uncompressed quicklist node accepted (listpack sizes are 32-bit).
 const MAX_NODE_BYTES: u64 = u32::MAX as u64;
@@ -30,6 +30,51 @@ const MAX_LZF_RATIO: u64 = 100;
 const MAX_SKIPLIST_LEVELS: u64 = 32;
 /// Initial capacity cap for collections whose size comes from the core.
 const MAX_PREALLOC: u64 = 1 << 16;
+/// Type and encoding numbers the lookup tables cover: robj's fields are 4 bits.
+const KIND_SLOTS: usize = 16;
+
+/// A build's type and encoding numbers resolved to enums, so reading a header is two
+/// array lookups rather than two searches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KindTable {
+    types: [Option<ObjType>; KIND_SLOTS],
+    encodings: [Option<ObjEncoding>; KIND_SLOTS],
+}
+
+impl KindTable {
+    pub(crate) fn new(layout: &Layout) -> Self {
+        // Numbers a build lacks are u64::MAX and land in no slot. Were two to share a
+        // number, the first in `ALL` keeps it, as the search by number did.
+        fn fill<T: Copy, const N: usize>(
+            all: [T; N],
+            number: impl Fn(T) -> u64,
+        ) -> [Option<T>; KIND_SLOTS] {
+            let mut table = [None; KIND_SLOTS];
+            for item in all {
+                let slot = usize::try_from(number(item))
+                    .ok()
+                    .and_then(|i| table.get_mut(i));
+                if let Some(slot @ None) = slot {
+                    *slot = Some(item);
+                }
+            }
+            table
+        }
+        KindTable {
+            types: fill(ObjType::ALL, |t| layout.types.number(t)),
+            encodings: fill(ObjEncoding::ALL, |e| layout.enc.number(e)),
+        }
+    }
+
+    /// The type and encoding numbered `t` and `e`, `None` for a number the build lacks.
+    fn resolve(&self, t: u64, e: u64) -> (Option<ObjType>, Option<ObjEncoding>) {
+        let at = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        (
+            self.types.get(at(t)).copied().flatten(),
+            self.encodings.get(at(e)).copied().flatten(),
+        )
+    }
+}
 
 /// The robj header fields.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +83,10 @@ pub struct ObjHeader {
     pub addr: u64,
     /// Type and encoding names.
     pub kind: Kind,
+    /// The type, `None` for a number this build does not define.
+    pub ty: Option<ObjType>,
+    /// The encoding, `None` for a number this build does not define.
+    pub enc: Option<ObjEncoding>,
     /// Raw type number.
     pub type_id: u64,
     /// Raw encoding number.
@@ -53,6 +102,7 @@ pub struct ObjectDecoder<'s, 'a> {
     ctx: &'s WalkContext<'s, 'a>,
     space: &'s AddressSpace<'a>,
     layout: &'s Layout,
+    kinds: KindTable,
     dicts: DictWalker<'s, 'a>,
     hashtables: HashtableWalker<'s, 'a>,
     /// The bucket check of sds elements, when on.
@@ -85,6 +135,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             ctx,
             space: ctx.space,
             layout,
+            kinds: ctx.kinds,
             dicts: DictWalker::new(ctx)
                 .with_bucket_check(check)
                 .with_keys(keys),
@@ -169,52 +220,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             r.ptr.get(&bytes).ok_or_else(missing)?
         };
         let lru = r.lru.get(&bytes).ok_or_else(missing)? as u32;
+        let (ty, enc) = self.kinds.resolve(type_id, encoding_id);
         Ok(ObjHeader {
             addr,
             lru,
-            kind: self.kind(type_id, encoding_id),
+            kind: Kind::of(ty, enc),
+            ty,
+            enc,
             type_id,
             encoding_id,
             ptr,
         })
-    }
-
-    fn kind(&self, t: u64, e: u64) -> Kind {
-        let ty = &self.layout.types;
-        let en = &self.layout.enc;
-        let type_name = [
-            (ty.string, "string"),
-            (ty.list, "list"),
-            (ty.set, "set"),
-            (ty.zset, "zset"),
-            (ty.hash, "hash"),
-            (ty.module, "module"),
-            (ty.stream, "stream"),
-        ]
-        .iter()
-        .find(|(v, _)| *v == t)
-        .map_or("unknown", |(_, n)| n);
-        let encoding = [
-            (en.raw, "raw"),
-            (en.int, "int"),
-            (en.embstr, "embstr"),
-            (en.hashtable, "hashtable"),
-            (en.intset, "intset"),
-            (en.skiplist, "skiplist"),
-            (en.quicklist, "quicklist"),
-            (en.listpack, "listpack"),
-            (en.ziplist, "ziplist"),
-            (en.linkedlist, "linkedlist"),
-            (en.listpack_ex, "listpack_ex"),
-            (en.stream, "stream"),
-        ]
-        .iter()
-        .find(|(v, _)| *v == e)
-        .map_or("unknown", |(_, n)| n);
-        Kind {
-            type_name,
-            encoding,
-        }
     }
 
     /// Decode the value of the object `h`, checked to hold no duplicate set member, hash
@@ -281,24 +297,37 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 
     fn decode_value(&mut self, h: &ObjHeader) -> Result<Value<'a>, Fault> {
-        let ty = self.layout.types;
-        let en = self.layout.enc;
-        let (t, e) = (h.type_id, h.encoding_id);
-        if t == ty.string {
-            if e == en.int {
-                return Ok(Value::String(StrValue::Int(h.ptr as i64)));
-            }
-            if e == en.embstr {
-                self.check_embedded_string(h)?;
-            }
-            if e == en.raw || e == en.embstr {
-                return Ok(Value::String(StrValue::Bytes(read_sds(
+        use ObjEncoding as E;
+        let invalid = || {
+            Fault::of(
+                FaultKind::BadHeader,
+                format!(
+                    "object type {} ({}) with encoding {} ({}) is not valid for this Redis build",
+                    h.type_id, h.kind.type_name, h.encoding_id, h.kind.encoding
+                ),
+            )
+        };
+        let Some(ty) = h.ty else {
+            return Err(invalid());
+        };
+        // Per type, its encodings; any other is a damaged header. No arm for all types:
+        // a new type must say how it decodes.
+        match ty {
+            ObjType::String => match h.enc {
+                Some(E::Int) => Ok(Value::String(StrValue::Int(h.ptr as i64))),
+                Some(E::Raw) => Ok(Value::String(StrValue::Bytes(read_sds(
                     self.space, self.sds, h.ptr,
-                )?)));
-            }
-        } else if t == ty.list {
-            if e == en.quicklist {
-                return match self.layout.features.quicklist {
+                )?))),
+                Some(E::Embstr) => {
+                    self.check_embedded_string(h)?;
+                    Ok(Value::String(StrValue::Bytes(read_sds(
+                        self.space, self.sds, h.ptr,
+                    )?)))
+                }
+                _ => Err(invalid()),
+            },
+            ObjType::List => match h.enc {
+                Some(E::Quicklist) => match self.layout.features.quicklist {
                     Some(QuicklistFlavor::Listpack) => {
                         self.quicklist(h.ptr).map(Value::ListQuicklist)
                     }
@@ -309,93 +338,69 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                         FaultKind::ProfileGap,
                         "quicklist in a build without quicklists",
                     )),
-                };
-            }
-            if e == en.ziplist {
-                return self
+                },
+                Some(E::Ziplist) => self
                     .ziplist(h.ptr, false, "list ziplist")
-                    .map(Value::ListZiplist);
-            }
-            if e == en.linkedlist {
-                return self.linked_list(h.ptr).map(Value::ListElements);
-            }
-            if e == en.listpack {
+                    .map(Value::ListZiplist),
+                Some(E::Linkedlist) => self.linked_list(h.ptr).map(Value::ListElements),
                 // Redis and Valkey save a listpack list as a quicklist of one packed node.
-                return self
+                Some(E::Listpack) => self
                     .listpack(h.ptr, false, "list listpack")
-                    .map(|lp| Value::ListQuicklist(vec![QuicklistNode::Packed(lp)]));
-            }
-        } else if t == ty.set {
-            if e == en.intset {
-                return self.intset(h.ptr).map(Value::SetIntset);
-            }
-            if e == en.hashtable {
-                return self.set_members(h.ptr).map(Value::SetMembers);
-            }
-            if e == en.listpack {
-                return self
+                    .map(|lp| Value::ListQuicklist(vec![QuicklistNode::Packed(lp)])),
+                _ => Err(invalid()),
+            },
+            ObjType::Set => match h.enc {
+                Some(E::Intset) => self.intset(h.ptr).map(Value::SetIntset),
+                Some(E::Hashtable) => self.set_members(h.ptr).map(Value::SetMembers),
+                Some(E::Listpack) => self
                     .listpack(h.ptr, false, "set listpack")
-                    .map(Value::SetListpack);
-            }
-        } else if t == ty.zset {
-            if e == en.listpack {
-                return self
+                    .map(Value::SetListpack),
+                _ => Err(invalid()),
+            },
+            ObjType::Zset => match h.enc {
+                Some(E::Listpack) => self
                     .listpack(h.ptr, true, "zset listpack")
-                    .map(Value::ZsetListpack);
-            }
-            if e == en.ziplist {
-                return self
+                    .map(Value::ZsetListpack),
+                Some(E::Ziplist) => self
                     .ziplist(h.ptr, true, "zset ziplist")
-                    .map(Value::ZsetZiplist);
-            }
-            if e == en.skiplist {
-                return self.skiplist(h.ptr).map(Value::ZsetPairs);
-            }
-        } else if t == ty.hash {
-            if e == en.listpack {
-                return self
+                    .map(Value::ZsetZiplist),
+                Some(E::Skiplist) => self.skiplist(h.ptr).map(Value::ZsetPairs),
+                _ => Err(invalid()),
+            },
+            ObjType::Hash => match h.enc {
+                Some(E::Listpack) => self
                     .listpack(h.ptr, true, "hash listpack")
-                    .map(Value::HashListpack);
-            }
-            if e == en.ziplist {
-                return self
+                    .map(Value::HashListpack),
+                Some(E::Ziplist) => self
                     .ziplist(h.ptr, true, "hash ziplist")
-                    .map(Value::HashZiplist);
-            }
-            if e == en.listpack_ex {
-                return self.listpack_ex(h.ptr);
-            }
-            if e == en.hashtable {
-                let pairs = self.hash_pairs(h.ptr)?;
-                return Ok(if pairs.iter().any(|p| p.2.is_some()) {
-                    Value::HashPairsTtl(pairs)
-                } else {
-                    Value::HashPairs(pairs.into_iter().map(|(f, v, _)| (f, v)).collect())
-                });
-            }
-        } else if t == ty.stream {
-            if e == en.stream {
-                if let Some(l) = &self.layout.stream {
-                    return StreamReader::new(self.ctx, l)
-                        .read(h.ptr)
-                        .map(|s| Value::Stream(Box::new(s)));
+                    .map(Value::HashZiplist),
+                Some(E::ListpackEx) => self.listpack_ex(h.ptr),
+                Some(E::Hashtable) => {
+                    let pairs = self.hash_pairs(h.ptr)?;
+                    Ok(if pairs.iter().any(|p| p.2.is_some()) {
+                        Value::HashPairsTtl(pairs)
+                    } else {
+                        Value::HashPairs(pairs.into_iter().map(|(f, v, _)| (f, v)).collect())
+                    })
                 }
+                _ => Err(invalid()),
+            },
+            ObjType::Stream => match (h.enc, &self.layout.stream) {
+                (Some(E::Stream), Some(l)) => StreamReader::new(self.ctx, l)
+                    .read(h.ptr)
+                    .map(|s| Value::Stream(Box::new(s))),
+                _ => Err(invalid()),
+            },
+            // Whatever its encoding: the module's own type says what the value is.
+            ObjType::Module => {
+                let name = self
+                    .module_type(h.ptr)
+                    .unwrap_or_else(|e| format!("<unreadable: {e}>"));
+                Err(Fault::Unsupported(format!(
+                    "module type {name}: module values are not recovered by this version of redis-rescue"
+                )))
             }
-        } else if t == ty.module {
-            let name = self
-                .module_type(h.ptr)
-                .unwrap_or_else(|e| format!("<unreadable: {e}>"));
-            return Err(Fault::Unsupported(format!(
-                "module type {name}: module values are not recovered by this version of redis-rescue"
-            )));
         }
-        Err(Fault::of(
-            FaultKind::BadHeader,
-            format!(
-                "object type {t} ({}) with encoding {e} ({}) is not valid for this Redis build",
-                h.kind.type_name, h.kind.encoding
-            ),
-        ))
     }
 
     /// Read `len` bytes at `ptr` after checking they are all in the core.
@@ -465,8 +470,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     pub fn string_object(&self, ptr: u64) -> Result<Bytes<'a>, Fault> {
         let h = self.header(ptr)?;
         self.check_holders(&h)?;
-        let en = &self.layout.enc;
-        if h.type_id != self.layout.types.string {
+        if h.ty != Some(ObjType::String) {
             return Err(Fault::of(
                 FaultKind::BadHeader,
                 format!(
@@ -475,18 +479,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 ),
             ));
         }
-        if h.encoding_id == en.int {
-            Ok(Cow::Owned((h.ptr as i64).to_string().into_bytes()))
-        } else if h.encoding_id == en.raw || h.encoding_id == en.embstr {
-            if h.encoding_id == en.embstr {
+        match h.enc {
+            Some(ObjEncoding::Int) => Ok(Cow::Owned((h.ptr as i64).to_string().into_bytes())),
+            Some(ObjEncoding::Raw) => read_sds(self.space, self.sds, h.ptr),
+            Some(ObjEncoding::Embstr) => {
                 self.check_embedded_string(&h)?;
+                read_sds(self.space, self.sds, h.ptr)
             }
-            read_sds(self.space, self.sds, h.ptr)
-        } else {
-            Err(Fault::of(
+            _ => Err(Fault::of(
                 FaultKind::BadHeader,
                 format!("string element at {ptr:#x} has encoding {}", h.encoding_id),
-            ))
+            )),
         }
     }
 
@@ -585,34 +588,37 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let Ok(h) = self.header(obj) else {
             return;
         };
-        let (ty, en) = (&self.layout.types, &self.layout.enc);
-        let (t, e) = (h.type_id, h.encoding_id);
-        if e == en.hashtable && (t == ty.hash || t == ty.set) {
-            let hash = t == ty.hash;
-            let _ = self.table_entries(h.ptr, true, |k, v| {
-                census.note(k);
-                if hash {
-                    census.note(v);
-                }
-            });
-        } else if t == ty.zset && e == en.skiplist {
-            let z = &self.layout.zset;
-            let dict = self
-                .space
-                .read(h.ptr, z.size as usize)
-                .ok()
-                .and_then(|zb| z.dict.get(&zb));
-            if let Some(dict) = dict {
-                let _ = self.table_entries(dict, true, |k, _| {
+        match (h.ty, h.enc) {
+            (Some(ty @ (ObjType::Hash | ObjType::Set)), Some(ObjEncoding::Hashtable)) => {
+                let hash = ty == ObjType::Hash;
+                let _ = self.table_entries(h.ptr, true, |k, v| {
                     census.note(k);
-                    census.note(k);
+                    if hash {
+                        census.note(v);
+                    }
                 });
             }
-        } else if t == ty.list && e == en.linkedlist {
-            let _ = self.linked_list_values(h.ptr, |value, _| {
-                census.note(value);
-                Ok(())
-            });
+            (Some(ObjType::Zset), Some(ObjEncoding::Skiplist)) => {
+                let z = &self.layout.zset;
+                let dict = self
+                    .space
+                    .read(h.ptr, z.size as usize)
+                    .ok()
+                    .and_then(|zb| z.dict.get(&zb));
+                if let Some(dict) = dict {
+                    let _ = self.table_entries(dict, true, |k, _| {
+                        census.note(k);
+                        census.note(k);
+                    });
+                }
+            }
+            (Some(ObjType::List), Some(ObjEncoding::Linkedlist)) => {
+                let _ = self.linked_list_values(h.ptr, |value, _| {
+                    census.note(value);
+                    Ok(())
+                });
+            }
+            _ => {}
         }
     }
 
@@ -897,7 +903,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             sds_values
                 || self
                     .header(v)
-                    .is_ok_and(|h| h.encoding_id != self.layout.enc.int)
+                    .is_ok_and(|h| h.enc != Some(ObjEncoding::Int))
         };
         let mut value_at: Vec<Option<u64>> = Vec::new();
         let (used, broken) = self.table_entries(table, checked, |k, v| {
@@ -1502,10 +1508,12 @@ fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<
 mod tests {
     use super::module_type_name;
     use super::shared_values;
-    use super::ObjectDecoder;
+    use super::{KindTable, ObjectDecoder};
     use crate::profile::{self, Layout};
+    use crate::value::{ObjEncoding, ObjType};
     use crate::walker::bucket::{fragment, BucketCheck};
     use crate::walker::context::WalkContext;
+    use crate::walker::fault::FaultKind;
     use crate::walker::sds::SdsFormat;
     use crate::walker::WalkOptions;
 
@@ -1674,6 +1682,63 @@ mod tests {
         put(&mut m, nodes[1] - BASE + 24, BASE + 0x5c0);
         let (got, _) = decode(&m, &l, None, false);
         assert!(got.unwrap_err().contains("not an entry"));
+    }
+
+    #[test]
+    fn types_and_encodings_resolve_by_each_builds_numbers() {
+        for name in profile::shipped_names() {
+            let l = Layout::resolve(&profile::load(name).unwrap()).unwrap();
+            let table = KindTable::new(&l);
+            for t in ObjType::ALL {
+                let n = l.types.number(t);
+                let want = (n != u64::MAX).then_some(t);
+                assert_eq!(table.resolve(n, 0).0, want, "{name}: {}", t.name());
+            }
+            for e in ObjEncoding::ALL {
+                let n = l.enc.number(e);
+                let want = (n != u64::MAX).then_some(e);
+                assert_eq!(table.resolve(0, n).1, want, "{name}: {}", e.name());
+            }
+            // Zipmap (3) is no robj's encoding; 16 is past the 4-bit fields.
+            assert_eq!(table.resolve(0, 3).1, None, "{name}");
+            assert_eq!(table.resolve(16, 16), (None, None), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_type_with_an_encoding_it_never_has_is_a_bad_header() {
+        let l = Layout::resolve(&profile::load("7.0.15-debian").unwrap()).unwrap();
+        let decode = |type_and_encoding: u8| {
+            let mut m = vec![0u8; 0x40];
+            m[0] = type_and_encoding;
+            let s = crate::core::address_space::single_segment(&m, BASE);
+            let ctx = WalkContext::new(&s, &l, WalkOptions::default());
+            let mut d = ObjectDecoder::new(&ctx);
+            let h = d.header(BASE).unwrap();
+            let fault = d.value(&h).unwrap_err();
+            (h.ty, h.enc, h.kind, fault.kind(), fault.to_string())
+        };
+        // A string (0) encoded as an intset (6).
+        let (ty, enc, kind, fault, text) = decode(6 << 4);
+        assert_eq!(
+            (ty, enc),
+            (Some(ObjType::String), Some(ObjEncoding::Intset))
+        );
+        assert_eq!((kind.type_name, kind.encoding), ("string", "intset"));
+        assert_eq!(fault, FaultKind::BadHeader);
+        assert_eq!(
+            text,
+            "object type 0 (string) with encoding 6 (intset) is not valid for this Redis build"
+        );
+        // Numbers 7.0 does not define.
+        let (ty, enc, kind, fault, text) = decode((3 << 4) | 9);
+        assert_eq!((ty, enc), (None, None));
+        assert_eq!((kind.type_name, kind.encoding), ("unknown", "unknown"));
+        assert_eq!(fault, FaultKind::BadHeader);
+        assert_eq!(
+            text,
+            "object type 9 (unknown) with encoding 3 (unknown) is not valid for this Redis build"
+        );
     }
 
     #[test]

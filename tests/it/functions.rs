@@ -65,9 +65,17 @@ fn function_libraries_are_recovered() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let report = read_report(&dir.path().join("dump9.rdb.report.json"));
-    let lost = report["functions_lost"].as_str().unwrap_or_default();
+    let lost = &report["functions_lost"];
+    assert_eq!(
+        lost["reason_kind"], "rdb_version_too_old",
+        "report: {report}"
+    );
+    assert!(lost["fault_kind"].is_null(), "report: {report}");
     assert!(
-        lost.contains("RDB 9"),
+        lost["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RDB 9"),
         "functions_lost should name the RDB version: {report}"
     );
     assert_eq!(report["totals"]["keys"], 1, "report: {report}");

@@ -26,7 +26,7 @@ use redis_rescue::decode::{lzf as lzf_dec, parse_canonical_int, Element};
 use redis_rescue::profile::layout::{Bits, Field};
 use redis_rescue::profile::Layout;
 use redis_rescue::recording::Recording;
-use redis_rescue::report::{Report, ReportBuilder, Source};
+use redis_rescue::report::{FunctionsLost, Report, ReportBuilder, Source};
 use redis_rescue::sink::{CountingSink, RdbSink, Sink};
 use redis_rescue::value::{QuicklistNode, RecoveredKey, Value};
 use redis_rescue::walker::object::ObjectDecoder;
@@ -863,7 +863,7 @@ fn walk_core_into(
     ) {
         (Some(_), Some(sym)) => walker
             .functions(exe.base.wrapping_add(sym.offset))
-            .map_err(|f| f.to_string()),
+            .map_err(|f| FunctionsLost::unreadable(&f)),
         _ => Ok(Vec::new()),
     };
     let lua = walker.lua_scripts(server);
@@ -887,7 +887,7 @@ fn walk_core_into(
     let mut sink = RdbSink::new(&mut *rdb_buf, version, &aux).map_err(|e| e.to_string())?;
     let functions = functions.and_then(|libs| match sink.functions(&libs) {
         Ok(()) => Ok(libs.len() as u64),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(FunctionsLost::not_written(e)),
     });
     let functions_written = *functions.as_ref().unwrap_or(&0);
     report.set_functions(functions);
