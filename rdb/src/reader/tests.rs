@@ -1,5 +1,8 @@
 //! Reader tests on files made by this crate's writer (real-Redis files are tested in the
 //! workspace's `tests/it/verify_reader.rs`).
+//!
+//! Over ~900 lines as one list: one test per record type, opcode and refusal of the
+//! reader, in the order `reader.rs` handles them, sharing the file builders at the top.
 
 use super::*;
 use crate::consts::has_redis_feature;
