@@ -256,16 +256,26 @@ fn signal_mid_walk(signal: &str, number: i32) {
     let pid = source.pid();
     let dir = work_dir(&format!("sig{signal}"));
     let rdb = dir.path().join("dump.rdb");
-    let mut tool = Command::new(env!("CARGO_BIN_EXE_redis-rescue"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_redis-rescue"));
+    command
         .arg("--pid")
         .arg(pid.to_string())
         .arg("-o")
         .arg(&rdb)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn redis-rescue");
+        .stderr(Stdio::piped());
+    // Tests run in the background of a shell without job control inherit SIGINT ignored,
+    // and the tool rightly leaves an ignored SIGINT alone (as under nohup): give the tool
+    // the default action, as a terminal's Ctrl-C meets it.
+    // SAFETY: signal() is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut tool = command.spawn().expect("spawn redis-rescue");
     let stderr = tool.stderr.take().expect("stderr pipe");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
