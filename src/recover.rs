@@ -391,11 +391,24 @@ fn recover_target(
     };
     log(&format!("bucket check: {}", bucket_note.summary));
     report.set_bucket_check(bucket_note);
-    let walk = WalkOptions {
+    let mut walk = WalkOptions {
         bucket_check,
         ..opts.walk
     };
     let walker = KeyspaceWalker::new(&core.space, &layout).with_options(walk);
+    // The object census (2.8 to 3.2) tells the shared integer objects apart.
+    if let Some(exe) = &exe {
+        let images = core.writable_image(exe.base);
+        let images: Vec<(u64, &[u8])> = images.iter().map(|(a, b)| (*a, b.as_ref())).collect();
+        walk.shared_integers = walker.shared_integers(&images);
+        if let Some(s) = walk.shared_integers {
+            log(&format!(
+                "shared integers: {} objects, array at {:#x}",
+                s.len, s.array
+            ));
+        }
+    }
+    let walker = walker.with_options(walk);
     let expected: u64 = dbs.iter().map(|d| d.expected()).sum();
     let mut task = opts
         .progress

@@ -180,6 +180,7 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
             bucket_check: None,
             include_importing: cli.include_importing,
             threads: cli.threads.map_or_else(default_threads, usize::from),
+            shared_integers: None,
         },
         no_bucket_check: cli.no_bucket_check,
         output_options: OutputOptions {

@@ -10,72 +10,252 @@
 //! dict-encoded collection and linked list), then refuses an object held in more places
 //! than its `refcount` allows. Both holders are then refused: which of the two pointers
 //! was damaged cannot be told, and a key is recovered exactly or listed lost.
+//!
+//! The shared integer objects (`shared.integers`, 0 to 9999) are held by every key and
+//! element holding that number, and their `refcount` counts each holder plus the array's
+//! own reference. So counts above two are kept exactly (for a bounded number of objects),
+//! and [`SharedIntegers`], found in the executable's data, tells a shared integer apart: it
+//! may have one holder fewer than its `refcount`.
+//!
+//! A raw string object's `ptr` is covered by no hash either: the strings of raw string
+//! objects and the keyspace's key names are counted too, and each must have one holder.
 
+use std::collections::HashMap;
+
+use super::object::ObjectDecoder;
 use super::seen::SeenEntries;
+use super::WalkContext;
+use crate::value::{ObjEncoding, ObjType};
 
-/// Counts of references per object address, up to [`ObjectCensus::SATURATES_AT`].
+/// Counts of references per object address.
 ///
 /// Three bitmaps of the shape [`SeenEntries`] keeps (1/64 of the heap span visited
-/// each): memory grows with the heap, not with the number of objects.
+/// each): memory grows with the heap, not with the number of objects. Past two, counts
+/// are exact for up to [`MAX_EXACT`] objects (the shared integers, and the few objects
+/// commands such as SUNIONSTORE share); beyond that a count reads as a lower bound.
 #[derive(Default)]
 pub struct ObjectCensus {
     /// `counts[i]` holds the addresses referenced more than `i` times.
     counts: [SeenEntries; 3],
+    /// Exact counts of the addresses referenced three times or more.
+    exact: HashMap<u64, u32>,
+    /// The strings (sds) of raw string objects and the keyspace's key names, seen once
+    /// (`strings[0]`) and more (`strings[1]`): each belongs to one object or one key.
+    strings: [SeenEntries; 2],
+}
+
+/// Objects whose counts above two are kept exactly.
+const MAX_EXACT: usize = 1 << 16;
+
+/// References to one object as the census counted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// How many (a lower bound when `at_least`).
+    pub count: u32,
+    /// The count stopped growing: there may be more.
+    pub at_least: bool,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.at_least {
+            write!(f, "at least {}", self.count)
+        } else {
+            write!(f, "{}", self.count)
+        }
+    }
 }
 
 impl ObjectCensus {
-    /// Counts stop growing here: the check only needs to tell 1, 2 and more apart
-    /// (a zset's element is held twice, by its dict and its skiplist node).
-    pub const SATURATES_AT: u8 = 3;
+    /// Counts one more reference to the object at `addr`: true when it is the first.
+    pub fn note(&mut self, addr: u64) -> bool {
+        let levels = self.counts.len();
+        match self.counts.iter_mut().position(|l| l.first_visit(addr)) {
+            Some(0) => return true,
+            Some(i) if i + 1 == levels => self.exact_add(addr, 3),
+            Some(_) => {}
+            None => self.exact_add(addr, 4),
+        }
+        false
+    }
 
-    /// Counts one more reference to the object at `addr`.
-    pub fn note(&mut self, addr: u64) {
-        for level in &mut self.counts {
-            if level.first_visit(addr) {
-                return;
-            }
+    /// Counts one more holder of the string at `sds`: a raw string object's `ptr`, or a
+    /// key's name in the keyspace.
+    pub fn note_string(&mut self, sds: u64) {
+        let [once, more] = &mut self.strings;
+        if !once.first_visit(sds) {
+            more.first_visit(sds);
         }
     }
 
-    /// The references to `addr` counted, at most [`Self::SATURATES_AT`].
-    pub fn references(&self, addr: u64) -> u8 {
-        let n = self.counts.iter().take_while(|l| l.contains(addr)).count();
-        u8::try_from(n).unwrap_or(Self::SATURATES_AT)
+    /// Whether the string at `sds` has more than one holder: a raw string object's
+    /// pointer damaged onto another object's string or a key's name.
+    pub fn string_shared(&self, sds: u64) -> bool {
+        self.strings.get(1).is_some_and(|more| more.contains(sds))
     }
 
-    /// Whether `references` more than `refcount` allows: the object is held by a damaged
-    /// pointer too. A saturated count is compared as a lower bound.
-    pub fn over(references: u8, refcount: i64) -> bool {
-        references > 1 && i64::from(references) > refcount
+    /// Sets the exact count of `addr` to `first` when it is new, else adds one.
+    fn exact_add(&mut self, addr: u64, first: u32) {
+        if let Some(n) = self.exact.get_mut(&addr) {
+            *n = n.saturating_add(1);
+        } else if self.exact.len() < MAX_EXACT {
+            self.exact.insert(addr, first);
+        }
+    }
+
+    /// The references to `addr` counted.
+    pub fn references(&self, addr: u64) -> Held {
+        let levels = self.counts.iter().take_while(|l| l.contains(addr)).count();
+        match (levels, self.exact.get(&addr)) {
+            (3, Some(&n)) => Held {
+                count: n,
+                at_least: false,
+            },
+            (3, None) => Held {
+                count: 3,
+                at_least: true,
+            },
+            (n, _) => Held {
+                count: u32::try_from(n).unwrap_or(0),
+                at_least: false,
+            },
+        }
+    }
+
+    /// Whether `held` is more than `allowed` holders: the object is held by a damaged
+    /// pointer too. A lower bound is compared as it stands.
+    pub fn over(held: Held, allowed: i64) -> bool {
+        i64::from(held.count) > allowed
+    }
+}
+
+/// `shared.integers`: the array of the shared integer objects, `integers[i]` holding `i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedIntegers {
+    /// Where the array is.
+    pub array: u64,
+    /// Its length (`OBJ_SHARED_INTEGERS`, 10000 in every release).
+    pub len: u64,
+}
+
+/// Fewest entries a run of pointers needs to be taken for `shared.integers`.
+const MIN_SHARED: u64 = 1000;
+/// Most entries read while following one candidate run.
+const MAX_SHARED: u64 = 1 << 20;
+
+impl SharedIntegers {
+    /// Finds the array in the executable's writable `images` (start address, bytes): the
+    /// one run of pointers where the `i`-th leads to an INT-encoded string object holding
+    /// `i`, at least [`MIN_SHARED`] long. `None` when no run, or more than one, qualifies.
+    pub fn find(ctx: &WalkContext<'_, '_>, images: &[(u64, &[u8])]) -> Option<SharedIntegers> {
+        let objects = ObjectDecoder::new(ctx);
+        let holds = |ptr: u64, value: u64| {
+            objects.header(ptr).is_ok_and(|h| {
+                h.ty == Some(ObjType::String) && h.enc == Some(ObjEncoding::Int) && h.ptr == value
+            })
+        };
+        let mut found = None;
+        for (start, image) in images {
+            for (i, word) in image.chunks_exact(8).enumerate() {
+                let ptr = u64::from_le_bytes(word.try_into().ok()?);
+                if ptr == 0 || !holds(ptr, 0) {
+                    continue;
+                }
+                let array = start.wrapping_add(8 * i as u64);
+                let len = (1..MAX_SHARED)
+                    .find(|&v| {
+                        !ctx.space
+                            .u64(array.wrapping_add(8 * v))
+                            .is_ok_and(|p| p != 0 && holds(p, v))
+                    })
+                    .unwrap_or(MAX_SHARED);
+                if len < MIN_SHARED {
+                    continue;
+                }
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(SharedIntegers { array, len });
+            }
+        }
+        found
+    }
+
+    /// Whether the INT-encoded object at `obj`, holding `value`, is the shared one.
+    pub fn holds(&self, ctx: &WalkContext<'_, '_>, obj: u64, value: u64) -> bool {
+        value < self.len
+            && ctx
+                .space
+                .u64(self.array.wrapping_add(8 * value))
+                .is_ok_and(|p| p == obj)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ObjectCensus;
+    use super::{Held, ObjectCensus, MAX_EXACT};
+
+    fn held(count: u32) -> Held {
+        Held {
+            count,
+            at_least: false,
+        }
+    }
 
     #[test]
-    fn counts_saturate_and_compare_with_the_refcount() {
+    fn counts_are_exact_past_two_and_compare_with_the_refcount() {
         let mut c = ObjectCensus::default();
-        assert_eq!(c.references(0x1000), 0);
+        assert_eq!(c.references(0x1000), held(0));
         c.note(0x1000);
-        assert_eq!(c.references(0x1000), 1);
+        assert_eq!(c.references(0x1000), held(1));
         c.note(0x1000);
         c.note(0x2000);
-        assert_eq!(c.references(0x1000), 2);
+        assert_eq!(c.references(0x1000), held(2));
         for _ in 0..5 {
             c.note(0x1000);
         }
-        assert_eq!(c.references(0x1000), ObjectCensus::SATURATES_AT);
-        assert_eq!(c.references(0x2000), 1);
-        // Held once: never over, whatever the refcount says (a damaged refcount alone
-        // changes nothing that is written).
-        assert!(!ObjectCensus::over(1, 0));
-        assert!(ObjectCensus::over(2, 1));
-        assert!(!ObjectCensus::over(2, 2));
-        assert!(ObjectCensus::over(3, 2));
-        assert!(!ObjectCensus::over(3, 10_000));
-        assert!(ObjectCensus::over(2, -1));
+        assert_eq!(c.references(0x1000), held(7));
+        assert_eq!(c.references(0x2000), held(1));
+        assert!(ObjectCensus::over(held(2), 1));
+        assert!(!ObjectCensus::over(held(2), 2));
+        assert!(ObjectCensus::over(held(7), 6));
+        assert!(!ObjectCensus::over(held(7), 10_000));
+        assert!(ObjectCensus::over(held(2), -1));
+        // A shared integer held once more than its refcount minus the array's reference.
+        assert!(ObjectCensus::over(held(1), 0));
+    }
+
+    #[test]
+    fn exact_counts_are_bounded_and_then_lower_bounds() {
+        let mut c = ObjectCensus::default();
+        for i in 0..(MAX_EXACT as u64 + 10) {
+            for _ in 0..3 {
+                c.note(0x100_0000 + 16 * i);
+            }
+        }
+        assert_eq!(c.references(0x100_0000), held(3));
+        let past = c.references(0x100_0000 + 16 * (MAX_EXACT as u64 + 5));
+        assert_eq!(
+            past,
+            Held {
+                count: 3,
+                at_least: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_string_with_two_holders_is_shared() {
+        let mut c = ObjectCensus::default();
+        assert!(c.note(0x1000));
+        assert!(!c.note(0x1000));
+        c.note_string(0x2000);
+        c.note_string(0x3000);
+        assert!(!c.string_shared(0x2000));
+        c.note_string(0x2000);
+        assert!(c.string_shared(0x2000));
+        assert!(!c.string_shared(0x3000));
+        assert!(!c.string_shared(0x4000));
     }
 
     #[test]
@@ -88,9 +268,9 @@ mod tests {
         for i in (0..10_000u64).step_by(3) {
             c.note(0x10_0000 + 16 * i);
         }
-        assert_eq!(c.references(0x10_0000), 2);
-        assert_eq!(c.references(0x10_0000 + 16), 1);
-        assert_eq!(c.references(0x10_0000 + 16 * 9_999), 2);
-        assert_eq!(c.references(0x10_0000 + 16 * 10_000), 0);
+        assert_eq!(c.references(0x10_0000), held(2));
+        assert_eq!(c.references(0x10_0000 + 16), held(1));
+        assert_eq!(c.references(0x10_0000 + 16 * 9_999), held(2));
+        assert_eq!(c.references(0x10_0000 + 16 * 10_000), held(0));
     }
 }

@@ -167,6 +167,9 @@ pub struct WalkOptions {
     /// Threads the keyspace walk may use (`--threads`; 0 and 1: one). With two, one
     /// follows the keys tables' chains while the other decodes the keys, in the same order.
     pub threads: usize,
+    /// Where the shared integer objects are (2.8 to 3.2, for the object census; see
+    /// [`KeyspaceWalker::shared_integers`]).
+    pub shared_integers: Option<census::SharedIntegers>,
 }
 
 /// Walks one core's keyspace with one build's layout.
@@ -632,6 +635,16 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
         Ok(out)
     }
 
+    /// The shared integer objects' array in the executable's writable `images` (start
+    /// address, bytes), for the object census of builds whose collections keep their
+    /// elements as objects; `None` in other builds, or when no single array is found.
+    pub fn shared_integers(&self, images: &[(u64, &[u8])]) -> Option<census::SharedIntegers> {
+        if self.layout.features.elements != ElementFlavor::Robj {
+            return None;
+        }
+        census::SharedIntegers::find(&self.ctx, images)
+    }
+
     /// Counts the holders of every string object in `dbs` (see [`ObjectCensus`]), in
     /// builds whose collections keep their elements as objects and whose profile has the
     /// `refcount`; `None` elsewhere. The keys tables are walked as [`Self::walk`] walks
@@ -651,8 +664,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             };
             for (_, h) in &keys.tables {
                 let mut seen = SeenEntries::with_capacity(h.used());
-                let _ = dicts.for_each_unique(h, &mut seen, |_, value| {
-                    census.note(value);
+                let _ = dicts.for_each_unique(h, &mut seen, |key, value| {
+                    census.note_string(key);
                     objects.count_held_objects(value, &mut census);
                 });
             }

@@ -132,6 +132,7 @@ pub(crate) fn walk_core_into(
         bucket_check: None,
         include_importing: false,
         threads: 1,
+        shared_integers: None,
     });
     let dbs = walker.databases(server).map_err(|e| e.to_string())?;
     let version = match settings.sink {

@@ -10,54 +10,83 @@ use crate::walker::fault::{Fault, FaultKind};
 impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// Refuses the object `h` when the walk's census counted more holders of it than its
     /// `refcount` allows (see [`ObjectCensus`]): a damaged pointer led here from another
-    /// key or element. Without a census (4.0+, or no refcount in the profile) it passes.
+    /// key or element. A shared integer object's `refcount` also counts the shared array's
+    /// own reference, so it allows one holder fewer. Without a census (4.0+, or no
+    /// refcount in the profile) it passes.
     pub fn check_holders(&self, h: &ObjHeader) -> Result<(), Fault> {
         let (Some(census), Some(field)) = (self.ctx.census, self.layout.robj.refcount) else {
             return Ok(());
         };
+        if h.ty == Some(ObjType::String)
+            && h.enc == Some(ObjEncoding::Raw)
+            && census.string_shared(h.ptr)
+        {
+            return Err(Fault::of(
+                FaultKind::Duplicate,
+                format!(
+                    "the string at {:#x} of the string object at {:#x} is also another object's or a key's name: a damaged pointer led to it",
+                    h.ptr, h.addr
+                ),
+            ));
+        }
         let held = census.references(h.addr);
-        if held < 2 {
+        let shared = h.enc == Some(ObjEncoding::Int)
+            && self
+                .ctx
+                .options
+                .shared_integers
+                .is_some_and(|s| s.holds(self.ctx, h.addr, h.ptr));
+        // An object held once is damage only if it is a shared integer (held by the array
+        // too); one the census did not meet is checked by nothing here.
+        if held.count == 0 || (held.count < 2 && !shared) {
             return Ok(());
         }
         let at = h.addr.wrapping_add(field.offset);
         // `int refcount`: sign-extended, so a negative one allows no holder at all.
         let refcount = i64::from(self.space.uint(at, field.size)? as u32 as i32);
-        if !ObjectCensus::over(held, refcount) {
+        let allowed = if shared { refcount - 1 } else { refcount };
+        if !ObjectCensus::over(held, allowed) {
             return Ok(());
         }
-        let many = if held >= ObjectCensus::SATURATES_AT {
-            format!("at least {held}")
+        let which = if shared {
+            format!("shared integer object {} at {:#x}", h.ptr, h.addr)
         } else {
-            held.to_string()
+            format!("{} object at {:#x}", h.kind.type_name, h.addr)
+        };
+        let besides = if shared {
+            " besides the shared array"
+        } else {
+            ""
         };
         Err(Fault::of(
             FaultKind::Duplicate,
             format!(
-                "the {} object at {:#x} is held in {many} places but its refcount is {refcount}: a damaged pointer led to it",
-                h.kind.type_name, h.addr
+                "the {which} is held in {held} places{besides} but its refcount is {refcount}: a damaged pointer led to it",
             ),
         ))
     }
 
-    /// Counts in `census` the string objects the value at `obj` holds as the decoder
-    /// would read them: the fields and values of a dict-encoded hash, the members of a
-    /// dict-encoded set, the elements of a skiplist zset (twice: its dict and its skiplist
-    /// node each hold one reference) and of a linked list. Nothing in builds whose
+    /// Counts in `census` the object at `obj` (a keyspace value) and, the first time it is
+    /// met, the string objects it holds as the decoder would read them: the fields and
+    /// values of a dict-encoded hash, the members of a dict-encoded set, the elements of a
+    /// skiplist zset (twice: its dict and its skiplist node each hold one reference) and
+    /// of a linked list; and the string of each raw string object. Nothing in builds whose
     /// collections keep bare strings; faults are left for the decoder to report.
     pub fn count_held_objects(&self, obj: u64, census: &mut ObjectCensus) {
-        if self.layout.features.elements != ElementFlavor::Robj {
+        if self.layout.features.elements != ElementFlavor::Robj || !census.note(obj) {
             return;
         }
         let Ok(h) = self.header(obj) else {
             return;
         };
         match (h.ty, h.enc) {
+            (Some(ObjType::String), Some(ObjEncoding::Raw)) => census.note_string(h.ptr),
             (Some(ty @ (ObjType::Hash | ObjType::Set)), Some(ObjEncoding::Hashtable)) => {
                 let hash = ty == ObjType::Hash;
                 let _ = self.table_entries(h.ptr, true, |k, v| {
-                    census.note(k);
+                    self.count_element(k, census);
                     if hash {
-                        census.note(v);
+                        self.count_element(v, census);
                     }
                 });
             }
@@ -70,18 +99,30 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .and_then(|zb| z.dict.get(&zb));
                 if let Some(dict) = dict {
                     let _ = self.table_entries(dict, true, |k, _| {
-                        census.note(k);
+                        self.count_element(k, census);
                         census.note(k);
                     });
                 }
             }
             (Some(ObjType::List), Some(ObjEncoding::Linkedlist)) => {
                 let _ = self.linked_list_values(h.ptr, |value, _| {
-                    census.note(value);
+                    self.count_element(value, census);
                     Ok(())
                 });
             }
             _ => {}
+        }
+    }
+
+    /// Counts the element object at `obj` and, the first time, its string when raw.
+    fn count_element(&self, obj: u64, census: &mut ObjectCensus) {
+        if !census.note(obj) {
+            return;
+        }
+        if let Ok(h) = self.header(obj) {
+            if h.ty == Some(ObjType::String) && h.enc == Some(ObjEncoding::Raw) {
+                census.note_string(h.ptr);
+            }
         }
     }
 }
