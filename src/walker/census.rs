@@ -142,11 +142,14 @@ pub struct SharedIntegers {
 const MIN_SHARED: u64 = 1000;
 /// Most entries read while following one candidate run.
 const MAX_SHARED: u64 = 1 << 20;
+/// Slots in a row that may fail to match before the array is taken to end.
+const MAX_GAP: u64 = 64;
 
 impl SharedIntegers {
     /// Finds the array in the executable's writable `images` (start address, bytes): the
     /// one run of pointers where the `i`-th leads to an INT-encoded string object holding
-    /// `i`, at least [`MIN_SHARED`] long. `None` when no run, or more than one, qualifies.
+    /// `i`, with at least [`MIN_SHARED`] slots matching. `None` when no run, or more than
+    /// one, qualifies.
     pub fn find(ctx: &WalkContext<'_, '_>, images: &[(u64, &[u8])]) -> Option<SharedIntegers> {
         let objects = ObjectDecoder::new(ctx);
         let holds = |ptr: u64, value: u64| {
@@ -162,16 +165,24 @@ impl SharedIntegers {
                     continue;
                 }
                 let array = start.wrapping_add(8 * i as u64);
-                let len = (1..MAX_SHARED)
-                    .find(|&v| {
-                        !ctx.space
-                            .u64(array.wrapping_add(8 * v))
-                            .is_ok_and(|p| p != 0 && holds(p, v))
-                    })
-                    .unwrap_or(MAX_SHARED);
-                if len < MIN_SHARED {
+                // A damaged slot does not end the array: it ends where no slot of the
+                // next [`MAX_GAP`] matches. A damaged slot's value is then only not told
+                // apart as shared (its holders are checked as a private object's).
+                let (mut matched, mut last) = (1u64, 0u64);
+                for v in 1..MAX_SHARED {
+                    if v - last > MAX_GAP {
+                        break;
+                    }
+                    let slot = ctx.space.u64(array.wrapping_add(8 * v));
+                    if slot.is_ok_and(|p| p != 0 && holds(p, v)) {
+                        matched += 1;
+                        last = v;
+                    }
+                }
+                if matched < MIN_SHARED {
                     continue;
                 }
+                let len = last + 1;
                 if found.is_some() {
                     return None;
                 }

@@ -43,6 +43,16 @@ fn the_shared_integers_array_is_found_once_and_only_whole() {
         assert!(found.holds(&ctx, objects[7], 7), "{build}");
         assert!(!found.holds(&ctx, objects[7], 8), "{build}");
         assert!(!found.holds(&ctx, objects[7], 5000), "{build}");
+        // A damaged slot does not cut the array short: only its own value is not told.
+        let mut heap = Heap::new(&l);
+        let (array, objects) = shared_array(&mut heap, 1200);
+        heap.put_u64(array + 8 * 700, objects[3]);
+        let found = find(&heap, &l, array, 8 * 1200).expect(build);
+        assert_eq!(found.len, 1200, "{build}");
+        let space = heap.space();
+        let ctx = WalkContext::new(&space, &l, WalkOptions::default());
+        assert!(!found.holds(&ctx, objects[700], 700), "{build}");
+        assert!(found.holds(&ctx, objects[1100], 1100), "{build}");
         // A run too short to be the array, and two arrays: neither is taken.
         let mut heap = Heap::new(&l);
         let (short, _) = shared_array(&mut heap, 500);
