@@ -121,6 +121,42 @@ pub fn free_port() -> Result<u16, ServerError> {
     Ok(l.local_addr().map_err(ServerError::Dir)?.port())
 }
 
+/// The command that starts `binary` as verify and the project's tests both do: on loopback
+/// `port`, with `dir` as its directory (and working directory), persistence off, in the
+/// foreground, then `args` (later arguments override earlier ones). With `core_limit` it
+/// runs as `sh -c 'ulimit -c unlimited; exec BINARY ARGS…'`, so the kernel writes a core
+/// when the server dies of a signal; the shell execs the server, so the child's pid is the
+/// server's. The caller chooses the log (`--logfile`) and the standard streams.
+pub fn server_command(
+    binary: &Path,
+    port: u16,
+    dir: &Path,
+    args: &[&str],
+    core_limit: bool,
+) -> Command {
+    let mut cmd = if core_limit {
+        // `ulimit -c` without -H/-S sets both limits in dash and bash; raising the hard
+        // limit needs root (CAP_SYS_RESOURCE) when it is lower.
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(r#"ulimit -c unlimited || { echo "cannot raise RLIMIT_CORE" >&2; exit 97; }; exec "$0" "$@""#)
+            .arg(binary);
+        c
+    } else {
+        // Not canonicalized: Debian's redis-server is a symlink to redis-check-rdb, which
+        // picks its mode from argv[0].
+        Command::new(binary)
+    };
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// The lines of a server log that explain a failure: those about the RDB or an error, else
 /// warnings (`#`) that are not start-up boilerplate, else the tail.
 pub fn log_excerpt(log: &str, max: usize) -> String {
@@ -291,26 +327,22 @@ fn try_start(
     let _ = std::fs::remove_file(&log);
     let stderr = std::fs::File::create(dir.join("stderr.log")).map_err(ServerError::Dir)?;
     let stdout = stderr.try_clone().map_err(ServerError::Dir)?;
-    let dir_s = dir.display().to_string();
     let log_s = log.display().to_string();
-    let port_s = port.to_string();
     let started = Instant::now();
-    // Not canonicalized: Debian's redis-server is a symlink to redis-check-rdb, which picks
-    // its mode from argv[0].
-    let child = Command::new(binary)
-        .args(["--port", &port_s, "--bind", "127.0.0.1"])
-        .args(["--dir", &dir_s, "--dbfilename", DUMP_NAME])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .args(["--logfile", &log_s])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .map_err(|source| ServerError::Spawn {
-            binary: binary.display().to_string(),
-            source,
-        })?;
+    let child = server_command(
+        binary,
+        port,
+        dir,
+        &["--dbfilename", DUMP_NAME, "--logfile", &log_s],
+        false,
+    )
+    .stdout(stdout)
+    .stderr(stderr)
+    .spawn()
+    .map_err(|source| ServerError::Spawn {
+        binary: binary.display().to_string(),
+        source,
+    })?;
     let mut guard = ChildGuard(Some(child));
     let deadline = started + timeout;
     let mut conn: Option<Connection> = None;

@@ -2,19 +2,21 @@
 //! port with a private directory, killed on drop), cluster nodes, and the builds
 //! `.ci/provision-redis.sh` and `.ci/provision-redis8.sh` put under `target/redis-builds/`.
 //!
-//! Not `redis_rescue::verify::server::LocalServer`: that one only starts a server on a copy
-//! of a dump, with DEBUG off, its log in a file of its own and no other arguments, and
-//! reports a failed load instead of panicking; the tests need empty servers with DEBUG on,
-//! extra arguments (`--activerehashing no`, cluster options, `ulimit -c unlimited`) and
-//! the server's stdout in its log (DEBUG QUICKLIST prints there, see `quicklist_nodes`).
-//! The free port comes from the same place as verify's.
+//! Started with the same command line as verify's servers
+//! (`redis_rescue::verify::server::server_command`) and on a free port from the same
+//! probe. Not `LocalServer` itself: that one only starts a server on a copy of a dump, with
+//! DEBUG off and its log in a file of its own, and reports a failed load instead of
+//! panicking; the tests need empty servers with DEBUG on, extra arguments
+//! (`--activerehashing no`, cluster options, `ulimit -c unlimited`) and the server's stdout
+//! in its log (DEBUG QUICKLIST prints there, see `quicklist_nodes`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use redis::{Connection, IntoConnectionInfo};
+use redis_rescue::verify::server::server_command;
 
 use super::tail_of;
 
@@ -197,29 +199,13 @@ impl RedisServer {
         let log = dir.path().join("redis.log");
         let stdout = fs::File::create(&log).expect("create redis.log");
         let stderr = fs::File::create(dir.path().join("stderr.log")).expect("create stderr.log");
-        let port_s = port.to_string();
-        let dir_s = dir.path().to_str().expect("temp dir is UTF-8").to_string();
-        let mut cmd = if core_limit {
-            // `ulimit -c` without -H/-S sets both limits in dash and bash; raising the hard
-            // limit needs root (CAP_SYS_RESOURCE) when it is lower.
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(r#"ulimit -c unlimited || { echo "cannot raise RLIMIT_CORE" >&2; exit 97; }; exec "$0" "$@""#)
-                .arg(binary);
-            c
-        } else {
-            Command::new(binary)
-        };
-        cmd.args(["--port", &port_s, "--bind", "127.0.0.1", "--dir", &dir_s])
-            .args(["--save", "", "--appendonly", "no"]);
+        let mut args = vec!["--logfile", ""];
         if enable_debug {
-            cmd.args(["--enable-debug-command", "yes"]);
+            args.extend(["--enable-debug-command", "yes"]);
         }
-        cmd.args(["--daemonize", "no", "--logfile", ""])
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
+        args.extend_from_slice(extra_args);
+        let mut cmd = server_command(binary, port, dir.path(), &args, core_limit);
+        cmd.stdout(stdout).stderr(stderr);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", binary.display()));
