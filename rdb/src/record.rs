@@ -181,14 +181,21 @@ impl RecordBuilder {
                 describe_versions(|v| has_redis_feature(v, since)),
             ));
         }
-        if let Some(t) = ValueType::ALL
-            .into_iter()
-            .find(|t| self.types & (1 << t.code()) != 0 && !t.fits(version))
-        {
-            return Err(unfit(
-                format!("object type {} ({t:?})", t.code()),
-                t.versions(),
-            ));
+        // The types written, lowest code first (as `ValueType::ALL` lists them); a record
+        // usually holds one, so this looks at one type instead of every one there is.
+        let mut written = self.types;
+        while written != 0 {
+            let code = written.trailing_zeros();
+            written &= written - 1;
+            let Some(t) = u8::try_from(code).ok().and_then(ValueType::from_code) else {
+                continue;
+            };
+            if !t.fits(version) {
+                return Err(unfit(
+                    format!("object type {} ({t:?})", t.code()),
+                    t.versions(),
+                ));
+            }
         }
         if self.idmp && !ValueType::StreamListpacks4.fits(version) {
             return Err(unfit(

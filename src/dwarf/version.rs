@@ -108,18 +108,20 @@ pub fn detect(obj: &object::File<'_>, valkey: bool) -> Result<FoundVersion, Stri
     } else {
         &["", "redis"]
     };
+    // What follows each prefix in each string, where that starts with a digit (a version
+    // can only start there): a few strings out of the many read-only ones, looked up once.
+    let tails: Vec<&str> = strings
+        .iter()
+        .flat_map(|s| prefixes.iter().filter_map(|p| s.text.strip_prefix(p)))
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
     let mut confirmed: Vec<&str> = candidates
         .iter()
         .map(|c| c.text.as_str())
         .filter(|v| {
-            strings.iter().any(|s| {
-                prefixes.iter().any(|p| {
-                    s.text
-                        .strip_prefix(p)
-                        .and_then(|r| r.strip_prefix(v))
-                        .is_some_and(is_build_tail)
-                })
-            })
+            tails
+                .iter()
+                .any(|r| r.strip_prefix(v).is_some_and(is_build_tail))
         })
         .collect();
     // "7.0.1" is a prefix of "7.0.15…" too: keep the longest.
