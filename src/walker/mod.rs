@@ -730,6 +730,12 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             };
             let source = match lookup {
                 _ if embedded => ExpireSource::Embedded,
+                // An expires dict walked whole and empty holds no TTL: no key's name needs
+                // hashing to look one up.
+                Some(_) if complete && yielded == 0 => ExpireSource::Dict {
+                    sorted: &[],
+                    complete,
+                },
                 Some((header, check)) => ExpireSource::Lookup {
                     header,
                     check,
