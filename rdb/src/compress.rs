@@ -24,6 +24,72 @@ const MAX_MATCH: usize = 7 + 255 + 2;
 const MIN_TABLE_BITS: u32 = 6;
 const MAX_TABLE_BITS: u32 = 14;
 
+/// The hash table of one thread's compressions, reused from call to call so that a short
+/// string costs neither an allocation nor zeroing. A slot holds `base + position + 1` of the
+/// call that wrote it; slots at or below the current call's `base` are empty to it.
+#[derive(Default)]
+struct Table {
+    slots: Vec<u32>,
+    base: u32,
+}
+
+impl Table {
+    /// Starts a call over `n` input bytes: every slot empty to it.
+    fn start(&mut self, n: usize) {
+        let size = 1usize << MAX_TABLE_BITS;
+        if self.slots.len() != size {
+            self.slots = vec![0; size];
+            self.base = 0;
+        }
+        // Slots of earlier calls are at or below `base`; this call's go up to
+        // `base + n`, and `finish` moves `base` past them. Near the top of u32, start over.
+        let room = u32::try_from(n)
+            .ok()
+            .and_then(|n| self.base.checked_add(n)?.checked_add(2));
+        if room.is_none() {
+            self.slots.fill(0);
+            self.base = 0;
+        }
+    }
+
+    /// Stores position `p`; returns the position stored before in slot `h`, if any.
+    fn swap(&mut self, h: usize, p: usize) -> Option<usize> {
+        let slot = self.slots.get_mut(h)?;
+        let old = *slot;
+        *slot = self.base.wrapping_add(p as u32).wrapping_add(1);
+        (old > self.base).then(|| (old - self.base - 1) as usize)
+    }
+
+    /// Stores position `p` in slot `h`.
+    fn set(&mut self, h: usize, p: usize) {
+        if let Some(slot) = self.slots.get_mut(h) {
+            *slot = self.base.wrapping_add(p as u32).wrapping_add(1);
+        }
+    }
+
+    /// Ends a call over `n` bytes: its positions become empty to the next call.
+    fn finish(&mut self, n: usize) {
+        self.base = self.base.wrapping_add(n as u32).wrapping_add(1);
+    }
+}
+
+thread_local! {
+    static TABLE: std::cell::Cell<Option<Table>> = const { std::cell::Cell::new(None) };
+    static OUT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Calls `f` with `input` compressed (see [`lzf_compress`]), or `None` when that would
+/// take more than `max_out` bytes; the output buffer is the thread's own, reused.
+pub fn with_compressed<R>(input: &[u8], max_out: usize, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    OUT.with(|cell| {
+        let mut out = cell.take();
+        let fits = lzf_compress(input, max_out, &mut out);
+        let r = f(fits.then_some(out.as_slice()));
+        cell.set(out);
+        r
+    })
+}
+
 /// Compresses `input` into `out` (cleared first). Returns false, leaving
 /// `out` unspecified, if the result would be longer than `max_out` bytes or
 /// `input` is empty.
@@ -33,12 +99,21 @@ pub fn lzf_compress(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
     if input.is_empty() || input.len() >= u32::MAX as usize {
         return false;
     }
-    // Roughly one slot per input byte, capped: enough for a good ratio
-    // without paying to zero a big table for a small string.
+    TABLE.with(|cell| {
+        let mut table = cell.take().unwrap_or_default();
+        table.start(input.len());
+        let fits = compress_with(input, max_out, out, &mut table);
+        table.finish(input.len());
+        cell.set(Some(table));
+        fits
+    })
+}
+
+fn compress_with(input: &[u8], max_out: usize, out: &mut Vec<u8>, table: &mut Table) -> bool {
+    // Roughly one slot per input byte, capped: enough for a good ratio. The bits also
+    // pick the hash, so the output does not depend on the table being shared.
     let bits = usize::BITS - input.len().leading_zeros();
     let bits = bits.clamp(MIN_TABLE_BITS, MAX_TABLE_BITS);
-    // Slots hold position + 1 so that 0 means empty.
-    let mut table = vec![0u32; 1 << bits];
     let hash = |p: usize| -> Option<usize> {
         let [a, b, c] = <[u8; MIN_MATCH]>::try_from(input.get(p..p + MIN_MATCH)?).ok()?;
         let v = u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16;
@@ -49,16 +124,13 @@ pub fn lzf_compress(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
     let mut lit_start = 0;
     let mut i = 0;
     while let Some(h) = hash(i) {
-        let candidate = table
-            .get_mut(h)
-            .map_or(0, |s| std::mem::replace(s, i as u32 + 1));
-        // Every stored position is before `i`, so the offset is at least 1.
-        let offset = i + 1 - candidate as usize;
-        let match_len = if candidate != 0 && offset <= MAX_OFFSET {
-            common_prefix(input, i - offset, i, MAX_MATCH.min(n - i))
-        } else {
-            0
+        let candidate = table.swap(h, i);
+        let match_len = match candidate {
+            // Every stored position is before `i`, so the offset is at least 1.
+            Some(c) if i - c <= MAX_OFFSET => common_prefix(input, c, i, MAX_MATCH.min(n - i)),
+            _ => 0,
         };
+        let offset = candidate.map_or(0, |c| i - c);
         if match_len < MIN_MATCH {
             i += 1;
             // Pending literals alone already overflow: give up early on
@@ -76,9 +148,7 @@ pub fn lzf_compress(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
         // Index the positions inside the match so later data can refer to them.
         for p in i + 1..i + match_len {
             if let Some(h) = hash(p) {
-                if let Some(s) = table.get_mut(h) {
-                    *s = p as u32 + 1;
-                }
+                table.set(h, p);
             }
         }
         i += match_len;
@@ -140,6 +210,45 @@ mod tests {
             input.len()
         );
         Some(out)
+    }
+
+    /// Compresses `input` with a table of its own, as every call did before the
+    /// thread's table was shared between calls.
+    fn fresh(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+        let mut table = Table::default();
+        table.start(input.len());
+        let mut out = Vec::new();
+        compress_with(input, max_out, &mut out, &mut table).then_some(out)
+    }
+
+    #[test]
+    fn a_shared_table_compresses_as_a_fresh_one() {
+        let mut rng = XorShift(0x5eed_1234);
+        let inputs: Vec<Vec<u8>> = (0..400)
+            .map(|_| {
+                let len = 1 + rng.below(3000);
+                let alphabet = 1 + rng.below(8) as u8;
+                (0..len).map(|_| b'a' + (rng.below(alphabet as usize) as u8)).collect()
+            })
+            .collect();
+        for input in &inputs {
+            let max_out = input.len() + input.len() / 32 + 2;
+            let mut out = Vec::new();
+            let shared = lzf_compress(input, max_out, &mut out).then_some(out);
+            assert_eq!(shared, fresh(input, max_out), "len {}", input.len());
+        }
+        // Near the top of the positions' range the table starts over, unchanged in effect.
+        let mut table = Table::default();
+        table.start(0);
+        table.base = u32::MAX - 100;
+        for input in inputs.iter().take(20) {
+            let max_out = input.len() + input.len() / 32 + 2;
+            table.start(input.len());
+            let mut out = Vec::new();
+            let got = compress_with(input, max_out, &mut out, &mut table).then_some(out);
+            table.finish(input.len());
+            assert_eq!(got, fresh(input, max_out));
+        }
     }
 
     #[test]

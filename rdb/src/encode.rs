@@ -6,7 +6,7 @@
 
 use std::io::Write as _;
 
-use crate::compress::lzf_compress;
+use crate::compress::with_compressed;
 
 /// First byte of a special (non-length) string encoding.
 const ENC_SPECIAL: u8 = 0xC0;
@@ -101,9 +101,10 @@ pub fn put_string(buf: &mut Vec<u8>, s: &[u8], compress: bool) {
         }
     }
     if compress && s.len() > LZF_MIN_LEN_EXCLUSIVE {
-        let mut c = Vec::with_capacity(s.len());
-        if lzf_compress(s, s.len() - LZF_MIN_SAVING, &mut c) {
-            put_lzf_blob(buf, &c, s.len() as u64);
+        let written = with_compressed(s, s.len() - LZF_MIN_SAVING, |c| {
+            c.map(|c| put_lzf_blob(buf, c, s.len() as u64)).is_some()
+        });
+        if written {
             return;
         }
     }
