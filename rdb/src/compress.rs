@@ -163,9 +163,27 @@ fn common_prefix(input: &[u8], a: usize, b: usize, limit: usize) -> usize {
     let (Some(x), Some(y)) = (input.get(a..), input.get(b..)) else {
         return 0;
     };
-    x.iter()
-        .zip(y)
-        .take(limit)
+    let limit = limit.min(x.len()).min(y.len());
+    // Eight bytes at a time: the first differing byte is the lowest set byte of the XOR.
+    let mut n = 0;
+    while n + 8 <= limit {
+        let (Some(p), Some(q)) = (x.get(n..n + 8), y.get(n..n + 8)) else {
+            break;
+        };
+        let (Ok(p), Ok(q)) = (<[u8; 8]>::try_from(p), <[u8; 8]>::try_from(q)) else {
+            break;
+        };
+        let diff = u64::from_le_bytes(p) ^ u64::from_le_bytes(q);
+        if diff != 0 {
+            return n + (diff.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + x
+        .get(n..limit)
+        .unwrap_or_default()
+        .iter()
+        .zip(y.get(n..limit).unwrap_or_default())
         .take_while(|(p, q)| p == q)
         .count()
 }
@@ -228,7 +246,9 @@ mod tests {
             .map(|_| {
                 let len = 1 + rng.below(3000);
                 let alphabet = 1 + rng.below(8) as u8;
-                (0..len).map(|_| b'a' + (rng.below(alphabet as usize) as u8)).collect()
+                (0..len)
+                    .map(|_| b'a' + (rng.below(alphabet as usize) as u8))
+                    .collect()
             })
             .collect();
         for input in &inputs {
@@ -248,6 +268,25 @@ mod tests {
             let got = compress_with(input, max_out, &mut out, &mut table).then_some(out);
             table.finish(input.len());
             assert_eq!(got, fresh(input, max_out));
+        }
+    }
+
+    #[test]
+    fn common_prefix_agrees_with_a_byte_by_byte_count() {
+        let mut rng = XorShift(0xfeed_beef);
+        for _ in 0..2000 {
+            let len = 1 + rng.below(80);
+            let input: Vec<u8> = (0..len).map(|_| rng.below(2) as u8).collect();
+            let a = rng.below(len);
+            let b = a + rng.below(len - a);
+            let limit = rng.below(90);
+            let slow = input[a..]
+                .iter()
+                .zip(&input[b..])
+                .take(limit)
+                .take_while(|(p, q)| p == q)
+                .count();
+            assert_eq!(common_prefix(&input, a, b, limit), slow, "{a} {b} {limit}");
         }
     }
 
