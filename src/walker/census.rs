@@ -23,25 +23,23 @@
 use std::collections::HashMap;
 
 use super::object::ObjectDecoder;
-use super::seen::SeenEntries;
+use super::seen::NibbleMap;
 use super::WalkContext;
 use crate::value::{ObjEncoding, ObjType};
 
-/// Counts of references per object address.
+/// Counts of references per object address, and of holders per string.
 ///
-/// Three bitmaps of the shape [`SeenEntries`] keeps (1/64 of the heap span visited
-/// each): memory grows with the heap, not with the number of objects. Past two, counts
-/// are exact for up to [`MAX_EXACT`] objects (the shared integers, and the few objects
-/// commands such as SUNIONSTORE share); beyond that a count reads as a lower bound.
+/// One [`NibbleMap`] (four bits per 8-byte granule, in pages made for each MiB touched:
+/// 1/16 of the heap span visited), so that one look answers both counts: memory grows
+/// with the heap, not with the number of objects. Bits 0-1 count an object's references
+/// (3: three or more, exact in `exact` for up to [`MAX_EXACT`] objects: the shared
+/// integers, and the few objects commands such as SUNIONSTORE share; beyond that a count
+/// reads as a lower bound); bits 2-3 count a string's holders (2: two or more).
 #[derive(Default)]
 pub struct ObjectCensus {
-    /// `counts[i]` holds the addresses referenced more than `i` times.
-    counts: [SeenEntries; 3],
+    counts: NibbleMap,
     /// Exact counts of the addresses referenced three times or more.
     exact: HashMap<u64, u32>,
-    /// The strings (sds) of raw string objects and the keyspace's key names, seen once
-    /// (`strings[0]`) and more (`strings[1]`): each belongs to one object or one key.
-    strings: [SeenEntries; 2],
 }
 
 /// Objects whose counts above two are kept exactly.
@@ -69,12 +67,15 @@ impl std::fmt::Display for Held {
 impl ObjectCensus {
     /// Counts one more reference to the object at `addr`: true when it is the first.
     pub fn note(&mut self, addr: u64) -> bool {
-        let levels = self.counts.len();
-        match self.counts.iter_mut().position(|l| l.first_visit(addr)) {
-            Some(0) => return true,
-            Some(i) if i + 1 == levels => self.exact_add(addr, 3),
-            Some(_) => {}
-            None => self.exact_add(addr, 4),
+        let old = self.counts.update(addr, |n| {
+            let c = n & 3;
+            (n & !3) | (c + u8::from(c < 3))
+        });
+        match old & 3 {
+            0 => return true,
+            2 => self.exact_add(addr, 3),
+            3 => self.exact_add(addr, 4),
+            _ => {}
         }
         false
     }
@@ -82,16 +83,16 @@ impl ObjectCensus {
     /// Counts one more holder of the string at `sds`: a raw string object's `ptr`, or a
     /// key's name in the keyspace.
     pub fn note_string(&mut self, sds: u64) {
-        let [once, more] = &mut self.strings;
-        if !once.first_visit(sds) {
-            more.first_visit(sds);
-        }
+        self.counts.update(sds, |n| {
+            let s = (n >> 2) & 3;
+            (n & 3) | ((s + u8::from(s < 2)) << 2)
+        });
     }
 
     /// Whether the string at `sds` has more than one holder: a raw string object's
     /// pointer damaged onto another object's string or a key's name.
     pub fn string_shared(&self, sds: u64) -> bool {
-        self.strings.get(1).is_some_and(|more| more.contains(sds))
+        (self.counts.get(sds) >> 2) & 3 >= 2
     }
 
     /// Sets the exact count of `addr` to `first` when it is new, else adds one.
@@ -103,10 +104,14 @@ impl ObjectCensus {
         }
     }
 
+    /// Hints the CPU to load `addr`'s counts, ahead of [`Self::references`].
+    pub fn prefetch(&self, addr: u64) {
+        self.counts.prefetch(addr);
+    }
+
     /// The references to `addr` counted.
     pub fn references(&self, addr: u64) -> Held {
-        let levels = self.counts.iter().take_while(|l| l.contains(addr)).count();
-        match (levels, self.exact.get(&addr)) {
+        match (self.counts.get(addr) & 3, self.exact.get(&addr)) {
             (3, Some(&n)) => Held {
                 count: n,
                 at_least: false,
@@ -116,7 +121,7 @@ impl ObjectCensus {
                 at_least: true,
             },
             (n, _) => Held {
-                count: u32::try_from(n).unwrap_or(0),
+                count: u32::from(n),
                 at_least: false,
             },
         }
@@ -270,8 +275,8 @@ mod tests {
     }
 
     #[test]
-    fn counts_hold_past_the_small_stage() {
-        // SeenEntries switches to bitmaps past 4096 addresses: counts must survive it.
+    fn counts_hold_over_many_objects() {
+        // Many objects over several pages of the map: each keeps its own count.
         let mut c = ObjectCensus::default();
         for i in 0..10_000u64 {
             c.note(0x10_0000 + 16 * i);

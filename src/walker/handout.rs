@@ -215,6 +215,9 @@ where
                     ctx.space.prefetch(key.wrapping_sub(1));
                     if *value != 0 {
                         ctx.space.prefetch(*value);
+                        if let Some(census) = ctx.census {
+                            census.prefetch(*value);
+                        }
                     }
                 }
                 let Some(slot) = batch.get_mut(i) else { break };

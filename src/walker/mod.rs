@@ -41,6 +41,8 @@ use events::WalkEvents;
 use keys::{ExpireSource, KeyDecoder, KeyVisitor, TableKind, PIPELINE_MIN};
 use std::ops::ControlFlow;
 
+/// Entries the object census counts behind its walk, their counts prefetched meanwhile.
+const CENSUS_AHEAD: usize = 16;
 /// Keys walked between two progress updates.
 const PROGRESS_BATCH: u64 = 4096;
 /// Databases beyond this count are taken as a sign of a wrong layout.
@@ -664,10 +666,24 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             };
             for (_, h) in &keys.tables {
                 let mut seen = SeenEntries::with_capacity(h.used());
+                // Each count is a cache miss of its own: count CENSUS_AHEAD entries behind
+                // the walk, their counts' words prefetched meanwhile.
+                let mut ring = std::collections::VecDeque::with_capacity(CENSUS_AHEAD + 1);
                 let _ = dicts.for_each_unique(h, &mut seen, |key, value| {
-                    census.note_string(key);
-                    objects.count_held_objects(value, &mut census);
+                    census.prefetch(key);
+                    census.prefetch(value);
+                    ring.push_back((key, value));
+                    if ring.len() > CENSUS_AHEAD {
+                        if let Some((k, v)) = ring.pop_front() {
+                            census.note_string(k);
+                            objects.count_held_objects(v, &mut census);
+                        }
+                    }
                 });
+                for (k, v) in ring {
+                    census.note_string(k);
+                    objects.count_held_objects(v, &mut census);
+                }
             }
         }
         Some(census)

@@ -80,6 +80,8 @@ const MAX_DIRECT_PAGES: u64 = 1 << 18;
 /// mostly one or a few nearby regions), so finding a page costs a subtraction, not a hash.
 #[derive(Default)]
 struct Pages {
+    /// Words of one page (0: [`PAGE_WORDS`], one bit per granule).
+    words: usize,
     /// Page number of `direct[0]`.
     base: u64,
     direct: Vec<Option<Box<[u64]>>>,
@@ -111,6 +113,11 @@ impl Pages {
     /// The page, made (zeroed) when missing; the index widens to cover it while the span
     /// stays within [`MAX_DIRECT_PAGES`].
     fn get_or_make(&mut self, page: u64) -> &mut [u64] {
+        let words = if self.words == 0 {
+            PAGE_WORDS
+        } else {
+            self.words
+        };
         let n = page / PAGE_SPAN;
         if self.direct.is_empty() {
             self.base = n;
@@ -132,14 +139,67 @@ impl Pages {
                 if slot.is_none() {
                     self.made += 1;
                 }
-                return slot.get_or_insert_with(|| vec![0u64; PAGE_WORDS].into_boxed_slice());
+                return slot.get_or_insert_with(|| vec![0u64; words].into_boxed_slice());
             }
         }
         let made = &mut self.made;
         self.far.entry(page).or_insert_with(|| {
             *made += 1;
-            vec![0u64; PAGE_WORDS].into_boxed_slice()
+            vec![0u64; words].into_boxed_slice()
         })
+    }
+}
+
+/// Four bits per 8-byte granule of the address space, in pages made for each MiB touched
+/// (64 KiB each: 1/16 of the span visited). Unaligned addresses share their granule's.
+#[derive(Default)]
+pub struct NibbleMap {
+    pages: Pages,
+}
+
+/// Granules per word of a [`NibbleMap`] page.
+const NIBBLES_PER_WORD: u64 = 16;
+
+impl NibbleMap {
+    /// (page key, word index, shift) of `addr`'s nibble.
+    fn at(addr: u64) -> (u64, usize, u32) {
+        let page = addr & !(PAGE_SPAN - 1);
+        let granule = (addr & (PAGE_SPAN - 1)) >> GRANULE_SHIFT;
+        let word = (granule / NIBBLES_PER_WORD) as usize;
+        (page, word, ((granule % NIBBLES_PER_WORD) * 4) as u32)
+    }
+
+    /// The nibble of `addr` (0 where nothing was set).
+    pub fn get(&self, addr: u64) -> u8 {
+        let (page, word, shift) = Self::at(addr);
+        self.pages
+            .get(page)
+            .and_then(|p| p.get(word))
+            .map_or(0, |w| ((w >> shift) & 0xf) as u8)
+    }
+
+    /// Hints the CPU to load the word holding `addr`'s nibble (nothing when its page does
+    /// not exist).
+    pub fn prefetch(&self, addr: u64) {
+        let (page, word, _) = Self::at(addr);
+        if let Some(w) = self.pages.get(page).and_then(|p| p.get(word..)) {
+            crate::core::address_space::prefetch_line(w);
+        }
+    }
+
+    /// Sets the nibble of `addr` to `f` of its value; returns the old value.
+    pub fn update(&mut self, addr: u64, f: impl FnOnce(u8) -> u8) -> u8 {
+        let (page, word, shift) = Self::at(addr);
+        if self.pages.words == 0 {
+            self.pages.words = PAGE_WORDS * 4;
+        }
+        let Some(w) = self.pages.get_or_make(page).get_mut(word) else {
+            return 0;
+        };
+        let old = ((*w >> shift) & 0xf) as u8;
+        let new = u64::from(f(old) & 0xf);
+        *w = (*w & !(0xf << shift)) | (new << shift);
+        old
     }
 }
 
@@ -369,5 +429,22 @@ mod tests {
         assert!(!s.contains((base + 96) | 2));
         assert!(s.first_visit((base + 96) | 2));
         assert_eq!(s.len(), SMALL + 100_000 + 1);
+    }
+
+    #[test]
+    fn nibbles_are_kept_per_granule_and_page() {
+        let mut m = NibbleMap::default();
+        assert_eq!(m.get(0x5555_0000_1000), 0);
+        assert_eq!(m.update(0x5555_0000_1000, |n| n + 3), 0);
+        // An unaligned address shares its granule's nibble; the next granule has its own.
+        assert_eq!(m.get(0x5555_0000_1003), 3);
+        assert_eq!(m.get(0x5555_0000_1008), 0);
+        m.update(0x5555_0000_1008, |_| 0xf);
+        assert_eq!(m.get(0x5555_0000_1000), 3);
+        assert_eq!(m.get(0x5555_0000_1008), 0xf);
+        // Pages far apart (a heap and a mapping 100 GiB above it).
+        m.update(0x5555_0000_1000 + (100 << 30), |_| 5);
+        assert_eq!(m.get(0x5555_0000_1000 + (100 << 30)), 5);
+        assert_eq!(m.get(0x5555_0000_1000), 3);
     }
 }
