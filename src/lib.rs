@@ -25,6 +25,7 @@ pub mod core;
 // The decoders live in the `rdb` crate, which its reader shares; the path stays `crate::decode`.
 pub use rdb::decode;
 pub mod dwarf;
+pub mod eviction;
 pub mod live;
 pub mod output;
 pub mod profile;

@@ -481,8 +481,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     }
 
     /// What the server's `maxmemory-policy` says to keep per key, read from `server`.
-    pub fn eviction(&self, server_addr: u64) -> crate::sink::Eviction {
-        use crate::sink::Eviction;
+    pub fn eviction(&self, server_addr: u64) -> crate::eviction::Eviction {
+        use crate::eviction::Eviction;
         let l = &self.layout.server;
         let read = |f: crate::profile::layout::Field| {
             self.space
@@ -503,7 +503,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             (Some(p), Some(c)) if p & 1 != 0 => Eviction::Idle { clock: c as u32 },
             (Some(p), Some(_)) if p & 2 != 0 => Eviction::Freq {
                 clock: match (l.unixtime.and_then(read), l.lfu_decay_time.and_then(read)) {
-                    (Some(t), Some(d)) => Some(crate::sink::LfuClock::new(t, d)),
+                    (Some(t), Some(d)) => Some(crate::eviction::LfuClock::new(t, d)),
                     _ => None,
                 },
             },
