@@ -397,7 +397,7 @@ fn recover_target(
     };
     let walker = KeyspaceWalker::new(&core.space, &layout).with_options(walk);
     // The object census (2.8 to 3.2) tells the shared integer objects apart.
-    if let Some(exe) = &exe {
+    if let Some(exe) = exe.as_ref().filter(|_| layout.counts_object_holders()) {
         let images = core.writable_image(exe.base);
         let images: Vec<(u64, &[u8])> = images.iter().map(|(a, b)| (*a, b.as_ref())).collect();
         walk.shared_integers = walker.shared_integers(&images);

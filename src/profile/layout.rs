@@ -659,5 +659,14 @@ pub struct Layout {
     pub ql: QuicklistConsts,
 }
 
+impl Layout {
+    /// Whether the walk counts the holders of string objects against their `refcount`
+    /// (the object census): the build's collections keep their elements as objects (2.8
+    /// to 3.2) and the profile locates the `refcount`.
+    pub fn counts_object_holders(&self) -> bool {
+        self.features.elements == ElementFlavor::Robj && self.robj.refcount.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -165,7 +165,10 @@ impl SharedIntegers {
         let mut found = None;
         for (start, image) in images {
             for (i, word) in image.chunks_exact(8).enumerate() {
-                let ptr = u64::from_le_bytes(word.try_into().ok()?);
+                let Ok(word) = <[u8; 8]>::try_from(word) else {
+                    continue;
+                };
+                let ptr = u64::from_le_bytes(word);
                 if ptr == 0 || !holds(ptr, 0) {
                     continue;
                 }

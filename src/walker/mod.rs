@@ -30,9 +30,7 @@ use object::ObjectDecoder;
 use seen::SeenEntries;
 
 use crate::core::AddressSpace;
-use crate::profile::layout::{
-    DbArrayFlavor, ElementFlavor, ExpireFlavor, KeyspaceFlavor, TableFlavor,
-};
+use crate::profile::layout::{DbArrayFlavor, ExpireFlavor, KeyspaceFlavor, TableFlavor};
 use crate::profile::Layout;
 use crate::sink::SinkError;
 use crate::value::ObjType;
@@ -638,10 +636,10 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     }
 
     /// The shared integer objects' array in the executable's writable `images` (start
-    /// address, bytes), for the object census of builds whose collections keep their
-    /// elements as objects; `None` in other builds, or when no single array is found.
+    /// address, bytes), for the object census ([`Layout::counts_object_holders`]); `None`
+    /// in other builds, or when no single array is found.
     pub fn shared_integers(&self, images: &[(u64, &[u8])]) -> Option<census::SharedIntegers> {
-        if self.layout.features.elements != ElementFlavor::Robj {
+        if !self.layout.counts_object_holders() {
             return None;
         }
         census::SharedIntegers::find(&self.ctx, images)
@@ -652,8 +650,7 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
     /// `refcount`; `None` elsewhere. The keys tables are walked as [`Self::walk`] walks
     /// them, so the census counts what the walk will meet.
     fn census(&self, dbs: &[DbInfo]) -> Option<ObjectCensus> {
-        let l = self.layout;
-        if l.features.elements != ElementFlavor::Robj || l.robj.refcount.is_none() {
+        if !self.layout.counts_object_holders() {
             return None;
         }
         let ctx = &self.ctx;
@@ -666,6 +663,14 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             };
             for (_, h) in &keys.tables {
                 let mut seen = SeenEntries::with_capacity(h.used());
+                // A key's name and its value; only a name that can be read is counted,
+                // so a damaged pointer to nowhere makes the census no bigger.
+                let count = |census: &mut ObjectCensus, (key, value): (u64, u64)| {
+                    if ctx.space.readable_len(key) > 0 {
+                        census.note_string(key);
+                    }
+                    objects.count_held_objects(value, census);
+                };
                 // Each count is a cache miss of its own: count CENSUS_AHEAD entries behind
                 // the walk, their counts' words prefetched meanwhile.
                 let mut ring = std::collections::VecDeque::with_capacity(CENSUS_AHEAD + 1);
@@ -674,15 +679,13 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     census.prefetch(value);
                     ring.push_back((key, value));
                     if ring.len() > CENSUS_AHEAD {
-                        if let Some((k, v)) = ring.pop_front() {
-                            census.note_string(k);
-                            objects.count_held_objects(v, &mut census);
+                        if let Some(entry) = ring.pop_front() {
+                            count(&mut census, entry);
                         }
                     }
                 });
-                for (k, v) in ring {
-                    census.note_string(k);
-                    objects.count_held_objects(v, &mut census);
+                for entry in ring {
+                    count(&mut census, entry);
                 }
             }
         }

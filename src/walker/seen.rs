@@ -152,9 +152,19 @@ impl Pages {
 
 /// Four bits per 8-byte granule of the address space, in pages made for each MiB touched
 /// (64 KiB each: 1/16 of the span visited). Unaligned addresses share their granule's.
-#[derive(Default)]
 pub struct NibbleMap {
     pages: Pages,
+}
+
+impl Default for NibbleMap {
+    fn default() -> Self {
+        NibbleMap {
+            pages: Pages {
+                words: PAGE_WORDS * 4,
+                ..Pages::default()
+            },
+        }
+    }
 }
 
 /// Granules per word of a [`NibbleMap`] page.
@@ -190,9 +200,6 @@ impl NibbleMap {
     /// Sets the nibble of `addr` to `f` of its value; returns the old value.
     pub fn update(&mut self, addr: u64, f: impl FnOnce(u8) -> u8) -> u8 {
         let (page, word, shift) = Self::at(addr);
-        if self.pages.words == 0 {
-            self.pages.words = PAGE_WORDS * 4;
-        }
         let Some(w) = self.pages.get_or_make(page).get_mut(word) else {
             return 0;
         };

@@ -2,7 +2,6 @@
 //! value holds, and refusing one held more often than its `refcount` allows.
 
 use super::{ObjHeader, ObjectDecoder};
-use crate::profile::layout::ElementFlavor;
 use crate::value::{ObjEncoding, ObjType};
 use crate::walker::census::ObjectCensus;
 use crate::walker::fault::{Fault, FaultKind};
@@ -70,23 +69,20 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// met, the string objects it holds as the decoder would read them: the fields and
     /// values of a dict-encoded hash, the members of a dict-encoded set, the elements of a
     /// skiplist zset (twice: its dict and its skiplist node each hold one reference) and
-    /// of a linked list; and the string of each raw string object. Nothing in builds whose
-    /// collections keep bare strings; faults are left for the decoder to report.
+    /// of a linked list; and the string of each raw string object. Only what can be read
+    /// is counted, so a damaged pointer to nowhere makes the census no bigger; faults are
+    /// left for the decoder to report.
     pub fn count_held_objects(&self, obj: u64, census: &mut ObjectCensus) {
-        if self.layout.features.elements != ElementFlavor::Robj || !census.note(obj) {
-            return;
-        }
-        let Ok(h) = self.header(obj) else {
+        let Some(h) = self.count_object(obj, census) else {
             return;
         };
         match (h.ty, h.enc) {
-            (Some(ObjType::String), Some(ObjEncoding::Raw)) => census.note_string(h.ptr),
             (Some(ty @ (ObjType::Hash | ObjType::Set)), Some(ObjEncoding::Hashtable)) => {
                 let hash = ty == ObjType::Hash;
                 let _ = self.table_entries(h.ptr, true, |k, v| {
-                    self.count_element(k, census);
+                    self.count_object(k, census);
                     if hash {
-                        self.count_element(v, census);
+                        self.count_object(v, census);
                     }
                 });
             }
@@ -99,14 +95,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .and_then(|zb| z.dict.get(&zb));
                 if let Some(dict) = dict {
                     let _ = self.table_entries(dict, true, |k, _| {
-                        self.count_element(k, census);
-                        census.note(k);
+                        if self.count_object(k, census).is_some() {
+                            census.note(k);
+                        }
                     });
                 }
             }
             (Some(ObjType::List), Some(ObjEncoding::Linkedlist)) => {
                 let _ = self.linked_list_values(h.ptr, |value, _| {
-                    self.count_element(value, census);
+                    self.count_object(value, census);
                     Ok(())
                 });
             }
@@ -114,15 +111,19 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         }
     }
 
-    /// Counts the element object at `obj` and, the first time, its string when raw.
-    fn count_element(&self, obj: u64, census: &mut ObjectCensus) {
+    /// Counts one more reference to the readable object at `obj` and, the first time, the
+    /// string it points to when it is a raw string object; its header the first time.
+    fn count_object(&self, obj: u64, census: &mut ObjectCensus) -> Option<ObjHeader> {
+        let h = self.header(obj).ok()?;
         if !census.note(obj) {
-            return;
+            return None;
         }
-        if let Ok(h) = self.header(obj) {
-            if h.ty == Some(ObjType::String) && h.enc == Some(ObjEncoding::Raw) {
-                census.note_string(h.ptr);
-            }
+        if h.ty == Some(ObjType::String)
+            && h.enc == Some(ObjEncoding::Raw)
+            && self.space.readable_len(h.ptr) > 0
+        {
+            census.note_string(h.ptr);
         }
+        Some(h)
     }
 }

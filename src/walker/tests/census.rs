@@ -5,7 +5,7 @@ use crate::walker::census::{ObjectCensus, SharedIntegers};
 use crate::walker::context::WalkContext;
 use crate::walker::fault::FaultKind;
 use crate::walker::object::ObjectDecoder;
-use crate::walker::testheap::{layout, Heap};
+use crate::walker::testheap::{layout, Heap, NOWHERE};
 use crate::walker::WalkOptions;
 
 const BUILDS: &[&str] = &["2.8.17", "3.2.6"];
@@ -162,5 +162,26 @@ fn a_raw_string_whose_string_has_another_holder_is_refused() {
                 .contains("also another object's or a key's name"),
             "{f}"
         );
+    }
+}
+
+#[test]
+fn what_cannot_be_read_is_not_counted() {
+    for build in BUILDS {
+        let l = layout(build);
+        let mut heap = Heap::new(&l);
+        // A raw string object whose pointer leads nowhere, and a value pointer to nowhere.
+        let stray = heap.robj(l.types.string, l.enc.raw, NOWHERE);
+        let space = heap.space();
+        let ctx = WalkContext::new(&space, &l, WalkOptions::default());
+        let objects = ObjectDecoder::new(&ctx);
+        let mut census = ObjectCensus::default();
+        objects.count_held_objects(stray, &mut census);
+        objects.count_held_objects(NOWHERE, &mut census);
+        assert_eq!(census.references(stray).count, 1, "{build}");
+        assert_eq!(census.references(NOWHERE).count, 0, "{build}");
+        // Had the stray's string been counted, one more holder would make it shared.
+        census.note_string(NOWHERE);
+        assert!(!census.string_shared(NOWHERE), "{build}");
     }
 }
