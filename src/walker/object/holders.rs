@@ -73,7 +73,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// is counted, so a damaged pointer to nowhere makes the census no bigger; faults are
     /// left for the decoder to report.
     pub fn count_held_objects(&self, obj: u64, census: &mut ObjectCensus) {
-        let Some(h) = self.count_object(obj, census) else {
+        let Some((h, true)) = self.count_object(obj, census) else {
             return;
         };
         match (h.ty, h.enc) {
@@ -94,6 +94,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .ok()
                     .and_then(|zb| z.dict.get(&zb));
                 if let Some(dict) = dict {
+                    // The skiplist node's reference too, whoever met the element first.
                     let _ = self.table_entries(dict, true, |k, _| {
                         if self.count_object(k, census).is_some() {
                             census.note(k);
@@ -112,18 +113,18 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     }
 
     /// Counts one more reference to the readable object at `obj` and, the first time, the
-    /// string it points to when it is a raw string object; its header the first time.
-    fn count_object(&self, obj: u64, census: &mut ObjectCensus) -> Option<ObjHeader> {
+    /// string it points to when it is a raw string object. Returns its header and whether
+    /// this was the first reference; `None` when it cannot be read (and is not counted).
+    fn count_object(&self, obj: u64, census: &mut ObjectCensus) -> Option<(ObjHeader, bool)> {
         let h = self.header(obj).ok()?;
-        if !census.note(obj) {
-            return None;
-        }
-        if h.ty == Some(ObjType::String)
+        let first = census.note(obj);
+        if first
+            && h.ty == Some(ObjType::String)
             && h.enc == Some(ObjEncoding::Raw)
             && self.space.readable_len(h.ptr) > 0
         {
             census.note_string(h.ptr);
         }
-        Some(h)
+        Some((h, first))
     }
 }

@@ -185,3 +185,36 @@ fn what_cannot_be_read_is_not_counted() {
         assert!(!census.string_shared(NOWHERE), "{build}");
     }
 }
+
+#[test]
+fn a_zset_element_counts_its_node_whoever_met_it_first() {
+    for build in BUILDS {
+        let l = layout(build);
+        for hash_first in [true, false] {
+            let mut heap = Heap::new(&l);
+            let member = heap.string_raw(b"member");
+            let field = heap.string_raw(b"f");
+            // A hash whose value pointer was damaged onto the zset's element.
+            let fields = heap.dict(&[vec![vec![(field, member)]]], -1);
+            let hash = heap.robj(l.types.hash, l.enc.hashtable, fields.addr);
+            let elements = heap.dict(&[vec![vec![(member, 0x1)]]], -1);
+            let zs = heap.alloc(l.zset.size, 8);
+            heap.set(zs, l.zset.dict, elements.addr);
+            let zset = heap.robj(l.types.zset, l.enc.skiplist, zs);
+            let space = heap.space();
+            let ctx = WalkContext::new(&space, &l, WalkOptions::default());
+            let objects = ObjectDecoder::new(&ctx);
+            let mut census = ObjectCensus::default();
+            let order = if hash_first {
+                [hash, zset]
+            } else {
+                [zset, hash]
+            };
+            for value in order {
+                objects.count_held_objects(value, &mut census);
+            }
+            // The hash, the zset's dict and its skiplist node: one more than its refcount 2.
+            assert_eq!(census.references(member).count, 3, "{build} {hash_first}");
+        }
+    }
+}
