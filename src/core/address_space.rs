@@ -65,6 +65,51 @@ impl Segment {
 /// Segments remembered by the lookup cache of [`AddressSpace`].
 const RECENT: usize = 4;
 
+/// log2 of the address granules of the direct-mapped segment cache: 1 MiB.
+const GRANULE_SHIFT: u32 = 20;
+/// Slots of the direct-mapped segment cache (16 KiB of them): a 1.2 GiB heap spreads over
+/// about 1,200 granules.
+const GRANULE_SLOTS: usize = 2048;
+/// Bits of a granule slot holding the segment's index plus one (0: empty).
+const GRANULE_INDEX_BITS: u32 = 20;
+
+/// A direct-mapped cache of the segment wholly covering each 1 MiB granule of address
+/// space looked up lately: one load and a compare find the segment of most heap
+/// addresses, where a walk reading entries, keys and values from several big mappings in
+/// turn would miss a short list of recent segments. Each slot holds the granule's number
+/// (above [`GRANULE_INDEX_BITS`]) and the segment's index plus one.
+struct GranuleCache(Box<[std::cell::Cell<u64>]>);
+
+impl GranuleCache {
+    fn new() -> Self {
+        GranuleCache((0..GRANULE_SLOTS).map(|_| std::cell::Cell::new(0)).collect())
+    }
+
+    fn slot(&self, granule: u64) -> Option<&std::cell::Cell<u64>> {
+        self.0.get(granule as usize % GRANULE_SLOTS)
+    }
+
+    /// The segment cached for `addr`'s granule.
+    #[inline]
+    fn get(&self, addr: u64) -> Option<usize> {
+        let granule = addr >> GRANULE_SHIFT;
+        let v = self.slot(granule)?.get();
+        let idx = v & ((1 << GRANULE_INDEX_BITS) - 1);
+        (v >> GRANULE_INDEX_BITS == granule && idx != 0).then(|| idx as usize - 1)
+    }
+
+    /// Remembers segment `idx` for `addr`'s granule when `seg` covers all of it.
+    fn put(&self, addr: u64, idx: usize, seg: &Segment) {
+        let granule = addr >> GRANULE_SHIFT;
+        let start = granule << GRANULE_SHIFT;
+        let covers = seg.vaddr <= start && start.saturating_add(1 << GRANULE_SHIFT) <= seg.end();
+        let fits = (idx as u64) < (1 << GRANULE_INDEX_BITS) - 1;
+        if let (true, true, Some(slot)) = (covers, fits, self.slot(granule)) {
+            slot.set(granule << GRANULE_INDEX_BITS | (idx as u64 + 1));
+        }
+    }
+}
+
 /// A process's memory: segments indexed by address over the core's bytes (PT_LOAD), or over
 /// a live process's mappings (`/proc/PID/maps`).
 ///
@@ -77,6 +122,8 @@ pub struct AddressSpace<'a> {
     // entries, keys and values from a few heap mappings in turn, so one of these mostly
     // holds the next address and the binary search is skipped.
     last: std::cell::Cell<[usize; RECENT]>,
+    // Tried before `last`: the segment of each 1 MiB granule met lately.
+    granules: GranuleCache,
     // A live process's memory; `None` for a core (then `data` holds the bytes).
     process: Option<ProcessMemory>,
 }
@@ -95,6 +142,7 @@ impl<'a> AddressSpace<'a> {
             data,
             segments,
             last: std::cell::Cell::new([0; RECENT]),
+            granules: GranuleCache::new(),
             process: None,
         }
     }
@@ -109,6 +157,7 @@ impl<'a> AddressSpace<'a> {
             data: &[],
             segments,
             last: std::cell::Cell::new([0; RECENT]),
+            granules: GranuleCache::new(),
             process: Some(memory),
         }
     }
@@ -123,6 +172,7 @@ impl<'a> AddressSpace<'a> {
             data: self.data,
             segments: self.segments.clone(),
             last: std::cell::Cell::new(self.last.get()),
+            granules: GranuleCache::new(),
             process: None,
         })
     }
@@ -145,11 +195,20 @@ impl<'a> AddressSpace<'a> {
             .sum()
     }
 
+    #[inline]
     fn segment_index(&self, addr: u64) -> Option<usize> {
+        if let Some(idx) = self.granules.get(addr) {
+            return Some(idx);
+        }
+        self.segment_index_slow(addr)
+    }
+
+    fn segment_index_slow(&self, addr: u64) -> Option<usize> {
         let mut recent = self.last.get();
         for (k, &hint) in recent.iter().enumerate() {
             if let Some(seg) = self.segments.get(hint) {
                 if seg.vaddr <= addr && addr < seg.end() {
+                    self.granules.put(addr, hint, seg);
                     if k > 0 {
                         recent.copy_within(0..k, 1);
                         recent[0] = hint;
@@ -164,6 +223,7 @@ impl<'a> AddressSpace<'a> {
         let seg = self.segments.get(idx)?;
         let found = (addr < seg.end()).then_some(idx);
         if let Some(i) = found {
+            self.granules.put(addr, i, seg);
             recent.copy_within(0..RECENT - 1, 1);
             recent[0] = i;
             self.last.set(recent);

@@ -121,6 +121,19 @@ pub(crate) fn revisit_fault(what: &'static str, entry: u64, in_this_chain: bool)
 /// How many buckets ahead of the walk the head entries are prefetched.
 const PREFETCH_AHEAD: usize = 32;
 
+/// Buckets between two prefetch stages of one chain: an entry asked for at one stage is
+/// read at the next, this many buckets later, when its line has arrived.
+const PREFETCH_STEP: usize = 8;
+
+/// How deep into a chain the prefetch goes: its first entries' keys and values, and the
+/// link after each. In a table at most as full as it is large, about a third of the
+/// entries follow another in their chain; deeper ones are rare.
+const PREFETCH_DEPTH: usize = PREFETCH_AHEAD / PREFETCH_STEP - 1;
+
+/// The chain cursors of the buckets being prefetched, by bucket index modulo its size:
+/// the entry each chain's next stage reads.
+struct PrefetchRing([u64; PREFETCH_AHEAD]);
+
 /// Reads dicts with the layout of one Redis build.
 #[derive(Clone, Copy)]
 pub struct DictWalker<'c, 'a> {
@@ -295,21 +308,37 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         None
     }
 
-    /// Starts loading what the walk reads soon: the head entry of a bucket
-    /// [`PREFETCH_AHEAD`] buckets on (`far`), and the key and value of the head entry of one
-    /// half as far (`near`), whose own line was asked for earlier. Only bucket heads: a
-    /// chain's further entries are rare in a table at most as full as it is large.
-    fn prefetch_ahead(&self, header: &DictHeader, far: u64, near: u64) {
+    /// Starts loading what the walk reads soon, in stages over the buckets ahead: the head
+    /// entry of the bucket [`PREFETCH_AHEAD`] on (`far`); then, every [`PREFETCH_STEP`]
+    /// buckets nearer, one more entry of each chain, whose line was asked for at the stage
+    /// before: its key, its value and the link after it. So the entries that follow a
+    /// head in their chain arrive in time too, not one dependent miss after another.
+    fn prefetch_ahead(&self, header: &DictHeader, ring: &mut PrefetchRing, bi: usize, far: u64) {
         let space = self.ctx.space;
+        if let Some(slot) = ring.0.get_mut((bi + PREFETCH_AHEAD) % PREFETCH_AHEAD) {
+            *slot = far;
+        }
         if far != 0 {
             space.prefetch(far);
         }
-        if near != 0 {
-            if let Ok((key, value, _)) = self.entry(near, header.no_value) {
+        for stage in 1..=PREFETCH_DEPTH {
+            let b = bi + PREFETCH_AHEAD - stage * PREFETCH_STEP;
+            let Some(slot) = ring.0.get_mut(b % PREFETCH_AHEAD) else {
+                continue;
+            };
+            let p = std::mem::take(slot);
+            if p == 0 {
+                continue;
+            }
+            if let Ok((key, value, next)) = self.entry(p, header.no_value) {
                 // The sds header sits just before the key's bytes.
                 space.prefetch(key.wrapping_sub(1));
                 if !header.no_value && self.pointer_values {
                     space.prefetch(value);
+                }
+                if next != 0 {
+                    space.prefetch(next);
+                    *slot = next;
                 }
             }
         }
@@ -657,6 +686,12 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     continue;
                 }
             };
+            let mut ring = PrefetchRing([0; PREFETCH_AHEAD]);
+            for (b, slot) in ring.0.iter_mut().enumerate() {
+                *slot = buckets
+                    .get(b * 8..b * 8 + 8)
+                    .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            }
             let head_of = |bi: usize| {
                 buckets
                     .get(bi * 8..bi * 8 + 8)
@@ -669,7 +704,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                 }
                 let far = head_of(bi + PREFETCH_AHEAD);
                 seen.prefetch(far);
-                self.prefetch_ahead(header, far, head_of(bi + PREFETCH_AHEAD / 2));
+                self.prefetch_ahead(header, &mut ring, bi, far);
                 let mut p = u64::from_le_bytes(slot.try_into().unwrap_or([0; 8]));
                 let mut guard = self.ctx.guard(WHAT, budget);
                 chain.clear();
