@@ -82,7 +82,11 @@ struct GranuleCache(Box<[std::cell::Cell<u64>]>);
 
 impl GranuleCache {
     fn new() -> Self {
-        GranuleCache((0..GRANULE_SLOTS).map(|_| std::cell::Cell::new(0)).collect())
+        GranuleCache(
+            (0..GRANULE_SLOTS)
+                .map(|_| std::cell::Cell::new(0))
+                .collect(),
+        )
     }
 
     fn slot(&self, granule: u64) -> Option<&std::cell::Cell<u64>> {
