@@ -8,12 +8,15 @@
 //! the walk goes: nothing touches the local disk, and a run that fails half-way has already
 //! written part of the stream (its exit status says so).
 
+mod background;
 pub mod jsonl;
 pub mod resp;
 pub mod restore;
 
 use std::fs::{File, Permissions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+
+use background::BackgroundWriter;
 use std::path::{Path, PathBuf};
 
 use crate::report::Report;
@@ -23,9 +26,6 @@ use crate::value::{Bytes, Kind, RecoveredKey};
 /// Permission bits of every file written unless `--mode` says otherwise: owner only, since a
 /// dump or a report holds the keyspace.
 pub const DEFAULT_MODE: u32 = 0o600;
-
-/// Bytes buffered before a write reaches the file or pipe.
-const BUF_CAP: usize = 1 << 20;
 
 /// The form of the keys written (`--format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -232,7 +232,9 @@ pub trait Output: Sink {
 
 /// The bytes of an output on their way to a file (under a temporary name) or to stdout.
 pub struct Destination {
-    w: BufWriter<File>,
+    /// Written on a thread of its own (the kernel's copy into the page cache overlaps the
+    /// walk).
+    w: BackgroundWriter<File>,
     /// The temporary file and the path it becomes; `None` for stdout.
     file: Option<(tempfile::TempPath, PathBuf)>,
     mode: u32,
@@ -255,7 +257,7 @@ impl Destination {
                         source,
                     })?;
                 Ok(Destination {
-                    w: BufWriter::with_capacity(BUF_CAP, File::from(fd)),
+                    w: background(File::from(fd), "stdout")?,
                     file: None,
                     mode,
                     force,
@@ -265,7 +267,7 @@ impl Destination {
             Target::File(path) => {
                 let (file, temp) = temp_beside(path)?.into_parts();
                 Ok(Destination {
-                    w: BufWriter::with_capacity(BUF_CAP, file),
+                    w: background(file, &path.display().to_string())?,
                     file: Some((temp, path.clone())),
                     mode,
                     force,
@@ -289,7 +291,7 @@ impl Destination {
             what: what.clone(),
             source,
         };
-        let file = self.w.into_inner().map_err(|e| err(e.into_error()))?;
+        let file = self.w.into_inner().map_err(err)?;
         let Some((temp, path)) = self.file else {
             return Ok(());
         };
@@ -314,6 +316,14 @@ impl Write for Destination {
     fn flush(&mut self) -> io::Result<()> {
         self.w.flush()
     }
+}
+
+/// `file` written on a thread of its own.
+fn background(file: File, what: &str) -> Result<BackgroundWriter<File>, OutputError> {
+    BackgroundWriter::new(file).map_err(|source| OutputError::Io {
+        what: what.into(),
+        source,
+    })
 }
 
 /// A temporary file in `path`'s directory (so the final rename stays on one file system),
