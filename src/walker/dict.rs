@@ -145,7 +145,13 @@ pub struct DictWalker<'c, 'a> {
     pointer_values: bool,
     /// What the key words point at, and so how the check reads a key's name.
     keys: KeyForm,
+    /// The `seen` of [`DictWalker::for_each_unique`] serves this one table's walk alone.
+    sole_table: bool,
 }
+
+/// Entries of one chain told apart by the chain itself, in a walk proving entries unique
+/// by the bucket check; a longer (damaged) chain goes on in `seen`.
+const CHAIN_BY_ITSELF: usize = 64;
 
 /// What a dict's key words point at, for the bucket check, which hashes the key's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +175,29 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             names: false,
             pointer_values: true,
             keys: KeyForm::Sds,
+            sole_table: false,
         }
+    }
+
+    /// The same walker, told that the `seen` given to [`DictWalker::for_each_unique`]
+    /// serves this table alone (no other table of the db shares it). Where the bucket
+    /// check and the name check are on too and the dict is not rehashing, an entry whose
+    /// key hashes to the bucket it was found in cannot be handed out by another chain: a
+    /// damaged link from another chain into it fails that chain's check. Such entries are
+    /// then not marked in `seen` (one random access per key less; [`CHAIN_BY_ITSELF`]
+    /// says how a chain's own loops are still caught), only those whose key cannot be
+    /// read are.
+    pub fn with_sole_table(mut self, sole: bool) -> Self {
+        self.sole_table = sole;
+        self
+    }
+
+    /// Whether this walk of `header` proves its entries unique by the bucket check (see
+    /// [`DictWalker::with_sole_table`]).
+    fn proves_by_bucket(&self, header: &DictHeader) -> bool {
+        self.sole_table
+            && self.names_checked()
+            && header.tables.iter().filter(|t| t.size > 0).count() == 1
     }
 
     /// The same walker for a dict whose key words point at `keys` (sds by default).
@@ -348,12 +376,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// (`None` without a check, or when the key cannot be read); a fault when it hashes
     /// to another bucket: a damaged link led here from another chain.
     fn home(&self, key: u64, bucket: u64, size: u64) -> Result<Option<u64>, Fault> {
-        let hash = match self.check {
-            Some(c) if self.keys == KeyForm::Sds => c.hash_of(self.ctx.space, key),
-            Some(c) => self.name_of(key).map(|k| c.hash_bytes(&k)),
-            None => None,
-        };
-        let Some(hash) = hash else {
+        let Some(hash) = self.key_hash(key) else {
             return Ok(None);
         };
         let home = hash & size.wrapping_sub(1);
@@ -361,6 +384,58 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             Ok(Some(hash))
         } else {
             Err(misplaced_fault(bucket, home))
+        }
+    }
+
+    /// The bucket check's hash of the key at `key` (`None` without a check, or when the
+    /// key cannot be read).
+    fn key_hash(&self, key: u64) -> Option<u64> {
+        match self.check {
+            Some(c) if self.keys == KeyForm::Sds => c.hash_of(self.ctx.space, key),
+            Some(c) => self.name_of(key).map(|k| c.hash_bytes(&k)),
+            None => None,
+        }
+    }
+
+    /// For a walk that proved its entries by the bucket check (not marking them in
+    /// `seen`): marks those of the refused entries, `misplaced`, that their own chain
+    /// holds, as the walk handed them out there, so that [`settle_misplaced`] judges them
+    /// as it would after a walk that marked every entry. Only damaged tables have any.
+    fn mark_held_by_own_chain(
+        &self,
+        header: &DictHeader,
+        misplaced: &[(u64, u64, Fault)],
+        seen: &mut SeenEntries,
+    ) {
+        let Some(t) = header.tables.iter().find(|t| t.size > 0) else {
+            return;
+        };
+        for &(_, entry, _) in misplaced {
+            let Ok((key, _, _)) = self.entry(entry, header.no_value) else {
+                continue;
+            };
+            let Some(hash) = self.key_hash(key) else {
+                continue;
+            };
+            let slot = (hash & t.size.wrapping_sub(1))
+                .checked_mul(8)
+                .and_then(|off| t.buckets.checked_add(off));
+            let Some(mut p) = slot.and_then(|a| self.ctx.space.u64(a).ok()) else {
+                continue;
+            };
+            let mut guard = self
+                .ctx
+                .guard("dict bucket chain", t.used.saturating_mul(2) + 64);
+            while p != 0 && guard.step(p).is_ok() {
+                if p == entry {
+                    seen.first_visit(entry);
+                    break;
+                }
+                match self.entry(p, header.no_value) {
+                    Ok((_, _, next)) => p = next,
+                    Err(_) => break,
+                }
+            }
         }
     }
 
@@ -666,6 +741,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         let mut chain = Vec::new();
         let mut chain_names = Vec::new();
         let names = self.names_checked();
+        let proven = self.proves_by_bucket(header);
         let mut misplaced = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
@@ -714,7 +790,20 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                         faults.push(bi as u64, err);
                         break;
                     }
-                    if !seen.first_visit(p) {
+                    // Told apart by the chain itself, or by `seen` (see `with_sole_table`).
+                    let by_chain = proven && chain.len() < CHAIN_BY_ITSELF;
+                    if proven && chain.len() == CHAIN_BY_ITSELF {
+                        // A chain this long is damaged: from here on `seen` holds it all.
+                        for &q in &chain {
+                            seen.first_visit(q);
+                        }
+                    }
+                    let fresh = if by_chain {
+                        !chain.contains(&p)
+                    } else {
+                        seen.first_visit(p)
+                    };
+                    if !fresh {
                         faults.push(bi as u64, revisit_fault(WHAT, p, chain.contains(&p)));
                         break;
                     }
@@ -730,12 +819,20 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                                     // lost). Which one is known at the end. Go on: entries
                                     // that follow and belong here are kept, the others
                                     // are refused one by one.
-                                    seen.forget(p);
+                                    if !by_chain {
+                                        seen.forget(p);
+                                    }
                                     misplaced.push((bi as u64, p, err));
                                     p = next;
                                     continue;
                                 }
                             };
+                            // An entry whose key cannot be hashed is not proven to
+                            // belong here: `seen` tells whether another chain had it.
+                            if by_chain && hash.is_none() && !seen.first_visit(p) {
+                                faults.push(bi as u64, revisit_fault(WHAT, p, false));
+                                break;
+                            }
                             visited += 1;
                             if let (true, Some(hash)) = (names, hash) {
                                 let before =
@@ -756,7 +853,9 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                         Err(err) => {
                             // Nothing was read here, so nothing was handed out: another
                             // chain reaching it must meet the same fault, not a revisit.
-                            seen.forget(p);
+                            if !by_chain {
+                                seen.forget(p);
+                            }
                             faults.push(bi as u64, err);
                             break;
                         }
@@ -776,6 +875,9 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     break;
                 }
             }
+        }
+        if proven {
+            self.mark_held_by_own_chain(header, &misplaced, seen);
         }
         settle_misplaced(misplaced, seen, &mut faults);
         faults

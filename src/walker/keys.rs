@@ -82,11 +82,13 @@ impl TableKind {
         }
     }
 
-    /// Walks one table, handing its entries to `out`.
+    /// Walks one table, handing its entries to `out`; `sole` says that `seen` serves this
+    /// table alone (see [`dict::DictWalker::with_sole_table`]).
     pub(super) fn walk<'a>(
         self,
         ctx: &WalkContext<'_, 'a>,
         header: &DictHeader,
+        sole: bool,
         seen: &mut SeenEntries,
         out: &mut handout::Handout<'_, Decoded<'a>>,
         decode: &mut dyn FnMut(u64, u64) -> Decoded<'a>,
@@ -97,9 +99,13 @@ impl TableKind {
             }
             TableKind::ObjectDict => Self::dicts(ctx)
                 .with_keys(KeyForm::KeyObject)
+                .with_sole_table(sole)
                 .for_each_unique(header, seen, |obj, _| out.entry(obj, 0, decode)),
-            TableKind::Dict => Self::dicts(ctx)
-                .for_each_unique(header, seen, |key, obj| out.entry(key, obj, decode)),
+            TableKind::Dict => {
+                Self::dicts(ctx)
+                    .with_sole_table(sole)
+                    .for_each_unique(header, seen, |key, obj| out.entry(key, obj, decode))
+            }
         }
     }
 }

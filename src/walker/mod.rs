@@ -824,8 +824,9 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
                     let mut decode = |key, value| decoder.decode(key, value, &source);
                     // One set per db: a damaged pointer may lead from one table into another.
                     let mut seen = SeenEntries::with_capacity(keys_used);
+                    let sole = tables.len() == 1;
                     for (h, _) in &tables {
-                        let faults = kind.walk(c, h, &mut seen, out, &mut decode);
+                        let faults = kind.walk(c, h, sole, &mut seen, out, &mut decode);
                         out.table_end(faults);
                         if out.stopped() {
                             return;

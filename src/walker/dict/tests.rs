@@ -525,3 +525,120 @@ fn string_object_keys_are_checked_by_their_text() {
     assert_eq!(keys.len(), 3);
     assert_eq!(faults.damaged_keys, 0);
 }
+
+/// Names for each of the 4 buckets of a 4-bucket table under `check`.
+fn one_name_per_bucket(check: &BucketCheck) -> Vec<String> {
+    (0..4).map(|b| name_in(check, 4, b, 0)).collect()
+}
+
+/// A walk of a sole table (its `seen` its own) with the bucket and name checks: entries
+/// are proven unique by their buckets, not marked. It hands out what a marking walk
+/// does, and says the same about damaged links and keys.
+#[test]
+fn a_sole_table_proven_by_its_buckets_hands_out_the_same_entries() {
+    use crate::walker::sds::SdsFormat;
+    let l = layout();
+    let check = BucketCheck::new([3; 16], SdsFormat::Typed);
+    let names = one_name_per_bucket(&check);
+    let mut m = dict_mem(5, -1, 2, -1);
+    let a = put_sds(&mut m, 0, &names[0]);
+    let b = put_sds(&mut m, 1, &names[1]);
+    let c_damaged = put_sds(&mut m, 2, &names[3]); // found in bucket 2, hashes to 3
+    let d = put_sds(&mut m, 3, &names[2]);
+    let e = |i: u64| BASE + 0x200 + i * 24;
+    // Bucket 0 → A → B (a damaged link into bucket 1's chain, walked later); bucket
+    // 1 → B; bucket 2 → C (a damaged name) → D → B (a damaged link into bucket 1's
+    // chain, walked earlier); bucket 3 → E, whose key cannot be read, also reached from
+    // nowhere else.
+    put(&mut m, 0x100, e(0));
+    put(&mut m, 0x108, e(1));
+    put(&mut m, 0x110, e(2));
+    put(&mut m, 0x118, e(4));
+    put_entries(
+        &mut m,
+        &[
+            (0, a, e(1)),
+            (1, b, 0),
+            (2, c_damaged, e(3)),
+            (3, d, e(1)),
+            (4, 0x10, 0),
+        ],
+    );
+    let s = space(&m);
+    let c = WalkContext::new(&s, &l, Default::default());
+    let w = DictWalker::new(&c)
+        .with_bucket_check(Some(check))
+        .with_name_check();
+    let h = w.header(BASE).unwrap();
+    assert!(w.with_sole_table(true).proves_by_bucket(&h));
+    assert!(!w.proves_by_bucket(&h), "a shared seen proves nothing");
+    let run = |w: DictWalker<'_, '_>| {
+        let mut keys = Vec::new();
+        let mut seen = SeenEntries::with_capacity(8);
+        let faults = w.for_each_unique(&h, &mut seen, |k, _| keys.push(k));
+        (keys, faults)
+    };
+    let (marked_keys, marked) = run(w);
+    let (keys, proven) = run(w.with_sole_table(true));
+    assert_eq!(keys, vec![a, b, d, 0x10], "B once; C refused");
+    assert_eq!(keys, marked_keys);
+    assert_eq!(proven.damaged_keys, 1, "C");
+    assert_eq!(proven.damaged_keys, marked.damaged_keys);
+    // The same buckets, not in the same order: a marking walk meets bucket 2's damaged
+    // link at once (a revisit), a proving one when it settles (a misplaced entry).
+    let buckets = |f: &WalkFaults| {
+        let mut b: Vec<u64> = f.faults.iter().map(|(b, _)| *b).collect();
+        b.sort_unstable();
+        b
+    };
+    assert_eq!(buckets(&proven), vec![0, 2], "{:?}", proven.faults);
+    assert_eq!(buckets(&proven), buckets(&marked), "{:?}", marked.faults);
+}
+
+/// In a walk proving entries by their buckets, a chain's own loop is still caught, each
+/// entry handed out once; a key that cannot be read, reached from two chains, comes out
+/// once.
+#[test]
+fn a_proven_walk_still_catches_loops_and_unreadable_keys_met_twice() {
+    use crate::walker::sds::SdsFormat;
+    let l = layout();
+    let check = BucketCheck::new([3; 16], SdsFormat::Typed);
+    let x = name_in(&check, 4, 1, 0);
+    let y = name_in(&check, 4, 1, 1);
+    let z = name_in(&check, 4, 1, 2);
+    let mut m = dict_mem(4, -1, 2, -1);
+    let sx = put_sds(&mut m, 0, &x);
+    let sy = put_sds(&mut m, 1, &y);
+    let sz = put_sds(&mut m, 2, &z);
+    let e = |i: u64| BASE + 0x200 + i * 24;
+    // Bucket 1 → X → Y → Z → Y (a loop past the guard's first look); buckets 2 and 3
+    // both → U, whose key cannot be read.
+    put(&mut m, 0x108, e(0));
+    put(&mut m, 0x110, e(3));
+    put(&mut m, 0x118, e(3));
+    put_entries(
+        &mut m,
+        &[(0, sx, e(1)), (1, sy, e(2)), (2, sz, e(1)), (3, 0x10, 0)],
+    );
+    let s = space(&m);
+    let c = WalkContext::new(&s, &l, Default::default());
+    let w = DictWalker::new(&c)
+        .with_bucket_check(Some(check))
+        .with_name_check()
+        .with_sole_table(true);
+    let h = w.header(BASE).unwrap();
+    assert!(w.proves_by_bucket(&h));
+    let mut keys = Vec::new();
+    let mut seen = SeenEntries::with_capacity(8);
+    let faults = w.for_each_unique(&h, &mut seen, |k, _| keys.push(k));
+    assert_eq!(keys, vec![sx, sy, sz, 0x10], "each once");
+    let kinds: Vec<(u64, FaultKind)> = faults.faults.iter().map(|(b, f)| (*b, f.kind())).collect();
+    assert_eq!(kinds.len(), 2, "{:?}", faults.faults);
+    assert_eq!(kinds[0].0, 1, "the loop, in bucket 1");
+    assert!(
+        matches!(kinds[0].1, FaultKind::Cycle | FaultKind::Revisit),
+        "{:?}",
+        faults.faults
+    );
+    assert_eq!(kinds[1], (3, FaultKind::Revisit), "U again, from bucket 3");
+}
