@@ -181,7 +181,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
 
     /// The same walker, told that the `seen` given to [`DictWalker::for_each_unique`]
     /// serves this table alone (no other table of the db shares it). Where the bucket
-    /// check and the name check are on too and the dict is not rehashing, an entry whose
+    /// check is on too and the dict is not rehashing, an entry whose
     /// key hashes to the bucket it was found in cannot be handed out by another chain: a
     /// damaged link from another chain into it fails that chain's check. Such entries are
     /// then not marked in `seen` (one random access per key less; [`CHAIN_BY_ITSELF`]
@@ -196,7 +196,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// [`DictWalker::with_sole_table`]).
     fn proves_by_bucket(&self, header: &DictHeader) -> bool {
         self.sole_table
-            && self.names_checked()
+            && self.check.is_some()
             && header.tables.iter().filter(|t| t.size > 0).count() == 1
     }
 
@@ -724,7 +724,9 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// dict's counters (with slack), so garbage cannot make the walk run away.
     pub fn for_each(&self, header: &DictHeader, f: impl FnMut(u64, u64)) -> WalkFaults {
         let mut seen = SeenEntries::with_capacity(header.used());
-        self.for_each_unique(header, &mut seen, f)
+        // The set is this walk's own.
+        self.with_sole_table(true)
+            .for_each_unique(header, &mut seen, f)
     }
 
     /// [`DictWalker::for_each`] sharing `seen` with other walks, so that an entry reached
