@@ -421,6 +421,23 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             if t.size == 0 {
                 continue;
             }
+            // The top-level buckets are one array: all of it must be in the core, or a
+            // damaged size would have the walk fail bucket by bucket for up to 2^exp of
+            // them (as a dict's walk reads its whole bucket array first).
+            let span = t.size.checked_mul(h.bucket_size);
+            if span.is_none_or(|n| self.ctx.space.readable_len(t.buckets) < n) {
+                faults.push(
+                    0,
+                    Fault::of(
+                        FaultKind::Inconsistent,
+                        format!(
+                            "bucket array of table {ti}: {} buckets of {} bytes at {:#x} are not all in the core",
+                            t.size, h.bucket_size, t.buckets
+                        ),
+                    ),
+                );
+                continue;
+            }
             // Each bucket holds up to `slots` entries, a chain at least slots-1 per link.
             let budget = t.used / slots.saturating_sub(1).max(1) + 64;
             let mut visited = 0u64;

@@ -162,3 +162,24 @@ fn damaged_headers_are_refused() {
         );
     }
 }
+
+/// A bucket exponent damaged upwards (2^40 buckets, far past the core) costs the table at
+/// once, with one fault, instead of a fault per bucket until the key's time runs out.
+#[test]
+fn a_bucket_array_past_the_core_is_one_fault() {
+    for build in BUILDS {
+        let l = layout(build);
+        let mut heap = Heap::new(&l);
+        let (ht, _) = table(&mut heap);
+        heap.set(ht.addr, l.hashtable.bucket_exp.element(0, 1), 40);
+        let (h, got, faults) = walk(&heap, ht.addr);
+        assert_eq!(h.tables[0].size, 1 << 40, "{build}");
+        assert!(got.is_empty(), "{build}");
+        assert_eq!(faults.count, 1, "{build}: {:?}", faults.faults);
+        assert_eq!(
+            faults.faults[0].1.kind(),
+            FaultKind::Inconsistent,
+            "{build}"
+        );
+    }
+}
