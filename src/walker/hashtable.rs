@@ -25,6 +25,9 @@ const MAX_BUCKET_EXP: i64 = 40;
 /// Child buckets a sample follows from one top-level bucket.
 pub const MAX_SAMPLE_CHAIN: u32 = 1024;
 
+/// How many top-level buckets ahead of the walk their entries are prefetched.
+const PREFETCH_AHEAD: u64 = 8;
+
 /// What a hashtable's entry pointer is, for reading the key it is hashed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKey {
@@ -184,6 +187,32 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             }
         }
         Some((out, chained == 1, next))
+    }
+
+    /// Starts loading the entries of the bucket at `bucket` (and its child bucket, if
+    /// chained), which the walk reads soon: a bucket is one cache line of up to seven
+    /// entry pointers, each entry an object in a line of its own elsewhere in the heap. A
+    /// hint only: nothing is checked or kept.
+    fn prefetch_bucket(&self, bucket: u64) {
+        let h = &self.ctx.layout.hashtable;
+        let space = self.ctx.space;
+        let Ok(bytes) = space.read(bucket, h.bucket_size as usize) else {
+            return;
+        };
+        let (Some(chained), Some(presence)) = (h.chained.get(&bytes), h.presence.get(&bytes))
+        else {
+            return;
+        };
+        let slots = h.slots.max(1);
+        for slot in 0..slots {
+            let Some(ptr) = h.entries.element(slot, 8).get(&bytes) else {
+                break;
+            };
+            let child = chained == 1 && slot == slots - 1;
+            if child || presence.checked_shr(slot as u32).unwrap_or(0) & 1 == 1 {
+                space.prefetch(ptr);
+            }
+        }
     }
 
     /// The hash of the key of `entry`, or `None` when it cannot be read (the caller's own
@@ -445,6 +474,12 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                 if let Err(e) = self.ctx.budget.check() {
                     faults.push(bi, e);
                     return faults;
+                }
+                if bi + PREFETCH_AHEAD < t.size {
+                    self.prefetch_bucket(
+                        t.buckets
+                            .wrapping_add((bi + PREFETCH_AHEAD).wrapping_mul(h.bucket_size)),
+                    );
                 }
                 let mut bucket = t.buckets.wrapping_add(bi * h.bucket_size);
                 let mut guard = self.ctx.guard(WHAT, budget);
