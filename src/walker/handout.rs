@@ -212,7 +212,16 @@ where
             for i in 0..batch.len() {
                 // The walker's loads warmed the other core's cache, not this one's.
                 if let Some(Handed::Entry(key, value)) = batch.get(i + PREFETCH_AHEAD) {
-                    ctx.space.prefetch(key.wrapping_sub(1));
+                    if *value == 0 {
+                        // An object embedding its key (and often its value): its first
+                        // line and the next, where a header, key and value of 64 bytes
+                        // not aligned to a line end.
+                        ctx.space.prefetch(*key);
+                        ctx.space.prefetch(key.wrapping_add(63));
+                    } else {
+                        // The sds header sits just before the key's bytes.
+                        ctx.space.prefetch(key.wrapping_sub(1));
+                    }
                     if *value != 0 {
                         ctx.space.prefetch(*value);
                         if let Some(census) = ctx.census {
