@@ -22,10 +22,9 @@ struct Candidate {
     why: String,
 }
 
-/// The profiles to try, in the order issue-free recovery prefers them: the one the user
-/// named (alone), the shipped one recorded for the core's build-id, then the shipped ones
-/// for the same Redis version (accepted only if the live data fits them).
-fn candidates(
+/// The profiles to try first: the one the user named or asked to derive (alone), else the
+/// shipped one recorded for the core's build-id. Cheap: nothing is read from the binary.
+fn exact_candidates(
     opts: &Options,
     build_id: Option<&str>,
     binary: Option<&Executable>,
@@ -78,6 +77,20 @@ fn candidates(
             no_build_id_reason(core)
         )),
     }
+    Ok(out)
+}
+
+/// The profiles to try when no exact one fits, in the order issue-free recovery prefers
+/// them: one derived from the binary's DWARF, then the shipped ones for the binary's Redis
+/// version or its release line (accepted only if the live data fits them). Deriving reads
+/// and indexes the binary's debug info (a tenth of a second or more for a big build), so
+/// it is done only when needed.
+fn fallback_candidates(
+    binary: Option<&Executable>,
+    tried: &mut Vec<String>,
+) -> Result<Vec<Candidate>, RecoverError> {
+    let shipped = profile::shipped_profiles()?;
+    let mut out = Vec::new();
     let Some(bin) = binary else {
         tried.push(
             "no binary to derive a layout from (--binary, or the core's NT_FILE path)".into(),
@@ -297,7 +310,17 @@ pub(super) fn choose_profile(
     let mut tried = Vec::new();
     let explicit = opts.profile.is_some() || opts.derive;
     let mut chosen = None;
-    for cand in candidates(opts, build_id, binary, core, &mut tried)? {
+    let mut cands = exact_candidates(opts, build_id, binary, core, &mut tried)?.into_iter();
+    // An explicit choice has no fallback.
+    let mut fallback_due = !explicit;
+    while let Some(cand) = match cands.next() {
+        Some(c) => Some(c),
+        None if std::mem::take(&mut fallback_due) => {
+            cands = fallback_candidates(binary, &mut tried)?.into_iter();
+            cands.next()
+        }
+        None => None,
+    } {
         // A profile is accepted only if the live data fits it: `server` found, dbnum
         // plausible, db[i].id == i, and every keys dict header valid.
         let attempt = Layout::resolve(&cand.file)

@@ -359,8 +359,14 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                 continue;
             }
             if let Ok((key, value, next)) = self.entry(p, header.no_value) {
-                // The sds header sits just before the key's bytes.
-                space.prefetch(key.wrapping_sub(1));
+                if self.keys == KeyForm::Sds {
+                    // The sds header sits just before the key's bytes.
+                    space.prefetch(key.wrapping_sub(1));
+                } else {
+                    // An object: its header and the key it embeds, over up to two lines.
+                    space.prefetch(key);
+                    space.prefetch(key.wrapping_add(63));
+                }
                 if !header.no_value && self.pointer_values {
                     space.prefetch(value);
                 }
