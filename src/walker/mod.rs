@@ -661,6 +661,8 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             let Ok(keys) = &db.keys else {
                 continue;
             };
+            // As the walk does: a sole table proves its entries by their buckets.
+            let dicts = dicts.with_sole_table(keys.tables.len() == 1);
             for (_, h) in &keys.tables {
                 let mut seen = SeenEntries::with_capacity(h.used());
                 // A key's name and its value; only a name that can be read is counted,
