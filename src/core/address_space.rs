@@ -285,6 +285,15 @@ impl<'a> AddressSpace<'a> {
         }
     }
 
+    /// [`AddressSpace::prefetch`] of the lines holding the first and the last of `len`
+    /// bytes at `addr` (`len` up to a line: an object of 64 bytes not aligned to a line
+    /// spans two).
+    #[inline]
+    pub fn prefetch_span(&self, addr: u64, len: u64) {
+        self.prefetch(addr);
+        self.prefetch(addr.wrapping_add(len.saturating_sub(1)));
+    }
+
     /// Read `len` bytes at `addr`: borrowed from the core when they lie in one segment,
     /// copied when they span adjacent segments.
     pub fn read(&self, addr: u64, len: usize) -> Result<Cow<'a, [u8]>, MemError> {

@@ -310,28 +310,36 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// `dictFind` does: in the chain of each table's bucket that `hash` (the key's hash)
     /// selects. `None` when no such chain holds it, or a chain breaks or loops first.
     pub fn value_of(&self, header: &DictHeader, hash: u64, key_ptr: u64) -> Option<u64> {
-        for t in header.tables.iter().filter(|t| t.size > 0) {
-            let Some(slot) = (hash & t.size.wrapping_sub(1))
-                .checked_mul(8)
-                .and_then(|o| t.buckets.checked_add(o))
-            else {
-                continue;
-            };
-            let Ok(mut p) = self.ctx.space.u64(slot) else {
-                continue;
-            };
-            let mut guard = self
-                .ctx
-                .guard("dict bucket chain", t.used.saturating_mul(2) + 64);
-            while p != 0 && guard.step(p).is_ok() {
-                let Ok((k, v, next)) = self.entry(p, header.no_value) else {
-                    break;
-                };
-                if k == key_ptr {
-                    return Some(v);
-                }
-                p = next;
+        header.tables.iter().filter(|t| t.size > 0).find_map(|t| {
+            self.find_in_chain(t, hash, header.no_value, |_, k, _| k == key_ptr)
+                .map(|(_, _, v)| v)
+        })
+    }
+
+    /// The first entry of the chain of `t`'s bucket that `hash` selects for which
+    /// `found(entry, key, value word)` holds, as `(entry, key, value word)`. The walk ends
+    /// at a link that cannot be read, and is bounded by the table's counter (with slack)
+    /// and loop detection.
+    fn find_in_chain(
+        &self,
+        t: &Table,
+        hash: u64,
+        no_value: bool,
+        mut found: impl FnMut(u64, u64, u64) -> bool,
+    ) -> Option<(u64, u64, u64)> {
+        let slot = (hash & t.size.wrapping_sub(1))
+            .checked_mul(8)
+            .and_then(|o| t.buckets.checked_add(o))?;
+        let mut p = self.ctx.space.u64(slot).ok()?;
+        let mut guard = self
+            .ctx
+            .guard("dict bucket chain", t.used.saturating_mul(2) + 64);
+        while p != 0 && guard.step(p).is_ok() {
+            let (k, v, next) = self.entry(p, no_value).ok()?;
+            if found(p, k, v) {
+                return Some((p, k, v));
             }
+            p = next;
         }
         None
     }
@@ -363,9 +371,8 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     // The sds header sits just before the key's bytes.
                     space.prefetch(key.wrapping_sub(1));
                 } else {
-                    // An object: its header and the key it embeds, over up to two lines.
-                    space.prefetch(key);
-                    space.prefetch(key.wrapping_add(63));
+                    // An object: its header and the key it embeds.
+                    space.prefetch_span(key, 64);
                 }
                 if !header.no_value && self.pointer_values {
                     space.prefetch(value);
@@ -423,24 +430,9 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             let Some(hash) = self.key_hash(key) else {
                 continue;
             };
-            let slot = (hash & t.size.wrapping_sub(1))
-                .checked_mul(8)
-                .and_then(|off| t.buckets.checked_add(off));
-            let Some(mut p) = slot.and_then(|a| self.ctx.space.u64(a).ok()) else {
-                continue;
-            };
-            let mut guard = self
-                .ctx
-                .guard("dict bucket chain", t.used.saturating_mul(2) + 64);
-            while p != 0 && guard.step(p).is_ok() {
-                if p == entry {
-                    seen.first_visit(entry);
-                    break;
-                }
-                match self.entry(p, header.no_value) {
-                    Ok((_, _, next)) => p = next,
-                    Err(_) => break,
-                }
+            let held = self.find_in_chain(t, hash, header.no_value, |p, _, _| p == entry);
+            if held.is_some() {
+                seen.first_visit(entry);
             }
         }
     }
@@ -459,7 +451,6 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         chain_names: &[(u64, u64)],
         seen: &SeenEntries,
     ) -> Option<Vec<u8>> {
-        let space = self.ctx.space;
         self.check?;
         let name = || self.name_of(key);
         for &(h, k) in chain_names {
@@ -473,26 +464,11 @@ impl<'c, 'a> DictWalker<'c, 'a> {
             }
         }
         let t0 = header.tables.first().filter(|t| t.size > 0 && table == 1)?;
-        let slot = t0
-            .buckets
-            .checked_add((hash & t0.size.wrapping_sub(1)).checked_mul(8)?)?;
-        let mut p = space.u64(slot).ok()?;
-        let mut guard = self
-            .ctx
-            .guard("dict bucket chain", t0.used.saturating_mul(2) + 64);
         let mine = name()?;
-        while p != 0 && guard.step(p).is_ok() {
-            let (k0, _, next) = self.entry(p, header.no_value).ok()?;
-            if seen.contains(p) {
-                if let Some(other) = self.name_of(k0) {
-                    if *other == *mine {
-                        return Some(mine.into_owned());
-                    }
-                }
-            }
-            p = next;
-        }
-        None
+        self.find_in_chain(t0, hash, header.no_value, |p, k0, _| {
+            seen.contains(p) && self.name_of(k0).is_some_and(|other| *other == *mine)
+        })?;
+        Some(mine.into_owned())
     }
 
     /// Read and check the dict header at `addr`.
@@ -770,17 +746,12 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                     continue;
                 }
             };
-            let mut ring = PrefetchRing([0; PREFETCH_AHEAD]);
-            for (b, slot) in ring.0.iter_mut().enumerate() {
-                *slot = buckets
-                    .get(b * 8..b * 8 + 8)
-                    .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
-            }
             let head_of = |bi: usize| {
                 buckets
                     .get(bi * 8..bi * 8 + 8)
                     .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
             };
+            let mut ring = PrefetchRing(std::array::from_fn(head_of));
             for (bi, slot) in buckets.chunks_exact(8).enumerate() {
                 if let Err(err) = self.ctx.budget.check() {
                     faults.push(bi as u64, err);

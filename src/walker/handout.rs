@@ -213,11 +213,9 @@ where
                 // The walker's loads warmed the other core's cache, not this one's.
                 if let Some(Handed::Entry(key, value)) = batch.get(i + PREFETCH_AHEAD) {
                     if *value == 0 {
-                        // An object embedding its key (and often its value): its first
-                        // line and the next, where a header, key and value of 64 bytes
-                        // not aligned to a line end.
-                        ctx.space.prefetch(*key);
-                        ctx.space.prefetch(key.wrapping_add(63));
+                        // An object embedding its key (and often its value): a header, key
+                        // and value of about 64 bytes.
+                        ctx.space.prefetch_span(*key, 64);
                     } else {
                         // The sds header sits just before the key's bytes.
                         ctx.space.prefetch(key.wrapping_sub(1));
