@@ -30,6 +30,9 @@ pub struct Options {
     pub pid: Option<i32>,
     /// With `pid`: read the process while it runs instead of stopping it (`--no-freeze`).
     pub no_freeze: bool,
+    /// How the core's page cache is prepared for the walk (`--keep-page-cache`: left as it
+    /// is).
+    pub page_cache: crate::core::page_cache::CachePolicy,
     /// RDB to write; `None` with `dry_run`.
     pub output: Option<PathBuf>,
     /// Binary given with `--binary`.
@@ -307,6 +310,7 @@ fn recover_target(
     // dropped on any error, which lets it go too), unless --no-freeze.
     let mapped;
     let owned;
+    let mut page_cache = None;
     let mut live = None;
     let core: &CoreFile<'_> = match (opened, opts.pid) {
         (Some(core), _) => core,
@@ -317,7 +321,9 @@ fn recover_target(
             &owned
         }
         (None, None) => {
-            mapped = open_core(&opts.core, &opts.progress)?;
+            mapped = open_core(&opts.core, opts.page_cache, &opts.progress)?;
+            log(&format!("core's page cache: {}", mapped.page_cache.summary));
+            page_cache = Some(mapped.page_cache.summary.clone());
             owned = CoreFile::parse(mapped.bytes()).map_err(|source| RecoverError::Core {
                 path: opts.core.clone(),
                 source,
@@ -373,6 +379,7 @@ fn recover_target(
         pid: core.process.as_ref().map(|p| p.pid),
         server_address: format!("{server:#x}"),
         server_found_by,
+        page_cache,
     };
     let rdb_version = plan_rdb_version(opts, output.as_ref(), &layout)?;
     let mut report = ReportBuilder::new(source, rdb_version, opts.dry_run);

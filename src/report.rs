@@ -42,6 +42,10 @@ pub struct Source {
     /// How `server` was found: `symbol of BINARY`, `recorded in profile NAME`, or
     /// `structure search: unique candidate at ADDRESS (evidence)` when nothing names it.
     pub server_found_by: String,
+    /// What was done to the core file's page cache before the walk (huge pages; see
+    /// `--keep-page-cache`); absent for a live process or a bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_cache: Option<String>,
 }
 
 /// Per-database figures.

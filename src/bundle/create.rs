@@ -19,6 +19,7 @@ use super::{
 };
 use crate::binary::Executable;
 use crate::core::input::open_core;
+use crate::core::page_cache::CachePolicy;
 use crate::core::CoreFile;
 use crate::live::LiveRead;
 use crate::output::{Destination, Target};
@@ -108,7 +109,7 @@ pub fn create(opts: &BundleOptions, log: Log<'_>) -> Result<Created, BundleError
                 (&owned, source, None)
             }
             (None, Some(path)) => {
-                mapped = open_core(path, &opts.progress)?;
+                mapped = open_core(path, CachePolicy::Keep, &opts.progress)?;
                 owned = CoreFile::parse(mapped.bytes()).map_err(|source| BundleError::Core {
                     path: path.clone(),
                     source,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use redis_rescue::core::page_cache::CachePolicy;
 use redis_rescue::output::restore::{RestoreOptions, Secret};
 use redis_rescue::output::{self, Format, OutputOptions};
 use redis_rescue::recover::{recover, Options, RecoverError};
@@ -143,6 +144,17 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
 
+    /// Leave the core file's page cache as it is. By default a core of 64 MiB or more is
+    /// mapped in 2 MiB pages where the kernel allows (transparent huge pages in `madvise`
+    /// or `always` mode): it is read in whole first, and a core cached in 4 KiB pages (as
+    /// gcore and the kernel leave a core they just wrote) is dropped from the cache and read
+    /// again, chunk by chunk, while that reads at 1 GiB/s or more. The walk jumps across
+    /// the whole core, and over 2 MiB pages it misses the TLB far less (about twice as
+    /// fast on a 1.2 GiB core). The file is never written; the report's `page_cache` says
+    /// what was done.
+    #[arg(long, conflicts_with = "pid")]
+    pub keep_page_cache: bool,
+
     /// Overwrite an existing output; accept a binary whose build-id differs from the core.
     #[arg(long)]
     pub force: bool,
@@ -165,6 +177,11 @@ pub fn run(cli: RecoverArgs) -> ExitCode {
         core,
         pid: cli.pid,
         no_freeze: cli.no_freeze,
+        page_cache: if cli.keep_page_cache {
+            CachePolicy::Keep
+        } else {
+            CachePolicy::HugePages
+        },
         output: cli.output.clone(),
         binary: cli.binary.clone(),
         no_binary: cli.no_binary,

@@ -5,6 +5,7 @@
 pub mod address_space;
 pub mod input;
 pub mod notes;
+pub mod page_cache;
 pub mod proc_mem;
 
 use object::elf;

@@ -21,6 +21,7 @@ mod lua_scripts;
 mod matrix;
 mod no_symbols;
 mod outputs;
+mod page_cache;
 mod recover_more_cores;
 mod recover_redis70;
 mod restore_to;
