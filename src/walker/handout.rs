@@ -14,6 +14,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 
 use super::context::{Budget, WalkContext};
 use super::dict::WalkFaults;
+use super::object::ObjectDecoder;
 use crate::core::AddressSpace;
 
 /// Entries per batch: big enough that the queue costs little per entry, small enough
@@ -23,6 +24,11 @@ const BATCH: usize = 512;
 const QUEUE: usize = 8;
 /// How far ahead in a batch the taker starts loading an entry's key and value.
 const PREFETCH_AHEAD: usize = 16;
+/// How far ahead it loads a value's payload, and a quicklist's next two levels (head node,
+/// then its listpack): each stage reads what the one before asked for.
+const PAYLOAD_AHEAD: usize = 8;
+const QUICKLIST_NODE_AHEAD: usize = 5;
+const QUICKLIST_ENTRY_AHEAD: usize = 2;
 /// Parts of the values one batch may hold decoded (the rest of it is left to the taker).
 const DECODED_PARTS: usize = 16_384;
 
@@ -182,6 +188,7 @@ where
     W: FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_, T>) + Send,
 {
     let (layout, options, census) = (ctx.layout, ctx.options, ctx.census);
+    let objects = ObjectDecoder::new(ctx);
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel(QUEUE);
         let walker = move |walk: &mut Option<W>| {
@@ -208,7 +215,14 @@ where
             return false;
         }
         // Dropping the receiver on a break makes the walker's next send fail: it stops.
+        // Values with payloads found among those probed in the batch before: a keyspace of
+        // small strings and integers has none, and is then probed only now and then.
+        let (mut probed, mut found) = (1usize, 1usize);
         for mut batch in rx {
+            // Quicklists being loaded ahead, by position in the batch (mod PREFETCH_AHEAD).
+            let mut chasing = [0u64; PREFETCH_AHEAD];
+            let probe_every = if found * 16 < probed { 16 } else { 1 };
+            (probed, found) = (0, 0);
             for i in 0..batch.len() {
                 // The walker's loads warmed the other core's cache, not this one's.
                 if let Some(Handed::Entry(key, value)) = batch.get(i + PREFETCH_AHEAD) {
@@ -224,6 +238,27 @@ where
                         ctx.space.prefetch(*value);
                         if let Some(census) = ctx.census {
                             census.prefetch(*value);
+                        }
+                    }
+                }
+                let at = |n: usize| (i + n) % PREFETCH_AHEAD;
+                match batch.get(i + PAYLOAD_AHEAD) {
+                    Some(Handed::Entry(key, value)) if i % probe_every == 0 => {
+                        let obj = if *value == 0 { *key } else { *value };
+                        let payload = objects.payload_ahead(obj);
+                        probed += 1;
+                        found += usize::from(payload.is_some());
+                        if let Some(slot) = chasing.get_mut(at(PAYLOAD_AHEAD)) {
+                            *slot = payload.and_then(|p| p.quicklist).unwrap_or(0);
+                        }
+                    }
+                    _ => {}
+                }
+                for (ahead, node) in [(QUICKLIST_NODE_AHEAD, false), (QUICKLIST_ENTRY_AHEAD, true)]
+                {
+                    if let Some(slot) = chasing.get_mut(at(ahead)) {
+                        if *slot != 0 {
+                            *slot = objects.quicklist_ahead(*slot, node).unwrap_or(0);
                         }
                     }
                 }

@@ -234,6 +234,46 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         })
     }
 
+    /// Starts loading what decoding the object at `obj` reads first beyond the object:
+    /// its payload (a listpack, an intset, a quicklist, a table, a raw string). None when
+    /// it has none (an integer, an embedded string) or cannot be read. Advice only:
+    /// nothing is checked or reported, and a word that is no address of the core is
+    /// passed over.
+    pub(crate) fn payload_ahead(&self, obj: u64) -> Option<PayloadAhead> {
+        let r = &self.layout.robj;
+        if !matches!(self.embeds_value(obj), Ok(false)) {
+            return None;
+        }
+        let bytes = self.space.read(obj, r.ptr.offset as usize + 8).ok()?;
+        let enc = self
+            .kinds
+            .resolve(r.type_.get(&bytes)?, r.encoding.get(&bytes)?)
+            .1?;
+        if matches!(enc, ObjEncoding::Int | ObjEncoding::Embstr) {
+            return None;
+        }
+        let ptr = r.ptr.get(&bytes)?;
+        self.space.prefetch_span(ptr, 64);
+        Some(PayloadAhead {
+            quicklist: (enc == ObjEncoding::Quicklist).then_some(ptr),
+        })
+    }
+
+    /// The next level of a quicklist [`ObjectDecoder::payload_ahead`] found, once the
+    /// level before has arrived: from the quicklist its head node (`node` false), from a
+    /// node its listpack (`node` true). Returns the address loaded.
+    pub(crate) fn quicklist_ahead(&self, at: u64, node: bool) -> Option<u64> {
+        let next = if node {
+            let qn = &self.layout.ql_node;
+            qn.entry.get(&self.space.read(at, qn.size as usize).ok()?)?
+        } else {
+            let ql = &self.layout.quicklist;
+            ql.head.get(&self.space.read(at, ql.size as usize).ok()?)?
+        };
+        self.space.prefetch_span(next, 64);
+        Some(next)
+    }
+
     /// Decode the value of the object `h`, checked to hold no duplicate set member, hash
     /// field or zset member: Redis never keeps one, and its loader either refuses the
     /// file or silently keeps a corrupt value when it meets one.
@@ -274,16 +314,17 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         name: impl Fn(&T) -> &Bytes<'a>,
         what: &str,
     ) -> Result<(), Fault> {
-        let mut seen: std::collections::HashSet<&[u8]> =
-            std::collections::HashSet::with_capacity(items.len());
-        let mut first_dup = None;
-        for item in items.iter() {
-            let n: &[u8] = name(item).as_ref();
-            if !seen.insert(n) {
-                first_dup = Some(n);
-                break;
-            }
-        }
+        let first_dup = if items.len() <= PAIRWISE_MAX {
+            let names: Vec<&[u8]> = items.iter().map(|i| name(i).as_ref()).collect();
+            first_repeat(&names)
+        } else {
+            let mut seen: std::collections::HashSet<&[u8]> =
+                std::collections::HashSet::with_capacity(items.len());
+            items
+                .iter()
+                .map(|i| name(i).as_ref())
+                .find(|n| !seen.insert(*n))
+        };
         let Some(d) = first_dup else {
             return Ok(());
         };
@@ -666,24 +707,68 @@ fn check_scores(value: &Value<'_>) -> Result<(), Fault> {
     Ok(())
 }
 
+/// A payload [`ObjectDecoder::payload_ahead`] started loading.
+pub(crate) struct PayloadAhead {
+    /// Its address when it is a quicklist, for [`ObjectDecoder::quicklist_ahead`].
+    pub(crate) quicklist: Option<u64>,
+}
+
+/// Up to this many names are checked for a duplicate pair by pair, allocating nothing;
+/// more go through a hash set.
+const PAIRWISE_MAX: usize = 24;
+
+/// The first name of a compact encoding's `stride`-th entries that an earlier one
+/// equals as text (an integer entry equals a string entry holding its canonical decimal).
 fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<Vec<u8>> {
-    let names: Vec<Vec<u8>> = if ziplist {
+    /// An entry's name, integers and strings holding one canonical integer alike.
+    #[derive(PartialEq, Eq, Hash, Clone, Copy)]
+    enum Name<'b> {
+        Int(i64),
+        Text(&'b [u8]),
+    }
+    fn name(e: Element<'_>) -> Name<'_> {
+        match e.as_int() {
+            Some(v) => Name::Int(v),
+            None => match e {
+                Element::Bytes(b) => Name::Text(b),
+                // `as_int` reads every integer entry.
+                Element::Int(v) => Name::Int(v),
+            },
+        }
+    }
+    let names: Vec<Name<'_>> = if ziplist {
         Ziplist::parse(bytes)
             .ok()?
             .iter()
             .step_by(stride)
-            .map(|e| e.to_vec())
+            .map(name)
             .collect()
     } else {
         Listpack::parse(bytes)
             .ok()?
             .iter()
             .step_by(stride)
-            .map(|e| e.to_vec())
+            .map(name)
             .collect()
     };
-    let mut seen = std::collections::HashSet::with_capacity(names.len());
-    names.into_iter().find(|n| !seen.insert(n.clone()))
+    let dup = first_repeat(&names)?;
+    Some(match dup {
+        Name::Int(v) => Element::Int(v).to_vec(),
+        Name::Text(b) => b.to_vec(),
+    })
+}
+
+/// The first item equal to an earlier one: pair by pair for a few, by a hash set for more.
+fn first_repeat<T: Eq + std::hash::Hash + Copy>(items: &[T]) -> Option<T> {
+    if items.len() <= PAIRWISE_MAX {
+        return items
+            .iter()
+            .enumerate()
+            .find(|(i, x)| items.get(..*i).is_some_and(|before| before.contains(x)))
+            .map(|(_, x)| *x);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.iter().find(|x| !seen.insert(**x)).copied()
 }
 
 #[cfg(test)]

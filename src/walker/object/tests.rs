@@ -254,3 +254,50 @@ fn module_type_ids_decode_to_their_names() {
         assert_eq!(name.as_bytes()[8], c, "symbol {i}");
     }
 }
+
+/// A repeated name is found whether the two entries are integers, strings, or one of each
+/// (an integer equals the string of its canonical decimal, not another spelling), pair by
+/// pair for a few names and by a hash set for many, as the stride's names only.
+#[test]
+fn duplicates_in_a_listpack_are_found_by_their_text() {
+    use crate::decode::listpack::ListpackBuilder;
+    use crate::decode::Element::{self, Bytes, Int};
+    let lp = |items: &[Element<'_>]| {
+        let mut b = ListpackBuilder::new();
+        for e in items {
+            b.push(*e).unwrap();
+        }
+        b.finish()
+    };
+    let dup =
+        |items: &[Element<'_>], stride| super::first_duplicate_packed(&lp(items), false, stride);
+    assert_eq!(
+        dup(&[Int(12), Bytes(b"x"), Int(12)], 1),
+        Some(b"12".to_vec())
+    );
+    assert_eq!(
+        dup(&[Bytes(b"ab"), Int(7), Bytes(b"ab")], 1),
+        Some(b"ab".to_vec())
+    );
+    assert_eq!(
+        dup(&[Int(12), Bytes(b"x"), Bytes(b"12")], 1),
+        Some(b"12".to_vec())
+    );
+    assert_eq!(dup(&[Int(12), Bytes(b"012"), Bytes(b"+12")], 1), None);
+    // Pairs: only the fields count, not the values.
+    assert_eq!(dup(&[Bytes(b"f"), Int(1), Bytes(b"g"), Int(1)], 2), None);
+    assert_eq!(
+        dup(&[Bytes(b"f"), Int(1), Bytes(b"f"), Int(2)], 2),
+        Some(b"f".to_vec())
+    );
+    // Many names: the hash set's way, with the repeat last.
+    let texts: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    let mut many: Vec<Element<'_>> = texts.iter().map(|t| Bytes(t.as_bytes())).collect();
+    assert_eq!(dup(&many, 1), None);
+    many.push(Bytes(b"m42"));
+    assert_eq!(dup(&many, 1), Some(b"m42".to_vec()));
+    many.pop();
+    many.push(Int(-5));
+    many.push(Bytes(b"-5"));
+    assert_eq!(dup(&many, 1), Some(b"-5".to_vec()));
+}
