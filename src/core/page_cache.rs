@@ -252,6 +252,7 @@ pub fn prepare(
     let mut task = progress.start("reading the core into huge pages", len as u64, Unit::Bytes);
     let mut rereading = plan == Plan::Reread;
     let mut reread = 0usize;
+    let mut stuck = 0usize;
     let mut stopped = None;
     let mut off = 0;
     while off < len {
@@ -260,6 +261,8 @@ pub fn prepare(
             // Our own entries first: the cache drops only pages that nothing maps.
             m.advise(off, n, libc::MADV_DONTNEED);
             m.drop_cached(off, n);
+            // What stayed was not written back yet (or another process maps it).
+            stuck += m.resident_pages(off, n).unwrap_or(0) * 4096;
         }
         if !m.advise(off, n, libc::MADV_POPULATE_READ) {
             // EINVAL before Linux 5.14; anything else (a read error) is met by the walk's
@@ -293,6 +296,12 @@ pub fn prepare(
         gib(huge),
         gib(len as u64)
     );
+    if stuck >= HUGE {
+        summary.push_str(&format!(
+            "; {} stayed cached in small pages, not yet written back to disk (run `sync` first, or wait half a minute, for a faster walk)",
+            gib(stuck as u64)
+        ));
+    }
     if let Some(s) = stopped {
         summary.push_str("; ");
         summary.push_str(&s);

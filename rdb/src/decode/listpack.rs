@@ -77,6 +77,19 @@ impl<'a> Listpack<'a> {
             }
             let (_, len) = entry_at(data, pos, end)?;
             let back_at = pos + len; // entry_at guarantees pos + len <= end
+                                     // Most entries are short: their backlen is the one byte `len` (checked here
+                                     // without building and comparing a slice, the loop's hottest part).
+            if len < 128 && back_at < end {
+                if data.get(back_at) != Some(&(len as u8)) {
+                    return Err(DecodeError::BacklenMismatch {
+                        offset: back_at,
+                        entry_len: len,
+                    });
+                }
+                pos = back_at + 1;
+                count += 1;
+                continue;
+            }
             let mut buf = [0u8; 5];
             let want = encode_backlen(len, &mut buf);
             let avail = end - back_at;
