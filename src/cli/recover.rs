@@ -148,7 +148,7 @@ pub struct RecoverArgs {
     /// mapped in 2 MiB pages where the kernel allows (transparent huge pages in `madvise`
     /// or `always` mode): it is read in whole first, and a core cached in 4 KiB pages (as
     /// gcore and the kernel leave a core they just wrote) is dropped from the cache and read
-    /// again, chunk by chunk, while that reads at 1 GiB/s or more. The walk jumps across
+    /// again, chunk by chunk, while that reads at 768 MiB/s or more. The walk jumps across
     /// the whole core, and over 2 MiB pages it misses the TLB far less (about twice as
     /// fast on a 1.2 GiB core). The file is never written; the report's `page_cache` says
     /// what was done.
