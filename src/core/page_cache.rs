@@ -17,6 +17,9 @@
 //!   read of the file, which pays off only on a fast disk: while it runs slower than
 //!   [`MIN_REREAD_RATE`], the rest is left as it is cached.
 //!
+//! A core larger than the memory available (less a margin) is not read in: the cache
+//! could not hold it, and the walk would read it all again.
+//!
 //! Everything here is advice to the kernel: a call it refuses leaves the core as it was
 //! mapped, and the bytes read are the same either way.
 
@@ -197,6 +200,29 @@ fn pmd_mapped_of(smaps: &str, base: usize) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
+/// Room left beside the core when it is read in whole: what a loaded machine needs for
+/// everything else.
+const MEMORY_MARGIN: u64 = 1 << 30;
+
+/// Whether reading in a core of `len` bytes leaves the margin of `available` memory.
+fn fits_in_memory(len: u64, available: u64) -> bool {
+    len.saturating_add(MEMORY_MARGIN) <= available
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
 fn thp_enabled() -> bool {
     std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
         .is_ok_and(|s| !s.contains("[never]"))
@@ -248,6 +274,17 @@ pub fn prepare(
             Found::SmallPages => "cached in small pages",
         };
         return CacheOutcome::said(format!("{how}; left as it is (--keep-page-cache)"));
+    }
+    // Reading in more than memory holds would push out the start of the core to make
+    // room for its end, and the walk would read it all again.
+    if let Some(avail) = mem_available() {
+        if !fits_in_memory(len as u64, avail) {
+            return CacheOutcome::said(format!(
+                "left as it is (huge pages asked for as the walk reads it): the core ({}) does not fit in the memory available ({})",
+                gib(len as u64),
+                gib(avail)
+            ));
+        }
     }
     let started = Instant::now();
     let mut task = progress.start("reading the core into huge pages", len as u64, Unit::Bytes);
@@ -336,6 +373,15 @@ mod tests {
         for f in [Found::NotCached, Found::HugePages, Found::SmallPages] {
             assert_eq!(plan(f, CachePolicy::Keep), Plan::Leave);
         }
+    }
+
+    #[test]
+    fn a_core_is_read_in_only_when_it_fits_in_memory() {
+        assert!(fits_in_memory(1 << 30, 3 << 30));
+        assert!(!fits_in_memory(2 << 30, (3 << 30) - 1), "no margin left");
+        assert!(!fits_in_memory(100 << 30, 64 << 30));
+        assert!(!fits_in_memory(u64::MAX, u64::MAX));
+        assert!(mem_available().is_some_and(|m| m > 0), "/proc/meminfo read");
     }
 
     #[test]
