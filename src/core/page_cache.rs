@@ -206,7 +206,7 @@ const MEMORY_MARGIN: u64 = 1 << 30;
 
 /// Whether reading in a core of `len` bytes leaves the margin of `available` memory.
 fn fits_in_memory(len: u64, available: u64) -> bool {
-    len.saturating_add(MEMORY_MARGIN) <= available
+    len.checked_add(MEMORY_MARGIN).is_some_and(|n| n <= available)
 }
 
 /// `MemAvailable` of `/proc/meminfo`, in bytes.
