@@ -206,7 +206,8 @@ const MEMORY_MARGIN: u64 = 1 << 30;
 
 /// Whether reading in a core of `len` bytes leaves the margin of `available` memory.
 fn fits_in_memory(len: u64, available: u64) -> bool {
-    len.checked_add(MEMORY_MARGIN).is_some_and(|n| n <= available)
+    len.checked_add(MEMORY_MARGIN)
+        .is_some_and(|n| n <= available)
 }
 
 /// `MemAvailable` of `/proc/meminfo`, in bytes.
@@ -336,7 +337,7 @@ pub fn prepare(
     );
     if stuck >= HUGE {
         summary.push_str(&format!(
-            "; {} stayed cached in small pages, not yet written back to disk (run `sync` first, or wait half a minute, for a faster walk)",
+            "; {} stayed cached in small pages, not yet written back to disk (if the core was just written, run `sync` first, or wait half a minute, for a faster walk), or held by tmpfs or another process",
             gib(stuck as u64)
         ));
     }
