@@ -292,6 +292,7 @@ pub fn prepare(
     let mut rereading = plan == Plan::Reread;
     let mut reread = 0usize;
     let mut stuck = 0usize;
+    let (mut dropped_chunk, mut judged_folios) = (false, false);
     let mut stopped = None;
     let mut off = 0;
     while off < len {
@@ -301,12 +302,27 @@ pub fn prepare(
             m.advise(off, n, libc::MADV_DONTNEED);
             m.drop_cached(off, n);
             // What stayed was not written back yet (or another process maps it).
-            stuck += m.resident_pages(off, n).unwrap_or(0) * 4096;
+            let stayed = m.resident_pages(off, n).unwrap_or(0) * 4096;
+            stuck += stayed;
+            dropped_chunk = stayed < n / 2;
         }
         if !m.advise(off, n, libc::MADV_POPULATE_READ) {
             // EINVAL before Linux 5.14; anything else (a read error) is met by the walk's
             // own reads, which fault the page in or fail there.
             break;
+        }
+        if rereading && dropped_chunk && !judged_folios {
+            // The first chunk read again tells whether it is worth it at all: a file system
+            // without large folios reads the file back in 4 KiB folios.
+            judged_folios = true;
+            if m.pmd_mapped().unwrap_or(0) < (n / 2) as u64 {
+                reread += n;
+                rereading = false;
+                stopped = Some(
+                    "stopped re-reading: the file system reads this file back in 4 KiB folios"
+                        .to_owned(),
+                );
+            }
         }
         if rereading {
             reread += n;
