@@ -24,11 +24,12 @@ const BATCH: usize = 512;
 const QUEUE: usize = 8;
 /// How far ahead in a batch the taker starts loading an entry's key and value.
 const PREFETCH_AHEAD: usize = 16;
-/// How far ahead it loads a value's payload, and a quicklist's next two levels (head node,
-/// then its listpack): each stage reads what the one before asked for.
+/// How far ahead it loads a value's payload, and the payload's next two levels (a
+/// quicklist's head node, then its listpack; a dict's buckets, then their entries): each
+/// stage reads what the one before asked for.
 const PAYLOAD_AHEAD: usize = 8;
-const QUICKLIST_NODE_AHEAD: usize = 5;
-const QUICKLIST_ENTRY_AHEAD: usize = 2;
+const CHASE_AHEAD: usize = 5;
+const CHASE_AGAIN_AHEAD: usize = 2;
 /// Parts of the values one batch may hold decoded (the rest of it is left to the taker).
 const DECODED_PARTS: usize = 16_384;
 
@@ -219,8 +220,9 @@ where
         // small strings and integers has none, and is then probed only now and then.
         let (mut probed, mut found) = (1usize, 1usize);
         for mut batch in rx {
-            // Quicklists being loaded ahead, by position in the batch (mod PREFETCH_AHEAD).
-            let mut chasing = [0u64; PREFETCH_AHEAD];
+            // Payloads being loaded ahead a level at a time, by position in the batch (mod
+            // PREFETCH_AHEAD).
+            let mut chasing = [None; PREFETCH_AHEAD];
             let probe_every = if found * 16 < probed { 16 } else { 1 };
             (probed, found) = (0, 0);
             for i in 0..batch.len() {
@@ -249,16 +251,15 @@ where
                         probed += 1;
                         found += usize::from(payload.is_some());
                         if let Some(slot) = chasing.get_mut(at(PAYLOAD_AHEAD)) {
-                            *slot = payload.and_then(|p| p.quicklist).unwrap_or(0);
+                            *slot = payload.flatten();
                         }
                     }
                     _ => {}
                 }
-                for (ahead, node) in [(QUICKLIST_NODE_AHEAD, false), (QUICKLIST_ENTRY_AHEAD, true)]
-                {
+                for ahead in [CHASE_AHEAD, CHASE_AGAIN_AHEAD] {
                     if let Some(slot) = chasing.get_mut(at(ahead)) {
-                        if *slot != 0 {
-                            *slot = objects.quicklist_ahead(*slot, node).unwrap_or(0);
+                        if let Some(chase) = *slot {
+                            *slot = objects.chase_ahead(chase);
                         }
                     }
                 }

@@ -236,42 +236,68 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
 
     /// Starts loading what decoding the object at `obj` reads first beyond the object:
     /// its payload (a listpack, an intset, a quicklist, a table, a raw string). None when
-    /// it has none (an integer, an embedded string) or cannot be read. Advice only:
-    /// nothing is checked or reported, and a word that is no address of the core is
-    /// passed over.
-    pub(crate) fn payload_ahead(&self, obj: u64) -> Option<PayloadAhead> {
+    /// it has none (an integer, an embedded string) or cannot be read; else what to load
+    /// next, if anything ([`ObjectDecoder::chase_ahead`]). Advice only: nothing is
+    /// checked or reported, and a word that is no address of the core is passed over.
+    pub(crate) fn payload_ahead(&self, obj: u64) -> Option<Option<Chase>> {
         let r = &self.layout.robj;
         if !matches!(self.embeds_value(obj), Ok(false)) {
             return None;
         }
         let bytes = self.space.read(obj, r.ptr.offset as usize + 8).ok()?;
-        let enc = self
+        let (ty, enc) = self
             .kinds
-            .resolve(r.type_.get(&bytes)?, r.encoding.get(&bytes)?)
-            .1?;
+            .resolve(r.type_.get(&bytes)?, r.encoding.get(&bytes)?);
+        let enc = enc?;
         if matches!(enc, ObjEncoding::Int | ObjEncoding::Embstr) {
             return None;
         }
         let ptr = r.ptr.get(&bytes)?;
         self.space.prefetch_span(ptr, 64);
-        Some(PayloadAhead {
-            quicklist: (enc == ObjEncoding::Quicklist).then_some(ptr),
+        let dict = enc == ObjEncoding::Hashtable
+            && matches!(ty, Some(ObjType::Set | ObjType::Hash))
+            && !self.hashtable_collections;
+        Some(match enc {
+            ObjEncoding::Quicklist => Some(Chase::Quicklist(ptr)),
+            _ if dict => Some(Chase::Dict(ptr)),
+            _ => None,
         })
     }
 
-    /// The next level of a quicklist [`ObjectDecoder::payload_ahead`] found, once the
-    /// level before has arrived: from the quicklist its head node (`node` false), from a
-    /// node its listpack (`node` true). Returns the address loaded.
-    pub(crate) fn quicklist_ahead(&self, at: u64, node: bool) -> Option<u64> {
-        let next = if node {
-            let qn = &self.layout.ql_node;
-            qn.entry.get(&self.space.read(at, qn.size as usize).ok()?)?
-        } else {
-            let ql = &self.layout.quicklist;
-            ql.head.get(&self.space.read(at, ql.size as usize).ok()?)?
-        };
-        self.space.prefetch_span(next, 64);
-        Some(next)
+    /// The next level of what [`ObjectDecoder::payload_ahead`] found, once the level
+    /// before has arrived: a quicklist's head node, then its listpack; a set's or hash's
+    /// dict's bucket array, then the entries of its first buckets. Returns what follows.
+    pub(crate) fn chase_ahead(&self, chase: Chase) -> Option<Chase> {
+        match chase {
+            Chase::Quicklist(at) => {
+                let ql = &self.layout.quicklist;
+                let node = ql.head.get(&self.space.read(at, ql.size as usize).ok()?)?;
+                self.space.prefetch_span(node, 64);
+                Some(Chase::QuicklistNode(node))
+            }
+            Chase::QuicklistNode(at) => {
+                let qn = &self.layout.ql_node;
+                let entry = qn.entry.get(&self.space.read(at, qn.size as usize).ok()?)?;
+                self.space.prefetch_span(entry, 64);
+                None
+            }
+            Chase::Dict(at) => {
+                let t = self.dicts.header(at).ok()?.tables[0];
+                let slots = t.size.min(CHASED_BUCKETS);
+                self.space.prefetch_span(t.buckets, slots * 8);
+                Some(Chase::DictBuckets(t.buckets, slots))
+            }
+            Chase::DictBuckets(at, slots) => {
+                let heads = self.space.read(at, (slots * 8) as usize).ok()?;
+                for head in heads.chunks_exact(8) {
+                    let p = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
+                    if p != 0 {
+                        self.space.prefetch(p);
+                    }
+                }
+                None
+            }
+        }
     }
 
     /// Decode the value of the object `h`, checked to hold no duplicate set member, hash
@@ -707,11 +733,22 @@ fn check_scores(value: &Value<'_>) -> Result<(), Fault> {
     Ok(())
 }
 
-/// A payload [`ObjectDecoder::payload_ahead`] started loading.
-pub(crate) struct PayloadAhead {
-    /// Its address when it is a quicklist, for [`ObjectDecoder::quicklist_ahead`].
-    pub(crate) quicklist: Option<u64>,
+/// What [`ObjectDecoder::chase_ahead`] loads next of a payload, a level at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chase {
+    /// A quicklist: its head node next.
+    Quicklist(u64),
+    /// A quicklist's node: its listpack next.
+    QuicklistNode(u64),
+    /// A set's or hash's dict: its first table's bucket array next.
+    Dict(u64),
+    /// A bucket array and how many of its first buckets: their entries next.
+    DictBuckets(u64, u64),
 }
+
+/// Buckets of a collection's dict whose entries are loaded ahead: a small set or hash
+/// (the usual one) has no more.
+const CHASED_BUCKETS: u64 = 8;
 
 /// Up to this many names are checked for a duplicate pair by pair, allocating nothing;
 /// more go through a hash set.
