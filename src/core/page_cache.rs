@@ -3,8 +3,8 @@
 //! The walk is pointer chasing over the whole heap, so nearly every load misses the TLB.
 //! Mapped in 4 KiB pages a 1.2 GiB core needs 300,000 entries and, in a virtual machine,
 //! each miss is a two-dimensional page walk; mapped in 2 MiB pages it needs 600. Measured
-//! here on a 10M-key core: a dry run took 2.1 to 3.9 s over 4 KiB pages and 1.6 to 1.9 s
-//! over 2 MiB pages, the same bytes.
+//! here on a 10M-key core, the same bytes cached both ways: a dry run took 3.1 to 4.7 s
+//! over 4 KiB pages and 2.0 to 2.6 s over 2 MiB pages.
 //!
 //! A file's pages can be mapped 2 MiB at a time only when its page cache holds them in
 //! 2 MiB folios, and the cache keeps whatever size the file was written or read in:
@@ -13,9 +13,11 @@
 //! - a core not cached yet is read in whole, in order, and lands in 2 MiB folios;
 //! - a core cached in huge folios is mapped at once;
 //! - a core cached in small folios is dropped from the cache and read again, a chunk at a
-//!   time (its dirty pages written back first: nothing in the file changes). That costs a
-//!   read of the file, which pays off only on a fast disk: while it runs slower than
-//!   [`MIN_REREAD_RATE`], the rest is left as it is cached.
+//!   time. Only clean pages can be dropped: pages not yet written back stay small (the
+//!   file is never written, nor its writeback forced). The re-read costs a read of the
+//!   file, which pays off only on a fast disk: once it runs slower than
+//!   [`MIN_REREAD_RATE`], the rest is left as it is cached; and it stops after the first
+//!   chunk if that comes back in small folios (a file system without large folios).
 //!
 //! A core larger than the memory available (less a margin) is not read in: the cache
 //! could not hold it, and the walk would read it all again.
@@ -196,8 +198,18 @@ fn pmd_mapped_of(smaps: &str, base: usize) -> Option<u64> {
         // The next mapping's header line starts with its address range.
         .take_while(|l| !l.split(' ').next().is_some_and(|w| w.contains('-')))
         .find_map(|l| l.strip_prefix("FilePmdMapped:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
+        .and_then(kib_bytes)
+}
+
+/// The bytes of a `/proc` figure in kB (`"  1234 kB"`).
+fn kib_bytes(figure: &str) -> Option<u64> {
+    let kb = figure
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb.saturating_mul(1024))
 }
 
 /// Room left beside the core when it is read in whole: what a loaded machine needs for
@@ -213,15 +225,9 @@ fn fits_in_memory(len: u64, available: u64) -> bool {
 /// `MemAvailable` of `/proc/meminfo`, in bytes.
 fn mem_available() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    Some(kb.saturating_mul(1024))
+    info.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(kib_bytes)
 }
 
 fn thp_enabled() -> bool {
@@ -292,41 +298,41 @@ pub fn prepare(
     let mut rereading = plan == Plan::Reread;
     let mut reread = 0usize;
     let mut stuck = 0usize;
-    let (mut dropped_chunk, mut judged_folios) = (false, false);
+    let mut judged_folios = false;
     let mut stopped = None;
     let mut off = 0;
     while off < len {
         let n = CHUNK.min(len - off);
-        if rereading {
+        // Whether this chunk's cached pages were mostly dropped (when re-reading).
+        let dropped = rereading.then(|| {
             // Our own entries first: the cache drops only pages that nothing maps.
             m.advise(off, n, libc::MADV_DONTNEED);
             m.drop_cached(off, n);
             // What stayed was not written back yet (or another process maps it).
             let stayed = m.resident_pages(off, n).unwrap_or(0) * 4096;
             stuck += stayed;
-            dropped_chunk = stayed < n / 2;
-        }
+            stayed < n / 2
+        });
         if !m.advise(off, n, libc::MADV_POPULATE_READ) {
             // EINVAL before Linux 5.14; anything else (a read error) is met by the walk's
             // own reads, which fault the page in or fail there.
             break;
         }
-        if rereading && dropped_chunk && !judged_folios {
-            // The first chunk read again tells whether it is worth it at all: a file system
-            // without large folios reads the file back in 4 KiB folios.
-            judged_folios = true;
-            if m.pmd_mapped().unwrap_or(0) < (n / 2) as u64 {
-                reread += n;
-                rereading = false;
-                stopped = Some(
-                    "stopped re-reading: the file system reads this file back in 4 KiB folios"
-                        .to_owned(),
-                );
-            }
-        }
         if rereading {
             reread += n;
-            if !worth_going_on(reread, started.elapsed()) {
+            if dropped == Some(true) && !judged_folios {
+                // The first chunk read again tells whether it is worth it at all: a file
+                // system without large folios reads the file back in 4 KiB folios.
+                judged_folios = true;
+                if m.pmd_mapped().unwrap_or(0) < (n / 2) as u64 {
+                    rereading = false;
+                    stopped = Some(
+                        "stopped re-reading: the file system reads this file back in 4 KiB folios"
+                            .to_owned(),
+                    );
+                }
+            }
+            if rereading && !worth_going_on(reread, started.elapsed()) {
                 rereading = false;
                 stopped = Some(format!(
                     "stopped re-reading after {} at {:.0} MiB/s (slower than the walk gains)",
