@@ -252,11 +252,12 @@ fn decompress(
 pub(crate) enum SparseError {
     /// Reading the source failed.
     Read(std::io::Error),
-    /// Writing the copy failed; `needed` is the bytes it held with the page that failed.
+    /// Writing the copy failed; `needed` is the bytes it held with the run of pages that
+    /// failed.
     Write {
         /// The cause (ENOSPC when the disk is full).
         source: std::io::Error,
-        /// Bytes written, with the page that did not fit.
+        /// Bytes written, with the run of pages that did not fit (up to 2 MiB).
         needed: u64,
     },
 }
@@ -276,19 +277,18 @@ pub(crate) fn copy_sparse(from: &mut dyn Read, out: &mut File) -> Result<u64, Sp
             break;
         }
         let chunk = block.get(..n).unwrap_or(&block);
+        let zero = |p: &[u8]| p.iter().all(|&b| b == 0);
+        let mut pages = chunk.chunks(4096).peekable();
         let mut at = 0;
-        while at < chunk.len() {
-            let zero = |p: &[u8]| p.iter().all(|&b| b == 0);
-            let page_end = |from: usize| (from + 4096).min(chunk.len());
-            let first_zero = zero(chunk.get(at..page_end(at)).unwrap_or(&[]));
-            let mut end = page_end(at);
-            while end < chunk.len()
-                && zero(chunk.get(end..page_end(end)).unwrap_or(&[])) == first_zero
-            {
-                end = page_end(end);
+        while let Some(first) = pages.next() {
+            // A run: this page and those after it that are zero, or not, alike.
+            let run_zero = zero(first);
+            let mut end = at + first.len();
+            while let Some(p) = pages.next_if(|p| zero(p) == run_zero) {
+                end += p.len();
             }
             let run = chunk.get(at..end).unwrap_or(&[]);
-            if first_zero {
+            if run_zero {
                 out.seek(SeekFrom::Current(run.len() as i64))
                     .map_err(|e| werr(e, written))?;
             } else {
