@@ -235,8 +235,6 @@ where
                     } else {
                         // The sds header sits just before the key's bytes.
                         ctx.space.prefetch(key.wrapping_sub(1));
-                    }
-                    if *value != 0 {
                         ctx.space.prefetch(*value);
                         if let Some(census) = ctx.census {
                             census.prefetch(*value);

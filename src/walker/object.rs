@@ -340,17 +340,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         name: impl Fn(&T) -> &Bytes<'a>,
         what: &str,
     ) -> Result<(), Fault> {
-        let first_dup = if items.len() <= PAIRWISE_MAX {
-            let names: Vec<&[u8]> = items.iter().map(|i| name(i).as_ref()).collect();
-            first_repeat(&names)
-        } else {
-            let mut seen: std::collections::HashSet<&[u8]> =
-                std::collections::HashSet::with_capacity(items.len());
-            items
-                .iter()
-                .map(|i| name(i).as_ref())
-                .find(|n| !seen.insert(*n))
-        };
+        let names: Vec<&[u8]> = items.iter().map(|i| name(i).as_ref()).collect();
+        let first_dup = first_repeat(&names);
         let Some(d) = first_dup else {
             return Ok(());
         };
@@ -764,13 +755,9 @@ fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<
         Text(&'b [u8]),
     }
     fn name(e: Element<'_>) -> Name<'_> {
-        match e.as_int() {
-            Some(v) => Name::Int(v),
-            None => match e {
-                Element::Bytes(b) => Name::Text(b),
-                // `as_int` reads every integer entry.
-                Element::Int(v) => Name::Int(v),
-            },
+        match e {
+            Element::Int(v) => Name::Int(v),
+            Element::Bytes(b) => e.as_int().map_or(Name::Text(b), Name::Int),
         }
     }
     let names: Vec<Name<'_>> = if ziplist {
