@@ -77,38 +77,7 @@ impl<'a> Listpack<'a> {
             }
             let (_, len) = entry_at(data, pos, end)?;
             let back_at = pos + len; // entry_at guarantees pos + len <= end
-                                     // Most entries are short: their backlen is the one byte `len` (checked here
-                                     // without building and comparing a slice, the loop's hottest part).
-            if len < 128 && back_at < end {
-                if data.get(back_at) != Some(&(len as u8)) {
-                    return Err(DecodeError::BacklenMismatch {
-                        offset: back_at,
-                        entry_len: len,
-                    });
-                }
-                pos = back_at + 1;
-                count += 1;
-                continue;
-            }
-            let mut buf = [0u8; 5];
-            let want = encode_backlen(len, &mut buf);
-            let avail = end - back_at;
-            let present = data.get(back_at..back_at + want.len().min(avail));
-            if present != want.get(..want.len().min(avail)) {
-                return Err(DecodeError::BacklenMismatch {
-                    offset: back_at,
-                    entry_len: len,
-                });
-            }
-            if want.len() > avail {
-                return Err(DecodeError::Overrun {
-                    what: "listpack backlen",
-                    offset: back_at,
-                    needed: want.len() as u64,
-                    available: avail,
-                });
-            }
-            pos = back_at + want.len();
+            pos = back_at + check_backlen(data, back_at, end, len)?;
             count += 1;
         }
         if num != COUNT_UNKNOWN && usize::from(num) != count {
@@ -326,6 +295,45 @@ fn backlen_size(len: usize) -> usize {
 ///
 /// The first byte holds the most significant 7-bit group with bit 7 clear; every later
 /// byte has bit 7 set; the last byte holds the lowest 7 bits.
+/// Checks that the backlen at `back_at` (before the end byte at `end`) is the canonical
+/// encoding of the entry length `len`; returns its size.
+fn check_backlen(
+    data: &[u8],
+    back_at: usize,
+    end: usize,
+    len: usize,
+) -> Result<usize, DecodeError> {
+    let mismatch = DecodeError::BacklenMismatch {
+        offset: back_at,
+        entry_len: len,
+    };
+    // Most entries are short: their backlen is the one byte `len`, compared in place (a
+    // slice built and compared was the hottest part of validating a listpack).
+    if len < 128 && back_at < end {
+        return if data.get(back_at) == Some(&(len as u8)) {
+            Ok(1)
+        } else {
+            Err(mismatch)
+        };
+    }
+    let mut buf = [0u8; 5];
+    let want = encode_backlen(len, &mut buf);
+    let avail = end - back_at;
+    let present = data.get(back_at..back_at + want.len().min(avail));
+    if present != want.get(..want.len().min(avail)) {
+        return Err(mismatch);
+    }
+    if want.len() > avail {
+        return Err(DecodeError::Overrun {
+            what: "listpack backlen",
+            offset: back_at,
+            needed: want.len() as u64,
+            available: avail,
+        });
+    }
+    Ok(want.len())
+}
+
 fn encode_backlen(len: usize, buf: &mut [u8; 5]) -> &[u8] {
     let size = backlen_size(len);
     for (i, slot) in buf.iter_mut().take(size).enumerate() {
