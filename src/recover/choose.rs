@@ -26,6 +26,7 @@ struct Candidate {
 /// shipped one recorded for the core's build-id. Cheap: nothing is read from the binary.
 fn exact_candidates(
     opts: &Options,
+    shipped: &[ProfileFile],
     build_id: Option<&str>,
     binary: Option<&Executable>,
     core: &CoreFile<'_>,
@@ -37,7 +38,6 @@ fn exact_candidates(
             why: format!("--profile {p}"),
         }]);
     }
-    let shipped = profile::shipped_profiles()?;
     let mut out = Vec::new();
     if opts.derive {
         let bin = binary.ok_or_else(|| {
@@ -86,10 +86,10 @@ fn exact_candidates(
 /// and indexes the binary's debug info (a tenth of a second or more for a big build), so
 /// it is done only when needed.
 fn fallback_candidates(
+    shipped: &[ProfileFile],
     binary: Option<&Executable>,
     tried: &mut Vec<String>,
 ) -> Result<Vec<Candidate>, RecoverError> {
-    let shipped = profile::shipped_profiles()?;
     let mut out = Vec::new();
     let Some(bin) = binary else {
         tried.push(
@@ -116,7 +116,7 @@ fn fallback_candidates(
     for (version, valkey) in versions {
         let kind = if valkey { "valkey" } else { "redis" };
         let mut any = false;
-        for p in same_release_line(&shipped, kind, &version) {
+        for p in same_release_line(shipped, kind, &version) {
             any = true;
             let why = if p.identity.redis_version == version {
                 format!(
@@ -310,13 +310,20 @@ pub(super) fn choose_profile(
     let mut tried = Vec::new();
     let explicit = opts.profile.is_some() || opts.derive;
     let mut chosen = None;
-    let mut cands = exact_candidates(opts, build_id, binary, core, &mut tried)?.into_iter();
+    // Parsed once for both lists, and not at all for an explicit choice.
+    let shipped = if explicit {
+        Vec::new()
+    } else {
+        profile::shipped_profiles()?
+    };
+    let mut cands =
+        exact_candidates(opts, &shipped, build_id, binary, core, &mut tried)?.into_iter();
     // An explicit choice has no fallback.
     let mut fallback_due = !explicit;
     while let Some(cand) = match cands.next() {
         Some(c) => Some(c),
         None if std::mem::take(&mut fallback_due) => {
-            cands = fallback_candidates(binary, &mut tried)?.into_iter();
+            cands = fallback_candidates(&shipped, binary, &mut tried)?.into_iter();
             cands.next()
         }
         None => None,
