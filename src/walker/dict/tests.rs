@@ -18,10 +18,15 @@ fn put(m: &mut [u8], off: usize, v: u64) {
     m[off..off + 8].copy_from_slice(&v.to_le_bytes());
 }
 
-/// dictEntry (key, next) number `i` at BASE+0x200+24·i, for each (i, key, next).
+/// The address of dictEntry number `i`: BASE+0x200+24·i.
+fn e(i: u64) -> u64 {
+    BASE + 0x200 + i * 24
+}
+
+/// dictEntry (key, next) number `i` at [`e`]`(i)`, for each (i, key, next).
 fn put_entries(m: &mut [u8], entries: &[(u64, u64, u64)]) {
     for &(i, key, next) in entries {
-        let o = (0x200 + i * 24) as usize;
+        let o = (e(i) - BASE) as usize;
         put(m, o, key);
         put(m, o + 16, next);
     }
@@ -46,7 +51,6 @@ fn walks_chains_and_finds_cycles() {
     let l = layout();
     let mut m = dict_mem(3, -1, 2, -1);
     // Bucket 1 → e0 → e1; bucket 3 → e2 → e2 (a self loop).
-    let e = |i: u64| BASE + 0x200 + i * 24;
     put(&mut m, 0x108, e(0));
     put(&mut m, 0x118, e(2));
     put_entries(&mut m, &[(0u64, 11u64, e(1)), (1, 12, 0), (2, 13, e(2))]);
@@ -70,7 +74,6 @@ fn walks_chains_and_finds_cycles() {
 fn a_looping_chain_yields_each_entry_once() {
     let l = layout();
     let mut m = dict_mem(4, -1, 2, -1);
-    let e = |i: u64| BASE + 0x200 + i * 24;
     put(&mut m, 0x100, e(0));
     // X(0) -> A(1) -> B(2) -> C(3) -> A(1): Brent's check trips only on the second lap.
     put_entries(
@@ -97,7 +100,6 @@ fn a_looping_chain_yields_each_entry_once() {
 fn an_entry_reached_from_two_chains_is_handed_out_once() {
     let l = layout();
     let mut m = dict_mem(3, -1, 2, -1);
-    let e = |i: u64| BASE + 0x200 + i * 24;
     // Bucket 0 → e0 → e2 (its pointer to e1 was damaged); bucket 2 → e2. e1 is
     // lost, and e2 must not come out twice.
     put(&mut m, 0x100, e(0));
@@ -137,6 +139,22 @@ fn name_in(check: &BucketCheck, size: u64, want: u64, skip: usize) -> String {
         .unwrap()
 }
 
+/// Names for each of the 4 buckets of a 4-bucket table under `check`.
+fn one_name_per_bucket(check: &BucketCheck) -> Vec<String> {
+    (0..4).map(|b| name_in(check, 4, b, 0)).collect()
+}
+
+/// The keys A, B, C and D of the damaged-bucket scenes (`names` from
+/// [`one_name_per_bucket`]), in sds slots 0 to 3.
+fn put_bucket_keys(m: &mut [u8], names: &[String]) -> [u64; 4] {
+    [
+        put_sds(m, 0, &names[0]),
+        put_sds(m, 1, &names[1]),
+        put_sds(m, 2, &names[3]), // C: found in bucket 2, hashes to 3
+        put_sds(m, 3, &names[2]),
+    ]
+}
+
 /// With the name check, a second entry of a chain naming a key already handed out (its
 /// key pointer damaged into the first one's string, or onto a copy of the same bytes)
 /// is left out and named; without it, both come out (the visitor's set decides then).
@@ -151,7 +169,6 @@ fn a_chain_hands_out_each_name_once() {
     let sx = put_sds(&mut m, 0, &x);
     let sy = put_sds(&mut m, 1, &y);
     let sx_copy = put_sds(&mut m, 2, &x);
-    let e = |i: u64| BASE + 0x200 + i * 24;
     // Bucket 1 → X → Y → X' (a pointer into X's string) → X'' (a copy of X's bytes).
     put(&mut m, 0x108, e(0));
     put_entries(
@@ -201,7 +218,6 @@ fn a_rehashing_dict_hands_out_each_name_once() {
     let sx = put_sds(&mut m, 0, &x);
     let sx_copy = put_sds(&mut m, 1, &x);
     let sz = put_sds(&mut m, 2, &z);
-    let e = |i: u64| BASE + 0x200 + i * 24;
     put(&mut m, 0x108, e(0)); // table 0 bucket 1 → X
     put(&mut m, 0x140 + 5 * 8, e(1)); // table 1 bucket 5 → X (again)
     put(&mut m, 0x140 + 2 * 8, e(2)); // table 1 bucket 2 → Z
@@ -243,23 +259,9 @@ fn entries_are_checked_against_their_buckets() {
     use crate::walker::sds::SdsFormat;
     let l = layout();
     let check = BucketCheck::new([3; 16], SdsFormat::Typed);
-    // Names for each of the 4 buckets.
-    let mut names: [Option<String>; 4] = Default::default();
-    for i in 0.. {
-        let k = format!("k{i}");
-        let b = (check.hash_bytes(k.as_bytes()) & 3) as usize;
-        names[b].get_or_insert(k);
-        if names.iter().all(Option::is_some) {
-            break;
-        }
-    }
-    let names: Vec<String> = names.into_iter().flatten().collect();
+    let names = one_name_per_bucket(&check);
     let mut m = dict_mem(4, -1, 2, -1);
-    let a = put_sds(&mut m, 0, &names[0]);
-    let b = put_sds(&mut m, 1, &names[1]);
-    let c_damaged = put_sds(&mut m, 2, &names[3]); // found in bucket 2, hashes to 3
-    let d = put_sds(&mut m, 3, &names[2]);
-    let e = |i: u64| BASE + 0x200 + i * 24;
+    let [a, b, c_damaged, d] = put_bucket_keys(&mut m, &names);
     // Bucket 0 → A → B (a damaged link: B is bucket 1's); bucket 1 → B;
     // bucket 2 → C (a damaged name) → D.
     put(&mut m, 0x100, e(0));
@@ -499,7 +501,6 @@ fn string_object_keys_are_checked_by_their_text() {
     let raw = put_robj(&mut m, 0, Some(sds), 0);
     let int_ok = put_robj(&mut m, 1, None, int_home);
     let int_bad = put_robj(&mut m, 2, None, int_elsewhere);
-    let e = |i: u64| BASE + 0x200 + i * 24;
     // Bucket 2 → raw → int_ok → int_bad (a damaged link into another chain's entry).
     put(&mut m, 0x110, e(0));
     put_entries(
@@ -526,11 +527,6 @@ fn string_object_keys_are_checked_by_their_text() {
     assert_eq!(faults.damaged_keys, 0);
 }
 
-/// Names for each of the 4 buckets of a 4-bucket table under `check`.
-fn one_name_per_bucket(check: &BucketCheck) -> Vec<String> {
-    (0..4).map(|b| name_in(check, 4, b, 0)).collect()
-}
-
 /// A walk of a sole table (its `seen` its own) with the bucket and name checks: entries
 /// are proven unique by their buckets, not marked. It hands out what a marking walk
 /// does, and says the same about damaged links and keys.
@@ -541,11 +537,7 @@ fn a_sole_table_proven_by_its_buckets_hands_out_the_same_entries() {
     let check = BucketCheck::new([3; 16], SdsFormat::Typed);
     let names = one_name_per_bucket(&check);
     let mut m = dict_mem(5, -1, 2, -1);
-    let a = put_sds(&mut m, 0, &names[0]);
-    let b = put_sds(&mut m, 1, &names[1]);
-    let c_damaged = put_sds(&mut m, 2, &names[3]); // found in bucket 2, hashes to 3
-    let d = put_sds(&mut m, 3, &names[2]);
-    let e = |i: u64| BASE + 0x200 + i * 24;
+    let [a, b, c_damaged, d] = put_bucket_keys(&mut m, &names);
     // Bucket 0 → A → B (a damaged link into bucket 1's chain, walked later); bucket
     // 1 → B; bucket 2 → C (a damaged name) → D → B (a damaged link into bucket 1's
     // chain, walked earlier); bucket 3 → E, whose key cannot be read, also reached from
@@ -610,7 +602,6 @@ fn a_proven_walk_still_catches_loops_and_unreadable_keys_met_twice() {
     let sx = put_sds(&mut m, 0, &x);
     let sy = put_sds(&mut m, 1, &y);
     let sz = put_sds(&mut m, 2, &z);
-    let e = |i: u64| BASE + 0x200 + i * 24;
     // Bucket 1 → X → Y → Z → Y (a loop past the guard's first look); buckets 2 and 3
     // both → U, whose key cannot be read.
     put(&mut m, 0x108, e(0));
