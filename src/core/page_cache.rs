@@ -13,7 +13,10 @@
 //! - a core not cached yet is read in whole, in order, and lands in 2 MiB folios;
 //! - a core cached in huge folios is mapped at once;
 //! - a core cached in small folios is dropped from the cache and read again, a chunk at a
-//!   time. Only clean pages can be dropped: pages not yet written back stay small (the
+//!   time. So is each chunk held mostly in small folios of a core cached in both sizes
+//!   (as a machine that evicts cold page cache leaves one whose parts were evicted and
+//!   read back, or written again): a chunk is judged by the huge pages it maps afresh.
+//!   Only clean pages can be dropped: pages not yet written back stay small (the
 //!   file is never written, nor its writeback forced). The re-read costs a read of the
 //!   file, which pays off only on a fast disk: once it runs slower than
 //!   [`MIN_REREAD_RATE`], the rest is left as it is cached; and it stops after the first
@@ -83,23 +86,11 @@ impl CacheOutcome {
     }
 }
 
-/// What to do, given how the sample was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Plan {
-    /// Read the core in (cached parts are only mapped).
-    Populate,
-    /// Drop the cached pages and read them again, chunk by chunk.
-    Reread,
-    /// Leave it as it is.
-    Leave,
-}
-
-fn plan(found: Found, policy: CachePolicy) -> Plan {
-    match (found, policy) {
-        (_, CachePolicy::Keep) => Plan::Leave,
-        (Found::NotCached | Found::HugePages, CachePolicy::HugePages) => Plan::Populate,
-        (Found::SmallPages, CachePolicy::HugePages) => Plan::Reread,
-    }
+/// Whether a chunk of `len` bytes that mapped `huge` bytes as huge pages is held mostly in
+/// small folios: worth dropping and reading again.
+fn held_small(len: usize, huge: u64) -> bool {
+    // (A chunk's tail short of a huge page never maps as one: callers leave it out.)
+    huge < (len as u64 / 4).saturating_mul(3)
 }
 
 /// Judges the sample: windows wholly cached, and of those the bytes mapped as huge pages.
@@ -239,6 +230,81 @@ fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
+/// The re-reading of a core's chunks that the cache holds in small folios.
+#[derive(Default)]
+struct Reread {
+    /// Bytes dropped and read again.
+    bytes: usize,
+    /// Bytes that could not be dropped (dirty, or mapped by another process).
+    stuck: usize,
+    /// Why it stopped before the end, if it did.
+    stopped: Option<String>,
+}
+
+impl Reread {
+    /// Judges each chunk of the mapping by the huge pages it maps afresh, and drops and
+    /// reads again those held mostly in small folios, while that pays (see the module).
+    fn sweep(&mut self, m: &Mapping<'_>, task: &mut dyn crate::progress::Task) {
+        let len = m.bytes.len();
+        let mut judged_folios = false;
+        // Time spent dropping and reading again (judging a chunk is not counted).
+        let mut spent = Duration::ZERO;
+        for off in (0..len).step_by(CHUNK) {
+            let n = CHUNK.min(len - off);
+            task.advance(n as u64);
+            if self.stopped.is_some() {
+                // What is left is mapped by the walk as it goes.
+                continue;
+            }
+            // A core is often cached in both sizes (a part evicted and read back, or
+            // written again), so each chunk is judged on its own. The tail of the file
+            // short of a huge page never maps as one.
+            let whole = n / HUGE * HUGE;
+            m.advise(off, n, libc::MADV_DONTNEED);
+            let before = m.pmd_mapped().unwrap_or(0);
+            let gained = |m: &Mapping<'_>| m.pmd_mapped().unwrap_or(0).saturating_sub(before);
+            if !m.advise(off, n, libc::MADV_POPULATE_READ) {
+                return;
+            }
+            if !held_small(whole, gained(m)) {
+                continue;
+            }
+            let t = Instant::now();
+            // Our own entries first: the cache drops only pages that nothing maps.
+            m.advise(off, n, libc::MADV_DONTNEED);
+            m.drop_cached(off, n);
+            // What stayed was not written back yet (or another process maps it).
+            let stayed = m.resident_pages(off, n).unwrap_or(0) * 4096;
+            self.stuck += stayed;
+            let read = m.advise(off, n, libc::MADV_POPULATE_READ);
+            spent += t.elapsed();
+            if !read {
+                return;
+            }
+            self.bytes += n;
+            if stayed < n / 2 && !judged_folios {
+                // The first chunk read again tells whether it is worth it at all: a file
+                // system without large folios reads the file back in 4 KiB folios.
+                judged_folios = true;
+                if held_small(whole, gained(m)) {
+                    self.stopped = Some(
+                        "stopped re-reading: the file system reads this file back in 4 KiB folios"
+                            .to_owned(),
+                    );
+                    continue;
+                }
+            }
+            if !worth_going_on(self.bytes, spent) {
+                self.stopped = Some(format!(
+                    "stopped re-reading after {} at {:.0} MiB/s (slower than the walk gains)",
+                    gib(self.bytes as u64),
+                    self.bytes as f64 / spent.as_secs_f64().max(1e-9) / 1048576.0
+                ));
+            }
+        }
+    }
+}
+
 /// Prepares the page cache of the core mapped at `bytes` from `file` (see the module).
 pub fn prepare(
     file: &File,
@@ -273,8 +339,7 @@ pub fn prepare(
         }
     }
     let found = judge(cached, m.pmd_mapped().unwrap_or(0));
-    let plan = plan(found, policy);
-    if plan == Plan::Leave {
+    if policy == CachePolicy::Keep {
         let how = match found {
             Found::NotCached => "not cached",
             Found::HugePages => "cached in huge pages",
@@ -294,76 +359,58 @@ pub fn prepare(
         }
     }
     let started = Instant::now();
-    let mut task = progress.start("reading the core into huge pages", len as u64, Unit::Bytes);
-    let mut rereading = plan == Plan::Reread;
-    let mut reread = 0usize;
-    let mut stuck = 0usize;
-    let mut judged_folios = false;
-    let mut stopped = None;
-    let mut off = 0;
-    while off < len {
-        let n = CHUNK.min(len - off);
-        // Whether this chunk's cached pages were mostly dropped (when re-reading).
-        let dropped = rereading.then(|| {
-            // Our own entries first: the cache drops only pages that nothing maps.
-            m.advise(off, n, libc::MADV_DONTNEED);
-            m.drop_cached(off, n);
-            // What stayed was not written back yet (or another process maps it).
-            let stayed = m.resident_pages(off, n).unwrap_or(0) * 4096;
-            stuck += stayed;
-            stayed < n / 2
-        });
-        if !m.advise(off, n, libc::MADV_POPULATE_READ) {
+    // A core found cached in huge pages, or not at all, is read in (or mapped) whole
+    // first; only if that leaves a part in small pages are its chunks judged one by one.
+    let mut sweep = true;
+    if found != Found::SmallPages {
+        let mut task = progress.start("reading the core into huge pages", len as u64, Unit::Bytes);
+        for off in (0..len).step_by(CHUNK) {
+            let n = CHUNK.min(len - off);
             // EINVAL before Linux 5.14; anything else (a read error) is met by the walk's
             // own reads, which fault the page in or fail there.
-            break;
-        }
-        if rereading {
-            reread += n;
-            if dropped == Some(true) && !judged_folios {
-                // The first chunk read again tells whether it is worth it at all: a file
-                // system without large folios reads the file back in 4 KiB folios.
-                judged_folios = true;
-                if m.pmd_mapped().unwrap_or(0) < (n / 2) as u64 {
-                    rereading = false;
-                    stopped = Some(
-                        "stopped re-reading: the file system reads this file back in 4 KiB folios"
-                            .to_owned(),
-                    );
-                }
+            if !m.advise(off, n, libc::MADV_POPULATE_READ) {
+                break;
             }
-            if rereading && !worth_going_on(reread, started.elapsed()) {
-                rereading = false;
-                stopped = Some(format!(
-                    "stopped re-reading after {} at {:.0} MiB/s (slower than the walk gains)",
-                    gib(reread as u64),
-                    reread as f64 / started.elapsed().as_secs_f64().max(1e-9) / 1048576.0
-                ));
-            }
+            task.advance(n as u64);
         }
-        task.advance(n as u64);
-        off += n;
+        let small = ((len / HUGE * HUGE) as u64).saturating_sub(m.pmd_mapped().unwrap_or(0));
+        sweep = small >= (CHUNK / 2) as u64;
     }
-    drop(task);
+    let mut reread = Reread::default();
+    if sweep {
+        let mut task = progress.start(
+            "reading the core's small pages again into huge pages",
+            len as u64,
+            Unit::Bytes,
+        );
+        reread.sweep(&m, task.as_mut());
+    }
     let took = started.elapsed().as_secs_f64();
     let huge = m.pmd_mapped().unwrap_or(0);
-    let what = match (found, reread) {
-        (Found::SmallPages, r) => format!("cached in small pages; re-read {} of it", gib(r as u64)),
-        (Found::NotCached, _) => "not cached; read in".to_owned(),
-        (Found::HugePages, _) => "cached in huge pages".to_owned(),
-    };
+    let mut what = match found {
+        Found::SmallPages => "cached in small pages",
+        Found::NotCached => "not cached; read in",
+        Found::HugePages => "cached in huge pages",
+    }
+    .to_owned();
+    if reread.bytes > 0 {
+        what.push_str(&format!(
+            "; re-read {} held in small pages",
+            gib(reread.bytes as u64)
+        ));
+    }
     let mut summary = format!(
         "{what} in {took:.2} s: {} of {} mapped in huge pages",
         gib(huge),
         gib(len as u64)
     );
-    if stuck >= HUGE {
+    if reread.stuck >= HUGE {
         summary.push_str(&format!(
             "; {} stayed cached in small pages, not yet written back to disk (if the core was just written, run `sync` first, or wait half a minute, for a faster walk), or held by tmpfs or another process",
-            gib(stuck as u64)
+            gib(reread.stuck as u64)
         ));
     }
-    if let Some(s) = stopped {
+    if let Some(s) = reread.stopped {
         summary.push_str("; ");
         summary.push_str(&s);
     }
@@ -381,21 +428,12 @@ mod tests {
         assert_eq!(judge(4, 2 * HUGE as u64), Found::HugePages);
         assert_eq!(judge(4, HUGE as u64), Found::SmallPages);
         assert_eq!(judge(4, 0), Found::SmallPages);
-        assert_eq!(
-            plan(Found::SmallPages, CachePolicy::HugePages),
-            Plan::Reread
-        );
-        assert_eq!(
-            plan(Found::NotCached, CachePolicy::HugePages),
-            Plan::Populate
-        );
-        assert_eq!(
-            plan(Found::HugePages, CachePolicy::HugePages),
-            Plan::Populate
-        );
-        for f in [Found::NotCached, Found::HugePages, Found::SmallPages] {
-            assert_eq!(plan(f, CachePolicy::Keep), Plan::Leave);
-        }
+        // A chunk is read again unless three quarters of it mapped as huge pages.
+        let chunk = CHUNK as u64;
+        assert!(held_small(CHUNK, 0));
+        assert!(held_small(CHUNK, chunk / 2));
+        assert!(!held_small(CHUNK, chunk / 4 * 3));
+        assert!(!held_small(CHUNK, chunk));
     }
 
     #[test]
