@@ -233,7 +233,7 @@ fn gib(bytes: u64) -> String {
 /// The re-reading of a core's chunks that the cache holds in small folios.
 #[derive(Default)]
 struct Reread {
-    /// Bytes dropped and read again.
+    /// Bytes dropped and read again (not those that stayed).
     bytes: usize,
     /// Bytes that could not be dropped (dirty, or mapped by another process).
     stuck: usize,
@@ -281,7 +281,8 @@ impl Reread {
             if !read {
                 return;
             }
-            self.bytes += n;
+            // Pages that stayed were not read again.
+            self.bytes += n.saturating_sub(stayed);
             if stayed < n / 2 && !judged_folios {
                 // The first chunk read again tells whether it is worth it at all: a file
                 // system without large folios reads the file back in 4 KiB folios.
