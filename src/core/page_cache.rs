@@ -249,59 +249,75 @@ impl Reread {
         let mut judged_folios = false;
         // Time spent dropping and reading again (judging a chunk is not counted).
         let mut spent = Duration::ZERO;
+        // Only the chunk being judged is mapped, so that each read of smaps walks that
+        // chunk's page tables alone (the whole core's, chunk after chunk, would cost
+        // seconds on a large core in small pages); the whole is mapped again at the end.
+        m.advise(0, len, libc::MADV_DONTNEED);
         for off in (0..len).step_by(CHUNK) {
             let n = CHUNK.min(len - off);
             task.advance(n as u64);
             if self.stopped.is_some() {
-                // What is left is mapped by the walk as it goes.
                 continue;
             }
             // A core is often cached in both sizes (a part evicted and read back, or
-            // written again), so each chunk is judged on its own. The tail of the file
-            // short of a huge page never maps as one.
+            // written again), so each chunk is judged on its own, by the huge pages it
+            // maps. The tail of the file short of a huge page never maps as one.
             let whole = n / HUGE * HUGE;
-            m.advise(off, n, libc::MADV_DONTNEED);
-            let before = m.pmd_mapped().unwrap_or(0);
-            let gained = |m: &Mapping<'_>| m.pmd_mapped().unwrap_or(0).saturating_sub(before);
             if !m.advise(off, n, libc::MADV_POPULATE_READ) {
-                return;
+                break;
             }
-            if !held_small(whole, gained(m)) {
-                continue;
+            if held_small(whole, m.pmd_mapped().unwrap_or(0)) {
+                self.reread_chunk(m, off, n, &mut spent, &mut judged_folios);
             }
-            let t = Instant::now();
-            // Our own entries first: the cache drops only pages that nothing maps.
             m.advise(off, n, libc::MADV_DONTNEED);
-            m.drop_cached(off, n);
-            // What stayed was not written back yet (or another process maps it).
-            let stayed = m.resident_pages(off, n).unwrap_or(0) * 4096;
-            self.stuck += stayed;
-            let read = m.advise(off, n, libc::MADV_POPULATE_READ);
-            spent += t.elapsed();
-            if !read {
+        }
+        // EINVAL before Linux 5.14; anything else (a read error) is met by the walk's own
+        // reads, which fault the page in or fail there.
+        m.advise(0, len, libc::MADV_POPULATE_READ);
+    }
+
+    /// Drops the chunk `[off, off + n)` (mapped alone) from the cache and reads it again.
+    fn reread_chunk(
+        &mut self,
+        m: &Mapping<'_>,
+        off: usize,
+        n: usize,
+        spent: &mut Duration,
+        judged_folios: &mut bool,
+    ) {
+        let whole = n / HUGE * HUGE;
+        let t = Instant::now();
+        // Our own entries first: the cache drops only pages that nothing maps.
+        m.advise(off, n, libc::MADV_DONTNEED);
+        m.drop_cached(off, n);
+        // What stayed was not written back yet (or another process maps it).
+        let stayed = m.resident_pages(off, n).unwrap_or(0) * 4096;
+        self.stuck += stayed;
+        let read = m.advise(off, n, libc::MADV_POPULATE_READ);
+        *spent += t.elapsed();
+        if !read {
+            return;
+        }
+        // Pages that stayed were not read again.
+        self.bytes += n.saturating_sub(stayed);
+        if stayed < n / 2 && !*judged_folios {
+            // The first chunk read again tells whether it is worth it at all: a file
+            // system without large folios reads the file back in 4 KiB folios.
+            *judged_folios = true;
+            if held_small(whole, m.pmd_mapped().unwrap_or(0)) {
+                self.stopped = Some(
+                    "stopped re-reading: the file system reads this file back in 4 KiB folios"
+                        .to_owned(),
+                );
                 return;
             }
-            // Pages that stayed were not read again.
-            self.bytes += n.saturating_sub(stayed);
-            if stayed < n / 2 && !judged_folios {
-                // The first chunk read again tells whether it is worth it at all: a file
-                // system without large folios reads the file back in 4 KiB folios.
-                judged_folios = true;
-                if held_small(whole, gained(m)) {
-                    self.stopped = Some(
-                        "stopped re-reading: the file system reads this file back in 4 KiB folios"
-                            .to_owned(),
-                    );
-                    continue;
-                }
-            }
-            if !worth_going_on(self.bytes, spent) {
-                self.stopped = Some(format!(
-                    "stopped re-reading after {} at {:.0} MiB/s (slower than the walk gains)",
-                    gib(self.bytes as u64),
-                    self.bytes as f64 / spent.as_secs_f64().max(1e-9) / 1048576.0
-                ));
-            }
+        }
+        if !worth_going_on(self.bytes, *spent) {
+            self.stopped = Some(format!(
+                "stopped re-reading after {} at {:.0} MiB/s (slower than the walk gains)",
+                gib(self.bytes as u64),
+                self.bytes as f64 / spent.as_secs_f64().max(1e-9) / 1048576.0
+            ));
         }
     }
 }
