@@ -60,6 +60,10 @@ impl WalkEvents for Recording<'_> {
         }
     }
 
+    fn reads_values(&self) -> bool {
+        self.sink.reads_values()
+    }
+
     fn lost(&mut self, db: u32, key: Option<&[u8]>, kind: Option<Kind>, fault: &Fault) {
         self.report.lost(db, key, kind, fault);
     }

@@ -74,6 +74,11 @@ pub trait Sink {
     fn lua_scripts(&mut self, _scripts: &[crate::value::Bytes<'_>]) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Whether it reads the keys' names and values (the dry run's does not): the walk then
+    /// starts loading them a few keys ahead.
+    fn reads_values(&self) -> bool {
+        true
+    }
 }
 
 /// Counts nothing itself (the report keeps the tallies): the `--dry-run` sink.
@@ -86,6 +91,9 @@ impl Sink for CountingSink {
     }
     fn key(&mut self, _key: &RecoveredKey<'_>) -> Result<Written, SinkError> {
         Ok(Written::Whole)
+    }
+    fn reads_values(&self) -> bool {
+        false
     }
 }
 

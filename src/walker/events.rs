@@ -29,4 +29,9 @@ pub trait WalkEvents {
     fn chain_faults(&mut self, db: u32, faults: &WalkFaults);
     /// Anything else worth saying.
     fn warning(&mut self, message: String);
+    /// Whether its output reads the keys' names and values (see
+    /// [`crate::sink::Sink::reads_values`]).
+    fn reads_values(&self) -> bool {
+        true
+    }
 }

@@ -49,6 +49,10 @@ pub(crate) enum Handed<T> {
 pub(crate) trait Parts {
     /// About how many parts (strings, elements) it holds.
     fn parts(&self) -> usize;
+
+    /// Starts loading the first bytes of the core its output reads (the taker writes an
+    /// entry the walk's thread decoded from bytes that thread's core loaded, not its own).
+    fn prefetch(&self) {}
 }
 
 /// The walk's side of the hand-over.
@@ -150,17 +154,20 @@ fn decode_some<T: Parts>(batch: &mut [Handed<T>], decode: &mut dyn FnMut(u64, u6
 /// context; otherwise on this thread with `ctx`. Either way `take` runs on this thread.
 /// Once `take` breaks, nothing more is taken and the walk's budget is abandoned, so its
 /// chain walkers give up at their next check (a walk of its own can ask
-/// [`Handout::stopped`]).
+/// [`Handout::stopped`]). `taker_reads` says whether `take` reads the bytes of the core
+/// the entries hold (an output does, the dry run's counter does not): the entries the
+/// walk's thread decoded are then loaded ahead for it.
 pub(crate) fn run<'a, T: Parts + Send>(
     ctx: &WalkContext<'_, 'a>,
     threads: usize,
+    taker_reads: bool,
     walk: impl FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_, T>) + Send,
     mut take: impl FnMut(Handed<T>) -> ControlFlow<()>,
 ) {
     let mut walk = Some(walk);
     if threads > 1 {
         if let Some(space) = ctx.space.fork() {
-            if on_two_threads(ctx, space, &mut walk, &mut take) {
+            if on_two_threads(ctx, space, &mut walk, &mut take, taker_reads) {
                 return;
             }
         }
@@ -184,6 +191,7 @@ fn on_two_threads<'a, T: Parts + Send, W>(
     space: AddressSpace<'a>,
     walk: &mut Option<W>,
     take: &mut impl FnMut(Handed<T>) -> ControlFlow<()>,
+    prefetch_decoded: bool,
 ) -> bool
 where
     W: FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_, T>) + Send,
@@ -243,6 +251,7 @@ where
                 }
                 let at = |n: usize| (i + n) % PREFETCH_AHEAD;
                 match batch.get(i + PAYLOAD_AHEAD) {
+                    Some(Handed::Decoded(decoded)) if prefetch_decoded => decoded.prefetch(),
                     Some(Handed::Entry(key, value)) if i % probe_every == 0 => {
                         let obj = if *value == 0 { *key } else { *value };
                         let payload = objects.payload_ahead(obj);
@@ -312,6 +321,7 @@ mod tests {
             run(
                 &ctx,
                 threads,
+                true,
                 |_, out| {
                     for t in 0..3u64 {
                         for k in 0..4000u64 {
@@ -351,6 +361,7 @@ mod tests {
             run(
                 &ctx,
                 threads,
+                true,
                 |_, out| {
                     for k in 0..100_000u64 {
                         if out.stopped() {

@@ -9,9 +9,10 @@ use super::fault::{Fault, FaultKind};
 use super::object::ObjectDecoder;
 use super::seen::SeenEntries;
 use super::{bucket, handout, hashtable, sds, WalkContext, PROGRESS_BATCH};
+use crate::core::address_space::prefetch_line;
 use crate::profile::layout::TableFlavor;
 use crate::sink::SinkError;
-use crate::value::{Bytes, Kind, RecoveredKey, Value};
+use crate::value::{Bytes, Kind, QuicklistNode, RecoveredKey, StrValue, Value};
 
 /// Where a key's expire comes from.
 pub(super) enum ExpireSource<'v> {
@@ -254,6 +255,59 @@ impl handout::Parts for Decoded<'_> {
             Decoded::Named { result: Ok(r), .. } => r.value.parts(),
             _ => 1,
         }
+    }
+
+    fn prefetch(&self) {
+        if let Decoded::Named { key, result } = self {
+            prefetch_line(key);
+            if let Ok(r) = result {
+                prefetch_value(&r.value);
+            }
+        }
+    }
+}
+
+/// Starts loading the first line of what encoding `value` reads first: its blob, or the
+/// first few of its parts (a few only: the rest follows while those are written).
+fn prefetch_value(value: &Value<'_>) {
+    const FIRST: usize = 4;
+    match value {
+        Value::String(StrValue::Bytes(b))
+        | Value::ListZiplist(b)
+        | Value::SetIntset(b)
+        | Value::SetListpack(b)
+        | Value::ZsetListpack(b)
+        | Value::ZsetZiplist(b)
+        | Value::HashListpack(b)
+        | Value::HashZiplist(b)
+        | Value::HashListpackEx { lp: b, .. } => prefetch_line(b),
+        Value::ListQuicklist(nodes) | Value::ListQuicklistZiplist(nodes) => {
+            for node in nodes.iter().take(FIRST) {
+                match node {
+                    QuicklistNode::Packed(b) | QuicklistNode::Plain(b) => prefetch_line(b),
+                    QuicklistNode::PackedLzf { compressed, .. }
+                    | QuicklistNode::PlainLzf { compressed, .. } => prefetch_line(compressed),
+                }
+            }
+        }
+        Value::ListElements(v) | Value::SetMembers(v) => {
+            v.iter().take(FIRST).for_each(|b| prefetch_line(b))
+        }
+        Value::ZsetPairs(v) => v.iter().take(FIRST).for_each(|(b, _)| prefetch_line(b)),
+        Value::HashPairs(v) => v.iter().take(FIRST / 2).for_each(|(f, x)| {
+            prefetch_line(f);
+            prefetch_line(x);
+        }),
+        Value::HashPairsTtl(v) => v.iter().take(FIRST / 2).for_each(|(f, x, _)| {
+            prefetch_line(f);
+            prefetch_line(x);
+        }),
+        Value::Stream(s) => s
+            .listpacks
+            .iter()
+            .take(FIRST)
+            .for_each(|(_, lp)| prefetch_line(lp)),
+        Value::String(StrValue::Int(_)) => {}
     }
 }
 

@@ -818,9 +818,11 @@ impl<'s, 'a> KeyspaceWalker<'s, 'a> {
             } else {
                 1
             };
+            let reads = visitor.events.reads_values();
             handout::run(
                 ctx,
                 threads,
+                reads,
                 |c, out| {
                     let mut decoder = KeyDecoder::new(c, kind);
                     let mut decode = |key, value| decoder.decode(key, value, &source);
