@@ -423,13 +423,16 @@ impl ReportBuilder {
     /// Adds one to the counter of `(db, kind)` (`up`), or takes one off, and moves it to
     /// the front of the list.
     fn tally(&mut self, db: u32, kind: Kind, up: bool) {
-        // Kinds name static strings: the same pointers, mostly, so compare those first.
-        let same = |(d, k): &(u32, Kind)| {
+        // Kinds name static strings: the same pointers, mostly, so those are looked for
+        // first, and the texts compared only when no pointers match.
+        let same_ptrs = |(d, k): &(u32, Kind)| {
             *d == db
-                && (std::ptr::eq(k.type_name, kind.type_name) || k.type_name == kind.type_name)
-                && (std::ptr::eq(k.encoding, kind.encoding) || k.encoding == kind.encoding)
+                && std::ptr::eq(k.type_name, kind.type_name)
+                && std::ptr::eq(k.encoding, kind.encoding)
         };
-        let i = match self.kinds.iter().position(|(k, _)| same(k)) {
+        let same = |(d, k): &(u32, Kind)| *d == db && *k == kind;
+        let found = self.kinds.iter().position(|(k, _)| same_ptrs(k));
+        let i = match found.or_else(|| self.kinds.iter().position(|(k, _)| same(k))) {
             Some(i) => i,
             None => {
                 self.kinds.push(((db, kind), 0));
