@@ -71,6 +71,17 @@ pub enum Found {
     SmallPages,
 }
 
+impl Found {
+    /// How the summary says it.
+    fn says(self) -> &'static str {
+        match self {
+            Found::NotCached => "not cached",
+            Found::HugePages => "cached in huge pages",
+            Found::SmallPages => "cached in small pages",
+        }
+    }
+}
+
 /// What was done to the core's page cache, for the log and the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheOutcome {
@@ -239,6 +250,10 @@ struct Reread {
     stuck: usize,
     /// Why it stopped before the end, if it did.
     stopped: Option<String>,
+    /// Time spent dropping and reading again (judging a chunk is not counted).
+    spent: Duration,
+    /// Whether a chunk read again has shown how the file system reads it back.
+    judged_folios: bool,
 }
 
 impl Reread {
@@ -246,9 +261,6 @@ impl Reread {
     /// reads again those held mostly in small folios, while that pays (see the module).
     fn sweep(&mut self, m: &Mapping<'_>, task: &mut dyn crate::progress::Task) {
         let len = m.bytes.len();
-        let mut judged_folios = false;
-        // Time spent dropping and reading again (judging a chunk is not counted).
-        let mut spent = Duration::ZERO;
         // Only the chunk being judged is mapped, so that each read of smaps walks that
         // chunk's page tables alone (the whole core's, chunk after chunk, would cost
         // seconds on a large core in small pages); the whole is mapped again at the end.
@@ -267,7 +279,7 @@ impl Reread {
                 break;
             }
             if held_small(whole, m.pmd_mapped().unwrap_or(0)) {
-                self.reread_chunk(m, off, n, &mut spent, &mut judged_folios);
+                self.reread_chunk(m, off, n);
             }
             m.advise(off, n, libc::MADV_DONTNEED);
         }
@@ -277,14 +289,7 @@ impl Reread {
     }
 
     /// Drops the chunk `[off, off + n)` (mapped alone) from the cache and reads it again.
-    fn reread_chunk(
-        &mut self,
-        m: &Mapping<'_>,
-        off: usize,
-        n: usize,
-        spent: &mut Duration,
-        judged_folios: &mut bool,
-    ) {
+    fn reread_chunk(&mut self, m: &Mapping<'_>, off: usize, n: usize) {
         let whole = n / HUGE * HUGE;
         let t = Instant::now();
         // Our own entries first: the cache drops only pages that nothing maps.
@@ -294,16 +299,16 @@ impl Reread {
         let stayed = m.resident_pages(off, n).unwrap_or(0) * 4096;
         self.stuck += stayed;
         let read = m.advise(off, n, libc::MADV_POPULATE_READ);
-        *spent += t.elapsed();
+        self.spent += t.elapsed();
         if !read {
             return;
         }
         // Pages that stayed were not read again.
         self.bytes += n.saturating_sub(stayed);
-        if stayed < n / 2 && !*judged_folios {
+        if stayed < n / 2 && !self.judged_folios {
             // The first chunk read again tells whether it is worth it at all: a file
             // system without large folios reads the file back in 4 KiB folios.
-            *judged_folios = true;
+            self.judged_folios = true;
             if held_small(whole, m.pmd_mapped().unwrap_or(0)) {
                 self.stopped = Some(
                     "stopped re-reading: the file system reads this file back in 4 KiB folios"
@@ -312,11 +317,11 @@ impl Reread {
                 return;
             }
         }
-        if !worth_going_on(self.bytes, *spent) {
+        if !worth_going_on(self.bytes, self.spent) {
             self.stopped = Some(format!(
                 "stopped re-reading after {} at {:.0} MiB/s (slower than the walk gains)",
                 gib(self.bytes as u64),
-                self.bytes as f64 / spent.as_secs_f64().max(1e-9) / 1048576.0
+                self.bytes as f64 / self.spent.as_secs_f64().max(1e-9) / 1048576.0
             ));
         }
     }
@@ -357,12 +362,10 @@ pub fn prepare(
     }
     let found = judge(cached, m.pmd_mapped().unwrap_or(0));
     if policy == CachePolicy::Keep {
-        let how = match found {
-            Found::NotCached => "not cached",
-            Found::HugePages => "cached in huge pages",
-            Found::SmallPages => "cached in small pages",
-        };
-        return CacheOutcome::said(format!("{how}; left as it is (--keep-page-cache)"));
+        return CacheOutcome::said(format!(
+            "{}; left as it is (--keep-page-cache)",
+            found.says()
+        ));
     }
     // Reading in more than memory holds would push out the start of the core to make
     // room for its end, and the walk would read it all again.
@@ -404,12 +407,10 @@ pub fn prepare(
     }
     let took = started.elapsed().as_secs_f64();
     let huge = m.pmd_mapped().unwrap_or(0);
-    let mut what = match found {
-        Found::SmallPages => "cached in small pages",
-        Found::NotCached => "not cached; read in",
-        Found::HugePages => "cached in huge pages",
+    let mut what = found.says().to_owned();
+    if found == Found::NotCached {
+        what.push_str("; read in");
     }
-    .to_owned();
     if reread.bytes > 0 {
         what.push_str(&format!(
             "; re-read {} held in small pages",

@@ -191,7 +191,7 @@ fn on_two_threads<'a, T: Parts + Send, W>(
     space: AddressSpace<'a>,
     walk: &mut Option<W>,
     take: &mut impl FnMut(Handed<T>) -> ControlFlow<()>,
-    prefetch_decoded: bool,
+    taker_reads: bool,
 ) -> bool
 where
     W: FnOnce(&WalkContext<'_, 'a>, &mut Handout<'_, T>) + Send,
@@ -251,7 +251,7 @@ where
                 }
                 let at = |n: usize| (i + n) % PREFETCH_AHEAD;
                 match batch.get(i + PAYLOAD_AHEAD) {
-                    Some(Handed::Decoded(decoded)) if prefetch_decoded => decoded.prefetch(),
+                    Some(Handed::Decoded(decoded)) if taker_reads => decoded.prefetch(),
                     Some(Handed::Entry(key, value)) if i % probe_every == 0 => {
                         let obj = if *value == 0 { *key } else { *value };
                         let payload = objects.payload_ahead(obj);
