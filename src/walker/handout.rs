@@ -7,19 +7,33 @@
 //! are followed on a second thread, over its own view of the core, and handed over in
 //! batches through a bounded queue; the decoder takes them on the calling thread in exactly
 //! the order a single thread would, so outputs, reports and faults are the same. Memory in
-//! flight is bounded by the queue ([`QUEUE`] batches of [`BATCH`] entries).
+//! flight is bounded by the queue ([`QUEUE`] batches of at most [`BATCH`] entries).
+//!
+//! Batches are sized by what the taker makes of them: about [`BATCH_TIME`] of its work
+//! each (starting from [`FIRST_BATCH`] entries). A keyspace of a few thousand big
+//! collections is then spread over many small batches, the queue fills, and the walk's
+//! thread decodes its share; with fixed batches of 512 the whole walk fitted in the queue
+//! and the taker decoded every value alone.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
 use super::context::{Budget, WalkContext};
 use super::dict::WalkFaults;
 use super::object::ObjectDecoder;
 use crate::core::AddressSpace;
 
-/// Entries per batch: big enough that the queue costs little per entry, small enough
+/// Most entries per batch: big enough that the queue costs little per entry, small enough
 /// that the decoder starts at once and the batches in flight stay in the cache.
 const BATCH: usize = 512;
+/// Entries of the first batches, before the taker has timed one.
+const FIRST_BATCH: usize = 16;
+/// About how long the taker should spend on one batch: a batch of small keys (well under
+/// 2 µs each) stays at [`BATCH`] entries; one of big collections shrinks, down to one
+/// entry.
+const BATCH_TIME: Duration = Duration::from_millis(1);
 /// Batches in flight.
 const QUEUE: usize = 8;
 /// How far ahead in a batch the taker starts loading an entry's key and value.
@@ -68,10 +82,11 @@ pub(crate) struct Handout<'h, T> {
 enum To<'h, T> {
     /// The same thread: straight to the taker.
     Direct(&'h mut dyn FnMut(Handed<T>) -> ControlFlow<()>),
-    /// Another thread, in batches.
+    /// Another thread, in batches of up to `pace` entries (set by the taker).
     Queue {
         tx: SyncSender<Vec<Handed<T>>>,
         batch: Vec<Handed<T>>,
+        pace: &'h AtomicUsize,
     },
 }
 
@@ -98,9 +113,9 @@ impl<T: Parts> Handout<'_, T> {
         }
         match &mut self.to {
             To::Direct(take) => self.stopped = take(item).is_break(),
-            To::Queue { tx, batch } => {
+            To::Queue { tx, batch, pace } => {
                 batch.push(item);
-                if batch.len() >= BATCH {
+                if batch.len() >= pace.load(Ordering::Relaxed).clamp(1, BATCH) {
                     let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
                     self.stopped = match tx.try_send(full) {
                         Ok(()) => false,
@@ -123,7 +138,7 @@ impl<T: Parts> Handout<'_, T> {
     }
 
     fn flush(&mut self) {
-        if let To::Queue { tx, batch } = &mut self.to {
+        if let To::Queue { tx, batch, .. } = &mut self.to {
             if !batch.is_empty() && !self.stopped {
                 let _ = tx.send(std::mem::take(batch));
             }
@@ -198,6 +213,8 @@ where
 {
     let (layout, options, census) = (ctx.layout, ctx.options, ctx.census);
     let objects = ObjectDecoder::new(ctx);
+    let pace = AtomicUsize::new(FIRST_BATCH);
+    let pace = &pace;
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel(QUEUE);
         let walker = move |walk: &mut Option<W>| {
@@ -206,6 +223,7 @@ where
                 to: To::Queue {
                     tx,
                     batch: Vec::with_capacity(BATCH),
+                    pace,
                 },
                 stopped: false,
                 budget: &own.budget,
@@ -233,6 +251,8 @@ where
             let mut chasing = [None; PREFETCH_AHEAD];
             let probe_every = if found * 16 < probed { 16 } else { 1 };
             (probed, found) = (0, 0);
+            let started = Instant::now();
+            let mut raw = 0u128;
             for i in 0..batch.len() {
                 // The walker's loads warmed the other core's cache, not this one's.
                 if let Some(Handed::Entry(key, value)) = batch.get(i + PREFETCH_AHEAD) {
@@ -272,9 +292,19 @@ where
                 }
                 let Some(slot) = batch.get_mut(i) else { break };
                 let item = std::mem::replace(slot, Handed::Entry(0, 0));
+                raw += u128::from(matches!(item, Handed::Entry(..)));
                 if take(item).is_break() {
                     return true;
                 }
+            }
+            // The entries that fit in BATCH_TIME at the pace of this batch's undecoded ones.
+            if raw > 0 {
+                let spent = started.elapsed().as_nanos().max(1);
+                let fit = BATCH_TIME.as_nanos().saturating_mul(raw) / spent;
+                pace.store(
+                    usize::try_from(fit).unwrap_or(BATCH).clamp(1, BATCH),
+                    Ordering::Relaxed,
+                );
             }
         }
         true
@@ -393,6 +423,54 @@ mod tests {
                 "threads {threads}: walked on to {walked_on}"
             );
         }
+    }
+
+    /// A walk of few entries that each take the taker long (a keyspace of a few hundred
+    /// big collections) is still shared: batches shrink to what the taker gets through in
+    /// [`BATCH_TIME`], the queue fills, and the walk's thread decodes some. With batches
+    /// of a fixed 512 entries, all 300 went to the taker in one batch.
+    #[test]
+    fn few_slow_entries_are_shared_between_the_threads() {
+        let bytes = vec![0u8; 64];
+        let space = crate::core::address_space::single_segment(&bytes, 0x1000);
+        let layout = layout();
+        let ctx = WalkContext::new(&space, &layout, WalkOptions::default());
+        let (mut got, mut decoded_by_walk) = (Vec::new(), 0);
+        run(
+            &ctx,
+            2,
+            false,
+            |_, out| {
+                for k in 0..300u64 {
+                    out.entry(0, k, &mut fold);
+                }
+                out.table_end(WalkFaults::default());
+            },
+            |item| {
+                match item {
+                    Handed::Entry(t, k) => {
+                        // A big value: the taker decodes it slowly.
+                        std::thread::sleep(std::time::Duration::from_micros(300));
+                        got.push(fold(t, k).0);
+                    }
+                    Handed::Decoded(f) => {
+                        decoded_by_walk += 1;
+                        got.push(f.0);
+                    }
+                    Handed::TableEnd(_) => got.push(u64::MAX),
+                }
+                ControlFlow::Continue(())
+            },
+        );
+        let want: Vec<u64> = (0..300u64)
+            .map(|k| fold(0, k).0)
+            .chain([u64::MAX])
+            .collect();
+        assert_eq!(got, want);
+        assert!(
+            decoded_by_walk >= 50,
+            "the walk's thread decoded {decoded_by_walk} of 300"
+        );
     }
 
     /// The walk's thread decodes a batch only up to the parts allowed: big values stay

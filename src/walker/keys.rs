@@ -34,9 +34,11 @@ pub(super) enum ExpireSource<'v> {
     Embedded,
 }
 
-/// Keys tables with fewer entries than this are walked on one thread: a second one
-/// would cost more to start than it saves.
-pub(super) const PIPELINE_MIN: u64 = 4096;
+/// Keys tables with fewer entries than this are walked on one thread: a second one costs
+/// about a tenth of a millisecond to start. A few hundred keys that are big collections
+/// already pay for it (4,000 sorted sets of 1,000 members: 0.45 s on two threads against
+/// 0.85 s on one), since the hand-over's batches shrink to what the taker gets through.
+pub(super) const PIPELINE_MIN: u64 = 256;
 
 /// What a db's keys tables hold, and so how they are walked.
 #[derive(Debug, Clone, Copy)]
