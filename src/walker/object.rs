@@ -116,6 +116,10 @@ pub struct ObjectDecoder<'s, 'a> {
     salvage: bool,
     /// Why the last value decoded is only part of the collection (salvage mode).
     partial: Cell<Option<Fault>>,
+    /// The bucket check's hashes of the members of the last zset read from a skiplist, one
+    /// per member kept, when every one was hashed: its duplicate check then compares only
+    /// members of equal hash, without reading all of them again. Kept allocated.
+    member_hashes: Cell<Vec<u64>>,
 }
 
 impl<'s, 'a> ObjectDecoder<'s, 'a> {
@@ -147,6 +151,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             scratch: Vec::new(),
             salvage: ctx.options.salvage,
             partial: Cell::new(None),
+            member_hashes: Cell::new(Vec::new()),
         }
     }
 
@@ -305,6 +310,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// file or silently keeps a corrupt value when it meets one.
     pub fn value(&mut self, h: &ObjHeader) -> Result<Value<'a>, Fault> {
         self.partial.set(None);
+        let mut hashes = self.member_hashes.take();
+        hashes.clear();
+        self.member_hashes.set(hashes);
         let mut value = self.decode_value(h)?;
         self.check_unique(&mut value)?;
         check_scores(&value)?;
@@ -326,7 +334,20 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             Value::ZsetZiplist(b) => packed(b, true, 2, "zset member"),
             Value::HashZiplist(b) => packed(b, true, 2, "hash field"),
             Value::SetMembers(m) => self.unique_or_salvage(m, |e| e, "set member"),
-            Value::ZsetPairs(m) => self.unique_or_salvage(m, |e| &e.0, "zset member"),
+            Value::ZsetPairs(m) => {
+                let hashes = self.member_hashes.take();
+                let checked = hashes.len() == m.len() && m.len() > PAIRWISE_MAX;
+                let dup = checked
+                    .then(|| first_repeat_hashed(|i| m.get(i).map(|e| &*e.0), &hashes))
+                    .flatten();
+                self.member_hashes.set(hashes);
+                match dup {
+                    Some(None) => Ok(()),
+                    // Salvage keeps what it can the usual way; a fault names the same member.
+                    Some(Some(d)) if !self.salvage => Err(duplicate_fault("zset member", &d)),
+                    _ => self.unique_or_salvage(m, |e| &e.0, "zset member"),
+                }
+            }
             Value::HashPairs(m) => self.unique_or_salvage(m, |e| &e.0, "hash field"),
             Value::HashPairsTtl(m) => self.unique_or_salvage(m, |e| &e.0, "hash field"),
             _ => Ok(()),
@@ -780,6 +801,40 @@ fn first_duplicate_packed(bytes: &[u8], ziplist: bool, stride: usize) -> Option<
         Name::Int(v) => Element::Int(v).to_vec(),
         Name::Text(b) => b.to_vec(),
     })
+}
+
+/// [`first_repeat`] of the names `name(0..hashes.len())` whose hashes are `hashes` (equal
+/// names hash alike): names are compared only where their hashes are equal, so most are
+/// not read again. `Some` of the same name as [`first_repeat`] finds, copied, or of none;
+/// `None` when more than [`PAIRWISE_MAX`] names share a hash (a crafted core could make
+/// them all collide, and comparing them pair by pair would cost the square of their
+/// number).
+fn first_repeat_hashed<'n>(
+    name: impl Fn(usize) -> Option<&'n [u8]>,
+    hashes: &[u64],
+) -> Option<Option<Vec<u8>>> {
+    let mut order: Vec<(u64, usize)> = hashes.iter().copied().zip(0..).collect();
+    order.sort_unstable();
+    // The repeat with the lowest index is the one a walk in order meets first. Within a
+    // group of equal hashes the indexes ascend.
+    let mut first: Option<usize> = None;
+    for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        if group.len() > PAIRWISE_MAX {
+            return None;
+        }
+        for (k, &(_, j)) in group.iter().enumerate().skip(1) {
+            if first.is_some_and(|f| f <= j) {
+                break;
+            }
+            let later = name(j);
+            let earlier = group.get(..k).unwrap_or_default();
+            if earlier.iter().any(|&(_, i)| name(i) == later) {
+                first = Some(j);
+                break;
+            }
+        }
+    }
+    Some(first.and_then(name).map(<[u8]>::to_vec))
 }
 
 /// The first item equal to an earlier one: pair by pair for a few, by a hash set for more.

@@ -301,3 +301,59 @@ fn duplicates_in_a_listpack_are_found_by_their_text() {
     many.push(Bytes(b"-5"));
     assert_eq!(dup(&many, 1), Some(b"-5".to_vec()));
 }
+
+/// Names compared only where their hashes agree find the same first repeat as the hash
+/// set does, with true hashes and with hashes that collide for different names; a hash
+/// shared by more than PAIRWISE_MAX names is left to the hash set.
+#[test]
+fn repeats_found_by_known_hashes_are_those_of_the_hash_set() {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for round in 0..300 {
+        let len = 25 + next(200) as usize;
+        let alphabet = 1 + next([40, 1000, 100_000][round % 3]);
+        let names: Vec<Vec<u8>> = (0..len)
+            .map(|_| format!("m:{}", next(alphabet)).into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+        let want = super::first_repeat(&refs).map(<[u8]>::to_vec);
+        let name = |i: usize| refs.get(i).copied();
+        // Left to the hash set only when more than PAIRWISE_MAX names share a hash.
+        let check = |hashes: &[u64], what: &str| match super::first_repeat_hashed(name, hashes) {
+            Some(got) => assert_eq!(got, want, "round {round}, {what}"),
+            None => {
+                let most = hashes
+                    .iter()
+                    .map(|h| hashes.iter().filter(|g| *g == h).count())
+                    .max();
+                assert!(most > Some(super::PAIRWISE_MAX), "round {round}, {what}");
+            }
+        };
+        let true_hashes: Vec<u64> = refs.iter().map(|n| state.hash_one(n)).collect();
+        check(&true_hashes, "true hashes");
+        // Different names of one length and last byte share a hash.
+        let colliding: Vec<u64> = refs
+            .iter()
+            .map(|n| n.len() as u64 * 256 + u64::from(n.last().copied().unwrap_or(0)))
+            .collect();
+        check(&colliding, "colliding hashes");
+    }
+    // One hash for all: too many to compare pair by pair.
+    let texts: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+    assert_eq!(
+        super::first_repeat_hashed(|i| refs.get(i).copied(), &[7; 100]),
+        None
+    );
+    assert_eq!(
+        super::first_repeat_hashed(|i| refs.get(i).copied(), &(0..100u64).collect::<Vec<_>>()),
+        Some(None)
+    );
+}

@@ -128,6 +128,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             ));
         }
         let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
+        // The bucket check's hash of each member kept, for the duplicate check.
+        let mut hashes = self.member_hashes.take();
+        hashes.clear();
         let mut refused: Option<Fault> = None;
         let mut guard = self
             .ctx
@@ -163,7 +166,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 if let Some((h, ele, check)) = &by_dict {
                     let ptr = ele.get(&nb).ok_or_else(missing)?;
                     let score_at = node.wrapping_add(z.score.offset);
-                    let mapped = self.dicts.value_of(h, check.hash_bytes(&element), ptr);
+                    let hash = check.hash_bytes(&element);
+                    let mapped = self.dicts.value_of(h, hash, ptr);
                     if mapped != Some(score_at) {
                         refused.get_or_insert_with(|| {
                             Fault::of(FaultKind::MisplacedEntry, format!(
@@ -173,12 +177,14 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                         node = next;
                         continue;
                     }
+                    hashes.push(hash);
                 }
                 out.push((element, score));
                 node = next;
             }
             Ok(())
         })();
+        self.member_hashes.set(hashes);
         let fault = walked.err().or(refused).or(table_fault).or_else(|| {
             (out.len() as u64 != length || length == 0).then(|| {
                 Fault::of(
