@@ -705,10 +705,16 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// on with the next bucket. The total number of entries visited is capped by the
     /// dict's counters (with slack), so garbage cannot make the walk run away.
     pub fn for_each(&self, header: &DictHeader, f: impl FnMut(u64, u64)) -> WalkFaults {
-        let mut seen = SeenEntries::with_capacity(header.used());
-        // The set is this walk's own.
-        self.with_sole_table(true)
-            .for_each_unique(header, &mut seen, f)
+        // The set is this walk's own. A walk proving its entries by the bucket check marks
+        // few or none: no room is made for all (a set or hash value is often small, and
+        // there are many).
+        let sole = self.with_sole_table(true);
+        let mut seen = if sole.proves_by_bucket(header) {
+            SeenEntries::default()
+        } else {
+            SeenEntries::with_capacity(header.used())
+        };
+        sole.for_each_unique(header, &mut seen, f)
     }
 
     /// [`DictWalker::for_each`] sharing `seen` with other walks, so that an entry reached
