@@ -151,7 +151,7 @@ pub struct DictWalker<'c, 'a> {
 
 /// Entries of one chain told apart by the chain itself, in a walk proving entries unique
 /// by the bucket check; a longer (damaged) chain goes on in `seen`.
-const CHAIN_BY_ITSELF: usize = 64;
+pub(crate) const CHAIN_BY_ITSELF: usize = 64;
 
 /// What a dict's key words point at, for the bucket check, which hashes the key's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

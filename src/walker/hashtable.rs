@@ -11,7 +11,7 @@ use super::bucket::{fragment, BucketCheck};
 use super::context::WalkContext;
 use super::dict::{
     misplaced_fault, revisit_fault, settle_misplaced, DictHeader, Table, WalkFaults,
-    MAX_KEPT_FAULTS as MAX_KEPT_DUPLICATES,
+    CHAIN_BY_ITSELF, MAX_KEPT_FAULTS as MAX_KEPT_DUPLICATES,
 };
 use super::fault::Fault;
 use super::object::ObjectDecoder;
@@ -54,6 +54,9 @@ pub struct HashtableWalker<'c, 'a> {
     check: Option<(BucketCheck, EntryKey)>,
     /// Leave out entries whose key's name an entry handed out earlier has.
     names: bool,
+    /// The `seen` of [`HashtableWalker::for_each_unique`] serves this one table's walk
+    /// alone.
+    sole_table: bool,
 }
 
 impl<'c, 'a> HashtableWalker<'c, 'a> {
@@ -63,7 +66,26 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             ctx,
             check: None,
             names: false,
+            sole_table: false,
         }
+    }
+
+    /// The same walker, told that the `seen` given to [`HashtableWalker::for_each_unique`]
+    /// serves this table alone. Where the bucket check is on too and the table is not
+    /// rehashing, its entries are proven unique by their buckets and not marked in `seen`
+    /// (as [`super::dict::DictWalker::with_sole_table`] says): an entry that hashes to
+    /// the bucket it was found in cannot be handed out by another bucket's chain, whose
+    /// check it fails.
+    pub fn with_sole_table(mut self, sole: bool) -> Self {
+        self.sole_table = sole;
+        self
+    }
+
+    /// Whether this walk of `header` proves its entries unique by the bucket check.
+    fn proves_by_bucket(&self, header: &DictHeader) -> bool {
+        self.sole_table
+            && self.check.is_some()
+            && header.tables.iter().filter(|t| t.size > 0).count() == 1
     }
 
     /// The same walker, also handing out each key name once, when the bucket check is on
@@ -419,8 +441,73 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
     /// Call `f(entry)` for every entry of both tables, each entry once. A broken bucket
     /// chain costs the rest of that chain; it is recorded and the walk goes on.
     pub fn for_each(&self, header: &DictHeader, f: impl FnMut(u64)) -> WalkFaults {
-        let mut seen = SeenEntries::with_capacity(header.used());
-        self.for_each_unique(header, &mut seen, f)
+        // The set is this walk's own; a walk proving its entries marks few or none.
+        let sole = self.with_sole_table(true);
+        let mut seen = if sole.proves_by_bucket(header) {
+            SeenEntries::default()
+        } else {
+            SeenEntries::with_capacity(header.used())
+        };
+        sole.for_each_unique(header, &mut seen, f)
+    }
+
+    /// Whether the chain of the bucket `hash` selects in `t` (the bucket and its children)
+    /// holds `entry` in a slot whose stored fragment is the hash's, as the table walk
+    /// would hand it out there; that walk bounded the same way.
+    fn chain_holds(&self, t: &Table, hash: u64, entry: u64) -> bool {
+        let home = hash & t.size.wrapping_sub(1);
+        let want = fragment(hash);
+        let h = &self.ctx.layout.hashtable;
+        let slots = h.slots.max(1);
+        let mut guard = self.ctx.guard(
+            "hashtable bucket chain",
+            t.used / slots.saturating_sub(1).max(1) + 64,
+        );
+        let mut bucket = t.buckets.wrapping_add(home.wrapping_mul(h.bucket_size));
+        while guard.step(bucket).is_ok() {
+            let Ok(bytes) = self.ctx.space.read(bucket, h.bucket_size as usize) else {
+                return false;
+            };
+            let Some((entries, chained, next)) = self.slots(&bytes) else {
+                return false;
+            };
+            if entries
+                .iter()
+                .any(|s| s.entry == entry && s.fragment.is_none_or(|f| f == want))
+            {
+                return true;
+            }
+            if !chained || next == 0 {
+                return false;
+            }
+            bucket = next;
+        }
+        false
+    }
+
+    /// For a walk that proved its entries by the bucket check: marks those of the refused
+    /// entries, `misplaced`, that their own chain holds, as the walk handed them out there,
+    /// so that [`settle_misplaced`] judges them as after a walk that marked every entry.
+    fn mark_held_by_own_chain(
+        &self,
+        objects: Option<&ObjectDecoder<'_, '_>>,
+        header: &DictHeader,
+        misplaced: &[(u64, u64, Fault)],
+        seen: &mut SeenEntries,
+    ) {
+        let (Some((check, keys)), Some(t)) =
+            (self.check, header.tables.iter().find(|t| t.size > 0))
+        else {
+            return;
+        };
+        for &(_, entry, _) in misplaced {
+            let Some(hash) = Self::entry_hash(&check, keys, objects, self.ctx.space, entry) else {
+                continue;
+            };
+            if self.chain_holds(t, hash, entry) {
+                seen.first_visit(entry);
+            }
+        }
     }
 
     /// [`HashtableWalker::for_each`] sharing `seen` with other walks. With a bucket check,
@@ -445,6 +532,7 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         let mut chain = Vec::new();
         let mut chain_names = Vec::new();
         let names = self.names_checked();
+        let proven = self.proves_by_bucket(header);
         let mut misplaced = Vec::new();
         for (ti, t) in header.tables.iter().enumerate() {
             if t.size == 0 {
@@ -509,7 +597,21 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                     };
                     for slot in entries {
                         let ptr = slot.entry;
-                        if !seen.first_visit(ptr) {
+                        // Told apart by the chain itself, or by `seen` (see
+                        // `with_sole_table`).
+                        let by_chain = proven && chain.len() < CHAIN_BY_ITSELF;
+                        if proven && chain.len() == CHAIN_BY_ITSELF {
+                            // A chain this long is damaged: from here on `seen` holds it.
+                            for &q in &chain {
+                                seen.first_visit(q);
+                            }
+                        }
+                        let fresh = if by_chain {
+                            !chain.contains(&ptr)
+                        } else {
+                            seen.first_visit(ptr)
+                        };
+                        if !fresh {
                             faults.push(bi, revisit_fault(WHAT, ptr, chain.contains(&ptr)));
                             break 'chain;
                         }
@@ -520,11 +622,23 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                                 // A damaged pointer led here (the entry's own chain may
                                 // still hand it out: forget it), or its key's bytes are
                                 // damaged; which one is known at the end.
-                                seen.forget(ptr);
+                                // A slot with a wrong fragment may point into its own
+                                // chain, which must still hand the entry out.
+                                if by_chain {
+                                    chain.pop();
+                                } else {
+                                    seen.forget(ptr);
+                                }
                                 misplaced.push((bi, ptr, err));
                                 continue;
                             }
                         };
+                        // An entry whose key cannot be hashed is not proven to belong
+                        // here: `seen` tells whether another chain had it.
+                        if by_chain && hash.is_none() && !seen.first_visit(ptr) {
+                            faults.push(bi, revisit_fault(WHAT, ptr, false));
+                            break 'chain;
+                        }
                         visited += 1;
                         if let (true, Some(hash)) = (names, hash) {
                             let before = self.named_before(
@@ -571,6 +685,9 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                     ),
                 );
             }
+        }
+        if proven {
+            self.mark_held_by_own_chain(objects.as_ref(), header, &misplaced, seen);
         }
         settle_misplaced(misplaced, seen, &mut faults);
         faults
@@ -662,12 +779,31 @@ mod tests {
         out
     }
 
+    /// The entries (sorted) and faults of a walk of the table at BASE, walked both ways:
+    /// marking every entry in `seen`, and proving them by their buckets where the check
+    /// is on. Both must hand out the same entries and refuse the same ones, with faults in
+    /// the same buckets.
     fn walk(w: HashtableWalker<'_, '_>) -> (Vec<u64>, WalkFaults) {
         let h = w.header(BASE).unwrap();
-        let mut got = Vec::new();
-        let faults = w.for_each(&h, |e| got.push(e));
-        got.sort_unstable();
-        (got, faults)
+        let run = |w: HashtableWalker<'_, '_>| {
+            let mut got = Vec::new();
+            let mut seen = SeenEntries::with_capacity(8);
+            let faults = w.for_each_unique(&h, &mut seen, |e| got.push(e));
+            got.sort_unstable();
+            (got, faults)
+        };
+        let buckets = |f: &WalkFaults| {
+            let mut b: Vec<u64> = f.faults.iter().map(|(b, _)| *b).collect();
+            b.sort_unstable();
+            b
+        };
+        let (marked_got, marked) = run(w.with_sole_table(false));
+        let (got, proven) = run(w.with_sole_table(true));
+        assert_eq!(got, marked_got, "the same entries either way");
+        assert_eq!(proven.damaged_keys, marked.damaged_keys);
+        assert_eq!(proven.duplicates, marked.duplicates);
+        assert_eq!(buckets(&proven), buckets(&marked), "{:?}", marked.faults);
+        (got, proven)
     }
 
     /// With the name check, a slot naming a member an earlier slot of the chain has (its
@@ -701,6 +837,35 @@ mod tests {
         assert_eq!(faults.count, 0, "{:?}", faults.faults);
         let w = HashtableWalker::new(&c).with_bucket_check(Some(check), EntryKey::Sds);
         assert!(!w.names_checked());
+    }
+
+    /// A sole table proven by its buckets marks none of its entries in `seen` (one random
+    /// access per key less); shared with other tables, it marks each.
+    #[test]
+    fn a_proven_walk_marks_nothing() {
+        let l = layout();
+        let check = BucketCheck::new([7; 16], SdsFormat::Typed);
+        let n = names(&check, 2);
+        let mut m = table_mem(3);
+        let x = put_sds(&mut m, 0, &n[0][0].0);
+        let y = put_sds(&mut m, 1, &n[1][0].0);
+        let z = put_sds(&mut m, 2, &n[1][1].0);
+        put_bucket(&mut m, TABLE, &[(x, n[0][0].1)], None);
+        put_bucket(&mut m, TABLE + 64, &[(y, n[1][0].1), (z, n[1][1].1)], None);
+        let s = space(&m);
+        let ctx = WalkContext::new(&s, &l, Default::default());
+        let w = HashtableWalker::new(&ctx).with_bucket_check(Some(check), EntryKey::Sds);
+        let h = w.header(BASE).unwrap();
+        for (sole, marked) in [(true, 0), (false, 3)] {
+            let mut seen = SeenEntries::with_capacity(8);
+            let mut got = Vec::new();
+            let faults = w
+                .with_sole_table(sole)
+                .for_each_unique(&h, &mut seen, |e| got.push(e));
+            assert_eq!(got, vec![x, y, z]);
+            assert_eq!(faults.count, 0, "{:?}", faults.faults);
+            assert_eq!(seen.len(), marked, "sole {sole}");
+        }
     }
 
     #[test]

@@ -98,7 +98,9 @@ impl TableKind {
     ) -> dict::WalkFaults {
         match self {
             TableKind::Hashtable => {
-                Self::hashtables(ctx).for_each_unique(header, seen, |obj| out.entry(obj, 0, decode))
+                Self::hashtables(ctx)
+                    .with_sole_table(sole)
+                    .for_each_unique(header, seen, |obj| out.entry(obj, 0, decode))
             }
             TableKind::ObjectDict => Self::dicts(ctx)
                 .with_keys(KeyForm::KeyObject)
