@@ -183,11 +183,14 @@ impl KeyVisitor<'_> {
                     lru: r.lru,
                     value: r.value,
                 };
-                if let Err(e) = self.events.key(&rk, r.partial) {
+                if let Err(e) = self.events.key(&rk, r.partial.map(|p| *p)) {
                     self.fatal = Some(e);
                 }
             }
-            Err((kind, f)) => self.events.lost(db, Some(&key), kind, &f),
+            Err(lost) => {
+                let (kind, f) = *lost;
+                self.events.lost(db, Some(&key), kind, &f)
+            }
         }
     }
 
@@ -239,7 +242,9 @@ pub(crate) enum Decoded<'a> {
     /// A named key: recovered, or lost (with its type when that was read).
     Named {
         key: Bytes<'a>,
-        result: Result<DecodedValue<'a>, (Option<Kind>, Fault)>,
+        /// Lost: boxed, as the fault is big and rare, so that a decoded key (moved into
+        /// a batch, out of it and on) stays small.
+        result: Result<DecodedValue<'a>, Box<(Option<Kind>, Fault)>>,
     },
 }
 
@@ -250,7 +255,8 @@ pub(crate) struct DecodedValue<'a> {
     kind: Kind,
     lru: u32,
     value: Value<'a>,
-    partial: Option<Fault>,
+    /// Boxed: rare, and big.
+    partial: Option<Box<Fault>>,
 }
 
 impl handout::Parts for Decoded<'_> {
@@ -390,7 +396,7 @@ impl<'s, 'a> KeyDecoder<'s, 'a> {
                 );
                 return Decoded::Named {
                     key,
-                    result: Err((None, f)),
+                    result: Err(Box::new((None, f))),
                 };
             }
             let f = Fault::of(FaultKind::ExpiresDamaged,
@@ -433,7 +439,7 @@ impl<'s, 'a> KeyDecoder<'s, 'a> {
             Err(f) => {
                 return Decoded::Named {
                     key,
-                    result: Err((None, f)),
+                    result: Err(Box::new((None, f))),
                 }
             }
         };
@@ -449,9 +455,9 @@ impl<'s, 'a> KeyDecoder<'s, 'a> {
                 kind: header.kind,
                 lru: header.lru,
                 value,
-                partial: self.objects.take_partial().or(partial_reason),
+                partial: self.objects.take_partial().or(partial_reason).map(Box::new),
             }),
-            Err(f) => Err((Some(header.kind), f)),
+            Err(f) => Err(Box::new((Some(header.kind), f))),
         };
         Decoded::Named { key, result }
     }
