@@ -82,6 +82,9 @@ impl KindTable {
 pub struct ObjHeader {
     /// Where the robj is.
     pub addr: u64,
+    /// It embeds its value (Valkey 9.1 `hasembval`): no `ptr`; `ptr` below is where the
+    /// embedded value is.
+    pub embedded: bool,
     /// Type and encoding names.
     pub kind: Kind,
     /// The type, `None` for a number this build does not define.
@@ -179,21 +182,32 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         if self.layout.features.value != ValueFlavor::EmbeddedOrPointer {
             return Ok(false);
         }
-        let r = &self.layout.robj;
-        let bytes = self.space.read(addr, r.ptr.offset as usize)?;
-        r.value_flag
-            .get(&bytes)
+        let bytes = self
+            .space
+            .read(addr, self.layout.robj.ptr.offset as usize)?;
+        self.embeds_value_in(&bytes)
+    }
+
+    /// [`ObjectDecoder::embeds_value`] of an object whose first bytes (up to `ptr`, at
+    /// least) are `head`.
+    fn embeds_value_in(&self, head: &[u8]) -> Result<bool, Fault> {
+        if self.layout.features.value != ValueFlavor::EmbeddedOrPointer {
+            return Ok(false);
+        }
+        self.layout
+            .robj
+            .value_flag
+            .get(head)
             .map(|v| v == 1)
             .ok_or_else(|| Fault::of(FaultKind::ProfileGap, "object flag bits outside the object"))
     }
 
-    /// Where the embedded value of an object without `ptr` is: after its expire and key,
-    /// an sdshdr8 string.
-    fn embedded_value(&self, addr: u64) -> Result<u64, Fault> {
+    /// Where the embedded value of the object at `addr` without `ptr`, whose first bytes
+    /// are `head`, is: after its expire and key, an sdshdr8 string.
+    fn embedded_value(&self, addr: u64, head: &[u8]) -> Result<u64, Fault> {
         let r = &self.layout.robj;
-        let head = self.space.read(addr, r.ptr.offset as usize)?;
         let flag = |b: crate::profile::layout::Bits| {
-            b.get(&head).ok_or_else(|| {
+            b.get(head).ok_or_else(|| {
                 Fault::of(FaultKind::ProfileGap, "object flag bits outside the object")
             })
         };
@@ -213,15 +227,29 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// Read the robj header at `addr`.
     pub fn header(&self, addr: u64) -> Result<ObjHeader, Fault> {
         let r = &self.layout.robj;
-        let embedded = self.embeds_value(addr)?;
-        let bytes = self
-            .space
-            .read(addr, r.data_start(embedded).max(r.ptr.offset) as usize)?;
+        // Where values may be embedded, the flags (before `ptr`) say whether `ptr` is
+        // there to read; one read serves both when it is not.
+        let (embedded, bytes) = if self.layout.features.value == ValueFlavor::EmbeddedOrPointer {
+            let head = self.space.read(addr, r.ptr.offset as usize)?;
+            if self.embeds_value_in(&head)? {
+                (true, head)
+            } else {
+                (
+                    false,
+                    self.space.read(addr, r.size.max(r.ptr.offset) as usize)?,
+                )
+            }
+        } else {
+            (
+                false,
+                self.space.read(addr, r.size.max(r.ptr.offset) as usize)?,
+            )
+        };
         let missing = || Fault::of(FaultKind::ProfileGap, "robj field outside the robj struct");
         let type_id = r.type_.get(&bytes).ok_or_else(missing)?;
         let encoding_id = r.encoding.get(&bytes).ok_or_else(missing)?;
         let ptr = if embedded {
-            self.embedded_value(addr)?
+            self.embedded_value(addr, &bytes)?
         } else {
             r.ptr.get(&bytes).ok_or_else(missing)?
         };
@@ -229,6 +257,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         let (ty, enc) = self.kinds.resolve(type_id, encoding_id);
         Ok(ObjHeader {
             addr,
+            embedded,
             lru,
             kind: Kind::of(ty, enc),
             ty,
@@ -540,9 +569,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     /// A `ptr` elsewhere is a damaged object that would otherwise read some other memory
     /// as the value.
     fn check_embedded_string(&self, h: &ObjHeader) -> Result<(), Fault> {
-        let start = h
-            .addr
-            .wrapping_add(self.layout.robj.data_start(self.embeds_value(h.addr)?));
+        let start = h.addr.wrapping_add(self.layout.robj.data_start(h.embedded));
         let (lowest, highest, typed) = match self.sds {
             SdsFormat::LenFree(l) => (start + l.header_size, start + l.header_size, false),
             // An object embedding its key puts an optional 8-byte expire and the key (a
@@ -607,7 +634,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 format!("keyspace object {obj:#x} has no embedded key"),
             ));
         }
-        let mut at = obj.wrapping_add(r.data_start(self.embeds_value(obj)?));
+        let mut at = obj.wrapping_add(r.data_start(self.embeds_value_in(&bytes)?));
         // -1 is a reserved but unused expire slot.
         let read_expire = |at: u64| -> Result<Option<i64>, Fault> {
             let ms = self.space.u64(at)? as i64;
