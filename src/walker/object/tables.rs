@@ -8,6 +8,9 @@ use crate::value::{Bytes, ObjEncoding, Value};
 use crate::walker::fault::{Fault, FaultKind};
 use crate::walker::hashtable::EntryKey;
 use crate::walker::sds::{read_mstr, read_sds, SdsFormat};
+use crate::walker::seen::AddressHasher;
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 
 impl<'s, 'a> ObjectDecoder<'s, 'a> {
     pub(super) fn linked_list(&self, ptr: u64) -> Result<Vec<Bytes<'a>>, Fault> {
@@ -341,9 +344,12 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
 /// A hash field, its value, and its TTL (Redis 7.4+) when it has one.
 pub(super) type HashField<'a> = (Bytes<'a>, Bytes<'a>, Option<u64>);
 
+/// Addresses, hashed by one multiply (see [`AddressHasher`]).
+pub(super) type AddressSet = HashSet<u64, BuildHasherDefault<AddressHasher>>;
+
 /// The addresses that occur more than once in `values` (`None`s ignored).
-pub(super) fn shared_values(values: &[Option<u64>]) -> std::collections::HashSet<u64> {
-    let mut seen = std::collections::HashSet::with_capacity(values.len());
+pub(super) fn shared_values(values: &[Option<u64>]) -> AddressSet {
+    let mut seen = AddressSet::with_capacity_and_hasher(values.len(), Default::default());
     values
         .iter()
         .flatten()

@@ -1,8 +1,7 @@
 //! Skiplist-encoded zsets: the level-0 chain of nodes, each checked against the zset's
 //! dict or hashtable, and the element each node holds or embeds.
 
-use std::collections::HashSet;
-
+use super::tables::AddressSet;
 use super::{ObjectDecoder, MAX_PREALLOC, MAX_SKIPLIST_LEVELS};
 use crate::profile::layout::ZsetElementFlavor;
 use crate::value::Bytes;
@@ -63,11 +62,14 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     pub(super) fn zset_table_nodes(
         &self,
         table: u64,
-    ) -> Result<(HashSet<u64>, u64, Option<Fault>), Fault> {
+    ) -> Result<(AddressSet, u64, Option<Fault>), Fault> {
         let walker =
             HashtableWalker::new(self.ctx).with_bucket_check(self.check, EntryKey::ZsetNode);
         let h = walker.header(table)?;
-        let mut nodes = HashSet::with_capacity(h.used().min(MAX_PREALLOC) as usize);
+        let mut nodes = AddressSet::with_capacity_and_hasher(
+            h.used().min(MAX_PREALLOC) as usize,
+            Default::default(),
+        );
         let faults = walker.for_each(&h, |n| {
             nodes.insert(n);
         });
