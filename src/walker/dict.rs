@@ -704,7 +704,18 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// A broken chain costs the rest of that chain only; it is recorded and the walk goes
     /// on with the next bucket. The total number of entries visited is capped by the
     /// dict's counters (with slack), so garbage cannot make the walk run away.
-    pub fn for_each(&self, header: &DictHeader, f: impl FnMut(u64, u64)) -> WalkFaults {
+    pub fn for_each(&self, header: &DictHeader, mut f: impl FnMut(u64, u64)) -> WalkFaults {
+        self.for_each_hashed(header, |k, v, _| f(k, v))
+    }
+
+    /// [`DictWalker::for_each`], also handing out each key's hash when the bucket check
+    /// computed it (equal names hash alike: a duplicate check can compare names only
+    /// where their hashes agree).
+    pub fn for_each_hashed(
+        &self,
+        header: &DictHeader,
+        f: impl FnMut(u64, u64, Option<u64>),
+    ) -> WalkFaults {
         // The set is this walk's own. A walk proving its entries by the bucket check marks
         // few or none: no room is made for all (a set or hash value is often small, and
         // there are many).
@@ -714,7 +725,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         } else {
             SeenEntries::with_capacity(header.used())
         };
-        sole.for_each_unique(header, &mut seen, f)
+        sole.walk_unique(header, &mut seen, f)
     }
 
     /// [`DictWalker::for_each`] sharing `seen` with other walks, so that an entry reached
@@ -725,6 +736,16 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         header: &DictHeader,
         seen: &mut SeenEntries,
         mut f: impl FnMut(u64, u64),
+    ) -> WalkFaults {
+        self.walk_unique(header, seen, |k, v, _| f(k, v))
+    }
+
+    /// [`DictWalker::for_each_unique`], handing out each key's hash too, when computed.
+    fn walk_unique(
+        &self,
+        header: &DictHeader,
+        seen: &mut SeenEntries,
+        mut f: impl FnMut(u64, u64, Option<u64>),
     ) -> WalkFaults {
         const WHAT: &str = "dict bucket chain";
         let mut faults = WalkFaults::default();
@@ -832,7 +853,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
                                 }
                                 chain_names.push((hash, key));
                             }
-                            f(key, v);
+                            f(key, v, hash);
                             p = next;
                         }
                         Err(err) => {

@@ -119,9 +119,10 @@ pub struct ObjectDecoder<'s, 'a> {
     salvage: bool,
     /// Why the last value decoded is only part of the collection (salvage mode).
     partial: Cell<Option<Fault>>,
-    /// The bucket check's hashes of the members of the last zset read from a skiplist, one
-    /// per member kept, when every one was hashed: its duplicate check then compares only
-    /// members of equal hash, without reading all of them again. Kept allocated.
+    /// The bucket check's hashes of the names (members, fields) of the last collection read
+    /// from a dict or a skiplist, one per name kept, when every one was hashed: its
+    /// duplicate check then compares only names of equal hash, without reading all of
+    /// them again. Kept allocated.
     member_hashes: Cell<Vec<u64>>,
 }
 
@@ -362,24 +363,34 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             Value::HashListpackEx { lp, .. } => packed(lp, false, 3, "hash field"),
             Value::ZsetZiplist(b) => packed(b, true, 2, "zset member"),
             Value::HashZiplist(b) => packed(b, true, 2, "hash field"),
-            Value::SetMembers(m) => self.unique_or_salvage(m, |e| e, "set member"),
-            Value::ZsetPairs(m) => {
-                let hashes = self.member_hashes.take();
-                let checked = hashes.len() == m.len() && m.len() > PAIRWISE_MAX;
-                let dup = checked
-                    .then(|| first_repeat_hashed(|i| m.get(i).map(|e| &*e.0), &hashes))
-                    .flatten();
-                self.member_hashes.set(hashes);
-                match dup {
-                    Some(None) => Ok(()),
-                    // Salvage keeps what it can the usual way; a fault names the same member.
-                    Some(Some(d)) if !self.salvage => Err(duplicate_fault("zset member", &d)),
-                    _ => self.unique_or_salvage(m, |e| &e.0, "zset member"),
-                }
-            }
-            Value::HashPairs(m) => self.unique_or_salvage(m, |e| &e.0, "hash field"),
-            Value::HashPairsTtl(m) => self.unique_or_salvage(m, |e| &e.0, "hash field"),
+            Value::SetMembers(m) => self.unique_by_hashes(m, |e| e, "set member"),
+            Value::ZsetPairs(m) => self.unique_by_hashes(m, |e| &e.0, "zset member"),
+            Value::HashPairs(m) => self.unique_by_hashes(m, |e| &e.0, "hash field"),
+            Value::HashPairsTtl(m) => self.unique_by_hashes(m, |e| &e.0, "hash field"),
             _ => Ok(()),
+        }
+    }
+
+    /// See [`ObjectDecoder::check_unique`], for decoded collections: by the names'
+    /// hashes where the table walk (or the zset's dict check) left one for each name in
+    /// `member_hashes`, comparing names only where hashes agree; else by a hash set.
+    fn unique_by_hashes<T>(
+        &self,
+        items: &mut Vec<T>,
+        name: impl Fn(&T) -> &Bytes<'a>,
+        what: &str,
+    ) -> Result<(), Fault> {
+        let hashes = self.member_hashes.take();
+        let known = hashes.len() == items.len() && items.len() > PAIRWISE_MAX;
+        let dup = known
+            .then(|| first_repeat_hashed(|i| items.get(i).map(|e| &**name(e)), &hashes))
+            .flatten();
+        self.member_hashes.set(hashes);
+        match dup {
+            Some(None) => Ok(()),
+            // Salvage keeps what it can the usual way; a fault names the same one.
+            Some(Some(d)) if !self.salvage => Err(duplicate_fault(what, &d)),
+            _ => self.unique_or_salvage(items, name, what),
         }
     }
 

@@ -79,7 +79,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         match (h.ty, h.enc) {
             (Some(ty @ (ObjType::Hash | ObjType::Set)), Some(ObjEncoding::Hashtable)) => {
                 let hash = ty == ObjType::Hash;
-                let _ = self.table_entries(h.ptr, true, |k, v| {
+                let _ = self.table_entries(h.ptr, true, |k, v, _| {
                     self.count_object(k, census);
                     if hash {
                         self.count_object(v, census);
@@ -95,7 +95,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .and_then(|zb| z.dict.get(&zb));
                 if let Some(dict) = dict {
                     // The skiplist node's reference too, whoever met the element first.
-                    let _ = self.table_entries(dict, true, |k, _| {
+                    let _ = self.table_entries(dict, true, |k, _, _| {
                         if self.count_object(k, census).is_some() {
                             census.note(k);
                         }

@@ -65,14 +65,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         Ok((len, walked))
     }
 
-    /// Visit every entry of a collection's table: `(key, value word)` of a dict, or
-    /// `(entry, 0)` of a hashtable. Returns the table's own entry count and the
-    /// first fault of the walk (entries after a broken link were not visited).
+    /// Visit every entry of a collection's table: `(key, value word, key's hash)` of a
+    /// dict (the hash when the bucket check computed it), or `(entry, 0, None)` of a
+    /// hashtable. Returns the table's own entry count and the first fault of the walk
+    /// (entries after a broken link were not visited).
     pub(super) fn table_entries(
         &self,
         addr: u64,
         checked: bool,
-        mut f: impl FnMut(u64, u64),
+        mut f: impl FnMut(u64, u64, Option<u64>),
     ) -> Result<(u64, Option<Fault>), Fault> {
         if self.hashtable_collections {
             let hashtables = if checked {
@@ -81,7 +82,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 self.hashtables.with_bucket_check(None, EntryKey::Sds)
             };
             let h = hashtables.header(addr)?;
-            let faults = hashtables.for_each(&h, |e| f(e, 0));
+            let faults = hashtables.for_each(&h, |e| f(e, 0, None));
             Ok((h.used(), faults.into_result().err()))
         } else {
             let dicts = if checked {
@@ -90,7 +91,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 self.dicts.with_bucket_check(None)
             };
             let h = dicts.header(addr)?;
-            let faults = dicts.for_each(&h, f);
+            let faults = dicts.for_each_hashed(&h, f);
             Ok((h.used(), faults.into_result().err()))
         }
     }
@@ -98,12 +99,18 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
     pub(super) fn set_members(&self, table: u64) -> Result<Vec<Bytes<'a>>, Fault> {
         let mut out = Vec::new();
         let mut first = None;
-        let (used, broken) = self.table_entries(table, true, |k, _| match self.element(k) {
-            Ok(m) => out.push(m),
-            Err(e) => {
-                first.get_or_insert(e);
-            }
-        })?;
+        let mut hashes = Hashes::start(self);
+        let (used, broken) =
+            self.table_entries(table, true, |k, _, hash| match self.element(k) {
+                Ok(m) => {
+                    out.push(m);
+                    hashes.push(hash);
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            })?;
+        hashes.finish(self);
         let fault = check_complete(broken.or(first), out.len() as u64, used, "set").err();
         self.salvaged(out, fault)
     }
@@ -126,7 +133,8 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                     .is_ok_and(|h| h.enc != Some(ObjEncoding::Int))
         };
         let mut value_at: Vec<Option<u64>> = Vec::new();
-        let (used, broken) = self.table_entries(table, checked, |k, v| {
+        let mut hashes = Hashes::start(self);
+        let (used, broken) = self.table_entries(table, checked, |k, v, hash| {
             let pair = match fields {
                 HashFieldFlavor::Entry => self.hash_entry(k),
                 HashFieldFlavor::Mstr => read_mstr(self.space, k).and_then(|(field, has_meta)| {
@@ -141,6 +149,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                 Ok((p, at)) => {
                     out.push(p);
                     value_at.push(at.filter(|v| owned(*v)));
+                    hashes.push(hash);
                 }
                 Err(e) => {
                     first.get_or_insert(e);
@@ -148,6 +157,9 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             }
         })?;
         let shared = shared_values(&value_at);
+        if shared.is_empty() {
+            hashes.finish(self);
+        }
         if let Some(&at) = shared.iter().next() {
             first.get_or_insert(Fault::of(FaultKind::Duplicate, format!(
                 "hash fields share one value string at {at:#x} ({} values shared): a damaged value pointer",
@@ -338,6 +350,40 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
             ),
             own,
         ))
+    }
+}
+
+/// The bucket check's hashes of a collection's names, one per name kept, gathered while
+/// its table is walked; handed to [`ObjectDecoder::check_unique`] only when every name
+/// kept has one (see `member_hashes`).
+struct Hashes {
+    hashes: Vec<u64>,
+    whole: bool,
+}
+
+impl Hashes {
+    fn start(objects: &ObjectDecoder<'_, '_>) -> Self {
+        let mut hashes = objects.member_hashes.take();
+        hashes.clear();
+        Hashes {
+            hashes,
+            whole: true,
+        }
+    }
+
+    fn push(&mut self, hash: Option<u64>) {
+        match hash {
+            Some(h) if self.whole => self.hashes.push(h),
+            _ => self.whole = false,
+        }
+    }
+
+    /// Hands the hashes to the duplicate check (none when some name had no hash).
+    fn finish(mut self, objects: &ObjectDecoder<'_, '_>) {
+        if !self.whole {
+            self.hashes.clear();
+        }
+        objects.member_hashes.set(self.hashes);
     }
 }
 

@@ -297,3 +297,59 @@ fn lengths_past_the_heap_are_faults() {
         }
     }
 }
+
+/// A set's dict walked with the bucket check hands its members' hashes to the duplicate
+/// check, which compares names only where hashes agree: a member stored twice (two
+/// strings of one text, in the bucket they hash to) is still found, among more members
+/// than are compared pair by pair; with --salvage the later copy is dropped.
+#[test]
+fn a_set_member_stored_twice_is_found_by_its_hash() {
+    use crate::walker::bucket::BucketCheck;
+    use crate::walker::sds::SdsFormat;
+    use crate::walker::WalkOptions;
+    let l = layout("7.0.15-debian");
+    let check = BucketCheck::new([3; 16], SdsFormat::Typed);
+    for (twice, salvage) in [(false, false), (true, false), (true, true)] {
+        let mut heap = Heap::new(&l);
+        let mut names: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("member:{i}").into_bytes())
+            .collect();
+        if twice {
+            names.push(b"member:17".to_vec());
+        }
+        let mut table = vec![Vec::new(); 64];
+        for n in &names {
+            let p = heap.element(n);
+            table[(check.hash_bytes(n) & 63) as usize].push((p, 0));
+        }
+        let set = heap.dict(&[table], -1).addr;
+        let obj = heap.robj(l.types.set, l.enc.hashtable, set);
+        let space = heap.space();
+        let options = WalkOptions {
+            bucket_check: Some(check),
+            salvage,
+            ..Default::default()
+        };
+        let ctx = WalkContext::new(&space, heap.l, options);
+        let mut d = ObjectDecoder::new(&ctx);
+        let h = d.header(obj).unwrap();
+        let got = d.value(&h);
+        match (twice, salvage) {
+            (false, _) => match got.unwrap() {
+                Value::SetMembers(m) => assert_eq!(m.len(), 40),
+                other => panic!("{other:?}"),
+            },
+            (true, false) => {
+                let e = got.unwrap_err().to_string();
+                assert!(e.contains("member:17"), "{e}");
+            }
+            (true, true) => {
+                match got.unwrap() {
+                    Value::SetMembers(m) => assert_eq!(m.len(), 40),
+                    other => panic!("{other:?}"),
+                }
+                assert!(d.take_partial().is_some());
+            }
+        }
+    }
+}
