@@ -54,6 +54,12 @@ impl DictHeader {
             .min(self.tables[0].size.saturating_add(self.tables[1].size))
     }
 
+    /// Whether its entries are in one table (not rehashing): a bucket check then places
+    /// each in one bucket.
+    pub fn in_one_table(&self) -> bool {
+        self.tables.iter().filter(|t| t.size > 0).count() == 1
+    }
+
     /// True while entries are being moved from table 0 to table 1.
     pub fn rehashing(&self) -> bool {
         self.rehashidx >= 0
@@ -195,9 +201,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
     /// Whether this walk of `header` proves its entries unique by the bucket check (see
     /// [`DictWalker::with_sole_table`]).
     fn proves_by_bucket(&self, header: &DictHeader) -> bool {
-        self.sole_table
-            && self.check.is_some()
-            && header.tables.iter().filter(|t| t.size > 0).count() == 1
+        self.sole_table && self.check.is_some() && header.in_one_table()
     }
 
     /// The same walker for a dict whose key words point at `keys` (sds by default).
@@ -720,11 +724,7 @@ impl<'c, 'a> DictWalker<'c, 'a> {
         // few or none: no room is made for all (a set or hash value is often small, and
         // there are many).
         let sole = self.with_sole_table(true);
-        let mut seen = if sole.proves_by_bucket(header) {
-            SeenEntries::default()
-        } else {
-            SeenEntries::with_capacity(header.used())
-        };
+        let mut seen = SeenEntries::for_walk(sole.proves_by_bucket(header), header.used());
         sole.walk_unique(header, &mut seen, f)
     }
 

@@ -83,9 +83,7 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
 
     /// Whether this walk of `header` proves its entries unique by the bucket check.
     fn proves_by_bucket(&self, header: &DictHeader) -> bool {
-        self.sole_table
-            && self.check.is_some()
-            && header.tables.iter().filter(|t| t.size > 0).count() == 1
+        self.sole_table && self.check.is_some() && header.in_one_table()
     }
 
     /// The same walker, also handing out each key name once, when the bucket check is on
@@ -443,11 +441,7 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
     pub fn for_each(&self, header: &DictHeader, f: impl FnMut(u64)) -> WalkFaults {
         // The set is this walk's own; a walk proving its entries marks few or none.
         let sole = self.with_sole_table(true);
-        let mut seen = if sole.proves_by_bucket(header) {
-            SeenEntries::default()
-        } else {
-            SeenEntries::with_capacity(header.used())
-        };
+        let mut seen = SeenEntries::for_walk(sole.proves_by_bucket(header), header.used());
         sole.for_each_unique(header, &mut seen, f)
     }
 

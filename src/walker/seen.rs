@@ -218,6 +218,16 @@ fn bit_of(addr: u64) -> (u64, usize, u64) {
 }
 
 impl SeenEntries {
+    /// The set of one table's walk of `used` entries: room for all of them, unless the
+    /// walk proves its entries by their buckets (`proven`), and so marks few or none.
+    pub fn for_walk(proven: bool, used: u64) -> Self {
+        if proven {
+            SeenEntries::default()
+        } else {
+            SeenEntries::with_capacity(used)
+        }
+    }
+
     /// An empty set for a walk of about `n` entries (the hint comes from the core: it only
     /// sizes the first, small stage).
     pub fn with_capacity(n: u64) -> Self {
