@@ -115,7 +115,7 @@ impl<T: Parts> Handout<'_, T> {
             To::Direct(take) => self.stopped = take(item).is_break(),
             To::Queue { tx, batch, pace } => {
                 batch.push(item);
-                if batch.len() >= pace.load(Ordering::Relaxed).clamp(1, BATCH) {
+                if batch.len() >= pace.load(Ordering::Relaxed) {
                     let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
                     self.stopped = match tx.try_send(full) {
                         Ok(()) => false,

@@ -139,18 +139,32 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             }
         }
         let t0 = header.tables.first().filter(|t| t.size > 0 && table == 1)?;
+        self.find_in_chain(t0, hash, t0.used + 64, |slot| same(slot.entry, &mut mine))?;
+        mine
+    }
+
+    /// The first slot of the chain of the bucket `hash` selects in `t` (the bucket and its
+    /// children) whose stored fragment is the hash's and for which `found` holds; the walk
+    /// ends at a bucket that cannot be read, and is bounded by `budget` buckets and loop
+    /// detection.
+    fn find_in_chain(
+        &self,
+        t: &Table,
+        hash: u64,
+        budget: u64,
+        mut found: impl FnMut(Slot) -> bool,
+    ) -> Option<Slot> {
         let h = &self.ctx.layout.hashtable;
-        let mut bucket = t0
+        let mut bucket = t
             .buckets
-            .checked_add((hash & t0.size.wrapping_sub(1)).checked_mul(h.bucket_size)?)?;
-        let mut guard = self.ctx.guard("hashtable bucket chain", t0.used + 64);
+            .checked_add((hash & t.size.wrapping_sub(1)).checked_mul(h.bucket_size)?)?;
+        let mut guard = self.ctx.guard("hashtable bucket chain", budget);
         while guard.step(bucket).is_ok() {
             let bytes = self.ctx.space.read(bucket, h.bucket_size as usize).ok()?;
             let (slots, chained, next) = self.slots(&bytes)?;
             for slot in slots {
-                let possible = slot.fragment.is_none_or(|f| f == fragment(hash));
-                if possible && same(slot.entry, &mut mine) {
-                    return mine;
+                if slot.fragment.is_none_or(|f| f == fragment(hash)) && found(slot) {
+                    return Some(slot);
                 }
             }
             if !chained || next == 0 {
@@ -159,6 +173,13 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             bucket = next;
         }
         None
+    }
+
+    /// Bucket links a chain of `t` may have (each bucket holds up to `slots` entries, a
+    /// chain at least slots-1 per link), with slack.
+    fn chain_budget(&self, t: &Table) -> u64 {
+        let slots = self.ctx.layout.hashtable.slots.max(1);
+        t.used / slots.saturating_sub(1).max(1) + 64
     }
 
     /// The same walker, checking each entry against its bucket and stored hash fragment
@@ -445,40 +466,6 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         sole.for_each_unique(header, &mut seen, f)
     }
 
-    /// Whether the chain of the bucket `hash` selects in `t` (the bucket and its children)
-    /// holds `entry` in a slot whose stored fragment is the hash's, as the table walk
-    /// would hand it out there; that walk bounded the same way.
-    fn chain_holds(&self, t: &Table, hash: u64, entry: u64) -> bool {
-        let home = hash & t.size.wrapping_sub(1);
-        let want = fragment(hash);
-        let h = &self.ctx.layout.hashtable;
-        let slots = h.slots.max(1);
-        let mut guard = self.ctx.guard(
-            "hashtable bucket chain",
-            t.used / slots.saturating_sub(1).max(1) + 64,
-        );
-        let mut bucket = t.buckets.wrapping_add(home.wrapping_mul(h.bucket_size));
-        while guard.step(bucket).is_ok() {
-            let Ok(bytes) = self.ctx.space.read(bucket, h.bucket_size as usize) else {
-                return false;
-            };
-            let Some((entries, chained, next)) = self.slots(&bytes) else {
-                return false;
-            };
-            if entries
-                .iter()
-                .any(|s| s.entry == entry && s.fragment.is_none_or(|f| f == want))
-            {
-                return true;
-            }
-            if !chained || next == 0 {
-                return false;
-            }
-            bucket = next;
-        }
-        false
-    }
-
     /// For a walk that proved its entries by the bucket check: marks those of the refused
     /// entries, `misplaced`, that their own chain holds, as the walk handed them out there,
     /// so that [`settle_misplaced`] judges them as after a walk that marked every entry.
@@ -498,7 +485,9 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
             let Some(hash) = Self::entry_hash(&check, keys, objects, self.ctx.space, entry) else {
                 continue;
             };
-            if self.chain_holds(t, hash, entry) {
+            // Held where the table walk would hand it out: its own chain, fragment and all.
+            let held = self.find_in_chain(t, hash, self.chain_budget(t), |s| s.entry == entry);
+            if held.is_some() {
                 seen.first_visit(entry);
             }
         }
@@ -517,7 +506,6 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
         const WHAT: &str = "hashtable bucket chain";
         let h = &self.ctx.layout.hashtable;
         let mut faults = WalkFaults::default();
-        let slots = h.slots.max(1);
         let objects = matches!(
             self.check,
             Some((_, EntryKey::Embedded | EntryKey::ZsetNode))
@@ -549,8 +537,7 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                 );
                 continue;
             }
-            // Each bucket holds up to `slots` entries, a chain at least slots-1 per link.
-            let budget = t.used / slots.saturating_sub(1).max(1) + 64;
+            let budget = self.chain_budget(t);
             let mut visited = 0u64;
             for bi in 0..t.size {
                 if let Err(e) = self.ctx.budget.check() {
@@ -613,11 +600,10 @@ impl<'c, 'a> HashtableWalker<'c, 'a> {
                         let hash = match self.home(objects.as_ref(), slot, bi, t.size) {
                             Ok(h) => h,
                             Err(err) => {
-                                // A damaged pointer led here (the entry's own chain may
-                                // still hand it out: forget it), or its key's bytes are
-                                // damaged; which one is known at the end.
-                                // A slot with a wrong fragment may point into its own
-                                // chain, which must still hand the entry out.
+                                // A damaged pointer led here (the entry's own chain, even
+                                // this one by a slot with a wrong fragment, may still hand
+                                // it out: forget it), or its key's bytes are damaged;
+                                // which one is known at the end.
                                 if by_chain {
                                     chain.pop();
                                 } else {

@@ -354,15 +354,15 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
 }
 
 /// The bucket check's hashes of a collection's names, one per name kept, gathered while
-/// its table is walked; handed to [`ObjectDecoder::check_unique`] only when every name
+/// its table (or a zset's skiplist) is walked; handed to [`ObjectDecoder::check_unique`] only when every name
 /// kept has one (see `member_hashes`).
-struct Hashes {
+pub(super) struct Hashes {
     hashes: Vec<u64>,
     whole: bool,
 }
 
 impl Hashes {
-    fn start(objects: &ObjectDecoder<'_, '_>) -> Self {
+    pub(super) fn start(objects: &ObjectDecoder<'_, '_>) -> Self {
         let mut hashes = objects.member_hashes.take();
         hashes.clear();
         Hashes {
@@ -371,7 +371,7 @@ impl Hashes {
         }
     }
 
-    fn push(&mut self, hash: Option<u64>) {
+    pub(super) fn push(&mut self, hash: Option<u64>) {
         match hash {
             Some(h) if self.whole => self.hashes.push(h),
             _ => self.whole = false,
@@ -379,7 +379,7 @@ impl Hashes {
     }
 
     /// Hands the hashes to the duplicate check (none when some name had no hash).
-    fn finish(mut self, objects: &ObjectDecoder<'_, '_>) {
+    pub(super) fn finish(mut self, objects: &ObjectDecoder<'_, '_>) {
         if !self.whole {
             self.hashes.clear();
         }

@@ -1,7 +1,7 @@
 //! Skiplist-encoded zsets: the level-0 chain of nodes, each checked against the zset's
 //! dict or hashtable, and the element each node holds or embeds.
 
-use super::tables::AddressSet;
+use super::tables::{AddressSet, Hashes};
 use super::{ObjectDecoder, MAX_PREALLOC, MAX_SKIPLIST_LEVELS};
 use crate::profile::layout::ZsetElementFlavor;
 use crate::value::Bytes;
@@ -131,8 +131,7 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
         }
         let mut out = Vec::with_capacity(length.min(MAX_PREALLOC) as usize);
         // The bucket check's hash of each member kept, for the duplicate check.
-        let mut hashes = self.member_hashes.take();
-        hashes.clear();
+        let mut hashes = Hashes::start(self);
         let mut refused: Option<Fault> = None;
         let mut guard = self
             .ctx
@@ -179,14 +178,14 @@ impl<'s, 'a> ObjectDecoder<'s, 'a> {
                         node = next;
                         continue;
                     }
-                    hashes.push(hash);
+                    hashes.push(Some(hash));
                 }
                 out.push((element, score));
                 node = next;
             }
             Ok(())
         })();
-        self.member_hashes.set(hashes);
+        hashes.finish(self);
         let fault = walked.err().or(refused).or(table_fault).or_else(|| {
             (out.len() as u64 != length || length == 0).then(|| {
                 Fault::of(
